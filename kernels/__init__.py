@@ -1,0 +1,39 @@
+"""Chronos kernel corpus: specs of PTX kernels (launch contract, inputs, reference) and a registry.
+
+    from kernels import load, list_kernels
+    spec = load("gemm_tile_4_6_8")
+
+Built-in families are registered on first use; users add their own PTX with `register`.
+"""
+
+from kernels.spec import (
+    BufferSpec,
+    KernelSpec,
+    KernelSpecError,
+    Param,
+    Problem,
+    Tolerance,
+    UnknownKernelError,
+    list_kernels,
+    load,
+    ptx_entries,
+    register,
+    unregister,
+    validate,
+)
+
+__all__ = [
+    "BufferSpec",
+    "KernelSpec",
+    "KernelSpecError",
+    "Param",
+    "Problem",
+    "Tolerance",
+    "UnknownKernelError",
+    "list_kernels",
+    "load",
+    "ptx_entries",
+    "register",
+    "unregister",
+    "validate",
+]

@@ -90,7 +90,10 @@ class Address:
         return f"[{self.base}{sign}{abs(self.offset)}]"
 
 
-_ADDR_RE = re.compile(r"^\[\s*([%$\w.]+)\s*(?:([+-])\s*(0[xX][0-9a-fA-F]+|\d+))?\s*\]$")
+# nvcc writes negative offsets as `[%rd1+-4]`, so the number may carry its own sign.
+_ADDR_RE = re.compile(
+    r"^\[\s*([%$\w.]+)\s*(?:([+-])\s*(-?\s*(?:0[xX][0-9a-fA-F]+|\d+)))?\s*\]$"
+)
 
 # Instructions whose first operand is not written (stores, reductions, control flow, ...).
 _NO_DEST = frozenset(
@@ -171,7 +174,7 @@ class Instruction(Statement):
                     return None
                 off = 0
                 if m.group(2):
-                    off = int(m.group(3), 0) * (-1 if m.group(2) == "-" else 1)
+                    off = int(m.group(3).replace(" ", ""), 0) * (-1 if m.group(2) == "-" else 1)
                 return Address(m.group(1), off)
         return None
 

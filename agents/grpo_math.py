@@ -1,0 +1,57 @@
+"""The GRPO objective (design §3.5, §5.3, §5.4): group advantages, clipped surrogate, KL.
+
+Kept apart from the training loop so that each formula can be checked on hand-computed numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def median_centered(returns: torch.Tensor) -> torch.Tensor:
+    """Episode returns [K, G] minus the median of their kernel's group (MC-GRPO baseline).
+
+    The median is the midpoint of the two middle values for even G (torch.median would
+    return the lower one), so a symmetric group centres on zero.
+    """
+    return returns - torch.quantile(returns, 0.5, dim=1, keepdim=True)
+
+
+def group_advantages(
+    returns: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-8
+) -> torch.Tensor:
+    """GRPO advantages [K, G]: median-centred per kernel, then normalized over the batch.
+
+    Every step of an episode carries its episode's advantage, so the batch mean and
+    (population) standard deviation are taken over steps: an episode counts `lengths[k, g]`
+    times, as in the design's per-step list. Without `lengths` each episode counts once.
+    """
+    centered = median_centered(returns.double())
+    w = torch.ones_like(centered) if lengths is None else lengths.double()
+    mean = (w * centered).sum() / w.sum()
+    std = ((w * (centered - mean) ** 2).sum() / w.sum()).sqrt()
+    return ((centered - mean) / (std + eps)).to(returns.dtype)
+
+
+def zero_spread_fraction(returns: torch.Tensor, tol: float = 1e-12) -> float:
+    """Fraction of kernel groups whose G returns are all equal (no learning signal)."""
+    spread = returns.max(dim=1).values - returns.min(dim=1).values
+    return float((spread <= tol).double().mean())
+
+
+def clipped_surrogate(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip_eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO clipped surrogate loss (to minimize) and the fraction of clipped ratios."""
+    ratio = (logp - old_logp).exp()
+    surr1 = ratio * advantages
+    surr2 = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    loss = -torch.min(surr1, surr2).mean()
+    clip_frac = ((ratio - 1.0).abs() > clip_eps).float().mean()
+    return loss, clip_frac
+
+
+def approx_kl(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
+    """k3 estimate of KL(old || new) from sampled actions, to watch update size (CleanRL)."""
+    log_ratio = logp - old_logp
+    return ((log_ratio.exp() - 1.0) - log_ratio).mean()

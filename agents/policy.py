@@ -1,0 +1,128 @@
+"""The policy network of design §4: an MLP over the 67-float observation with masked logits.
+
+Illegal actions get a logit of -inf before the softmax, so they have probability exactly 0 and
+can never be sampled; every distribution helper here (log-probs, entropy, KL) works on such
+masked logits without producing NaNs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+N_FEATURES = 25
+N_ACTIONS = 21
+OBS_DIM = N_FEATURES + 2 * N_ACTIONS  # features + action mask + action history = 67
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Logits with illegal actions (mask False) set to -inf."""
+    return logits.masked_fill(~mask, float("-inf"))
+
+
+def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Log-softmax of masked logits at a temperature (-inf stays -inf)."""
+    return torch.log_softmax(logits / temperature, dim=-1)
+
+
+def entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Entropy per row of a masked distribution; masked actions contribute 0, not NaN."""
+    logp = log_probs(logits, temperature)
+    legal = torch.isfinite(logp)
+    plogp = torch.where(legal, logp.exp() * logp, torch.zeros_like(logp))
+    return -plogp.sum(-1)
+
+
+def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Exact KL(p || q) per row for two distributions masked alike (21 actions: no estimator)."""
+    logp = log_probs(logits_p)
+    logq = log_probs(logits_q)
+    legal = torch.isfinite(logp)
+    term = torch.where(legal, logp.exp() * (logp - logq), torch.zeros_like(logp))
+    return term.sum(-1)
+
+
+def sample(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One action per row from the masked distribution at `temperature` (0 means argmax)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class PolicyMLP(nn.Module):
+    """Linear(67,128) → ReLU → Dropout → Linear(128,128) → ReLU → Dropout → Linear(128,21).
+
+    The observation is standardized by buffers (`obs_mean`, `obs_std`) fitted on the BC data,
+    so a checkpoint carries its own input scaling.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int = OBS_DIM,
+        hidden: Sequence[int] = (128, 128),
+        n_actions: int = N_ACTIONS,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.obs_dim = obs_dim
+        self.n_actions = n_actions
+        self.hidden = tuple(hidden)
+        self.dropout = dropout
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for h in self.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_actions))
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def fit_normalizer(self, obs: np.ndarray | torch.Tensor) -> None:
+        """Standardize the feature part of the observation with these statistics.
+
+        Mask and history bits are left as 0/1; constant features keep a scale of 1.
+        """
+        x = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+        mean = torch.zeros(self.obs_dim)
+        std = torch.ones(self.obs_dim)
+        mean[:N_FEATURES] = x[:, :N_FEATURES].mean(0)
+        s = x[:, :N_FEATURES].std(0, unbiased=False)
+        std[:N_FEATURES] = torch.where(s > 1e-6, s, torch.ones_like(s))
+        self.obs_mean.copy_(mean)
+        self.obs_std.copy_(std)
+
+    def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Masked logits (illegal actions -inf) for a batch of observations."""
+        x = (obs - self.obs_mean) / self.obs_std
+        return masked_logits(self.net(x), mask)
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: np.ndarray,
+        mask: np.ndarray,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Actions and their log-probs at `temperature` for a batch of numpy observations."""
+        logits = self(torch.as_tensor(obs), torch.as_tensor(mask))
+        a = sample(logits, temperature, generator)
+        t = temperature if temperature > 0 else 1.0
+        lp = log_probs(logits, t).gather(-1, a[:, None]).squeeze(-1)
+        return a.numpy(), lp.numpy()
+
+    def arch(self) -> dict:
+        """Constructor arguments, stored in checkpoints so they rebuild the same net."""
+        return {
+            "obs_dim": self.obs_dim,
+            "hidden": list(self.hidden),
+            "n_actions": self.n_actions,
+            "dropout": self.dropout,
+        }

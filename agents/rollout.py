@@ -1,0 +1,148 @@
+"""Policy rollouts on the pure transform MDP: batched sampling, episodes, evaluation.
+
+All episodes of a batch advance together, so the policy runs one forward pass per step for
+every live episode; the MDP is pure and branchable, so the G rollouts of a kernel share one
+initial state (measured once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.policy import PolicyMLP
+from chronos.transforms import ACTION_NAMES, STOP
+
+
+@dataclass
+class Step:
+    """One decision: what the policy saw, did and got."""
+
+    obs: np.ndarray
+    mask: np.ndarray  # the mask actions were sampled under (forced steps mask stop)
+    action: int
+    logp: float
+    reward: float
+    cycles_before: float
+    cycles_after: float | None
+    iqr: float  # measurement spread of the two states compared (0 for deterministic backends)
+    invalid: bool
+    done: bool
+    reason: str | None
+    ptx_sha256: str | None
+
+
+@dataclass
+class Episode:
+    kernel_id: str
+    group: int
+    base_cycles: float
+    steps: list[Step] = field(default_factory=list)
+    final_cycles: float = math.nan
+
+    @property
+    def ret(self) -> float:
+        return float(sum(s.reward for s in self.steps))
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Names of the transforms kept (stop, no-ops and invalid steps excluded)."""
+        return tuple(
+            ACTION_NAMES[s.action]
+            for s in self.steps
+            if s.action != STOP and not s.invalid and s.cycles_after is not None
+        )
+
+    @property
+    def improvement(self) -> float:
+        """Relative change of cycles, final/base - 1 (negative is faster)."""
+        return self.final_cycles / self.base_cycles - 1.0
+
+    @property
+    def log_speedup(self) -> float:
+        return math.log(self.base_cycles / self.final_cycles)
+
+
+def cycles_of(state: Any) -> float:
+    return float(state.cycles)
+
+
+def iqr_of(state: Any) -> float:
+    m = getattr(state, "measurement", None)
+    if m is None or m.cycles_q1 is None or m.cycles_q3 is None:
+        return 0.0
+    return float(m.cycles_q3 - m.cycles_q1)
+
+
+def rollout(
+    mdp: Any,
+    specs: Sequence[Any],
+    policy: PolicyMLP,
+    *,
+    group_size: int = 1,
+    temperature: float = 0.0,
+    stop_masked_steps: int = 0,
+    generator: torch.Generator | None = None,
+) -> list[Episode]:
+    """`group_size` episodes per kernel, sampled at `temperature` (0 = argmax).
+
+    In the first `stop_masked_steps` steps stop is illegal unless it is the only legal
+    action (the forced-steps curriculum). Episodes come back grouped by kernel, in order.
+    """
+    was_training = policy.training
+    policy.eval()
+    states: list[Any] = []
+    episodes: list[Episode] = []
+    for spec in specs:
+        s0 = mdp.initial(spec)
+        for g in range(group_size):
+            states.append(s0)
+            episodes.append(Episode(spec.id, g, cycles_of(s0)))
+    live = list(range(len(states)))
+    t = 0
+    while live:
+        obs = np.stack([mdp.observe(states[i]) for i in live]).astype(np.float32)
+        mask = np.stack([mdp.mask(states[i]) for i in live]).astype(bool)
+        if t < stop_masked_steps:
+            others = mask.copy()
+            others[:, STOP] = False
+            mask[others.any(1), STOP] = False
+        actions, logps = policy.act(obs, mask, temperature, generator)
+        still: list[int] = []
+        for j, i in enumerate(live):
+            before = states[i]
+            out = mdp.step(before, int(actions[j]))
+            after = out.state
+            measured = not out.invalid and int(actions[j]) != STOP
+            done = bool(out.terminated or out.truncated)
+            episodes[i].steps.append(
+                Step(
+                    obs=obs[j],
+                    mask=mask[j],
+                    action=int(actions[j]),
+                    logp=float(logps[j]),
+                    reward=float(out.reward),
+                    cycles_before=cycles_of(before),
+                    cycles_after=cycles_of(after) if measured else None,
+                    iqr=max(iqr_of(before), iqr_of(after)),
+                    invalid=bool(out.invalid),
+                    done=done,
+                    reason=out.info.get("invalid") or out.info.get("reason"),
+                    ptx_sha256=getattr(before, "ptx_sha256", None),
+                )
+            )
+            states[i] = after
+            if done:
+                episodes[i].final_cycles = cycles_of(after)
+            else:
+                still.append(i)
+        live = still
+        t += 1
+    if was_training:
+        policy.train()
+    return episodes

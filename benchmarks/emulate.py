@@ -1,0 +1,122 @@
+"""How fast the CPU emulator verifies kernels and produces `emulated` measurements.
+
+    python benchmarks/emulate.py [--arch sm_90] [--limit 64] [--workers 2]
+
+1. Per corpus kernel: emulation of the "small" problem with verification (decode cached),
+   without and with the dynamic trace the cost model needs.
+2. Emulated measurements per second through `EmulatedBackend.report` (ptxas + emulation +
+   verification + cost model): cold (assembly and decode caches emptied, distinct PTX) and
+   warm (repeated PTX: ptxas and decode come from the caches), in one process and in a pool
+   of worker processes.
+
+Figures from the cost model are estimates, printed as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import kernels
+from chronos.assemble import cache_clear
+from chronos.emulate import EmulatedBackend, verify
+from chronos.emulate.decode import cache_clear as decode_cache_clear
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def variant(ptx: str, i: int) -> str:
+    """A semantically identical PTX with a distinct hash (defeats every cache)."""
+    return ptx + f"\n// variant {i}\n"
+
+
+def per_kernel(ids: list[str]) -> None:
+    print("\n1. emulation + verification per kernel (small problem, decode cached)")
+    rows = []
+    for k in ids:
+        spec = kernels.load(k)
+        ptx = spec.ptx()
+        verify(spec, ptx)
+        t0 = time.perf_counter()
+        plain = verify(spec, ptx)
+        t1 = time.perf_counter()
+        traced = verify(spec, ptx, trace=True)
+        t2 = time.perf_counter()
+        assert plain.ok and traced.ok, (k, plain.error, traced.error)
+        steps = traced.run.steps if traced.run else 0
+        rows.append((k, t1 - t0, t2 - t1, steps))
+    for k, a, b, steps in rows:
+        print(f"   {k:18s} {a * 1e3:7.1f} ms   traced {b * 1e3:7.1f} ms   {steps:6d} steps")
+    plain = [r[1] for r in rows]
+    traced = [r[2] for r in rows]
+    print(
+        f"   {len(rows)} kernels: mean {statistics.mean(plain) * 1e3:.1f} ms "
+        f"(max {max(plain) * 1e3:.1f} ms); traced mean {statistics.mean(traced) * 1e3:.1f} ms "
+        f"(max {max(traced) * 1e3:.1f} ms); all bit-exact"
+    )
+
+
+def _measure(args: tuple[str, str, str]) -> float:
+    kernel_id, ptx, arch = args
+    rep = EmulatedBackend(arch=arch).report(kernels.load(kernel_id), ptx)
+    assert rep.valid and rep.cost is not None, rep.error
+    return rep.cost.estimate
+
+
+def throughput(ids: list[str], arch: str, workers: int) -> None:
+    print("\n2. emulated measurements per second (ptxas + emulation + verify + cost model)")
+    specs = [kernels.load(k) for k in ids]
+    cold_jobs = [(s.id, variant(s.ptx(), i), arch) for i, s in enumerate(specs)]
+    cache_clear()
+    decode_cache_clear()
+    t0 = time.perf_counter()
+    estimates = [_measure(j) for j in cold_jobs]
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for j in cold_jobs:
+        _measure(j)
+    warm = time.perf_counter() - t0
+    n = len(cold_jobs)
+    print(f"   1 process, cold: {n / cold:6.1f} measurements/s ({cold / n * 1e3:.0f} ms each)")
+    print(f"   1 process, warm: {n / warm:6.1f} measurements/s ({warm / n * 1e3:.0f} ms each)")
+    if workers > 1:
+        jobs = [(s.id, variant(s.ptx(), 1000 + i), arch) for i, s in enumerate(specs)]
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_measure, [(ids[0], specs[0].ptx(), arch)] * workers))
+            t0 = time.perf_counter()
+            list(pool.map(_measure, jobs))
+            par = time.perf_counter() - t0
+        print(f"   {workers} processes, cold: {n / par:6.1f} measurements/s")
+    lo, hi = min(estimates), max(estimates)
+    print(f"   estimates (model units, {arch}): {lo:.0f} .. {hi:.0f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--arch", default="sm_90")
+    ap.add_argument("--limit", type=int, default=64, help="corpus kernels to use")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    ids = kernels.list_kernels()[: args.limit]
+    print(f"chronos emulator benchmark on {machine()}")
+    per_kernel(ids)
+    throughput(ids, args.arch, args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Exceptions of the ptxas wrapper.
+
+`PtxasError` means "this PTX is invalid": the environment turns it into an invalid step.
+`PtxasNotFoundError` means the machine is not set up, which must never be mistaken for a bad
+kernel, so it is not a `PtxasError`. Both pickle (their `args` are their constructor
+arguments), so they cross the measurement layer's worker-process boundary intact.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ptxas kernel.ptx, line 12; error   : Unknown symbol '%r9'
+_DIAGNOSTIC = re.compile(
+    r"^ptxas (?P<file>.+?), line (?P<line>\d+); (?P<severity>error|warning)\s*: (?P<msg>.*)$"
+)
+_FATAL = re.compile(r"^ptxas fatal\s*: (?P<msg>.*)$")
+
+INSTALL_HINT = (
+    "Install it with `pip install nvidia-cuda-nvcc` (or `pip install 'chronos[ptxas]'`, "
+    "`pip install -e '.[ptxas]'` in a checkout), install the CUDA toolkit, or point "
+    "CHRONOS_PTXAS at a ptxas executable."
+)
+
+
+class PtxasNotFoundError(FileNotFoundError):
+    """No usable ptxas executable was found; the message says how to get one."""
+
+
+class PtxasError(Exception):
+    """ptxas rejected the PTX (or ran past its timeout).
+
+    `returncode` is ptxas's exit status (None after a timeout), `log` its whole output, and
+    `errors` the (PTX line, message) pairs of its `line N; error : ...` diagnostics.
+    """
+
+    def __init__(
+        self, message: str, returncode: int | None, log: str, errors: list[tuple[int, str]]
+    ):
+        super().__init__(message, returncode, log, errors)
+        self.message = message
+        self.returncode = returncode
+        self.log = log
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def from_log(cls, returncode: int | None, log: str, ptx: str) -> PtxasError:
+        """Build the error with a message that quotes each offending PTX line."""
+        errors = parse_errors(log)
+        source = ptx.splitlines()
+        lines = [f"ptxas rejected the PTX (exit status {returncode}):"]
+        previous = 0
+        for line, msg in errors:
+            if line != previous:
+                text = source[line - 1].strip() if 1 <= line <= len(source) else ""
+                lines.append(f"  line {line}: {text}".rstrip())
+                previous = line
+            lines.append(f"    error: {msg}")
+        fatal = [m["msg"] for m in map(_FATAL.match, log.splitlines()) if m]
+        if not errors:
+            lines.extend(f"  {msg}" for msg in fatal)
+            if not fatal:
+                lines.append("  " + (log.strip() or "(no output)").replace("\n", "\n  "))
+        return cls("\n".join(lines), returncode, log, errors)
+
+
+class PtxasTimeoutError(PtxasError):
+    """ptxas ran past its time limit; not cached, since a rerun may succeed."""
+
+
+def parse_errors(log: str) -> list[tuple[int, str]]:
+    """(line, message) of every error ptxas reported against a PTX line, sorted by line."""
+    found = []
+    for text in log.splitlines():
+        m = _DIAGNOSTIC.match(text)
+        if m and m["severity"] == "error":
+            found.append((int(m["line"]), m["msg"].strip()))
+    return sorted(found, key=lambda e: e[0])

@@ -1,0 +1,143 @@
+"""Finding and running the ptxas executable.
+
+Chronos needs no CUDA toolkit: the `nvidia-cuda-nvcc` wheel on PyPI ships ptxas, as
+`nvidia/cu13/bin/ptxas` (CUDA 13 wheels) or `nvidia/cuda_nvcc/bin/ptxas` (the CUDA 12
+`nvidia-cuda-nvcc-cu12` wheels). `nvidia` is a namespace package without `__init__`, so
+`importlib.util.find_spec` locates it without importing anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from chronos.assemble.errors import INSTALL_HINT, PtxasNotFoundError
+
+ENV_VAR = "CHRONOS_PTXAS"
+DEFAULT_DIRS: tuple[Path, ...] = (Path("/usr/local/cuda/bin"),)
+WHEEL_LAYOUTS: tuple[str, ...] = ("cu13/bin", "cuda_nvcc/bin")
+
+
+def find_ptxas() -> Path:
+    """The ptxas to use: $CHRONOS_PTXAS, PATH, $CUDA_HOME/bin, /usr/local/cuda/bin, the wheel.
+
+    An explicit $CHRONOS_PTXAS that is not an executable is an error, not something to search
+    past: the user asked for that binary.
+    """
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if path.is_file() and os.access(path, os.X_OK):
+            return path.resolve()
+        raise PtxasNotFoundError(
+            f"{ENV_VAR}={explicit} is not an executable file. Point it at ptxas, or unset it "
+            f"to search PATH, $CUDA_HOME/bin, /usr/local/cuda/bin and the nvidia-cuda-nvcc "
+            f"wheel. {INSTALL_HINT}"
+        )
+    on_path = shutil.which("ptxas")
+    if on_path:
+        return Path(on_path).resolve()
+    dirs = list(DEFAULT_DIRS)
+    if cuda_home := os.environ.get("CUDA_HOME"):
+        dirs.insert(0, Path(cuda_home) / "bin")
+    for d in dirs:
+        if found := shutil.which("ptxas", path=str(d)):
+            return Path(found).resolve()
+    if wheel := wheel_ptxas():
+        return wheel
+    raise PtxasNotFoundError(
+        f"ptxas not found (looked at ${ENV_VAR}, PATH, "
+        f"{', '.join(str(d) for d in dirs)} and the nvidia-cuda-nvcc wheel). {INSTALL_HINT}"
+    )
+
+
+def wheel_ptxas() -> Path | None:
+    """ptxas from an installed `nvidia-cuda-nvcc` (or `-cu12`) wheel, if any."""
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        for layout in WHEEL_LAYOUTS:
+            if found := shutil.which("ptxas", path=str(Path(root) / layout)):
+                return Path(found).resolve()
+    return None
+
+
+@dataclass(frozen=True)
+class PtxasRun:
+    """One ptxas invocation: exit status, merged stdout+stderr, wall time, cubin (if any)."""
+
+    returncode: int
+    log: str
+    seconds: float
+    cubin: bytes | None
+
+
+def run_ptxas(
+    ptxas: Path,
+    ptx: str,
+    arch: str,
+    opt_level: int,
+    extra_args: Sequence[str],
+    timeout: float | None,
+) -> PtxasRun:
+    """Assemble `ptx` in a private temporary directory; raises subprocess.TimeoutExpired.
+
+    The file is called kernel.ptx and ptxas runs inside the directory, so diagnostics read
+    `ptxas kernel.ptx, line 12; error : ...` whatever the temporary path was.
+    """
+    with tempfile.TemporaryDirectory(prefix="chronos-ptxas-") as tmp:
+        src, out = Path(tmp, "kernel.ptx"), Path(tmp, "kernel.cubin")
+        src.write_text(ptx, encoding="utf-8")
+        cmd = [
+            str(ptxas),
+            f"-arch={arch}",
+            "-v",
+            f"-O{opt_level}",
+            *extra_args,
+            "-o",
+            out.name,
+            src.name,
+        ]
+        start = time.perf_counter()
+        proc = subprocess.run(
+            cmd,
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        cubin = out.read_bytes() if proc.returncode == 0 and out.exists() else None
+    return PtxasRun(proc.returncode, proc.stdout, seconds, cubin)
+
+
+def ptxas_version(ptxas: Path) -> str:
+    """The release of a ptxas binary, e.g. "13.0.88" (from `ptxas --version`)."""
+    stat = ptxas.stat()
+    return _version(str(ptxas), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _version(ptxas: str, mtime_ns: int, size: int) -> str:
+    out = subprocess.run(
+        [ptxas, "--version"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout
+    m = re.search(r"V(\d+\.\d+\.\d+)", out) or re.search(r"release (\d+\.\d+)", out)
+    return m[1] if m else "unknown"

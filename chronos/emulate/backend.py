@@ -1,0 +1,200 @@
+"""The `emulated` measurement backend: ptxas figures + CPU emulation + the cost model.
+
+For a GPU-less machine. Each measurement assembles the PTX with ptxas (registers, spills,
+SASS count), runs it in the emulator on the kernel's small problem and verifies the outputs,
+then turns the dynamic trace into a cycle estimate (chronos.emulate.costmodel). The result is
+always labelled an estimate: `estimate=True`, `backend="emulated"`,
+`device="cpu-emulator (estimate)"`. A kernel that ptxas rejects, that faults, that the
+emulator does not support or whose outputs differ yields an invalid Measurement whose `error`
+says why; only a missing ptxas (a setup problem) raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from chronos.emulate.costmodel import MODEL_VERSION, CostEstimate, arch_profile, estimate
+from chronos.emulate.executor import DEFAULT_MAX_STEPS
+from chronos.emulate.verify import VerifyResult, compare, verify
+
+BACKEND = "emulated"
+DEVICE = "cpu-emulator (estimate)"
+
+
+@dataclass
+class EmulatedReport:
+    """Everything one emulated measurement found; `measure` condenses it to a Measurement."""
+
+    ptx_sha256: str
+    valid: bool
+    error: str | None
+    registers: int | None = None
+    spills: int | None = None
+    sass_instructions: int | None = None
+    verify: VerifyResult | None = None
+    cost: CostEstimate | None = None
+    bit_exact: bool | None = None
+
+
+class EmulatedBackend:
+    """Estimate a kernel's cycles without a GPU.
+
+    `arch` is the ptxas target and the SM profile of the cost model; `size` the problem the
+    emulator runs ("small"); `occupancy_size` the problem whose grid sets how many blocks
+    share an SM ("full", as timed on the GPU). `exact=None` accepts outputs that are bit-exact
+    or, failing that, within the kernel's tolerance (reported in `extra["bit_exact"]`);
+    True/False force one comparison.
+    """
+
+    name = BACKEND
+    device = DEVICE
+
+    def __init__(
+        self,
+        arch: str = "sm_90",
+        size: str = "small",
+        seed: int = 0,
+        exact: bool | None = None,
+        occupancy_size: str = "full",
+        max_steps: int = DEFAULT_MAX_STEPS,
+    ):
+        self.arch = arch
+        self.profile = arch_profile(arch)
+        self.size = size
+        self.seed = seed
+        self.exact = exact
+        self.occupancy_size = occupancy_size
+        self.max_steps = max_steps
+
+    def __repr__(self) -> str:
+        return f"EmulatedBackend(arch={self.arch!r}, size={self.size!r}, seed={self.seed})"
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.profile.clock_mhz
+
+    def report(self, spec: Any, ptx: str) -> EmulatedReport:
+        """Assemble, emulate, verify and estimate; never raises for a bad kernel."""
+        from chronos.assemble import PtxasError, assemble
+
+        sha = hashlib.sha256(ptx.encode()).hexdigest()
+        try:
+            asm = assemble(ptx, self.arch)
+        except PtxasError as exc:
+            return EmulatedReport(sha, False, f"ptxas rejected the PTX: {exc}")
+        res = asm.resources.get(spec.entry)
+        regs = res.registers if res else None
+        spills = (res.spill_stores + res.spill_loads) if res else None
+        sass = asm.sass_instructions.get(spec.entry)
+        base = EmulatedReport(sha, False, None, regs, spills, sass)
+        strict = self.exact is not False
+        v = verify(
+            spec,
+            ptx,
+            exact=strict,
+            seed=self.seed,
+            size=self.size,
+            trace=True,
+            max_steps=self.max_steps,
+        )
+        base.verify = v
+        bit_exact: bool | None = v.ok if strict else None
+        if not v.ok and v.kind == "mismatch" and self.exact is None and v.run is not None:
+            problem = spec.problem(self.size)
+            inputs = spec.make_inputs(problem, self.seed)
+            ref = spec.reference(problem, inputs)
+            tol = spec.tolerance
+            n, _, _ = compare(v.run.outputs, ref, False, float(tol.rtol), float(tol.atol))
+            if n == 0:
+                v = VerifyResult(True, v.max_abs_err, 0, None, "ok", v.run)
+        if not v.ok or v.run is None:
+            base.error = f"emulator: {v.kind}: {v.error}"
+            return base
+        run = v.run
+        assert run.trace is not None
+        threads = run.block[0] * run.block[1] * run.block[2]
+        try:
+            occ_problem = spec.problem(self.occupancy_size)
+        except KeyError:
+            occ_problem = spec.problem(self.size)
+        gx, gy, gz = occ_problem.grid
+        shared = res.shared_bytes if res else None
+        if shared is not None:
+            shared += occ_problem.dynamic_shared_bytes
+        cost = estimate(
+            run.program,
+            run.trace,
+            threads,
+            arch=self.arch,
+            registers=regs or 0,
+            spill_store_bytes=res.spill_stores if res else 0,
+            spill_load_bytes=res.spill_loads if res else 0,
+            shared_bytes=shared,
+            total_blocks=gx * gy * gz,
+        )
+        base.valid = True
+        base.cost = cost
+        base.bit_exact = bit_exact
+        return base
+
+    def measure(self, spec: Any, ptx: str) -> Any:
+        """A Measurement (chronos.measure) labelled as an estimate."""
+        from chronos.measure.measurement import Measurement
+
+        rep = self.report(spec, ptx)
+        common: dict[str, Any] = {
+            "backend": BACKEND,
+            "device": DEVICE,
+            "clock_mhz": self.clock_mhz,
+            "regs": rep.registers,
+            "spills": rep.spills,
+            "harness_version": MODEL_VERSION,
+            "estimate": True,
+            "ptx_sha256": rep.ptx_sha256,
+            "kernel_id": spec.id,
+        }
+        if not rep.valid or rep.cost is None:
+            return Measurement(
+                cycles=None,
+                cycles_q1=None,
+                cycles_q3=None,
+                time_ns=None,
+                n=0,
+                valid=False,
+                error=rep.error,
+                extra={"sass_instructions": rep.sass_instructions},
+                **common,
+            )
+        c = rep.cost.estimate
+        extra = rep.cost.as_dict()
+        extra.update(
+            {
+                "sass_instructions": rep.sass_instructions,
+                "bit_exact": rep.bit_exact,
+                "emulated_problem": self.size,
+                "emulated_steps": rep.verify.run.steps if rep.verify and rep.verify.run else None,
+            }
+        )
+        return Measurement(
+            cycles=c,
+            cycles_q1=c,
+            cycles_q3=c,
+            time_ns=c / self.clock_mhz * 1e3,
+            n=1,
+            valid=True,
+            error=None,
+            extra=extra,
+            **common,
+        )
+
+
+def register() -> bool:
+    """Register the backend with chronos.measure under "emulated" (False if it is absent)."""
+    try:
+        from chronos.measure.registry import register_backend
+    except ImportError:
+        return False
+    register_backend(BACKEND, EmulatedBackend)
+    return True

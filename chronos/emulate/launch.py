@@ -1,0 +1,149 @@
+"""Launching a kernel in the emulator: buffers into the arena, arguments into .param, run.
+
+`run_kernel` is the general entry point (any PTX, any buffers); `emulate` launches a
+KernelSpec's problem with its seeded inputs and alignment contract.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chronos.emulate.decode import decode
+from chronos.emulate.executor import DEFAULT_MAX_STEPS, Machine
+from chronos.emulate.memory import GLOBAL_BASE, POISON, Arena
+from chronos.emulate.program import Program
+from chronos.emulate.trace import Trace
+from chronos.ptx.model import type_bytes
+
+DEFAULT_ALIGNMENT = 256
+"""What cudaMalloc guarantees; used for pointers the caller gives no alignment for."""
+
+
+@dataclass
+class RunResult:
+    """Buffers after the run, and what the cost model needs from it."""
+
+    outputs: dict[str, np.ndarray]
+    steps: int
+    trace: Trace | None
+    program: Program
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    warps_per_block: int
+    addresses: dict[str, int]
+
+
+def _encode_scalar(value: Any, ptx_type: str) -> bytes:
+    size = type_bytes(ptx_type) if ptx_type else 8
+    if ptx_type.startswith(".f"):
+        return struct.pack("<f" if size == 4 else "<d", float(value))
+    return (int(value) % (1 << (8 * size))).to_bytes(size, "little")
+
+
+def run_kernel(
+    ptx: str,
+    *,
+    grid: Sequence[int],
+    block: Sequence[int],
+    buffers: Mapping[str, np.ndarray],
+    args: Mapping[str, Any],
+    entry: str | None = None,
+    alignment: Mapping[str, int] | None = None,
+    read_only: frozenset[str] | set[str] = frozenset(),
+    dynamic_shared: int = 0,
+    trace: bool = False,
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> RunResult:
+    """Run `entry` of `ptx` on copies of `buffers`.
+
+    `args` maps each PTX parameter name to a buffer name (a pointer to that buffer) or a
+    number. `alignment` gives a buffer's guaranteed alignment (default 256); buffers named in
+    `read_only` fault on any store. Raises EmulationError (MemoryFault, UnsupportedInstruction,
+    StepLimitExceeded, TrapExecuted) when the kernel cannot be run to completion.
+    """
+    program = decode(ptx, entry)
+    alignment = dict(alignment or {})
+    arena = Arena(GLOBAL_BASE, "global")
+    addresses: dict[str, int] = {}
+    for name, arr in buffers.items():
+        raw = np.ascontiguousarray(arr).tobytes()
+        addresses[name] = arena.allocate(
+            name, len(raw), alignment.get(name, DEFAULT_ALIGNMENT), name in read_only, raw
+        )
+    values: dict[str, bytes] = {}
+    for slot in program.params:
+        if slot.name not in args:
+            continue
+        v = args[slot.name]
+        if isinstance(v, str):
+            values[slot.name] = addresses[v].to_bytes(8, "little")
+        else:
+            values[slot.name] = _encode_scalar(v, slot.type)
+    m = Machine(program, grid, block, arena, values, dynamic_shared, trace)
+    steps = m.run(max_steps)
+    outputs = {}
+    for name, arr in buffers.items():
+        start, size = arena.region_bytes(name)
+        a = np.asarray(arr)
+        outputs[name] = arena.data[start : start + size].copy().view(a.dtype).reshape(a.shape)
+    return RunResult(
+        outputs=outputs,
+        steps=steps,
+        trace=m.trace,
+        program=program,
+        grid=m.grid,  # type: ignore[arg-type]
+        block=m.block,  # type: ignore[arg-type]
+        warps_per_block=m.warps_per_block,
+        addresses=addresses,
+    )
+
+
+def emulate(
+    spec: Any,
+    ptx: str | None = None,
+    size: str = "small",
+    seed: int = 0,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    trace: bool = False,
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> RunResult:
+    """Launch `spec`'s problem `size` on its seeded inputs (or `inputs`), running `ptx`.
+
+    Buffers with role "out" start filled with 0xFF bytes rather than the zeros `make_inputs`
+    gives them, so an element the kernel never writes cannot match a zero reference.
+    """
+    problem = spec.problem(size)
+    if inputs is None:
+        inputs = spec.make_inputs(problem, seed)
+    args: dict[str, Any] = {}
+    alignment: dict[str, int] = {}
+    buffers = dict(inputs)
+    for b in spec.buffers:
+        if b.role == "out":
+            # Like cudaMalloc'd memory, outputs start as garbage: unwritten elements show up.
+            a = np.asarray(inputs[b.name])
+            buffers[b.name] = np.full(a.nbytes, POISON, np.uint8).view(a.dtype).reshape(a.shape)
+    for p in spec.params:
+        if p.kind == "buffer":
+            args[p.name] = p.buffer
+            alignment[p.buffer] = int(spec.alignment.get(p.name, DEFAULT_ALIGNMENT))
+        else:
+            args[p.name] = problem.scalars[p.name]
+    return run_kernel(
+        spec.ptx() if ptx is None else ptx,
+        grid=problem.grid,
+        block=problem.block,
+        buffers=buffers,
+        args=args,
+        entry=spec.entry,
+        alignment=alignment,
+        read_only=frozenset(spec.read_only or ()),
+        dynamic_shared=problem.dynamic_shared_bytes,
+        trace=trace,
+        max_steps=max_steps,
+    )

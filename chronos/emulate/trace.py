@@ -1,0 +1,133 @@
+"""The dynamic instruction trace: which warps issued which instruction, and memory traffic.
+
+The executor appends one entry per executed step (a static instruction run by some set of
+threads). Memory instructions add per-warp transaction counts computed from the actual
+addresses: 128-byte lines and 32-byte sectors for global and local memory, wavefronts (bank
+conflicts included) for shared memory. The cost model replays this trace per warp.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+SHARED_BANKS = 32
+
+
+@dataclass
+class MemStats:
+    """Per-warp memory work of one step (arrays of length n_warps)."""
+
+    lines: np.ndarray
+    sectors: np.ndarray
+    wavefronts: np.ndarray
+    bytes: np.ndarray
+
+
+class Trace:
+    """Steps in execution order; warp activity is resolved lazily by `warp_activity`."""
+
+    def __init__(self, n_warps: int, warps_per_block: int):
+        self.n_warps = n_warps
+        self.warps_per_block = warps_per_block
+        self.pcs: list[int] = []
+        self._masks: list[np.ndarray | None] = []
+        self.mem: dict[int, MemStats] = {}
+        self._pattern: dict[tuple[int, str, int], tuple[int, np.ndarray, np.ndarray, MemStats]] = {}
+
+    def __len__(self) -> int:
+        return len(self.pcs)
+
+    def step(self, pc: int, mask: np.ndarray | None) -> None:
+        self.pcs.append(pc)
+        self._masks.append(mask)
+
+    def memory(self, space: str, addr: np.ndarray, threads: np.ndarray, size: int) -> None:
+        """Record the transactions of one access by `threads` (padded thread indices)."""
+        if len(addr) == 0:
+            return
+        a = addr.astype(np.int64)
+        # Loops repeat an access pattern shifted by a multiple of 128 bytes: same transactions.
+        key = (self.pcs[-1], space, size)
+        hit = self._pattern.get(key)
+        rel = a - a[0]
+        if (
+            hit is not None
+            and hit[0] == int(a[0]) % 128
+            and hit[1].shape == rel.shape
+            and np.array_equal(hit[1], rel)
+            and np.array_equal(hit[2], threads)
+        ):
+            stats = hit[3]
+        else:
+            stats = self._transactions(space, a, threads, size)
+            if stats is None:
+                return
+            self._pattern[key] = (int(a[0]) % 128, rel, threads, stats)
+        step = len(self.pcs) - 1
+        prev = self.mem.get(step)
+        if prev is not None:
+            stats = MemStats(
+                stats.lines + prev.lines,
+                stats.sectors + prev.sectors,
+                stats.wavefronts + prev.wavefronts,
+                stats.bytes + prev.bytes,
+            )
+        self.mem[step] = stats
+
+    def _transactions(
+        self, space: str, a: np.ndarray, threads: np.ndarray, size: int
+    ) -> MemStats | None:
+        nw = self.n_warps
+        warp = threads.astype(np.int64) >> 5
+        zeros = np.zeros(nw, np.int64)
+        lines, sectors, waves = zeros, zeros, zeros
+        nbytes = np.bincount(warp, minlength=nw) * size
+        if space == ".shared":
+            words_per_lane = max(1, size // 4)
+            words = a >> 2
+            ww = warp
+            if words_per_lane > 1:
+                words = (words[:, None] + np.arange(words_per_lane)).ravel()
+                ww = np.repeat(warp, words_per_lane)
+            uniq = np.unique((ww << 32) | words)
+            uw = uniq >> 32
+            bank = uniq & (SHARED_BANKS - 1)
+            per_bank = np.bincount(uw * SHARED_BANKS + bank, minlength=nw * SHARED_BANKS)
+            degree = per_bank.reshape(nw, SHARED_BANKS).max(1)
+            distinct = np.bincount(uw, minlength=nw)
+            waves = np.maximum(degree, -(-distinct * 4 // 128))
+        elif space == ".local":
+            lanes = np.bincount(warp, minlength=nw)
+            lines = -(-lanes * size // 128)
+            sectors = -(-lanes * size // 32)
+        elif space == ".global":
+            sectors = np.bincount(np.unique((warp << 40) | (a >> 5)) >> 40, minlength=nw)
+            lines = np.bincount(np.unique((warp << 40) | (a >> 7)) >> 40, minlength=nw)
+        else:
+            return None
+        return MemStats(lines, sectors, waves, nbytes)
+
+    def warp_activity(self) -> np.ndarray:
+        """(n_steps, n_warps) bool: warp w issued step s (some lane of it was active)."""
+        out = np.ones((len(self.pcs), self.n_warps), bool)
+        cache: dict[int, np.ndarray] = {}
+        for i, m in enumerate(self._masks):
+            if m is None:
+                continue
+            key = id(m)
+            row = cache.get(key)
+            if row is None:
+                row = cache[key] = m.reshape(self.n_warps, 32).any(1)
+            out[i] = row
+        return out
+
+    def counts(self, classes: list[str]) -> Counter[str]:
+        """Warp-level dynamic instruction counts by class (`classes[pc]` names the class)."""
+        act = self.warp_activity().sum(1)
+        c: Counter[str] = Counter()
+        for pc, n in zip(self.pcs, act, strict=True):
+            c[classes[pc]] += int(n)
+        return c

@@ -1,0 +1,140 @@
+"""What every transform shares: the kernel's contract as a context, the result type, the base class.
+
+A transform is a pure function of (PTX, context): it never reads the GPU, the clock or global
+state, so the same input gives the same output on every machine, which is what lets the
+measurement store key on the PTX hash and lets episodes be replayed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from chronos.ptx import Function, Module
+
+
+class NotApplicable(Exception):
+    """Raised by `Transform.rewrite` when its precondition fails; the message is the reason."""
+
+
+class TransformResult(NamedTuple):
+    """`ptx` is the input unchanged when `changed` is False; `reason` says why either way."""
+
+    ptx: str
+    changed: bool
+    reason: str
+
+
+def _frozen(items: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((str(k), int(v)) for k, v in (items or {}).items()))
+
+
+@dataclass(frozen=True)
+class TransformContext:
+    """The kernel facts transforms may rely on, from its KernelSpec (or written by hand in tests).
+
+    `alignment`: pointer parameter -> guaranteed byte alignment; `divisibility`: scalar parameter
+    -> a guaranteed divisor of its value; `read_only`: pointer parameters whose buffer nobody
+    writes during the launch; `block`: the exact launch block shape; `arch`: the target SM.
+    Mappings are stored as sorted tuples so that a context is hashable (analyses cache on it).
+    """
+
+    entry: str | None = None
+    alignment: tuple[tuple[str, int], ...] = ()
+    divisibility: tuple[tuple[str, int], ...] = ()
+    read_only: frozenset[str] = frozenset()
+    block: tuple[int, int, int] | None = None
+    arch: str = "sm_80"
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    @classmethod
+    def make(
+        cls,
+        entry: str | None = None,
+        alignment: Mapping[str, int] | None = None,
+        divisibility: Mapping[str, int] | None = None,
+        read_only: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
+        block: tuple[int, int, int] | None = None,
+        arch: str = "sm_80",
+    ) -> TransformContext:
+        """Build from plain mappings (the convenient form for hand-written PTX in tests)."""
+        return cls(
+            entry=entry,
+            alignment=_frozen(alignment),
+            divisibility=_frozen(divisibility),
+            read_only=frozenset(read_only),
+            block=tuple(int(b) for b in block) if block else None,  # type: ignore[arg-type]
+            arch=arch,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: Any, arch: str | None = None) -> TransformContext:
+        """The contract of a `kernels.KernelSpec`; `arch` defaults to the spec's PTX target."""
+        ro_buffers = set(spec.read_only or ())
+        read_only = {p.name for p in spec.params if p.kind == "buffer" and p.buffer in ro_buffers}
+        return cls.make(
+            entry=spec.entry,
+            alignment=spec.alignment,
+            divisibility=spec.divisibility,
+            read_only=read_only,
+            block=tuple(spec.problem("full").block),
+            arch=arch or spec.target,
+        )
+
+    def align_of(self, param: str) -> int:
+        return dict(self.alignment).get(param, 1)
+
+    def divisor_of(self, param: str) -> int:
+        return dict(self.divisibility).get(param, 1)
+
+    @property
+    def sm(self) -> int:
+        """The SM number of `arch` (80 for "sm_80", 90 for "sm_90a")."""
+        m = re.match(r"sm_(\d+)", self.arch)
+        return int(m.group(1)) if m else 0
+
+
+class Transform:
+    """One action. Subclasses set the class attributes and implement `rewrite`.
+
+    `rewrite` returns the new PTX text or raises NotApplicable with a reason; returning the
+    input text unchanged also counts as not applicable. Transforms must be deterministic,
+    semantics-preserving (up to rounding when `exact` is False) and idempotent.
+    """
+
+    name: str = ""
+    group: str = ""
+    exclusive: bool = False
+    exact: bool = True
+    summary: str = ""
+    safety: str = ""
+    min_sm: int = 0
+
+    def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        raise NotImplementedError
+
+    def run(self, module: Module, ctx: TransformContext) -> TransformResult:
+        """Apply to the context's entry; never raises for an inapplicable transform."""
+        if ctx.sm < self.min_sm:
+            return TransformResult(module.text, False, f"{self.name} needs sm_{self.min_sm}+")
+        try:
+            fn = module.entry(ctx.entry)
+        except (KeyError, ValueError) as exc:
+            return TransformResult(module.text, False, f"no entry: {exc}")
+        try:
+            text = self.rewrite(module, fn, ctx)
+        except NotApplicable as exc:
+            return TransformResult(module.text, False, str(exc))
+        if text == module.text:
+            return TransformResult(module.text, False, f"{self.name}: nothing to change")
+        return TransformResult(text, True, f"{self.name}: {self.summary}")
+
+    def applicable(self, module: Module, ctx: TransformContext) -> bool:
+        """The precondition: would `run` change the PTX?"""
+        return self.run(module, ctx).changed
+
+    def __repr__(self) -> str:
+        kind = "exact" if self.exact else "rounding"
+        return f"<{type(self).__name__} {self.name} [{self.group}{'*' if self.exclusive else ''}, {kind}]>"

@@ -1,0 +1,127 @@
+"""gemm_tile(TM, TN, TK): the 64-variant tiled SGEMM corpus, C = A @ B.
+
+An 8x8 thread block computes a BM x BN tile of C (BM = 8*TM, BN = 8*TN), stepping K by
+BK = 8*TK through shared memory; each thread copies TM x TK adjacent elements of A and
+TK x TN of B per step and owns a TM x TN block of accumulators. Copies are unguarded because
+every problem is a multiple of the tile, which is what leaves runs of scalar global loads at
+consecutive offsets for the vectorizing and scheduling transforms (see gemm_tile.cu).
+
+Inputs are small dyadic values, `rng.integers(-8, 9) / 4` in float32. Every product is a
+multiple of 1/16 of magnitude <= 4, and every partial sum is a multiple of 1/16 of magnitude
+<= 4*K, so with K <= 2**18 all of them are exact in float32 (24-bit significand). The result is
+therefore independent of summation order and of FMA contraction, and the float64 reference is
+bit-exact for ANY correct kernel: "bit-exact" verification of an exact transform means
+something, and only rounding-changing transforms need the tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+
+FAMILY = "gemm_tile"
+TILES = (2, 4, 6, 8)
+THREADS = 8
+"""Threads per block side: the block is THREADS x THREADS."""
+
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE / "gemm_tile.cu"
+PTX_DIR = HERE / "ptx"
+MANIFEST = HERE / "manifest.json"
+TARGET = "sm_80"
+ALIGNMENT = 256
+TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
+
+FULL_GRID = (8, 8, 1)
+FULL_K_STEPS = 4
+SMALL_GRID = (2, 2, 1)
+SMALL_K_STEPS = 2
+MAX_EXACT_K = 2**18
+"""Largest K for which dyadic inputs keep every partial sum exact in float32."""
+
+
+def variant_id(tm: int, tn: int, tk: int) -> str:
+    """Kernel id and PTX entry name, e.g. gemm_tile_4_6_8."""
+    return f"{FAMILY}_{tm}_{tn}_{tk}"
+
+
+def variants() -> list[tuple[int, int, int]]:
+    """All (TM, TN, TK) in the corpus, in id order."""
+    return [(tm, tn, tk) for tm in TILES for tn in TILES for tk in TILES]
+
+
+def _problem(
+    name: str, entry: str, tm: int, tn: int, tk: int, grid: tuple[int, int, int], k_steps: int
+) -> Problem:
+    bm, bn, bk = THREADS * tm, THREADS * tn, THREADS * tk
+    m, n, k = grid[1] * bm, grid[0] * bn, k_steps * bk
+    return Problem(
+        name=name,
+        sizes={"M": m, "N": n, "K": k},
+        grid=grid,
+        block=(THREADS, THREADS, 1),
+        dynamic_shared_bytes=0,
+        scalars={f"{entry}_param_3": m, f"{entry}_param_4": n, f"{entry}_param_5": k},
+        shapes={"A": (m, k), "B": (k, n), "C": (m, n)},
+    )
+
+
+def make_inputs(problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Dyadic A and B (see the module docstring for why)."""
+    if problem.sizes["K"] > MAX_EXACT_K:
+        raise ValueError(f"K={problem.sizes['K']} > {MAX_EXACT_K}: sums would round")
+    a = (rng.integers(-8, 9, size=problem.shapes["A"]) / 4).astype(np.float32)
+    b = (rng.integers(-8, 9, size=problem.shapes["B"]) / 4).astype(np.float32)
+    return {"A": a, "B": b}
+
+
+def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """C = A @ B in float64, exact for dyadic inputs, so bit-exact for any correct kernel."""
+    a = np.asarray(inputs["A"], np.float64)
+    b = np.asarray(inputs["B"], np.float64)
+    return {"C": (a @ b).astype(np.float32)}
+
+
+def make_spec(tm: int, tn: int, tk: int) -> KernelSpec:
+    """The spec of one variant, pointing at its checked-in PTX."""
+    entry = variant_id(tm, tn, tk)
+    p = [f"{entry}_param_{i}" for i in range(6)]
+    return KernelSpec(
+        id=entry,
+        family=FAMILY,
+        entry=entry,
+        ptx_path=PTX_DIR / f"{entry}.ptx",
+        params=(
+            Param(p[0], ".u64", "buffer", "A"),
+            Param(p[1], ".u64", "buffer", "B"),
+            Param(p[2], ".u64", "buffer", "C"),
+            Param(p[3], ".u32", "scalar"),
+            Param(p[4], ".u32", "scalar"),
+            Param(p[5], ".u32", "scalar"),
+        ),
+        buffers=(
+            BufferSpec("A", "float32", "in"),
+            BufferSpec("B", "float32", "in"),
+            BufferSpec("C", "float32", "out"),
+        ),
+        problems={
+            "full": _problem("full", entry, tm, tn, tk, FULL_GRID, FULL_K_STEPS),
+            "small": _problem("small", entry, tm, tn, tk, SMALL_GRID, SMALL_K_STEPS),
+        },
+        reference_fn=reference,
+        inputs_fn=make_inputs,
+        read_only=frozenset({"A", "B"}),
+        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT, p[2]: ALIGNMENT},
+        divisibility={p[3]: THREADS * tm, p[4]: THREADS * tn, p[5]: THREADS * tk},
+        tolerance=TOLERANCE,
+        target=TARGET,
+    )
+
+
+def specs() -> list[KernelSpec]:
+    """All 64 variants."""
+    return [make_spec(*v) for v in variants()]

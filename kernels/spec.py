@@ -1,0 +1,442 @@
+"""What a kernel is to Chronos: its PTX, launch contract, inputs and NumPy reference.
+
+Transforms read the contract (which buffers are only read, how pointers are aligned, what
+divides the scalar sizes) to decide what is legal; measurement backends read the problems,
+inputs and reference to launch and verify. The registry holds the built-in families and
+kernels that users add with `register`, validated against their PTX so that a bad spec fails
+at registration rather than as a wrong answer on the GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+ParamKind = Literal["buffer", "scalar"]
+BufferRole = Literal["in", "out", "inout"]
+SizeName = Literal["full", "small"]
+
+InputsFn = Callable[["Problem", np.random.Generator], Mapping[str, np.ndarray]]
+"""Returns the arrays of the `in`/`inout` buffers; outputs are zero-filled by the spec."""
+
+ReferenceFn = Callable[["Problem", Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+"""Returns the expected arrays of the `out`/`inout` buffers."""
+
+_POINTER_TYPES = frozenset({".u64", ".b64", ".s64"})
+
+
+class KernelSpecError(ValueError):
+    """A spec that contradicts its PTX or itself."""
+
+
+class UnknownKernelError(KeyError):
+    """`load` of an id nobody registered; the message lists close matches."""
+
+    def __str__(self) -> str:
+        # KeyError would print the repr of the message, quotes and escapes included.
+        return str(self.args[0]) if self.args else ""
+
+
+class Tolerance(NamedTuple):
+    """Verification tolerance for transforms that may change rounding (`np.allclose` terms)."""
+
+    rtol: float
+    atol: float
+
+
+@dataclass(frozen=True)
+class Param:
+    """One PTX entry parameter, in order; pointers name the buffer they carry."""
+
+    name: str
+    ptx_type: str
+    kind: ParamKind
+    buffer: str | None = None
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """A device array the kernel reads (`in`), writes (`out`) or both (`inout`)."""
+
+    name: str
+    dtype: str
+    role: BufferRole
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One launch: sizes, grid/block, scalar arguments and buffer shapes.
+
+    `params` is filled in by the owning KernelSpec so that `args` can order the arguments.
+    """
+
+    sizes: Mapping[str, int]
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    scalars: Mapping[str, int]
+    shapes: Mapping[str, tuple[int, ...]]
+    dynamic_shared_bytes: int = 0
+    name: str = ""
+    params: tuple[Param, ...] = field(default=(), repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.sizes.items())), self.grid, self.block))
+
+    @property
+    def threads(self) -> int:
+        """Total threads launched."""
+        return int(np.prod(self.grid) * np.prod(self.block))
+
+    def args(self, inputs: Mapping[str, Any]) -> list[Any]:
+        """Launch arguments in PTX parameter order: the buffer arrays and the scalars as ints."""
+        if not self.params:
+            raise KernelSpecError("Problem has no parameter list; get it from KernelSpec.problem")
+        out: list[Any] = []
+        for p in self.params:
+            if p.kind == "buffer":
+                if p.buffer not in inputs:
+                    raise KeyError(f"no array for buffer {p.buffer!r} (parameter {p.name})")
+                out.append(inputs[p.buffer])
+            else:
+                out.append(int(self.scalars[p.name]))
+        return out
+
+
+_PTX_CACHE: dict[Path, str] = {}
+_PTX_LOCK = threading.Lock()
+
+
+def _read_ptx(path: Path) -> str:
+    """Read once per process: transforms ask for the baseline PTX at every episode reset."""
+    with _PTX_LOCK:
+        text = _PTX_CACHE.get(path)
+        if text is None:
+            # newline="" keeps CRLF files byte-exact, as the PTX printer expects.
+            with open(path, encoding="utf-8", newline="") as f:
+                text = f.read()
+            _PTX_CACHE[path] = text
+        return text
+
+
+def _default_inputs(spec: KernelSpec, problem: Problem, rng: np.random.Generator) -> dict:
+    """Uniform [-1, 1) floats / small integers: enough for a user kernel with no generator."""
+    out: dict[str, np.ndarray] = {}
+    for b in spec.buffers:
+        if b.role == "out":
+            continue
+        dt = np.dtype(b.dtype)
+        shape = problem.shapes[b.name]
+        if dt.kind == "f":
+            out[b.name] = rng.uniform(-1.0, 1.0, size=shape).astype(dt)
+        elif dt.kind in "iu":
+            out[b.name] = rng.integers(0, 16, size=shape).astype(dt)
+        else:
+            out[b.name] = np.zeros(shape, dt)
+    return out
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A kernel with everything needed to transform, launch and verify it.
+
+    `read_only` defaults to the buffers with role `in`. `inputs_fn=None` uses uniform random
+    inputs. `problems` must hold "full" (GPU timing) and "small" (CPU emulator).
+    """
+
+    id: str
+    family: str
+    entry: str
+    ptx_path: Path
+    params: tuple[Param, ...]
+    buffers: tuple[BufferSpec, ...]
+    problems: Mapping[str, Problem]
+    reference_fn: ReferenceFn
+    inputs_fn: InputsFn | None = None
+    read_only: frozenset[str] | None = None
+    alignment: Mapping[str, int] = field(default_factory=dict)
+    divisibility: Mapping[str, int] = field(default_factory=dict)
+    tolerance: Tolerance = Tolerance(1e-5, 1e-5)
+    target: str = "sm_80"
+
+    def __post_init__(self) -> None:
+        # Frozen: normalise through object.__setattr__ once, at construction.
+        set_ = object.__setattr__
+        set_(self, "ptx_path", Path(self.ptx_path))
+        set_(self, "params", tuple(self.params))
+        set_(self, "buffers", tuple(self.buffers))
+        set_(self, "tolerance", Tolerance(*self.tolerance))
+        if self.read_only is None:
+            set_(self, "read_only", frozenset(b.name for b in self.buffers if b.role == "in"))
+        else:
+            set_(self, "read_only", frozenset(self.read_only))
+        bound = {
+            k: dataclasses.replace(p, name=p.name or k, params=self.params)
+            for k, p in self.problems.items()
+        }
+        set_(self, "problems", bound)
+
+    def __hash__(self) -> int:
+        return hash((self.id, str(self.ptx_path)))
+
+    def ptx(self) -> str:
+        """The checked-in PTX text (read once, then cached)."""
+        return _read_ptx(self.ptx_path)
+
+    @property
+    def ptx_sha256(self) -> str:
+        """sha256 of the baseline PTX bytes; measurement stores key on it."""
+        return hashlib.sha256(self.ptx().encode("utf-8")).hexdigest()
+
+    def buffer(self, name: str) -> BufferSpec:
+        for b in self.buffers:
+            if b.name == name:
+                return b
+        raise KeyError(f"{self.id} has no buffer {name!r}")
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of the buffers the kernel writes (roles out and inout)."""
+        return tuple(b.name for b in self.buffers if b.role != "in")
+
+    def problem(self, size: SizeName | str = "full") -> Problem:
+        """The "full" problem is for GPU timing, the "small" one for the CPU emulator."""
+        try:
+            return self.problems[size]
+        except KeyError:
+            raise KeyError(
+                f"{self.id} has no problem {size!r}; it has {sorted(self.problems)}"
+            ) from None
+
+    def make_inputs(self, problem: Problem, seed: int) -> dict[str, np.ndarray]:
+        """Every buffer, seeded and C-contiguous; outputs zero-filled."""
+        rng = np.random.default_rng(seed)
+        made = (
+            _default_inputs(self, problem, rng)
+            if self.inputs_fn is None
+            else self.inputs_fn(problem, rng)
+        )
+        out: dict[str, np.ndarray] = {}
+        for b in self.buffers:
+            shape = tuple(problem.shapes[b.name])
+            if b.role == "out":
+                out[b.name] = np.zeros(shape, np.dtype(b.dtype))
+                continue
+            if b.name not in made:
+                raise KernelSpecError(f"{self.id}: inputs_fn did not make buffer {b.name!r}")
+            out[b.name] = self._checked(b, made[b.name], shape, "inputs_fn")
+        return out
+
+    def reference(
+        self, problem: Problem, inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Expected contents of the output buffers (roles out and inout) only."""
+        got = self.reference_fn(problem, inputs)
+        out: dict[str, np.ndarray] = {}
+        for name in self.outputs:
+            if name not in got:
+                raise KernelSpecError(f"{self.id}: reference_fn did not return {name!r}")
+            b = self.buffer(name)
+            out[name] = self._checked(b, got[name], tuple(problem.shapes[name]), "reference_fn")
+        return out
+
+    def _checked(
+        self, b: BufferSpec, arr: np.ndarray, shape: tuple[int, ...], who: str
+    ) -> np.ndarray:
+        """Wrong shapes or dtypes from a user function surface here, not as a GPU fault."""
+        arr = np.asarray(arr)
+        if arr.shape != shape or arr.dtype != np.dtype(b.dtype):
+            raise KernelSpecError(
+                f"{self.id}: {who} gave {b.name} {arr.dtype}{list(arr.shape)}, "
+                f"expected {b.dtype}{list(shape)}"
+            )
+        return np.ascontiguousarray(arr)
+
+
+# --- PTX header parsing (kept local so that kernels does not depend on chronos) ---------------
+
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+_ENTRY = re.compile(r"(?<![\w.$])\.entry\s+([A-Za-z_$%][\w$]*)\s*(?:\(([^)]*)\))?")
+_TARGET = re.compile(r"^\s*\.target\s+([^\n;]+)", re.M)
+_TYPE = re.compile(r"^\.(?:[usbf]\d+|pred)$")
+
+
+def ptx_entries(ptx: str) -> dict[str, list[tuple[str, str]]]:
+    """Entry name -> [(param name, param type)] from the `.entry` headers of a module."""
+    text = _COMMENT.sub(" ", ptx)
+    entries: dict[str, list[tuple[str, str]]] = {}
+    for m in _ENTRY.finditer(text):
+        params: list[tuple[str, str]] = []
+        for raw in (m.group(2) or "").split(","):
+            tokens = raw.split()
+            if not tokens:
+                continue
+            name = tokens[-1].split("[", 1)[0]
+            ptx_type = next((t for t in tokens[1:-1] if _TYPE.match(t)), "")
+            params.append((name, ptx_type))
+        entries[m.group(1)] = params
+    return entries
+
+
+def ptx_targets(ptx: str) -> list[str]:
+    """Targets named by `.target` (e.g. ["sm_80"]; "sm_90a, debug" -> ["sm_90a", "debug"])."""
+    m = _TARGET.search(_COMMENT.sub(" ", ptx))
+    return [t.strip() for t in m.group(1).split(",")] if m else []
+
+
+def validate(spec: KernelSpec) -> None:
+    """Raise KernelSpecError unless the spec agrees with its PTX and with itself."""
+    errors: list[str] = []
+    if not spec.ptx_path.is_file():
+        raise KernelSpecError(f"{spec.id}: PTX file not found: {spec.ptx_path}")
+    ptx = spec.ptx()
+    entries = ptx_entries(ptx)
+    if spec.entry not in entries:
+        near = difflib.get_close_matches(spec.entry, list(entries), n=3)
+        raise KernelSpecError(
+            f"{spec.id}: entry {spec.entry!r} not in {spec.ptx_path.name} "
+            f"(entries: {sorted(entries)}; close: {near})"
+        )
+    targets = ptx_targets(ptx)
+    if spec.target not in targets:
+        errors.append(f"target {spec.target!r} but the PTX says .target {', '.join(targets)}")
+
+    declared = entries[spec.entry]
+    mine = [(p.name, p.ptx_type) for p in spec.params]
+    if mine != declared:
+        errors.append(f"params {mine} do not match the PTX entry's {declared}")
+
+    buffers = {b.name: b for b in spec.buffers}
+    if len(buffers) != len(spec.buffers):
+        errors.append("duplicate buffer names")
+    for b in spec.buffers:
+        if b.role not in ("in", "out", "inout"):
+            errors.append(f"buffer {b.name}: role {b.role!r} not in/out/inout")
+        try:
+            np.dtype(b.dtype)
+        except TypeError:
+            errors.append(f"buffer {b.name}: unknown dtype {b.dtype!r}")
+    pointers: dict[str, str] = {}
+    for p in spec.params:
+        if p.kind == "buffer":
+            if p.buffer not in buffers:
+                errors.append(f"param {p.name} carries unknown buffer {p.buffer!r}")
+            if p.ptx_type not in _POINTER_TYPES:
+                errors.append(f"pointer param {p.name} has type {p.ptx_type}, expected 64-bit")
+            pointers[p.name] = str(p.buffer)
+        elif p.kind != "scalar":
+            errors.append(f"param {p.name}: kind {p.kind!r} not buffer/scalar")
+    unpassed = set(buffers) - set(pointers.values())
+    if unpassed:
+        errors.append(f"buffers {sorted(unpassed)} are not passed by any parameter")
+    scalars = {p.name for p in spec.params if p.kind == "scalar"}
+
+    assert spec.read_only is not None
+    for name in spec.read_only:
+        if name not in buffers:
+            errors.append(f"read_only names unknown buffer {name!r}")
+        elif buffers[name].role != "in":
+            errors.append(f"read_only buffer {name} has role {buffers[name].role}")
+    for name, align in spec.alignment.items():
+        if name not in pointers:
+            errors.append(f"alignment names {name!r}, not a pointer parameter")
+        if align <= 0 or align & (align - 1):
+            errors.append(f"alignment of {name} is {align}, not a power of two")
+    for name, div in spec.divisibility.items():
+        if name not in scalars:
+            errors.append(f"divisibility names {name!r}, not a scalar parameter")
+        if div <= 0:
+            errors.append(f"divisibility of {name} is {div}")
+    if spec.tolerance.rtol < 0 or spec.tolerance.atol < 0:
+        errors.append(f"negative tolerance {spec.tolerance}")
+
+    for size in ("full", "small"):
+        if size not in spec.problems:
+            errors.append(f"no {size!r} problem")
+    for size, prob in spec.problems.items():
+        where = f"problem {size!r}"
+        if set(prob.scalars) != scalars:
+            errors.append(f"{where}: scalars {sorted(prob.scalars)} != {sorted(scalars)}")
+        if set(prob.shapes) != set(buffers):
+            errors.append(f"{where}: shapes for {sorted(prob.shapes)} != {sorted(buffers)}")
+        for dims, what in ((prob.grid, "grid"), (prob.block, "block")):
+            if len(dims) != 3 or any(int(d) < 1 for d in dims):
+                errors.append(f"{where}: {what} {dims} is not three positive ints")
+        if int(np.prod(prob.block)) > 1024:
+            errors.append(f"{where}: block {prob.block} exceeds 1024 threads")
+        for name, div in spec.divisibility.items():
+            value = prob.scalars.get(name)
+            if value is not None and div > 0 and value % div:
+                errors.append(f"{where}: {name}={value} is not divisible by {div}")
+    if errors:
+        raise KernelSpecError(f"{spec.id}: " + "; ".join(errors))
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+_REGISTRY: dict[str, KernelSpec] = {}
+_BUILTINS_LOADED = False
+_REGISTRY_LOCK = threading.RLock()
+
+
+def _ensure_builtins() -> None:
+    """Import the built-in families on first use, so `import kernels` stays cheap."""
+    global _BUILTINS_LOADED
+    with _REGISTRY_LOCK:
+        if _BUILTINS_LOADED:
+            return
+        _BUILTINS_LOADED = True  # set first: register() below calls back in here
+        try:
+            from kernels import gemm_tile
+
+            for spec in gemm_tile.specs():
+                register(spec)
+        except BaseException:
+            _BUILTINS_LOADED = False
+            _REGISTRY.clear()
+            raise
+
+
+def register(spec: KernelSpec, *, replace: bool = False) -> KernelSpec:
+    """Validate `spec` against its PTX and add it; an existing id needs `replace=True`."""
+    _ensure_builtins()
+    validate(spec)
+    with _REGISTRY_LOCK:
+        if spec.id in _REGISTRY and not replace:
+            raise KernelSpecError(f"kernel id {spec.id!r} is already registered")
+        _REGISTRY[spec.id] = spec
+    return spec
+
+
+def unregister(kernel_id: str) -> None:
+    """Remove a kernel (tests and notebooks that register temporary kernels)."""
+    _ensure_builtins()
+    with _REGISTRY_LOCK:
+        _REGISTRY.pop(kernel_id, None)
+
+
+def load(kernel_id: str) -> KernelSpec:
+    """The registered spec for `kernel_id`; an unknown id names the closest ones."""
+    _ensure_builtins()
+    try:
+        return _REGISTRY[kernel_id]
+    except KeyError:
+        near = difflib.get_close_matches(kernel_id, list(_REGISTRY), n=5, cutoff=0.6)
+        hint = f"did you mean {', '.join(near)}?" if near else "see kernels.list_kernels()"
+        raise UnknownKernelError(
+            f"unknown kernel {kernel_id!r} ({len(_REGISTRY)} registered); {hint}"
+        ) from None
+
+
+def list_kernels(family: str | None = None) -> list[str]:
+    """Sorted ids, optionally of one family."""
+    _ensure_builtins()
+    return sorted(k for k, s in _REGISTRY.items() if family is None or s.family == family)
