@@ -11,6 +11,19 @@ from chronos.features import FEATURE_NAMES, FEATURES, N_FEATURES, extract, featu
 from chronos.ptx import parse
 
 DATA = Path(__file__).parent / "data"
+
+
+def _have_ptxas() -> bool:
+    from chronos.assemble import PtxasNotFoundError, find_ptxas
+
+    try:
+        find_ptxas()
+    except PtxasNotFoundError:
+        return False
+    return True
+
+
+requires_ptxas = pytest.mark.skipif(not _have_ptxas(), reason="needs ptxas")
 TRITON = (DATA / "triton_add.ptx").read_text()
 NVCC = (DATA / "nvcc_printf_launch_bounds.ptx").read_text()
 
@@ -58,7 +71,8 @@ def test_ptxas_figures_are_passed_through() -> None:
 
 def test_features_respond_to_cache_hints_and_maxnreg() -> None:
     module = parse(TRITON)
-    load = [i for i in module.entry().instructions() if i.opcode == "ld" and i.space == ".global"][0]
+    ins = module.entry().instructions()
+    load = [i for i in ins if i.opcode == "ld" and i.space == ".global"][0]
     hinted = module.edit().replace(load, load.text.replace("ld.global.", "ld.global.nc.")).apply()
     assert feature(extract(hinted), "load_cache_hint_frac") == 1.0
     capped = TRITON.replace(".reqntid 128, 1, 1", ".reqntid 128, 1, 1\n.maxnreg 128")
@@ -67,3 +81,33 @@ def test_features_respond_to_cache_hints_and_maxnreg() -> None:
 
 def test_module_and_text_give_the_same_vector() -> None:
     np.testing.assert_array_equal(extract(TRITON), extract(parse(TRITON)))
+
+
+@requires_ptxas
+def test_cli_prints_ptxas_figures_and_features(tmp_path: Path, capsys) -> None:
+    from chronos.assemble import assemble
+    from chronos.features.__main__ import main
+    from kernels import load
+
+    out_csv = tmp_path / "features.csv"
+    kernels = ["gemm_tile_2_2_2", "gemm_tile_8_8_4"]
+    assert main([*kernels, "--arch", "sm_80,sm_90", "--csv", str(out_csv)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 kernels; round trip + ptxas failures: 0" in printed
+    rows = out_csv.read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:3] == ["kernel", "roundtrip", "sm_80_regs"]
+    assert len(header) == 2 + 8 + N_FEATURES
+    spec = load("gemm_tile_8_8_4")
+    row = dict(zip(header, rows[2].split(","), strict=True))
+    regs = assemble(spec.ptx(), "sm_90").resources[spec.entry].registers
+    assert int(row["sm_90_regs"]) == regs
+    assert float(row["ptxas_registers"]) == pytest.approx(int(row["sm_80_regs"]) / 255.0, abs=1e-3)
+
+
+def test_cli_table_lists_every_feature(capsys) -> None:
+    from chronos.features.__main__ import main
+
+    assert main(["--table"]) == 0
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in FEATURE_NAMES)

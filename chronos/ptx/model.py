@@ -91,9 +91,7 @@ class Address:
 
 
 # nvcc writes negative offsets as `[%rd1+-4]`, so the number may carry its own sign.
-_ADDR_RE = re.compile(
-    r"^\[\s*([%$\w.]+)\s*(?:([+-])\s*(-?\s*(?:0[xX][0-9a-fA-F]+|\d+)))?\s*\]$"
-)
+_ADDR_RE = re.compile(r"^\[\s*([%$\w.]+)\s*(?:([+-])\s*(-?\s*(?:0[xX][0-9a-fA-F]+|\d+)))?\s*\]$")
 
 # Instructions whose first operand is not written (stores, reductions, control flow, ...).
 _NO_DEST = frozenset(

@@ -9,6 +9,7 @@ malformed input raises `PtxParseError` with the line and column of the problem.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from chronos.ptx.model import (
@@ -86,13 +87,7 @@ class _Scanner:
         self.block_braces: list[int] = []
 
     def pos(self, offset: int) -> tuple[int, int]:
-        lo, hi = 0, len(self.line_starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.line_starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
+        lo = bisect.bisect_right(self.line_starts, offset) - 1
         return lo + 1, offset - self.line_starts[lo] + 1
 
     def error(self, message: str, offset: int) -> PtxParseError:
@@ -289,6 +284,11 @@ def split_operands(ops: str, span: Span) -> list[str]:
     ops = ops.strip()
     if not ops:
         return []
+    if not any(c in ops for c in "[]{}()"):
+        out = [o.strip() for o in ops.split(",")]
+        if any(not o for o in out):
+            raise PtxParseError("empty operand", span.line, span.col)
+        return [" ".join(o.split()) for o in out]
     out, depth, cur = [], 0, []
     for ch in ops:
         if ch in "[{(":
