@@ -154,7 +154,7 @@ def test_overlapping_edits_are_refused() -> None:
         (".entry k()\n{\n\t/* never closed\n}\n", 3, 2, "unterminated block comment"),
         (".entry k()\n{\n\t12abc %r1;\n}\n", 3, 2, "malformed instruction"),
         (".entry ()\n{\n}\n", 1, 1, "malformed .entry name"),
-        (".pragma \"open;\n", 1, 9, "unterminated string"),
+        ('.pragma "open;\n', 1, 9, "unterminated string"),
     ],
 )
 def test_errors_name_line_and_column(text: str, line: int, col: int, fragment: str) -> None:
@@ -166,7 +166,9 @@ def test_errors_name_line_and_column(text: str, line: int, col: int, fragment: s
 
 
 _ident = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
-_reg = st.builds(lambda p, n: f"%{p}{n}", st.sampled_from(["r", "rd", "f", "p"]), st.integers(0, 99))
+_reg = st.builds(
+    lambda p, n: f"%{p}{n}", st.sampled_from(["r", "rd", "f", "p"]), st.integers(0, 99)
+)
 _operand = st.one_of(
     _reg,
     st.integers(-1000, 1000).map(str),
@@ -174,11 +176,13 @@ _operand = st.one_of(
     st.lists(_reg, min_size=2, max_size=4).map(lambda rs: "{" + ", ".join(rs) + "}"),
 )
 _instruction = st.builds(
-    lambda g, op, mods, ops: (f"@{g} " if g else "")
-    + op
-    + "".join("." + m for m in mods)
-    + (" \t" + ", ".join(ops) if ops else "")
-    + ";",
+    lambda g, op, mods, ops: (
+        (f"@{g} " if g else "")
+        + op
+        + "".join("." + m for m in mods)
+        + (" \t" + ", ".join(ops) if ops else "")
+        + ";"
+    ),
     st.one_of(st.none(), st.sampled_from(["%p1", "!%p2"])),
     _ident,
     st.lists(st.sampled_from(["global", "f32", "v4", "nc", "L2::256B", "u64"]), max_size=3),
@@ -231,7 +235,7 @@ def test_property_garbage_raises_only_parse_errors(text: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.text(alphabet=list(";{}()[]:%.@!,\n\t \"/*abc01$"), max_size=120),
+    st.text(alphabet=list(';{}()[]:%.@!,\n\t "/*abc01$'), max_size=120),
 )
 def test_property_punctuation_soup_raises_only_parse_errors(text: str) -> None:
     try:
