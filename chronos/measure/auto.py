@@ -1,0 +1,39 @@
+"""Backend `auto`: the real GPU harness when a GPU is visible, else the CPU emulator.
+
+The check imports CuPy lazily and asks the runtime for a device count; anything going wrong
+(CuPy absent, no driver, CUDA_VISIBLE_DEVICES empty) means "no GPU". The choice and its reason
+are logged and kept on the backend (`auto_reason`) so that a run log can say which it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("chronos.measure")
+
+
+def gpu_visible() -> tuple[bool, str]:
+    """(True, device summary) when CuPy sees a CUDA device, else (False, why not)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False, "CUDA_VISIBLE_DEVICES hides every GPU"
+    try:
+        import cupy
+    except Exception as exc:  # noqa: BLE001 - ImportError or a broken CUDA install
+        return False, f"CuPy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        n = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # noqa: BLE001 - no driver, insufficient driver, ...
+        return False, f"CuPy sees no CUDA device ({exc})"
+    if n <= 0:
+        return False, "CuPy reports 0 CUDA devices"
+    return True, f"CuPy sees {n} CUDA device(s)"
+
+
+def choose_backend() -> tuple[str, str]:
+    """('cupy' | 'emulated', reason), logged at INFO."""
+    ok, why = gpu_visible()
+    name = "cupy" if ok else "emulated"
+    reason = f"auto: {name} ({why})"
+    log.info("measurement backend %s", reason)
+    return name, reason

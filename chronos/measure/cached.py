@@ -1,0 +1,170 @@
+"""The store wrapper every backend is used through: read-through, write-through, hit counting.
+
+Training revisits states constantly (GRPO groups share prefixes, greedy re-measures parents),
+so each (PTX, kernel, backend, device, harness, config) is measured once per store and then
+served from SQLite. `stats` reports hits and misses for the training log's cache hit rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from chronos.measure.measurement import Measurement, ptx_sha256
+from chronos.measure.registry import BackendBase
+from chronos.stores.measurements import MeasurementStore
+
+_CONFIG_ATTRS = (
+    "arch",
+    "size",
+    "seed",
+    "exact",
+    "occupancy_size",
+    "max_steps",
+    "repeats",
+    "warmup",
+    "problem",
+)
+
+
+def backend_harness_version(backend: Any) -> str:
+    """The harness version a backend stamps on its measurements (known before measuring)."""
+    hv = getattr(backend, "harness_version", None)
+    if hv:
+        return str(hv)
+    if getattr(backend, "name", None) == "emulated":
+        from chronos.emulate.costmodel import MODEL_VERSION
+
+        return MODEL_VERSION
+    return "unknown"
+
+
+def backend_config(backend: Any) -> dict[str, Any]:
+    """Options that change a backend's figures: its `cache_config()` or its known attributes."""
+    fn = getattr(backend, "cache_config", None)
+    if callable(fn):
+        return dict(fn())
+    return {a: getattr(backend, a) for a in _CONFIG_ATTRS if hasattr(backend, a)}
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A short, stable fingerprint of a backend configuration."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class CachedBackend(BackendBase):
+    """`inner` behind `store`. Invalid results are cached too (a ptxas rejection or a wrong
+    output repeats exactly), except those marked `extra["transient"]`; with
+    `cache_invalid=False` only valid ones are."""
+
+    def __init__(
+        self,
+        inner: Any,
+        store: MeasurementStore,
+        *,
+        owns_store: bool = True,
+        cache_invalid: bool = True,
+    ):
+        self.inner = inner
+        self.store = store
+        self.owns_store = owns_store
+        self.cache_invalid = cache_invalid
+        self.name = str(inner.name)
+        self.harness_version = backend_harness_version(inner)
+        self._config: str | None = None
+        self._lock = threading.Lock()
+        self._stats = {"hits": 0, "misses": 0, "writes": 0}
+        self._times = {"lookup_s": 0.0, "measure_s": 0.0}
+
+    def __repr__(self) -> str:
+        return f"CachedBackend({self.inner!r}, store={self.store!r})"
+
+    @property
+    def device(self) -> str:
+        return str(self.inner.device)
+
+    @property
+    def config(self) -> str:
+        if self._config is None:
+            self._config = config_key(backend_config(self.inner))
+        return self._config
+
+    def cache_config(self) -> dict[str, Any]:
+        return backend_config(self.inner)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Hits, misses, writes, hit rate and time spent looking up and measuring."""
+        with self._lock:
+            s: dict[str, Any] = dict(self._stats)
+            s.update(self._times)
+        total = s["hits"] + s["misses"]
+        s["hit_rate"] = s["hits"] / total if total else 0.0
+        inner = getattr(self.inner, "faults", None)
+        if isinstance(inner, dict):
+            s["faults"] = dict(inner)
+        return s
+
+    def lookup(self, spec: Any, ptx: str) -> Measurement | None:
+        """The stored measurement of this PTX, or None (does not count as a hit or miss)."""
+        return self.store.get(
+            ptx_sha256(ptx), spec.id, self.name, self.device, self.harness_version, self.config
+        )
+
+    def _cacheable(self, m: Measurement) -> bool:
+        if m.extra.get("transient"):
+            return False
+        return m.valid or self.cache_invalid
+
+    def _save(self, m: Measurement) -> None:
+        if self._cacheable(m):
+            self.store.put(m, self.config, device=self.device, harness_version=self.harness_version)
+            with self._lock:
+                self._stats["writes"] += 1
+
+    def measure(self, spec: Any, ptx: str) -> Measurement:
+        return self.measure_many(spec, [ptx])[0]
+
+    def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Measurement]:
+        """Serve hits from the store; measure the distinct misses in one batch."""
+        t0 = time.perf_counter()
+        out: list[Measurement | None] = [self.lookup(spec, p) for p in ptxs]
+        t1 = time.perf_counter()
+        todo: dict[str, str] = {}
+        for p, m in zip(ptxs, out, strict=True):
+            if m is None:
+                todo.setdefault(ptx_sha256(p), p)
+        fresh: dict[str, Measurement] = {}
+        if todo:
+            batch = getattr(self.inner, "measure_many", None)
+            texts = list(todo.values())
+            results = (
+                batch(spec, texts)
+                if callable(batch)
+                else [self.inner.measure(spec, p) for p in texts]
+            )
+            for sha, m in zip(todo, results, strict=True):
+                fresh[sha] = m
+                self._save(m)
+        t2 = time.perf_counter()
+        hits = sum(m is not None for m in out)
+        with self._lock:
+            self._stats["hits"] += hits
+            self._stats["misses"] += len(ptxs) - hits
+            self._times["lookup_s"] += t1 - t0
+            self._times["measure_s"] += t2 - t1
+        return [
+            m if m is not None else fresh[ptx_sha256(p)] for p, m in zip(ptxs, out, strict=True)
+        ]
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
+        if self.owns_store:
+            self.store.close()

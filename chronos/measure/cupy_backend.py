@@ -1,0 +1,379 @@
+"""The `cupy` backend: real SM-clock cycles from an instrumented build, in a worker process.
+
+The parent (this module) never touches CUDA: it instruments the PTX (chronos.measure.instrument),
+assembles both builds with ptxas in a thread pool (ptxas is a subprocess, so threads run in
+parallel) while the worker times the previous candidate, computes the inputs and the NumPy
+reference once per kernel, and turns the worker's raw samples into a Measurement: median and
+IQR of the cycles, median CUDA-event time of the plain build, the SM clock and the samples
+that ran throttled. Faults in the worker (hang, crash, unreadable reply, poisoned context) come
+back as invalid Measurements and the worker restarts; only a worker that cannot start at all
+(no GPU, no CuPy) raises, since every later step would fail the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chronos.measure.instrument import InstrumentedPtx, InstrumentError, instrument
+from chronos.measure.measurement import Measurement, ptx_sha256, summarize
+from chronos.measure.registry import BackendBase
+from chronos.measure.worker import WorkerFault, WorkerProcess
+
+log = logging.getLogger("chronos.measure")
+
+BACKEND = "cupy"
+HARNESS_VERSION = "cupy-harness-1"
+DEFAULT_TARGET = "chronos.measure.cupy_harness:make_handler"
+MIN_CLOCK_WINDOW_NS = 2000.0
+"""%globaltimer ticks coarsely (up to 1 µs on some GPUs): shorter windows give no clock rate."""
+
+
+class CupyBackendError(RuntimeError):
+    """The GPU worker cannot run at all (no device, no CuPy, driver too old)."""
+
+
+@dataclass
+class Prepared:
+    """A PTX text made ready on the CPU: instrumented and (optionally) assembled."""
+
+    ptx: str
+    sha: str
+    instrumented: InstrumentedPtx | None = None
+    plain_cubin: bytes | None = None
+    instr_cubin: bytes | None = None
+    regs: int | None = None
+    spills: int | None = None
+    regs_instrumented: int | None = None
+    error: str | None = None
+    assemble_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def throttle_stats(
+    cycles: np.ndarray, ns: np.ndarray, clock_mhz_max: float | None, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample SM clock (MHz, NaN where the window is too short) and the throttled mask.
+
+    nvbench-style: Δ%clock64 / Δ%globaltimer of the same warp is the clock the launch ran at;
+    a sample below `threshold` x the device's maximum clock ran throttled.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mhz = np.where(ns >= MIN_CLOCK_WINDOW_NS, cycles / ns * 1e3, np.nan)
+    if not clock_mhz_max:
+        return mhz, np.zeros(cycles.shape, bool)
+    throttled = np.nan_to_num(mhz, nan=np.inf) < threshold * clock_mhz_max
+    return mhz, throttled
+
+
+class CupyBackend(BackendBase):
+    """Time PTX on the GPU in SM cycles (see the module docstring).
+
+    `repeats`/`warmup`: timed and warm-up launches per build. `exact`: True for bit-exact
+    verification, False for the kernel's tolerance, None for either. `timeout_s`: per
+    measurement, then the worker is killed. `load`: "cubin" (ptxas here, in parallel) or
+    "ptx" (driver JIT in the worker). `worker_target` replaces the GPU harness (tests).
+    """
+
+    name = BACKEND
+    harness_version = HARNESS_VERSION
+
+    def __init__(
+        self,
+        device: int = 0,
+        arch: str | None = None,
+        repeats: int = 200,
+        warmup: int = 20,
+        seed: int = 0,
+        exact: bool | None = None,
+        timeout_s: float = 60.0,
+        startup_timeout_s: float = 180.0,
+        load: str = "cubin",
+        assemble_workers: int | None = None,
+        throttle_threshold: float = 0.75,
+        problem: str = "full",
+        worker_target: str = DEFAULT_TARGET,
+        worker_config: dict[str, Any] | None = None,
+    ):
+        if load not in ("cubin", "ptx"):
+            raise ValueError(f"load must be 'cubin' or 'ptx', got {load!r}")
+        if repeats < 1 or warmup < 0:
+            raise ValueError("repeats must be >= 1 and warmup >= 0")
+        self.device_index = device
+        self._arch = arch
+        self.repeats = repeats
+        self.warmup = warmup
+        self.seed = seed
+        self.exact = exact
+        self.timeout_s = timeout_s
+        self.load = load
+        self.throttle_threshold = throttle_threshold
+        self.problem = problem
+        config = {"device": device, **(worker_config or {})}
+        self.worker = WorkerProcess(worker_target, config, startup_timeout_s=startup_timeout_s)
+        self.pool = ThreadPoolExecutor(max_workers=assemble_workers, thread_name_prefix="ptxas")
+        self._data: dict[tuple[str, int, str], tuple[str, dict, dict]] = {}
+        self._sent: set[tuple[int, str]] = set()
+        self.faults: dict[str, int] = {}
+        self._gpu_lock = threading.Lock()  # one request at a time on the worker's pipe
+
+    def __repr__(self) -> str:
+        return f"CupyBackend(device={self.device_index}, repeats={self.repeats})"
+
+    # --- worker -------------------------------------------------------------------------------
+
+    def _info(self) -> dict[str, Any]:
+        """The worker's device info; starts the worker only if it never ran (a restart after
+        a fault waits for the next measurement)."""
+        if self.worker.info:
+            return self.worker.info
+        try:
+            return self.worker.start()
+        except WorkerFault as exc:
+            raise CupyBackendError(
+                f"the cupy backend cannot start its GPU worker ({exc.message}); is a CUDA GPU "
+                "visible and CuPy installed (pip install 'chronos[cuda12]')? "
+                "Use backend 'emulated' or 'replay' without a GPU."
+            ) from None
+
+    @property
+    def device(self) -> str:
+        return str(self._info().get("device", "unknown GPU"))
+
+    @property
+    def arch(self) -> str:
+        return self._arch or str(self._info().get("arch", "sm_90"))
+
+    def cache_config(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "repeats": self.repeats,
+            "warmup": self.warmup,
+            "seed": self.seed,
+            "exact": self.exact,
+            "problem": self.problem,
+            "load": self.load,
+        }
+
+    # --- CPU side -----------------------------------------------------------------------------
+
+    def prepare(self, spec: Any, ptx: str) -> Prepared:
+        """Instrument and assemble one PTX text (runs in the pool)."""
+        import time
+
+        prep = Prepared(ptx, ptx_sha256(ptx))
+        try:
+            prep.instrumented = instrument(ptx, spec.entry)
+        except (InstrumentError, ValueError) as exc:
+            prep.error = f"instrumentation failed: {exc}"
+            return prep
+        from chronos.assemble import PtxasError, PtxasNotFoundError, assemble
+
+        t0 = time.perf_counter()
+        try:
+            plain = assemble(ptx, self.arch)
+            instr = assemble(prep.instrumented.ptx, self.arch)
+        except PtxasNotFoundError:
+            if self.load == "cubin":
+                raise
+            prep.extra["ptxas"] = "not found: registers from the driver"
+            return prep
+        except PtxasError as exc:
+            prep.error = f"ptxas rejected the PTX: {exc}"
+            return prep
+        prep.assemble_s = time.perf_counter() - t0
+        res = plain.resources.get(spec.entry)
+        if res is not None:
+            prep.regs = res.registers
+            prep.spills = res.spill_stores + res.spill_loads
+        ires = instr.resources.get(spec.entry)
+        prep.regs_instrumented = ires.registers if ires else None
+        prep.extra["sass_instructions"] = plain.sass_instructions.get(spec.entry)
+        if self.load == "cubin":
+            prep.plain_cubin, prep.instr_cubin = plain.cubin, instr.cubin
+        return prep
+
+    def _kernel_data(self, spec: Any) -> tuple[str, dict, dict]:
+        """(inputs key, inputs, reference) for the timed problem; computed once per kernel."""
+        key = (spec.id, self.seed, self.problem)
+        if key not in self._data:
+            problem = spec.problem(self.problem)
+            inputs = spec.make_inputs(problem, self.seed)
+            ref = spec.reference(problem, inputs)
+            h = hashlib.sha256(repr(key).encode())
+            for name in sorted(inputs):
+                h.update(name.encode())
+                h.update(np.ascontiguousarray(inputs[name]).tobytes())
+            self._data[key] = (h.hexdigest()[:16], dict(inputs), dict(ref))
+        return self._data[key]
+
+    def _request(self, spec: Any, prep: Prepared) -> dict[str, Any]:
+        assert prep.instrumented is not None
+        problem = spec.problem(self.problem)
+        key, inputs, ref = self._kernel_data(spec)
+        sent = (self.worker.generation, key) in self._sent and self.worker.alive
+        args: list[tuple[Any, ...]] = []
+        for p in spec.params:
+            if p.kind == "buffer":
+                args.append(("buffer", p.buffer))
+            else:
+                args.append(("scalar", p.ptx_type, int(problem.scalars[p.name])))
+        tol = spec.tolerance
+        return {
+            "op": "measure",
+            "kernel_id": spec.id,
+            "entry": spec.entry,
+            "plain": {"cubin": prep.plain_cubin, "ptx": prep.ptx},
+            "instrumented": {"cubin": prep.instr_cubin, "ptx": prep.instrumented.ptx},
+            "cycles_symbol": prep.instrumented.cycles_symbol,
+            "ns_symbol": prep.instrumented.ns_symbol,
+            "grid": list(problem.grid),
+            "block": list(problem.block),
+            "dynamic_shared": int(problem.dynamic_shared_bytes),
+            "args": args,
+            "outputs": [b.name for b in spec.buffers if b.role in ("out", "inout")],
+            "inout": [b.name for b in spec.buffers if b.role == "inout"],
+            "inputs_key": key,
+            "inputs": None if sent else inputs,
+            "reference": None if sent else ref,
+            "exact": self.exact,
+            "rtol": float(tol.rtol),
+            "atol": float(tol.atol),
+            "repeats": self.repeats,
+            "warmup": self.warmup,
+        }
+
+    # --- measuring ----------------------------------------------------------------------------
+
+    def measure(self, spec: Any, ptx: str) -> Measurement:
+        return self.measure_many(spec, [ptx])[0]
+
+    def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Measurement]:
+        """Measure in order; assembly of later texts overlaps GPU timing of earlier ones."""
+        try:
+            self.worker.start()  # (re)start now: learn the arch, overlap start with assembly
+        except WorkerFault as exc:
+            raise CupyBackendError(
+                f"the cupy backend cannot start its GPU worker ({exc.message})"
+                "; is a CUDA GPU visible and CuPy installed?"
+            ) from None
+        futures: list[Future[Prepared]] = [self.pool.submit(self.prepare, spec, p) for p in ptxs]
+        return [self._run(spec, f.result()) for f in futures]
+
+    def _invalid(self, spec: Any, prep: Prepared, error: str, **extra: Any) -> Measurement:
+        return Measurement.invalid(
+            error,
+            backend=BACKEND,
+            device=self.device,
+            harness_version=HARNESS_VERSION,
+            kernel_id=spec.id,
+            ptx_sha256=prep.sha,
+            regs=prep.regs,
+            spills=prep.spills,
+            extra={**prep.extra, **extra},
+        )
+
+    def _run(self, spec: Any, prep: Prepared) -> Measurement:
+        if prep.error is not None:
+            return self._invalid(spec, prep, prep.error)
+        try:
+            with self._gpu_lock:
+                req = self._request(spec, prep)
+                reply = self.worker.request(req, self.timeout_s)
+                if not reply.get("fatal"):
+                    self._sent.add((self.worker.generation, req["inputs_key"]))
+        except WorkerFault as exc:
+            self.faults[exc.kind] = self.faults.get(exc.kind, 0) + 1
+            log.warning("cupy worker fault on %s %s: %s", spec.id, prep.sha[:12], exc)
+            if exc.kind == "start":
+                raise CupyBackendError(f"the GPU worker cannot restart: {exc.message}") from None
+            return self._invalid(spec, prep, str(exc), fault=exc.kind)
+        if reply.get("fatal"):
+            self.faults["fatal"] = self.faults.get("fatal", 0) + 1
+        if not reply.get("ok"):
+            kind = "fatal" if reply.get("fatal") else "error"
+            return self._invalid(spec, prep, f"worker error: {reply.get('error')}", fault=kind)
+        if not reply.get("valid"):
+            extra = {k: reply[k] for k in ("verify", "phases") if k in reply}
+            return self._invalid(spec, prep, str(reply.get("error")), **extra)
+        try:
+            return self._from_samples(spec, prep, reply)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.worker.kill()
+            self.faults["garbage"] = self.faults.get("garbage", 0) + 1
+            return self._invalid(spec, prep, f"garbage: malformed samples ({exc})", fault="garbage")
+
+    def _from_samples(self, spec: Any, prep: Prepared, reply: dict[str, Any]) -> Measurement:
+        cycles = np.asarray(reply["cycles"], np.float64)
+        ns = np.asarray(reply["ns"], np.float64)
+        event_ns = np.asarray(reply["event_ns"], np.float64)
+        if cycles.ndim != 1 or cycles.size != self.repeats or cycles.shape != ns.shape:
+            raise ValueError(f"cycles {cycles.shape} / ns {ns.shape}")
+        if not np.all(np.isfinite(cycles)) or np.any(cycles <= 0):
+            raise ValueError("non-positive or non-finite cycle samples")
+        clock_max = reply.get("clock_mhz_max")
+        mhz, throttled = throttle_stats(cycles, ns, clock_max, self.throttle_threshold)
+        kept = cycles[~throttled] if (~throttled).sum() >= cycles.size // 2 else cycles
+        med, q1, q3 = summarize(kept)
+        good_mhz = mhz[np.isfinite(mhz)]
+        clock_mhz = float(np.median(good_mhz)) if good_mhz.size else clock_max
+        time_ns = float(np.median(event_ns)) if event_ns.size else None
+        verify = reply.get("verify") or []
+        phases = dict(reply.get("phases") or {})
+        phases["assemble"] = prep.assemble_s
+        extra = {
+            **prep.extra,
+            "phases": phases,
+            "regs_instrumented": prep.regs_instrumented,
+            "regs_driver": reply.get("regs_plain"),
+            "regs_instrumented_driver": reply.get("regs_instrumented"),
+            "throttled_samples": int(throttled.sum()),
+            "throttled": bool(throttled.sum() > cycles.size // 2),
+            "clock_mhz_max": clock_max,
+            "ns_median": float(np.median(ns)),
+            "event_ns_q1_q3": [
+                float(np.percentile(event_ns, 25)),
+                float(np.percentile(event_ns, 75)),
+            ]
+            if event_ns.size
+            else None,
+            "bit_exact": bool(verify and all(v.get("bit_exact") for v in verify)),
+            "max_abs_err": max((float(v.get("max_abs_err", 0.0)) for v in verify), default=0.0),
+            "exact": self.exact,
+            "warmup": self.warmup,
+            "problem": self.problem,
+            "arch": self.arch,
+        }
+        if not math.isfinite(med):
+            raise ValueError("no samples")
+        return Measurement(
+            cycles=med,
+            cycles_q1=q1,
+            cycles_q3=q3,
+            time_ns=time_ns,
+            n=int(kept.size),
+            valid=True,
+            error=None,
+            backend=BACKEND,
+            device=self.device,
+            clock_mhz=clock_mhz,
+            regs=prep.regs if prep.regs is not None else reply.get("regs_plain"),
+            spills=prep.spills,
+            harness_version=HARNESS_VERSION,
+            estimate=False,
+            ptx_sha256=prep.sha,
+            kernel_id=spec.id,
+            extra=extra,
+        )
+
+    def close(self) -> None:
+        self.worker.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,215 @@
+"""The cupy backend's parent side on CPU (fake GPU harness), and the real harness on a GPU."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chronos.measure import make_backend
+from chronos.measure.cupy_backend import CupyBackend, CupyBackendError, throttle_stats
+from kernels import load
+
+requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+
+HERE = os.path.abspath(__file__)
+FAKE = f"{HERE}:fake_gpu"
+CLOCK = 1980.0
+
+
+class FakeGpu:
+    """Checks the request like the real harness would, then returns synthetic samples.
+
+    A marker comment in the PTX picks a fault: `// FAKE:hang`, `crash`, `raise`, `fatal`,
+    `mismatch`, `garbage` (samples of the wrong shape)."""
+
+    info = {"device": "Fake H100", "arch": "sm_90", "clock_mhz_max": CLOCK}
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, Any] = {}
+
+    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
+        import time
+
+        assert req["op"] == "measure"
+        ptx = req["plain"]["ptx"]
+        for b in ("plain", "instrumented"):
+            assert req[b]["cubin"][:4] == b"\x7fELF"
+        assert req["cycles_symbol"] in req["instrumented"]["ptx"]
+        if req["inputs"] is not None:
+            self.inputs[req["inputs_key"]] = (req["inputs"], req["reference"])
+        inputs, ref = self.inputs[req["inputs_key"]]  # KeyError if never sent
+        assert set(req["outputs"]) <= set(ref)
+        if "// FAKE:hang" in ptx:
+            time.sleep(3600)
+        if "// FAKE:crash" in ptx:
+            os._exit(9)
+        if "// FAKE:raise" in ptx:
+            raise RuntimeError("CUDA_ERROR_ILLEGAL_ADDRESS")
+        if "// FAKE:fatal" in ptx:
+            return {"ok": True, "valid": False, "error": "misaligned address", "fatal": True}
+        if "// FAKE:mismatch" in ptx:
+            return {"ok": True, "valid": False, "error": "output mismatch (plain build): C[0]"}
+        n = req["repeats"]
+        base = 1000.0 + len(ptx) % 1000
+        cycles = base + np.arange(n) % 5
+        if "// FAKE:garbage" in ptx:
+            cycles = cycles[:-1]
+        return {
+            "ok": True,
+            "valid": True,
+            "cycles": cycles.tolist(),
+            "ns": (cycles / CLOCK * 1e3 * 1000).tolist(),  # 1000x longer: above the minimum
+            "event_ns": [base / CLOCK * 1e3] * n,
+            "clock_mhz_max": CLOCK,
+            "verify": [{"ok": True, "bit_exact": True, "max_abs_err": 0.0}] * 2,
+            "phases": {"load": 0.001, "verify": 0.002, "time": 0.003},
+            "regs_plain": 40,
+            "regs_instrumented": 44,
+        }
+
+
+def fake_gpu(config: dict[str, Any]) -> FakeGpu:
+    return FakeGpu()
+
+
+def no_gpu(config: dict[str, Any]) -> FakeGpu:
+    raise RuntimeError("cudaErrorNoDevice")
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load("gemm_tile_4_4_4")
+
+
+@pytest.fixture
+def backend():
+    b = CupyBackend(worker_target=FAKE, repeats=21, warmup=2, timeout_s=30)
+    yield b
+    b.close()
+
+
+def marked(ptx: str, mark: str) -> str:
+    return ptx + f"// FAKE:{mark}\n"
+
+
+@requires_ptxas
+def test_measurement_from_samples(backend: CupyBackend, spec) -> None:
+    m = backend.measure(spec, spec.ptx())
+    assert m.valid, m.error
+    assert m.backend == "cupy" and m.device == "Fake H100" and not m.estimate
+    assert m.n == 21 and m.cycles_q1 <= m.cycles <= m.cycles_q3
+    assert m.clock_mhz == pytest.approx(CLOCK / 1000)  # ns were scaled 1000x
+    assert m.regs == 48 and m.spills == 0
+    assert m.extra["regs_instrumented"] >= m.regs
+    assert set(m.extra["phases"]) == {"assemble", "load", "verify", "time"}
+    assert m.harness_version == "cupy-harness-1"
+
+
+@requires_ptxas
+@pytest.mark.parametrize(
+    "mark,kind", [("hang", "timeout"), ("crash", "crash"), ("garbage", "garbage")]
+)
+def test_faults_become_invalid_and_restart(spec, mark: str, kind: str) -> None:
+    with CupyBackend(worker_target=FAKE, repeats=5, warmup=0, timeout_s=2) as b:
+        assert b.measure(spec, spec.ptx()).valid
+        bad = b.measure(spec, marked(spec.ptx(), mark))
+        assert not bad.valid and bad.error.startswith(kind), bad.error
+        assert bad.extra["fault"] == kind
+        again = b.measure(spec, spec.ptx())  # a fresh worker, inputs sent again
+        assert again.valid, again.error
+        assert b.faults == {kind: 1}
+
+
+@requires_ptxas
+def test_exception_and_fatal_and_mismatch(backend: CupyBackend, spec) -> None:
+    m = backend.measure(spec, marked(spec.ptx(), "raise"))
+    assert not m.valid and "ILLEGAL_ADDRESS" in m.error
+    gen = backend.worker.generation
+    m = backend.measure(spec, marked(spec.ptx(), "fatal"))
+    assert not m.valid and m.error == "misaligned address"
+    assert not backend.worker.alive
+    m = backend.measure(spec, marked(spec.ptx(), "mismatch"))
+    assert not m.valid and "mismatch" in m.error
+    assert backend.worker.generation == gen + 1
+    assert backend.measure(spec, spec.ptx()).valid
+
+
+@requires_ptxas
+def test_ptxas_rejection_is_invalid_without_the_gpu(backend: CupyBackend, spec) -> None:
+    bad = spec.ptx().replace("fma.rn.f32", "fma.rn.f99", 1)
+    m = backend.measure(spec, bad)
+    assert not m.valid and "ptxas rejected" in m.error
+
+
+@requires_ptxas
+def test_measure_many_keeps_order_and_store_caches(spec, tmp_path) -> None:
+    texts = [spec.ptx() + f"// variant {i}\n" for i in range(4)]
+    with make_backend("cupy", store=tmp_path / "s.sqlite", worker_target=FAKE, repeats=5) as b:
+        ms = b.measure_many(spec, texts)
+        assert [m.ptx_sha256 for m in ms] == [b.inner.prepare(spec, t).sha for t in texts]
+        assert b.stats["misses"] == 4
+        again = b.measure_many(spec, texts[::-1])
+        assert again == ms[::-1] and b.stats["hits"] == 4
+    with make_backend("replay", store=tmp_path / "s.sqlite") as r:
+        assert r.measure(spec, texts[2]).cycles == ms[2].cycles
+
+
+def test_worker_that_cannot_start_raises_clearly(spec) -> None:
+    b = CupyBackend(worker_target=f"{HERE}:no_gpu")
+    with pytest.raises(CupyBackendError, match="cannot start its GPU worker"):
+        b.measure(spec, spec.ptx())
+    b.close()
+
+
+def test_throttle_stats() -> None:
+    cycles = np.array([2000.0, 2000.0, 1000.0, 10.0])
+    ns = np.array([1000.0 * 1000, 2000.0 * 1000, 1000.0 * 1000, 5.0])
+    mhz, throttled = throttle_stats(cycles, ns, 2.0 * 1000 / 1000, 0.75)
+    assert mhz[0] == pytest.approx(2.0) and np.isnan(mhz[3])
+    assert throttled.tolist() == [False, True, True, False]
+
+
+# --- on a GPU -----------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kernel", ["gemm_tile_4_4_4", "gemm_tile_8_8_8"])
+def test_real_gpu_measurement(kernel: str) -> None:
+    spec = load(kernel)
+    with CupyBackend(repeats=50, warmup=5) as b:
+        m = b.measure(spec, spec.ptx())
+        assert m.valid, m.error
+        assert m.cycles > 0 and m.time_ns > 0 and m.clock_mhz > 100
+        assert m.extra["bit_exact"]
+        twice = b.measure(spec, spec.ptx())
+        assert abs(twice.cycles - m.cycles) / m.cycles < 0.05
+
+
+@pytest.mark.gpu
+def test_real_gpu_wrong_output_is_invalid() -> None:
+    spec = load("gemm_tile_4_4_4")
+    # Accumulators start at 1.0 instead of 0.0: every output is off by one.
+    wrong = spec.ptx().replace("0f00000000", "0f3F800000")
+    assert wrong != spec.ptx()
+    with CupyBackend(repeats=5, warmup=1) as b:
+        m = b.measure(spec, wrong)
+        assert not m.valid and "mismatch" in m.error
+
+
+@pytest.mark.gpu
+def test_real_gpu_misaligned_store_restarts_worker() -> None:
+    spec = load("gemm_tile_4_4_4")
+    # A 4-byte store at an address 2 bytes off: "misaligned address" poisons the context.
+    bad, n = re.subn(
+        r"st\.global\.f32 \t\[(%rd\d+)\]", r"st.global.f32 \t[\1+2]", spec.ptx(), count=1
+    )
+    assert n == 1
+    with CupyBackend(repeats=5, warmup=1, timeout_s=60) as b:
+        m = b.measure(spec, bad)
+        assert not m.valid
+        assert b.measure(spec, spec.ptx()).valid
