@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupShuffleSplit
-from torch import nn
 
 from agents.policy import PolicyMLP
 
@@ -30,6 +29,9 @@ class BCConfig:
     holdout_frac: float = 0.25
     forest_trees: int = 200
     forest_max_depth: int | None = None
+    # Softens the clone so that GRPO's samples still explore: a BC policy trained to zero
+    # loss puts ~all mass on greedy's action and every GRPO group has zero reward spread.
+    label_smoothing: float = 0.1
 
 
 @dataclass
@@ -46,7 +48,9 @@ class BCData:
         return len(self.action)
 
     def subset(self, idx: np.ndarray) -> BCData:
-        return BCData(self.obs[idx], self.mask[idx], self.action[idx], self.kernel[idx], self.step[idx])
+        return BCData(
+            self.obs[idx], self.mask[idx], self.action[idx], self.kernel[idx], self.step[idx]
+        )
 
     def kernels(self) -> list[str]:
         return sorted(set(self.kernel.tolist()))
@@ -64,6 +68,23 @@ def kernel_split(data: BCData, holdout_frac: float, seed: int) -> tuple[np.ndarr
     return np.sort(train), np.sort(held)
 
 
+def masked_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy on masked logits, label smoothing spread over *legal* actions only.
+
+    torch's built-in smoothing puts mass on every class, and a masked (-inf) class makes that
+    loss infinite.
+    """
+    logp = torch.log_softmax(logits, dim=-1)
+    nll = -logp.gather(-1, target[:, None]).squeeze(-1)
+    if smoothing <= 0:
+        return nll.mean()
+    safe = torch.where(mask, logp, torch.zeros_like(logp))
+    uniform = -(safe * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return ((1.0 - smoothing) * nll + smoothing * uniform).mean()
+
+
 def train_mlp(data: BCData, cfg: BCConfig, seed: int) -> PolicyMLP:
     """Cross-entropy on masked logits (illegal actions are -inf, so they get no mass)."""
     gen = torch.Generator().manual_seed(seed)
@@ -74,14 +95,15 @@ def train_mlp(data: BCData, cfg: BCConfig, seed: int) -> PolicyMLP:
     mask = torch.as_tensor(data.mask)
     target = torch.as_tensor(data.action)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
     policy.train()
     n = len(data)
     for _ in range(cfg.epochs):
         perm = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
-            loss = loss_fn(policy(obs[idx], mask[idx]), target[idx])
+            loss = masked_cross_entropy(
+                policy(obs[idx], mask[idx]), target[idx], mask[idx], cfg.label_smoothing
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()

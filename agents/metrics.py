@@ -16,7 +16,9 @@ from torch.utils.tensorboard import SummaryWriter
 class MetricsLogger:
     """`log("train", epoch, {...})` appends a row to `train.csv` and scalars to TensorBoard."""
 
-    def __init__(self, run_dir: str | Path, resume_after: int | None = None, tensorboard: bool = True):
+    def __init__(
+        self, run_dir: str | Path, resume_after: int | None = None, tensorboard: bool = True
+    ):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._columns: dict[str, list[str]] = {}
@@ -55,7 +57,9 @@ class MetricsLogger:
         path = self.csv_path(stream)
         header = self._header(stream)
         if header is None or not set(row) <= set(header):
-            self._rewrite(stream, [*(header or ["epoch"]), *(k for k in row if k not in (header or []))])
+            self._rewrite(
+                stream, [*(header or ["epoch"]), *(k for k in row if k not in (header or []))]
+            )
             header = self._columns[stream]
         with path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=header).writerow(row)
@@ -88,4 +92,6 @@ class MetricsLogger:
 def read_csv(path: str | Path) -> list[dict[str, float]]:
     """A metrics CSV as a list of rows of floats (blank cells dropped)."""
     with Path(path).open(newline="") as f:
-        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
+        return [
+            {k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)
+        ]

@@ -29,20 +29,28 @@ def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 
 
 def entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Entropy per row of a masked distribution; masked actions contribute 0, not NaN."""
+    """Entropy per row of a masked distribution; masked actions contribute 0, not NaN.
+
+    -inf entries are replaced by 0 *before* they meet any arithmetic: `where` after the fact
+    would give the right value but NaN gradients (0 * inf in the backward pass).
+    """
     logp = log_probs(logits, temperature)
     legal = torch.isfinite(logp)
-    plogp = torch.where(legal, logp.exp() * logp, torch.zeros_like(logp))
-    return -plogp.sum(-1)
+    safe = torch.where(legal, logp, torch.zeros_like(logp))
+    return -(safe.exp() * safe * legal).sum(-1)
 
 
 def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
-    """Exact KL(p || q) per row for two distributions masked alike (21 actions: no estimator)."""
+    """Exact KL(p || q) per row for two distributions masked alike (21 actions: no estimator).
+
+    NaN-free in value and gradient for the same reason as `entropy`.
+    """
     logp = log_probs(logits_p)
     logq = log_probs(logits_q)
-    legal = torch.isfinite(logp)
-    term = torch.where(legal, logp.exp() * (logp - logq), torch.zeros_like(logp))
-    return term.sum(-1)
+    legal = torch.isfinite(logp) & torch.isfinite(logq)
+    zero = torch.zeros_like(logp)
+    sp, sq = torch.where(legal, logp, zero), torch.where(legal, logq, zero)
+    return (sp.exp() * (sp - sq) * legal).sum(-1)
 
 
 def sample(

@@ -139,7 +139,6 @@ def _transforms():
     return t
 
 
-
 @settings(
     max_examples=25,
     deadline=None,

@@ -86,8 +86,8 @@ class Address:
     def render(self) -> str:
         if self.offset == 0:
             return f"[{self.base}]"
-        sign = "+" if self.offset > 0 else "-"
-        return f"[{self.base}{sign}{abs(self.offset)}]"
+        # nvcc's `[%rd1+-4]`: ptxas rejects `[%rd1-4]` with a syntax error.
+        return f"[{self.base}+{self.offset}]"
 
 
 # nvcc writes negative offsets as `[%rd1+-4]`, so the number may carry its own sign.

@@ -67,7 +67,9 @@ CREATE TRIGGER IF NOT EXISTS attempts_no_delete BEFORE DELETE ON attempts
 BEGIN SELECT RAISE(ABORT, 'trajectory log is append-only'); END;
 CREATE VIEW IF NOT EXISTS steps_current AS
 SELECT s.* FROM steps s
-WHERE s.attempt = (SELECT MAX(t.attempt) FROM steps t WHERE t.phase = s.phase AND t.epoch = s.epoch);
+WHERE s.attempt = (
+    SELECT MAX(t.attempt) FROM steps t WHERE t.phase = s.phase AND t.epoch = s.epoch
+);
 """
 
 
@@ -150,15 +152,14 @@ class TrajectoryLog:
         if self.attempt is None:
             self.begin_attempt()
         now = time.time()
-        rows = [
-            (self.attempt, *(getattr(r, c) for c in _COLUMNS), now) for r in records
-        ]
+        rows = [(self.attempt, *(getattr(r, c) for c in _COLUMNS), now) for r in records]
         if not rows:
             return 0
         placeholders = ", ".join("?" * (len(_COLUMNS) + 2))
         with self._db:
             self._db.executemany(
-                f"INSERT INTO steps(attempt, {', '.join(_COLUMNS)}, created) VALUES ({placeholders})",
+                f"INSERT INTO steps(attempt, {', '.join(_COLUMNS)}, created)"
+                f" VALUES ({placeholders})",
                 rows,
             )
         return len(rows)
@@ -168,9 +169,9 @@ class TrajectoryLog:
         table = "steps_current" if current else "steps"
         if phase is None:
             return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-        return self._db.execute(f"SELECT COUNT(*) FROM {table} WHERE phase = ?", (phase,)).fetchone()[
-            0
-        ]
+        return self._db.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE phase = ?", (phase,)
+        ).fetchone()[0]
 
     def records(self, phase: str | None = None, current: bool = True) -> list[dict[str, Any]]:
         """Logged steps as dicts in insertion order; `current` drops superseded attempts."""
@@ -190,7 +191,9 @@ class TrajectoryLog:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def max_epoch(self, phase: str) -> int | None:
-        return self._db.execute("SELECT MAX(epoch) FROM steps WHERE phase = ?", (phase,)).fetchone()[0]
+        return self._db.execute(
+            "SELECT MAX(epoch) FROM steps WHERE phase = ?", (phase,)
+        ).fetchone()[0]
 
     def close(self) -> None:
         self._db.close()

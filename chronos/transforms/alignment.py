@@ -27,10 +27,12 @@ from .base import TransformContext
 
 MAX_BITS = 64
 _INT = re.compile(r"^-?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)[uU]?$")
-_SPECIAL = re.compile(r"^%(?:tid|ntid|ctaid|nctaid|laneid|warpid|nwarpid|smid|nsmid|gridid|"
-                      r"clock|clock64|globaltimer|lanemask_\w+|pm\d+|envreg\d+|"
-                      r"dynamic_smem_size|total_smem_size|cluster\w*|is_explicit_cluster)"
-                      r"(?:\.[xyz])?$")
+_SPECIAL = re.compile(
+    r"^%(?:tid|ntid|ctaid|nctaid|laneid|warpid|nwarpid|smid|nsmid|gridid|"
+    r"clock|clock64|globaltimer|lanemask_\w+|pm\d+|envreg\d+|"
+    r"dynamic_smem_size|total_smem_size|cluster\w*|is_explicit_cluster)"
+    r"(?:\.[xyz])?$"
+)
 _CVTA_CAP = 1 << 12
 """Window bases of the generic address space are aligned at least this much."""
 
@@ -145,8 +147,9 @@ def _is_int_type(ptx_type: str | None) -> bool:
     return bool(ptx_type) and ptx_type[1] in "usb" and ptx_type != ".pred"
 
 
-_DECL = re.compile(r"^(?:\.(?:visible|extern|weak|common)\s+)*\.(shared|global|const|local)\b(.*)$",
-                   re.S)
+_DECL = re.compile(
+    r"^(?:\.(?:visible|extern|weak|common)\s+)*\.(shared|global|const|local)\b(.*)$", re.S
+)
 _DECL_ALIGN = re.compile(r"\.align\s+(\d+)")
 _DECL_NAME = re.compile(r"([A-Za-z_$%][\w$]*)\s*(?:\[[^\]]*\])*\s*(?:=.*)?$", re.S)
 _DECL_TYPE = re.compile(r"\.(?:[usbf](?:8|16|32|64|128)|pred)\b")
@@ -239,6 +242,8 @@ class PointerAnalysis:
             return Value(Cong.of(_v2(self._align[name]), 0), frozenset({name}))
         if name in self._div:
             return Value(Cong.of(_v2(self._div[name]), 0), _PLAIN)
+        if self.params[name].type not in (".u64", ".b64", ".s64"):
+            return Value(TOP, _PLAIN)  # a 32-bit scalar is no pointer: it roots nothing
         return Value(TOP, frozenset({name}))
 
     # --- transfer -------------------------------------------------------------------------
@@ -315,8 +320,11 @@ class PointerAnalysis:
         if op in ("selp", "min", "max") and len(srcs) >= 2:
             a, b = val(0), val(1)
             return Value(a.cong.join(b.cong).cap(width), _union((a, b)))
-        if op == "cvt" and len(mods) >= 2 and not (set(mods) & {".sat", ".rni", ".rzi", ".rmi",
-                                                                ".rpi", ".rn", ".rz"}):
+        if (
+            op == "cvt"
+            and len(mods) >= 2
+            and not (set(mods) & {".sat", ".rni", ".rzi", ".rmi", ".rpi", ".rn", ".rz"})
+        ):
             src_t = types[-1]
             if len(types) != 2 or not _is_int_type(src_t):
                 return UNKNOWN

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from chronos.ptx import Function, Module
+from chronos.ptx import Function, Instruction, Module
 
 
 class NotApplicable(Exception):
@@ -137,4 +137,40 @@ class Transform:
 
     def __repr__(self) -> str:
         kind = "exact" if self.exact else "rounding"
-        return f"<{type(self).__name__} {self.name} [{self.group}{'*' if self.exclusive else ''}, {kind}]>"
+        star = "*" if self.exclusive else ""
+        return f"<{type(self).__name__} {self.name} [{self.group}{star}, {kind}]>"
+
+
+# --- small editing helpers shared by the transform families -----------------------------------
+
+_VEC_MODS = (".v2", ".v4", ".v8")
+_COPS = (".ca", ".cg", ".cs", ".lu", ".cv", ".wb", ".wt")
+
+
+def cache_op(instr: Instruction) -> str | None:
+    """The cache operator of a load/store (`.cg` in `ld.global.cg.f32`), if any."""
+    for mod in instr.modifiers:
+        if mod in _COPS:
+            return mod
+    return None
+
+
+def with_modifier(instr: Instruction, mod: str, where: str) -> Instruction:
+    """Insert `mod` after the state space (`where="after_space"`) or before the vector/type
+    modifiers (`where="before_vec"`), the two places PTX's ld/st grammar puts qualifiers."""
+    mods = list(instr.modifiers)
+    if where == "after_space":
+        idx = next((i + 1 for i, m in enumerate(mods) if m == instr.space), len(mods))
+    else:
+        idx = next((i for i, m in enumerate(mods) if m in _VEC_MODS or m == instr.type), len(mods))
+    mods.insert(idx, mod)
+    return instr.with_(modifiers=tuple(mods))
+
+
+def entry_directive_lines(module: Module, fn: Function, lines: list[str]) -> str:
+    """Insert performance directives (`.maxnreg`, `.reqntid`, ...) between `)` and `{`."""
+    return module.edit().insert_before(fn.open_brace, lines, indent="").text()
+
+
+def instructions_of(fn: Function) -> list[Instruction]:
+    return list(fn.instructions())

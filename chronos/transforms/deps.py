@@ -25,9 +25,7 @@ PURE_OPCODES = frozenset(
 )
 """Register-only instructions with no side effects (unless they use a carry, see below)."""
 
-_ORDERED = frozenset(
-    ".volatile .relaxed .acquire .release .sc .acq_rel .mmio .weak".split()
-)
+_ORDERED = frozenset(".volatile .relaxed .acquire .release .sc .acq_rel .mmio .weak".split())
 _READ_ONLY_SPACES = frozenset({".param", ".const"})
 
 
@@ -116,8 +114,9 @@ def classify(
             fence = True
     else:
         fence = True
-    return Effect(instr, index, frozenset(reads), frozenset(writes), mem_read, mem_write,
-                  fence, access)
+    return Effect(
+        instr, index, frozenset(reads), frozenset(writes), mem_read, mem_write, fence, access
+    )
 
 
 def effects(instrs: Sequence[Instruction], info: PointerAnalysis | None) -> list[Effect]:

@@ -1,0 +1,386 @@
+"""GRPO learner (design §5): G rollouts per kernel, median baseline, clipped surrogate, KL to BC.
+
+One obvious loop, `train()`: per epoch sample a batch of kernels, roll out G episodes each at
+the scheduled temperature (stop masked in the first steps early on), turn episode returns into
+median-centred, globally normalized advantages, take a few clipped-surrogate steps with a KL
+penalty to the frozen BC policy, log everything, check the reward-hacking monitors,
+checkpoint, and every `eval_every` epochs evaluate the argmax policy and offer it to the
+promotion gate. Randomness is derived from (seed, epoch), so a resumed run samples the same
+kernels and actions as an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents import checkpoint as ckpt
+from agents.config import GRPOConfig
+from agents.grpo_math import approx_kl, clipped_surrogate, group_advantages, zero_spread_fraction
+from agents.metrics import MetricsLogger
+from agents.monitors import check
+from agents.policy import PolicyMLP, entropy, kl_divergence, log_probs
+from agents.rollout import Episode, rollout
+from agents.schedules import ForcedSteps, TemperatureSchedule
+from chronos.stores.trajectories import StepRecord, TrajectoryLog
+from chronos.transforms import ACTION_NAMES, STOP
+
+log = logging.getLogger("chronos.grpo")
+
+
+class Interrupted(RuntimeError):
+    """Raised by `stop_after_epoch` to simulate a crash (tests of resume)."""
+
+
+@dataclass
+class EvalResult:
+    """The argmax policy on every eval kernel."""
+
+    epoch: int
+    episodes: list[Episode]
+
+    @property
+    def improvements(self) -> dict[str, float]:
+        return {e.kernel_id: e.improvement for e in self.episodes}
+
+    @property
+    def mean_improvement(self) -> float:
+        return float(np.mean([e.improvement for e in self.episodes]))
+
+    @property
+    def score(self) -> float:
+        """Higher is better: mean log speed-up (what the promotion gate compares)."""
+        return float(np.mean([e.log_speedup for e in self.episodes]))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "mean_improvement": self.mean_improvement,
+            "score": self.score,
+            "kernels": {
+                e.kernel_id: {
+                    "improvement": e.improvement,
+                    "actions": list(e.actions),
+                    "first_action": ACTION_NAMES[e.steps[0].action] if e.steps else "stop",
+                    "final_cycles": e.final_cycles,
+                    "base_cycles": e.base_cycles,
+                }
+                for e in self.episodes
+            },
+        }
+
+
+@dataclass
+class GRPOState:
+    """Everything a resume needs besides the policy and optimizer weights."""
+
+    epoch: int = -1  # last completed epoch
+    best_found: dict[str, dict[str, Any]] = field(default_factory=dict)  # kernel → best episode
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    train_s: float = 0.0
+
+
+def evaluate(mdp: Any, specs: Sequence[Any], policy: PolicyMLP, epoch: int) -> EvalResult:
+    """Argmax rollouts: deterministic, so one episode per kernel says what the policy does."""
+    return EvalResult(epoch, rollout(mdp, specs, policy, group_size=1, temperature=0.0))
+
+
+def step_records(
+    episodes: Sequence[Episode],
+    phase: str,
+    epoch: int,
+    backend: str,
+    device: str,
+    temperature: float | None = None,
+    advantages: dict[int, float] | None = None,
+) -> list[StepRecord]:
+    """Episodes as trajectory-log rows (one per step)."""
+    rows = []
+    for i, e in enumerate(episodes):
+        names: list[str] = []
+        for t, s in enumerate(e.steps):
+            names.append(ACTION_NAMES[s.action])
+            rows.append(
+                StepRecord(
+                    phase=phase,
+                    epoch=epoch,
+                    episode=i,
+                    kernel_id=e.kernel_id,
+                    step=t,
+                    action=s.action,
+                    action_name=ACTION_NAMES[s.action],
+                    actions=",".join(names),
+                    reward=s.reward,
+                    cycles_before=s.cycles_before,
+                    cycles_after=s.cycles_after,
+                    invalid=s.invalid,
+                    done=s.done,
+                    reason=s.reason,
+                    ptx_sha256=s.ptx_sha256,
+                    backend=backend,
+                    device=device,
+                    temperature=temperature,
+                    logp=s.logp,
+                    advantage=None if advantages is None else advantages.get(i),
+                )
+            )
+    return rows
+
+
+def update(
+    policy: PolicyMLP,
+    ref: PolicyMLP,
+    opt: torch.optim.Optimizer,
+    episodes: Sequence[Episode],
+    advantages: torch.Tensor,
+    temperature: float,
+    cfg: GRPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Clipped surrogate + β·KL(π‖π_BC) over every step; each step carries its episode's A.
+
+    Dropout is off during updates (eval mode): with it on, the ratio of an unchanged policy is
+    not 1 and clipping would fire on noise.
+    """
+    steps = [(s, float(advantages[i])) for i, e in enumerate(episodes) for s in e.steps]
+    obs = torch.as_tensor(np.stack([s.obs for s, _ in steps]))
+    mask = torch.as_tensor(np.stack([s.mask for s, _ in steps]))
+    act = torch.as_tensor([s.action for s, _ in steps])
+    old_logp = torch.as_tensor([s.logp for s, _ in steps], dtype=torch.float32)
+    adv = torch.as_tensor([a for _, a in steps], dtype=torch.float32)
+    with torch.no_grad():
+        ref_logits = ref(obs, mask)
+    policy.eval()
+    n = len(steps)
+    sums: Counter[str] = Counter()
+    count = 0
+    for _ in range(cfg.update_epochs):
+        perm = torch.randperm(n, generator=generator)
+        for start in range(0, n, cfg.minibatch_size):
+            idx = perm[start : start + cfg.minibatch_size]
+            logits = policy(obs[idx], mask[idx])
+            logp = log_probs(logits, temperature).gather(-1, act[idx, None]).squeeze(-1)
+            pg_loss, clip_frac = clipped_surrogate(logp, old_logp[idx], adv[idx], cfg.clip_eps)
+            kl_ref = kl_divergence(logits, ref_logits[idx]).mean()
+            loss = pg_loss + cfg.kl_beta * kl_ref
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                sums["losses/policy_loss"] += float(pg_loss)
+                sums["losses/kl_ref"] += float(kl_ref)
+                sums["losses/total_loss"] += float(loss)
+                sums["losses/clip_frac"] += float(clip_frac)
+                sums["losses/approx_kl"] += float(approx_kl(logp, old_logp[idx]))
+                sums["losses/entropy"] += float(entropy(logits, temperature).mean())
+            count += 1
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def epoch_metrics(
+    episodes: Sequence[Episode], returns: torch.Tensor, temperature: float, forced: int
+) -> dict[str, float]:
+    """Rollout statistics of one epoch (charts/*, actions/*)."""
+    steps = [s for e in episodes for s in e.steps]
+    acts = Counter(s.action for s in steps)
+    n_steps = max(len(steps), 1)
+    m = {
+        "charts/reward_mean": float(returns.mean()),
+        "charts/reward_std": float(returns.std(unbiased=False)),
+        "charts/zero_spread_frac": zero_spread_fraction(returns),
+        "charts/improvement_mean": float(np.mean([e.improvement for e in episodes])),
+        "charts/episode_len": len(steps) / max(len(episodes), 1),
+        "charts/stop_rate": float(np.mean([e.steps[-1].action == STOP for e in episodes])),
+        "charts/invalid_rate": sum(s.invalid for s in steps) / n_steps,
+        "charts/temperature": temperature,
+        "charts/forced_steps": float(forced),
+    }
+    for a, name in enumerate(ACTION_NAMES):
+        m[f"actions/{name}"] = acts.get(a, 0) / n_steps
+    return m
+
+
+def _best_found(state: GRPOState, episodes: Sequence[Episode]) -> None:
+    """Remember the fastest sequence sampled per kernel (novel-sequence accounting)."""
+    for e in episodes:
+        if not math.isfinite(e.final_cycles):
+            continue
+        cur = state.best_found.get(e.kernel_id)
+        if cur is None or e.final_cycles < cur["final_cycles"]:
+            state.best_found[e.kernel_id] = {
+                "final_cycles": e.final_cycles,
+                "base_cycles": e.base_cycles,
+                "actions": list(e.actions),
+            }
+
+
+def train(
+    cfg: GRPOConfig,
+    *,
+    mdp: Any,
+    specs: Sequence[Any],
+    policy: PolicyMLP,
+    ref: PolicyMLP,
+    run_dir: Path,
+    seed: int,
+    provenance: dict[str, Any],
+    traj: TrajectoryLog,
+    resume: bool = True,
+    progress: bool = True,
+    tensorboard: bool = True,
+    stop_after_epoch: int | None = None,
+) -> tuple[PolicyMLP, GRPOState]:
+    """The GRPO loop; resumes from `run_dir/checkpoints/last.pt` when `resume` and it exists."""
+    ckdir = run_dir / "checkpoints"
+    last = ckdir / "last.pt"
+    gate = ckpt.PromotionGate(ckdir, cfg.promotion_min_delta)
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    state = GRPOState()
+    if resume and last.exists():
+        payload = ckpt.load(last)
+        policy.load_state_dict(payload["policy"])
+        opt.load_state_dict(payload["optimizer"])
+        state = GRPOState(**payload["grpo_state"])
+        log.info("resuming GRPO after epoch %d from %s", state.epoch, last)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    backend = str(provenance.get("backend", ""))
+    device = str(provenance.get("device", ""))
+    resumed = state.epoch if state.epoch >= 0 else None
+    logger = MetricsLogger(run_dir / "metrics", resume_after=resumed, tensorboard=tensorboard)
+    traj.begin_attempt(
+        run_name=run_dir.name,
+        resumed_from_epoch=resumed,
+        backend=backend,
+        device=device,
+        git_rev=str(provenance.get("git_revision")),
+        config=provenance.get("config"),
+    )
+    temp = TemperatureSchedule(**vars(cfg.temperature))
+    forced = ForcedSteps(**vars(cfg.forced_steps))
+    bar = tqdm(
+        range(state.epoch + 1, cfg.epochs),
+        desc="grpo",
+        unit="epoch",
+        initial=state.epoch + 1,
+        total=cfg.epochs,
+        disable=not progress,
+    )
+    stats0 = dict(getattr(mdp.backend, "stats", {}) or {})
+    for epoch in bar:
+        t_epoch = time.perf_counter()
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        rng = np.random.default_rng([seed, epoch])
+        k = min(cfg.batch_kernels, len(specs))
+        batch = [specs[i] for i in sorted(rng.choice(len(specs), size=k, replace=False))]
+        temperature, n_forced = temp(epoch), forced(epoch)
+
+        measure0 = mdp.measure_s
+        t0 = time.perf_counter()
+        episodes = rollout(
+            mdp,
+            batch,
+            policy,
+            group_size=cfg.group_size,
+            temperature=temperature,
+            stop_masked_steps=n_forced,
+            generator=gen,
+        )
+        rollout_s = time.perf_counter() - t0
+        measure_s = mdp.measure_s - measure0
+
+        returns = torch.tensor([e.ret for e in episodes], dtype=torch.float64).view(
+            k, cfg.group_size
+        )
+        lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
+            k, cfg.group_size
+        )
+        adv = group_advantages(returns, lengths, cfg.adv_eps).flatten()
+
+        t1 = time.perf_counter()
+        losses = update(policy, ref, opt, episodes, adv, temperature, cfg, gen)
+        update_s = time.perf_counter() - t1
+
+        _best_found(state, episodes)
+        traj.append(
+            step_records(
+                episodes,
+                "grpo",
+                epoch,
+                backend,
+                device,
+                temperature,
+                {i: float(a) for i, a in enumerate(adv)},
+            )
+        )
+        stats = dict(getattr(mdp.backend, "stats", {}) or {})
+        hits = stats.get("hits", 0) - stats0.get("hits", 0)
+        misses = stats.get("misses", 0) - stats0.get("misses", 0)
+        stats0 = stats
+        mon = check(episodes, cfg.monitors)
+        for msg in mon.alarms:
+            log.warning("epoch %d alarm: %s", epoch, msg)
+        metrics = {
+            **epoch_metrics(episodes, returns, temperature, n_forced),
+            **losses,
+            **mon.values,
+            "charts/cache_hit_rate": hits / (hits + misses) if hits + misses else 1.0,
+            "perf/rollout_s": rollout_s - measure_s,
+            "perf/measure_s": measure_s,
+            "perf/update_s": update_s,
+        }
+        if logger.writer is not None:
+            acts = [s.action for e in episodes for s in e.steps]
+            logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
+
+        is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
+        ev = evaluate(mdp, specs, policy, epoch) if is_eval else None
+        state.epoch = epoch
+        epoch_s = time.perf_counter() - t_epoch
+        state.train_s += epoch_s
+        metrics["perf/epoch_s"] = epoch_s
+        logger.log("train", epoch, metrics)
+        if ev is not None:
+            state.evals.append(ev.summary())
+            traj.append(step_records(ev.episodes, "eval", epoch, backend, device, 0.0))
+            logger.log(
+                "eval",
+                epoch,
+                {"eval/mean_improvement": ev.mean_improvement, "eval/score": ev.score},
+            )
+        if ev is not None or (epoch + 1) % cfg.checkpoint_every == 0:
+            payload = ckpt.policy_payload(
+                policy,
+                optimizer=opt.state_dict(),
+                grpo_state=vars(state),
+                epoch=epoch,
+                provenance=provenance,
+            )
+            ckpt.save(last, payload)
+            if ev is not None:
+                path = ckpt.save(ckdir / f"epoch_{epoch:04d}.pt", payload)
+                if gate.consider(path, ev.score, epoch):
+                    log.info("epoch %d promoted to best (score %.4f)", epoch, ev.score)
+        logger.flush()
+        bar.set_postfix(
+            R=f"{metrics['charts/reward_mean']:+.3f}",
+            imp=f"{metrics['charts/improvement_mean']:+.1%}",
+            T=f"{temperature:.2f}",
+        )
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            logger.close()
+            raise Interrupted(f"stopped after epoch {epoch} (stop_after_epoch)")
+    logger.close()
+    return policy, state

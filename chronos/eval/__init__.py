@@ -1,0 +1,1 @@
+"""Evaluation: leave-one-kernel-out (`python -m chronos.eval +exp=loko`) and run reports."""

@@ -1,0 +1,372 @@
+"""The run report: design §7 success-criteria table, learning curves, per-kernel bars, LOKO.
+
+Reads only files of the run dir (eval/summary.json, metrics/*.csv, loko/loko.json,
+provenance.json, stage_times.json), so `python -m chronos.eval.report <run dir>` can rebuild
+a report after the fact. Every number is labelled with the backend and device it was measured
+on: an emulated estimate is not a GPU measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from agents.metrics import read_csv  # noqa: E402
+
+FA = "first_action_accuracy"
+# Design §7: greedy v2 baseline and targets.
+TARGETS = {
+    "first_action_accuracy": 0.80,
+    "loko_accuracy": 0.70,
+    "novel_sequences": 5,
+    "training_hours": 24.0,
+}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.1%}"
+
+
+def _acc(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def _ok(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("yes" if flag else "no")
+
+
+def _beats(agent: float | None, greedy: float | None) -> str:
+    """'yes' / 'no' / 'tie (...)': equal improvements are not a win."""
+    if agent is None or greedy is None:
+        return "n/a"
+    if abs(agent - greedy) < 5e-4:
+        return "no (tie)"
+    return _ok(agent < greedy)
+
+
+def backend_label(backend: str, device: str) -> str:
+    """'emulated estimate (cpu-emulator ...)' or 'cupy (NVIDIA H100 ...)'."""
+    name = "emulated estimate" if backend == "emulated" else backend
+    return f"{name} ({device})" if device else name
+
+
+def plot_learning_curves(
+    train: list[dict[str, float]],
+    evals: list[dict[str, float]],
+    greedy_mean: float | None,
+    path: Path,
+) -> Path:
+    """Reward, improvement (rollouts and argmax eval vs greedy), entropy/KL, rates, phase times."""
+    ep = [r["epoch"] for r in train]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+
+    def line(ax: Any, key: str, label: str | None = None, scale: float = 1.0) -> None:
+        ys = [r.get(key, math.nan) * scale for r in train]
+        ax.plot(ep, ys, label=label or key.split("/")[-1])
+
+    ax = axes[0, 0]
+    mean = [r.get("charts/reward_mean", math.nan) for r in train]
+    std = [r.get("charts/reward_std", math.nan) for r in train]
+    ax.plot(ep, mean, label="episode return")
+    ax.fill_between(
+        ep,
+        [m - s for m, s in zip(mean, std, strict=True)],
+        [m + s for m, s in zip(mean, std, strict=True)],
+        alpha=0.2,
+    )
+    ax.set_title("reward (mean ± std)")
+    ax = axes[0, 1]
+    line(ax, "charts/improvement_mean", "sampled rollouts", 100)
+    if evals:
+        ax.plot(
+            [r["epoch"] for r in evals],
+            [r["eval/mean_improvement"] * 100 for r in evals],
+            "o-",
+            label="argmax eval",
+        )
+    if greedy_mean is not None:
+        ax.axhline(greedy_mean * 100, color="k", ls="--", label="greedy v2")
+    ax.set_title("mean improvement % (lower is faster)")
+    ax = axes[0, 2]
+    line(ax, "losses/entropy")
+    line(ax, "losses/kl_ref", "KL to BC")
+    line(ax, "losses/approx_kl", "approx KL (old→new)")
+    line(ax, "losses/clip_frac", "clip fraction")
+    ax.set_title("policy")
+    ax = axes[1, 0]
+    for key in (
+        "charts/stop_rate",
+        "charts/invalid_rate",
+        "charts/zero_spread_frac",
+        "charts/cache_hit_rate",
+    ):
+        line(ax, key)
+    ax.set_title("rates")
+    ax = axes[1, 1]
+    for key in ("perf/rollout_s", "perf/measure_s", "perf/update_s", "perf/epoch_s"):
+        line(ax, key)
+    ax.set_title("phase times per epoch (s)")
+    ax = axes[1, 2]
+    line(ax, "charts/temperature")
+    line(ax, "charts/episode_len", "episode length")
+    ax.set_title("schedule")
+    for a in axes.flat:
+        a.set_xlabel("epoch")
+        a.legend(fontsize=7)
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_per_kernel(per_kernel: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Grouped bars: greedy, BC and GRPO improvement per kernel (negative is faster)."""
+    kids = sorted(per_kernel)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(kids) + 2), 4))
+    width = 0.27
+    for j, key in enumerate(("greedy", "bc", "grpo")):
+        ys = [(per_kernel[k].get(key) or 0.0) * 100 for k in kids]
+        ax.bar([i + (j - 1) * width for i in range(len(kids))], ys, width, label=key)
+    ax.set_xticks(range(len(kids)))
+    ax.set_xticklabels([k.replace("gemm_tile_", "") for k in kids], rotation=45)
+    ax.set_ylabel("improvement % (final/base - 1)")
+    ax.set_xlabel("gemm_tile TM_TN_TK")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_loko(loko: dict[str, Any], path: Path) -> Path:
+    """Held-out accuracy and first-action accuracy per learner and kernel."""
+    kids = sorted(loko["per_kernel"])
+    learners = loko["learners"]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(kids) + 4), 4))
+    width = 0.8 / max(len(learners), 1)
+    for ax, key in zip(axes, ("accuracy", "first_action_accuracy"), strict=True):
+        for j, learner in enumerate(learners):
+            ys = [loko["per_kernel"][k].get(learner, {}).get(key, math.nan) * 100 for k in kids]
+            ax.bar(
+                [i + (j - (len(learners) - 1) / 2) * width for i in range(len(kids))],
+                ys,
+                width,
+                label=learner,
+            )
+        ax.set_xticks(range(len(kids)))
+        ax.set_xticklabels([k.replace("gemm_tile_", "") for k in kids], rotation=45)
+        ax.set_title(f"LOKO {key.replace('_', ' ')} (%)")
+        ax.set_ylim(0, 105)
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _loko_accuracy(loko: dict[str, Any]) -> tuple[str, float] | None:
+    means = loko.get("mean", {})
+    if not means:
+        return None
+    best = max(means, key=lambda k: means[k]["accuracy"])
+    return best, means[best]["accuracy"]
+
+
+def success_table(summary: dict[str, Any], loko: dict[str, Any], hours: float) -> list[str]:
+    g = summary.get("greedy_mean_improvement")
+    a = summary.get("grpo_mean_improvement")
+    fa = summary.get("first_action_accuracy", {})
+    novel = len(summary.get("novel_sequences", []))
+    la = _loko_accuracy(loko) if loko else None
+    rows = [
+        "| Metric | Greedy v2 baseline (this run) | Design target | This run | Met |",
+        "|---|---|---|---|---|",
+        f"| Mean improvement (GRPO argmax) | {_pct(g)} | better than greedy | {_pct(a)} "
+        f"| {_beats(a, g)} |",
+        f"| First-action accuracy (GRPO vs greedy's first move) | BC: "
+        f"{_acc(fa.get('bc_heldout'))} held-out, {_acc(fa.get('bc_all'))} train | > 80% "
+        f"| {_acc(fa.get('grpo'))} "
+        f"| {_ok(None if fa.get('grpo') is None else fa['grpo'] > TARGETS[FA])} |",
+        f"| LOKO accuracy (best learner, pooled held-out states) | RF: "
+        f"{_acc(loko.get('mean', {}).get('rf', {}).get('accuracy')) if loko else 'n/a'} | > 70% "
+        f"| {'n/a' if la is None else f'{la[1]:.1%} ({la[0]})'} "
+        f"| {_ok(None if la is None else la[1] > TARGETS['loko_accuracy'])} |",
+        f"| Novel sequences greedy missed (> {summary.get('novel_min_gain', 0.01):.0%} better) "
+        f"| 0 | > 5 | {novel} | {_ok(novel > TARGETS['novel_sequences'])} |",
+        f"| Training time (greedy + BC + GRPO) | — | < 24 h | {hours * 60:.1f} min "
+        f"| {_ok(hours < TARGETS['training_hours'])} |",
+    ]
+    return rows
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """report.md and plots/*.png in the run dir; returns the markdown path."""
+    rdir = Path(run_dir)
+    plots = rdir / "plots"
+    plots.mkdir(exist_ok=True)
+    prov = _read_json(rdir / "provenance.json")
+    summary = _read_json(rdir / "eval" / "summary.json")
+    loko = _read_json(rdir / "loko" / "loko.json") or summary.get("loko", {})
+    times = _read_json(rdir / "stage_times.json")
+    backend = summary.get("backend") or prov.get("backend", "?")
+    device = summary.get("device") or prov.get("device", "")
+    label = backend_label(backend, device)
+    cfg = prov.get("config", {})
+    grpo_cfg = cfg.get("grpo", {})
+    lines = [
+        "# Chronos training report",
+        "",
+        f"- Backend: **{label}**"
+        + (
+            " — cycles are the CPU cost model's estimate, not GPU measurements"
+            if backend == "emulated"
+            else ""
+        ),
+        f"- Kernels: {len(prov.get('kernels', {}))} ({', '.join(sorted(prov.get('kernels', {})))})",
+        f"- GRPO: {grpo_cfg.get('epochs')} epochs, batch {grpo_cfg.get('batch_kernels')} kernels,"
+        f" G={grpo_cfg.get('group_size')}, seed {prov.get('seed')}",
+        f"- Git revision: `{prov.get('git_revision', '?')}`; created {prov.get('created', '?')}",
+        "- Stage wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()),
+        "",
+    ]
+    if summary:
+        hours = sum(times.get(k, 0.0) for k in ("greedy", "bc", "grpo")) / 3600
+        summary.setdefault("novel_min_gain", cfg.get("eval", {}).get("novel_min_gain", 0.01))
+        lines += ["## Success criteria (design §7)", "", f"All cycle figures: {label}.", ""]
+        lines += success_table(summary, loko, hours)
+        lines += [
+            "",
+            "First-action accuracy compares the policy's argmax first action with greedy's "
+            "first action on each kernel; a policy that beats greedy may legitimately differ.",
+            "",
+        ]
+        pk = summary.get("per_kernel", {})
+        lines += [
+            "## Per-kernel improvement",
+            "",
+            "![per-kernel](plots/per_kernel.png)",
+            "",
+            "| kernel | greedy | BC | GRPO | greedy sequence | GRPO sequence |",
+            "|---|---:|---:|---:|---|---|",
+        ]
+        for k in sorted(pk):
+            r = pk[k]
+            lines.append(
+                f"| {k} | {_pct(r.get('greedy'))} | {_pct(r.get('bc'))} | {_pct(r.get('grpo'))} "
+                f"| {' → '.join(r.get('greedy_actions') or []) or '(stop)'} "
+                f"| {' → '.join(r.get('grpo_actions') or []) or '(stop)'} |"
+            )
+        plot_per_kernel(pk, plots / "per_kernel.png")
+        novel = summary.get("novel_sequences", [])
+        lines += ["", "## Novel sequences (better than greedy's on the same kernel)", ""]
+        lines += [
+            f"- {n['kernel_id']}: {' → '.join(n['actions'])} ({n['vs_greedy']:+.1%} vs "
+            "greedy's final cycles)"
+            for n in novel
+        ] or ["- none"]
+        lines.append("")
+    train_csv = rdir / "metrics" / "train.csv"
+    if train_csv.exists():
+        train = read_csv(train_csv)
+        eval_csv = rdir / "metrics" / "eval.csv"
+        evals = read_csv(eval_csv) if eval_csv.exists() else []
+        plot_learning_curves(
+            train, evals, summary.get("greedy_mean_improvement"), plots / "learning_curves.png"
+        )
+        lines += ["## Learning curves", "", "![learning curves](plots/learning_curves.png)", ""]
+        if train:
+            epoch_s = [r.get("perf/epoch_s", math.nan) for r in train]
+            half = max(len(epoch_s) // 2, 1)
+            lines.append(
+                f"Epoch time: first half mean {sum(epoch_s[:half]) / half:.1f} s, second half "
+                f"mean {sum(epoch_s[half:]) / max(len(epoch_s) - half, 1):.1f} s "
+                "(must not grow; later epochs hit the measurement cache more)."
+            )
+            alarms = {
+                k: int(sum(r.get(k, 0.0) for r in train))
+                for k in train[0]
+                if k.startswith("monitors/alarm_")
+            }
+            lines += [
+                "",
+                "## Reward-hacking monitors (design §6)",
+                "",
+                "| monitor | epochs in alarm |",
+                "|---|---:|",
+            ]
+            lines += [
+                f"| {k.removeprefix('monitors/alarm_')} | {v} / {len(train)} |"
+                for k, v in alarms.items()
+            ]
+            lines.append("")
+    if loko:
+        plot_loko(loko, plots / "loko.png")
+        lcfg = cfg.get("loko", {})
+        lines += [
+            "## Leave-one-kernel-out",
+            "",
+            f"LeaveOneGroupOut over {loko.get('folds')} kernels; learners "
+            f"{', '.join(loko.get('learners', []))}"
+            + (
+                f"; GRPO {lcfg.get('grpo_epochs')} epochs per fold from the fold's BC policy"
+                if "grpo" in loko.get("learners", [])
+                else ""
+            )
+            + ". Accuracy is against greedy's decisions on the held-out kernel; improvement is"
+            " the argmax policy's on it (greedy's own is in the per-kernel table).",
+            "",
+            "![loko](plots/loko.png)",
+            "",
+            "| learner | accuracy (pooled) | first-action accuracy | held-out improvement |",
+            "|---|---:|---:|---:|",
+        ]
+        for learner, m in loko.get("mean", {}).items():
+            lines.append(
+                f"| {learner} | {_acc(m.get('accuracy'))} | "
+                f"{_acc(m.get('first_action_accuracy'))} | {_pct(m.get('improvement'))} |"
+            )
+        greedy = {
+            k["kernel_id"]: k["improvement"]
+            for k in _read_json(rdir / "greedy" / "greedy.json").get("kernels", [])
+        }
+        learners = list(loko.get("learners", []))
+        lines += [
+            "",
+            "Per held-out kernel (accuracy / first action right / improvement):",
+            "",
+            "| held-out kernel | greedy | " + " | ".join(learners) + " |",
+            "|---|---:|" + "---|" * len(learners),
+        ]
+        for kid in sorted(loko.get("per_kernel", {})):
+            row = loko["per_kernel"][kid]
+            cells = []
+            for learner in learners:
+                r = row.get(learner, {})
+                cell = f"{_acc(r.get('accuracy'))} / {'yes' if r.get(FA) == 1 else 'no'}"
+                if "improvement" in r:
+                    cell += f" / {_pct(r['improvement'])}"
+                cells.append(cell)
+            lines.append(f"| {kid} | {_pct(greedy.get(kid))} | " + " | ".join(cells) + " |")
+        lines.append("")
+    out = rdir / "report.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    print(write_report(sys.argv[1] if len(sys.argv) > 1 else "."))

@@ -1,0 +1,357 @@
+"""Hydra entry point: `python -m chronos.train +exp=grpo` runs greedy → BC → GRPO → eval → report.
+
+Each stage writes into the Hydra run dir and is skipped when its output is already there, so
+re-running the same command in the same run dir (`hydra.run.dir=...`) resumes an interrupted
+run: the greedy data set is reused from its cache, `bc.pt` is reloaded, GRPO continues after
+the last checkpointed epoch, and the trajectory log keeps every row it ever got.
+See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from agents import checkpoint as ckpt
+from agents.bc import BCData, BCResult, mlp_predict, run_bc
+from agents.config import TrainConfig, kernel_ids
+from agents.greedy import (
+    dataset_key,
+    improvement_table,
+    load_dataset,
+    run_greedy,
+    save_dataset,
+)
+from agents.mdp import TransformMDP
+from agents.policy import PolicyMLP
+
+log = logging.getLogger("chronos.train")
+
+# Absolute, so `python -m agents.greedy` (which calls main from another module) finds it too.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+STAGES = ("greedy", "bc", "grpo", "eval", "loko", "report")
+
+
+def to_config(cfg: DictConfig | dict[str, Any]) -> TrainConfig:
+    """Validate a composed config against the TrainConfig schema and build the dataclasses."""
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg)
+    out = OmegaConf.to_object(merged)
+    assert isinstance(out, TrainConfig)
+    unknown = set(out.stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}; known: {STAGES}")
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Context:
+    """What the stages share: config, run dir, kernels, the MDP and its backend."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    specs: list[Any]
+    mdp: TransformMDP
+    provenance: dict[str, Any]
+    times: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        return str(self.provenance["backend"])
+
+    @property
+    def device(self) -> str:
+        return str(self.provenance["device"])
+
+
+def open_context(cfg: TrainConfig, run_dir: Path) -> Context:
+    from chronos.measure import make_backend
+    from kernels import load
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    specs = [load(k) for k in kernel_ids(cfg.kernels)]
+    store = cfg.backend.store
+    if store not in (None, "default"):
+        store = str(Path(store).expanduser())
+    backend = make_backend(cfg.backend.name, store=store, **dict(cfg.backend.options))
+    reason = getattr(backend, "auto_reason", None)
+    if reason:
+        log.info("measurement backend %s", reason)
+    mdp = TransformMDP(backend, cfg.env.max_steps, cfg.env.step_cost, cfg.env.invalid_penalty)
+    device = str(getattr(backend, "device", ""))
+    prov = ckpt.provenance(
+        config=asdict(cfg),
+        specs=specs,
+        backend=str(getattr(backend, "name", cfg.backend.name)),
+        device=device,
+        seed=cfg.seed,
+    )
+    prov["backend_reason"] = reason
+    (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2, default=str))
+    return Context(cfg, run_dir, specs, mdp, prov)
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+
+def stage_greedy(ctx: Context) -> tuple[BCData, dict[str, Any]]:
+    """Greedy data set: from its cache when present (keyed by backend, device, kernel PTX)."""
+    g = ctx.cfg.greedy
+    key = dataset_key(ctx.specs, ctx.backend, ctx.device, g.min_gain)
+    path = Path(g.dataset_dir).expanduser() / f"greedy-{ctx.backend}-{key}"
+    local = ctx.run_dir / "greedy" / "greedy"
+    if local.with_suffix(".json").exists() and not g.recompute:
+        return load_dataset(local)
+    if path.with_suffix(".json").exists() and not g.recompute:
+        log.info("greedy data set from cache %s", path)
+        data, summary = load_dataset(path)
+    else:
+        results = run_greedy(ctx.mdp, ctx.specs, g.min_gain, ctx.cfg.progress)
+        meta = {
+            "backend": ctx.backend,
+            "device": ctx.device,
+            "estimate": ctx.backend == "emulated",
+            "min_gain": g.min_gain,
+            "key": key,
+            "kernels": ctx.provenance["kernels"],
+            "git_revision": ctx.provenance["git_revision"],
+        }
+        save_dataset(path, results, meta)
+        data, summary = load_dataset(path)
+    save_dataset_copy(data, summary, local)
+    table = improvement_table(summary["kernels"])
+    (ctx.run_dir / "greedy" / "improvement.md").write_text(table + "\n")
+    print(f"\nGreedy v2 ({ctx.backend}, {ctx.device}):\n{table}\n")
+    return data, summary
+
+
+def save_dataset_copy(data: BCData, summary: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path.with_suffix(".npz"),
+        obs=data.obs,
+        mask=data.mask,
+        action=data.action,
+        kernel=data.kernel,
+        step=data.step,
+    )
+    path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+
+
+def stage_bc(ctx: Context, data: BCData) -> tuple[PolicyMLP, dict[str, float]]:
+    """BC warm start (and RF baseline); reloaded from bc.pt when the run dir has it."""
+    path = ctx.run_dir / "checkpoints" / "bc.pt"
+    if ctx.cfg.resume and path.exists():
+        payload = ckpt.load(path)
+        return ckpt.load_policy(payload), payload["metrics"]
+    res: BCResult = run_bc(data, ctx.cfg.bc, ctx.cfg.seed)
+    ckpt.save(
+        path,
+        ckpt.policy_payload(
+            res.policy,
+            metrics=res.metrics,
+            train_kernels=res.train_kernels,
+            heldout_kernels=res.heldout_kernels,
+            provenance=ctx.provenance,
+        ),
+    )
+    (ctx.run_dir / "bc_metrics.json").write_text(json.dumps(res.metrics, indent=2))
+    log.info("BC: %s", {k: round(v, 3) for k, v in res.metrics.items() if "accuracy" in k})
+    return res.policy, res.metrics
+
+
+def stage_grpo(ctx: Context, bc_policy: PolicyMLP) -> tuple[PolicyMLP, Any]:
+    from agents.grpo import train
+    from chronos.stores.trajectories import TrajectoryLog
+
+    policy = ckpt.load_policy(ckpt.policy_payload(bc_policy))
+    ref = ckpt.load_policy(ckpt.policy_payload(bc_policy))
+    with TrajectoryLog(ctx.run_dir / "trajectories.sqlite") as traj:
+        return train(
+            ctx.cfg.grpo,
+            mdp=ctx.mdp,
+            specs=ctx.specs,
+            policy=policy,
+            ref=ref,
+            run_dir=ctx.run_dir,
+            seed=ctx.cfg.seed,
+            provenance=ctx.provenance,
+            traj=traj,
+            resume=ctx.cfg.resume,
+            progress=ctx.cfg.progress,
+            tensorboard=ctx.cfg.tensorboard,
+            stop_after_epoch=ctx.cfg.stop_after_epoch,
+        )
+
+
+def first_action_accuracy(policy: PolicyMLP, data: BCData, kernels: list[str] | None) -> float:
+    """Share of kernels whose argmax first action is greedy's first action."""
+    first = data.step == 0
+    if kernels is not None:
+        first &= np.isin(data.kernel, kernels)
+    if not first.any():
+        return float("nan")
+    pred = mlp_predict(policy, data.obs[first], data.mask[first])
+    return float((pred == data.action[first]).mean())
+
+
+def stage_eval(
+    ctx: Context,
+    data: BCData,
+    greedy: dict[str, Any],
+    bc_policy: PolicyMLP,
+    bc_metrics: dict[str, float],
+    grpo_state: Any,
+) -> dict[str, Any]:
+    """Final numbers for the success-criteria table, written to eval/summary.json."""
+    from agents.grpo import evaluate
+
+    best = ctx.run_dir / "checkpoints" / "best.pt"
+    last = ctx.run_dir / "checkpoints" / "last.pt"
+    src = best if best.exists() else last
+    policy = ckpt.load_policy(src) if src.exists() else bc_policy
+    ev = evaluate(ctx.mdp, ctx.specs, policy, epoch=-1)
+    ev_bc = evaluate(ctx.mdp, ctx.specs, bc_policy, epoch=-1)
+    gk = {k["kernel_id"]: k for k in greedy["kernels"]}
+    min_gain = ctx.cfg.eval.novel_min_gain
+    novel: dict[tuple[str, tuple[str, ...]], float] = {}
+    found = dict(getattr(grpo_state, "best_found", {}) or {})
+    candidates = [(e.kernel_id, tuple(e.actions), e.final_cycles) for e in ev.episodes]
+    candidates += [(k, tuple(v["actions"]), v["final_cycles"]) for k, v in found.items()]
+    for kid, seq, cyc in candidates:
+        g = gk.get(kid)
+        if g and list(seq) != g["actions"] and cyc < g["final_cycles"] * (1 - min_gain):
+            novel[(kid, seq)] = cyc / g["final_cycles"] - 1
+    summary: dict[str, Any] = {
+        "backend": ctx.backend,
+        "device": ctx.device,
+        "estimate": ctx.backend == "emulated",
+        "n_kernels": len(ctx.specs),
+        "checkpoint": str(src.name) if src.exists() else "bc",
+        "greedy_mean_improvement": float(np.mean([k["improvement"] for k in greedy["kernels"]])),
+        "grpo_mean_improvement": ev.mean_improvement,
+        "bc_mean_improvement": ev_bc.mean_improvement,
+        "first_action_accuracy": {
+            "grpo": first_action_accuracy(policy, data, None),
+            "bc_all": first_action_accuracy(bc_policy, data, None),
+            "bc_heldout": bc_metrics.get("mlp/heldout/first_action_accuracy", float("nan")),
+            "rf_heldout": bc_metrics.get("rf/heldout/first_action_accuracy", float("nan")),
+        },
+        "bc_metrics": bc_metrics,
+        "per_kernel": {
+            kid: {
+                "greedy": gk[kid]["improvement"] if kid in gk else None,
+                "greedy_actions": gk[kid]["actions"] if kid in gk else None,
+                "grpo": ev.improvements[kid],
+                "grpo_actions": list(next(e.actions for e in ev.episodes if e.kernel_id == kid)),
+                "bc": ev_bc.improvements[kid],
+            }
+            for kid in ev.improvements
+        },
+        "novel_sequences": [
+            {"kernel_id": k, "actions": list(s), "vs_greedy": v} for (k, s), v in novel.items()
+        ],
+        "evals": list(getattr(grpo_state, "evals", []) or []),
+        "grpo_train_s": float(getattr(grpo_state, "train_s", 0.0) or 0.0),
+        "stage_times_s": dict(ctx.times),
+    }
+    if ctx.cfg.eval.loko_in_report and len(set(data.kernel.tolist())) > 1:
+        from chronos.eval.loko import loko
+
+        summary["loko"] = loko(ctx, data, ["rf", "bc"])
+    out = ctx.run_dir / "eval" / "summary.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def run(cfg: TrainConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """The pipeline over `cfg.stages`; returns the eval summary (or what ran)."""
+    seed_everything(cfg.seed)
+    torch.set_num_threads(max(cfg.torch_threads, 1))
+    rdir = Path(run_dir or cfg.run_dir or os.getcwd()).resolve()
+    ctx = open_context(cfg, rdir)
+    timing_path = rdir / "stage_times.json"
+    if timing_path.exists():
+        ctx.times.update(json.loads(timing_path.read_text()))
+    out: dict[str, Any] = {"run_dir": str(rdir)}
+    bc_policy: PolicyMLP | None = None
+    bc_metrics: dict[str, float] = {}
+    grpo_state: Any = None
+    data: BCData | None = None
+    greedy: dict[str, Any] = {}
+
+    def timed(name: str, fn: Any, *args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            ctx.times[name] = ctx.times.get(name, 0.0) + time.perf_counter() - t0
+            timing_path.write_text(json.dumps(ctx.times, indent=2))
+
+    try:
+        if {"greedy", "bc", "grpo", "eval", "loko"} & set(cfg.stages):
+            data, greedy = timed("greedy", stage_greedy, ctx)
+            out["greedy"] = greedy
+        if {"bc", "grpo", "eval"} & set(cfg.stages):
+            assert data is not None
+            bc_policy, bc_metrics = timed("bc", stage_bc, ctx, data)
+            out["bc"] = bc_metrics
+        if "grpo" in cfg.stages:
+            assert bc_policy is not None
+            _, grpo_state = timed("grpo", stage_grpo, ctx, bc_policy)
+        if "eval" in cfg.stages:
+            assert data is not None and bc_policy is not None
+            out["eval"] = timed(
+                "eval", stage_eval, ctx, data, greedy, bc_policy, bc_metrics, grpo_state
+            )
+        if "loko" in cfg.stages:
+            from chronos.eval.loko import run_loko
+
+            assert data is not None
+            out["loko"] = timed("loko", run_loko, ctx, data)
+        if "report" in cfg.stages:
+            from chronos.eval.report import write_report
+
+            out["report"] = str(write_report(rdir))
+    finally:
+        ctx.mdp.backend.close()
+    return out
+
+
+@hydra.main(version_base=None, config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    tc = to_config(cfg)
+    out = run(tc, tc.run_dir or HydraConfig.get().runtime.output_dir)
+    if "report" in out:
+        print(f"report: {out['report']}")
+
+
+def cli(extra: list[str] | None = None) -> None:
+    """Run `main` with `extra` overrides before the command line's (for module shortcuts)."""
+    sys.argv = [sys.argv[0], *(extra or []), *sys.argv[1:]]
+    main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""ASYNC: global->shared copies through `cp.async` (sm_80+).
+
+A copy is a set of `ld.global` whose destination registers are read by nothing but
+`st.shared` stores of exactly those registers, contiguous in both spaces (a scalar pair,
+or vector accesses of matching total size 4, 8 or 16 bytes) and aligned to that size in
+both spaces (proved by the alignment analysis; the natural alignment of a scalar access is
+given; shared arrays it relies on get `.align 16`). It becomes one
+`cp.async.ca.shared.global` at the position of its last member, and a `cp.async.wait_all`
+goes before the block's next `bar.sync`, so every thread's copies have landed before anyone
+reads the tile. Refused for a block when anything between a copy and the barrier could
+observe or alias the shared destination or write global memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from chronos.ptx import Function, Module
+
+from .alignment import analyze, variables
+from .base import NotApplicable, Transform, TransformContext
+from .deps import Effect, access_size, block_effects, is_plain_access, vector_regs
+from .vectorize import raise_shared_alignment
+
+
+def _is_gld(e: Effect) -> bool:
+    i = e.instr
+    return (
+        i.opcode == "ld"
+        and i.space == ".global"
+        and e.access is not None
+        and is_plain_access(i)
+        and i.guard is None
+        and len(i.operands) == 2
+        and i.type is not None
+        and i.type[1] in "fbus"
+    )
+
+
+def _is_sst(e: Effect) -> bool:
+    i = e.instr
+    return (
+        i.opcode == "st"
+        and i.space == ".shared"
+        and e.access is not None
+        and is_plain_access(i)
+        and i.guard is None
+        and len(i.operands) == 2
+    )
+
+
+def _uses(fn: Function) -> dict[str, int]:
+    count: dict[str, int] = defaultdict(int)
+    for ins in fn.instructions():
+        for r in ins.registers_read():
+            count[r] += 1
+    return count
+
+
+class CpAsync(Transform):
+    name = "cp_async"
+    group = "ASYNC"
+    min_sm = 80
+    summary = "ld.global+st.shared copies -> cp.async.ca + cp.async.wait_all before bar.sync"
+    safety = "exact copy sets only; aligned in both spaces; nothing reads shared before the wait"
+
+    def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        raise_align = {
+            name: 16
+            for name, var in variables(module, fn).items()
+            if var.space == ".shared" and not var.extern and var.align < 16
+        }
+        pa = analyze(module, fn, ctx, raise_align or None)
+        uses = _uses(fn)
+        roots: set[str] = set()
+        ed = module.edit()
+        n_total = 0
+        for block in fn.basic_blocks():
+            effs = block_effects(block, pa)
+            bars = [
+                i
+                for i, e in enumerate(effs)
+                if e.instr.opcode == "bar" and e.instr.modifiers[:1] in ((".sync",), ())
+            ]
+            if not bars:
+                continue
+            plan = self._plan_block(effs, pa, uses, bars)
+            if not plan:
+                continue
+            for members, at, text in plan[0]:
+                for m in members:
+                    if m.opcode == "st":
+                        roots |= set(pa.address(m).roots or ())
+                    if m is at:
+                        ed.replace(m, text)
+                    else:
+                        ed.delete(m)
+            for b in plan[1]:
+                ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
+            n_total += len(plan[0])
+        if not n_total:
+            raise NotApplicable(f"{self.name}: no global->shared copy before a barrier")
+        raise_shared_alignment(ed, module, fn, roots & set(raise_align))
+        return ed.text()
+
+    def _plan_block(self, effs, pa, uses, bars):
+        """([(members, position instr, cp.async text)], barrier indices) or None."""
+        loads = {i: vector_regs(e.instr.operands[0]) for i, e in enumerate(effs) if _is_gld(e)}
+        stores = {i: vector_regs(e.instr.operands[1]) for i, e in enumerate(effs) if _is_sst(e)}
+        reg_load: dict[str, int] = {}
+        for i, regs in loads.items():
+            for r in regs:
+                reg_load[r] = i
+        copies = []
+        converted: set[int] = set()
+        seen_loads: set[int] = set()
+        for si in sorted(stores):
+            if si in converted:
+                continue
+            comp = self._component(si, loads, stores, reg_load, uses, effs)
+            if comp is None:
+                continue
+            lds, sts = comp
+            if seen_loads & set(lds):
+                continue
+            cp = self._copy(lds, sts, loads, stores, effs, pa)
+            if cp is None:
+                continue
+            seen_loads |= set(lds)
+            converted |= set(lds) | set(sts)
+            copies.append(cp)
+        if not copies:
+            return None
+        # Between each copy and the next barrier nothing may touch shared memory or write
+        # global memory, and no other fence (call, atomics, branch) may intervene.
+        waits = set()
+        for _members, pos, _ in copies:
+            bar = next((b for b in bars if b > pos), None)
+            if bar is None:
+                return None
+            for x in range(pos + 1, bar):
+                if x in converted:
+                    continue
+                e = effs[x]
+                if e.fence:
+                    return None
+                if (e.mem_read or e.mem_write) and (
+                    e.access is None or e.access.space != ".global" or e.mem_write
+                ):
+                    return None
+            waits.add(bar)
+        plan = [
+            ([effs[i].instr for i in sorted(members_idx)], effs[pos].instr, text)
+            for members_idx, pos, text in copies
+        ]
+        return plan, sorted(waits)
+
+    @staticmethod
+    def _component(si, loads, stores, reg_load, uses, effs):
+        lds: set[int] = set()
+        sts: set[int] = {si}
+        frontier = [("s", si)]
+        while frontier:
+            kind, i = frontier.pop()
+            if kind == "s":
+                for r in stores[i]:
+                    li = reg_load.get(r)
+                    if li is None or li > i:
+                        return None
+                    if li not in lds:
+                        lds.add(li)
+                        frontier.append(("l", li))
+            else:
+                for r in loads[i]:
+                    if uses.get(r, 0) != 1:
+                        return None
+                    owner = [s for s, regs in stores.items() if r in regs]
+                    if len(owner) != 1 or owner[0] < i:
+                        return None
+                    if owner[0] not in sts:
+                        sts.add(owner[0])
+                        frontier.append(("s", owner[0]))
+            if len(lds) + len(sts) > 8:
+                return None
+        return sorted(lds), sorted(sts)
+
+    @staticmethod
+    def _copy(lds, sts, loads, stores, effs, pa):
+        def contiguous(idxs, regs_of):
+            idxs = sorted(idxs, key=lambda i: effs[i].access.offset)
+            a0 = effs[idxs[0]].access
+            off = a0.offset
+            regs: list[str] = []
+            for i in idxs:
+                a = effs[i].access
+                if (a.base, a.version) != (a0.base, a0.version) or a.offset != off:
+                    return None
+                off += access_size(effs[i].instr)
+                regs += regs_of[i]
+            return idxs[0], off - a0.offset, regs
+
+        g = contiguous(lds, loads)
+        s = contiguous(sts, stores)
+        if g is None or s is None:
+            return None
+        (g0, gsize, gregs), (s0, ssize, sregs) = g, s
+        if gsize != ssize or gregs != sregs or gsize not in (4, 8, 16):
+            return None
+        for i in (g0, s0):
+            if len(lds) + len(sts) > 2 or access_size(effs[i].instr) != gsize:
+                if pa.alignment(effs[i].instr) < gsize:
+                    return None
+        members = set(lds) | set(sts)
+        pos = max(members)
+        # the address registers must still hold their values at `pos`
+        for i in (g0, s0):
+            base = effs[i].access.base
+            if any(base in effs[x].writes for x in range(i + 1, pos + 1)):
+                return None
+            # the stores' data registers were loaded by members only, so they are fine
+        # no member may cross a fence or an aliasing access on its way to `pos`
+        for m in members:
+            for x in range(m + 1, pos + 1):
+                if x in members:
+                    continue
+                e = effs[x]
+                if e.fence or (e.access is not None and e.access.space == ".shared"):
+                    return None
+                if effs[m].instr.opcode == "ld" and e.mem_write:
+                    return None
+        gaddr = effs[g0].instr.operands[1]
+        saddr = effs[s0].instr.operands[0]
+        text = f"cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize};"
+        return members, pos, text
+
+
+TRANSFORMS = [CpAsync()]

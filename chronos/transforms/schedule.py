@@ -1,0 +1,219 @@
+"""SCHED: reorder instructions inside fence-free runs of a basic block.
+
+`reorder_cp` hoists the global loads of a global->shared copy run above its shared stores
+(all loads in flight before the first store waits on one); `sink_st` sinks global stores
+below the address arithmetic of an epilogue so the stores issue back to back. Both are a
+stable list schedule over the dependence graph of `deps` (register dependences, aliasing
+memory accesses, fences), so only orders that nothing can observe are produced; both are
+idempotent because the schedule of an already-scheduled run is itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chronos.ptx import Function, Instruction, Module
+
+from .alignment import analyze
+from .base import NotApplicable, Transform, TransformContext
+from .deps import PURE_OPCODES, Effect, block_effects, conflict, is_global_load, segments
+
+
+def list_schedule(seg: list[Effect], priority: Callable[[Effect], int]) -> list[Effect]:
+    """Stable list schedule: among ready instructions take the lowest (priority, position)."""
+    n = len(seg)
+    preds = [0] * n
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for j in range(n):
+        for i in range(j):
+            if conflict(seg[i], seg[j]):
+                preds[j] += 1
+                succs[i].append(j)
+    ready = [i for i in range(n) if preds[i] == 0]
+    out: list[Effect] = []
+    while ready:
+        best = min(ready, key=lambda i: (priority(seg[i]), i))
+        ready.remove(best)
+        out.append(seg[best])
+        for j in succs[best]:
+            preds[j] -= 1
+            if preds[j] == 0:
+                ready.append(j)
+    assert len(out) == n
+    return out
+
+
+class _Scheduler(Transform):
+    exact = True
+    group = "SCHED"
+
+    def wants(self, seg: list[Effect]) -> bool:
+        raise NotImplementedError
+
+    def priority(self, e: Effect) -> int:
+        raise NotImplementedError
+
+    def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        pa = analyze(module, fn, ctx)
+        ed = module.edit()
+        changed = 0
+        for block in fn.basic_blocks():
+            for seg in segments(block_effects(block, pa)):
+                if len(seg) < 2 or not self.wants(seg):
+                    continue
+                order = list_schedule(seg, self.priority)
+                for old, new in zip(seg, order, strict=True):
+                    if old is not new:
+                        ed.replace(old.instr, new.instr.text)
+                        changed += 1
+        if not changed:
+            raise NotApplicable(f"{self.name}: no run to reorder")
+        return ed.text()
+
+
+class ReorderCopy(_Scheduler):
+    """Hoist global loads above the shared stores of copy runs, and above the loop's barrier.
+
+    ptxas already hoists loads inside a block, but never across `bar.sync`. When the copy run
+    opens a loop whose latch ends with `bar.sync` followed only by arithmetic and the back
+    branch, the barrier moves from the latch to just before the run's first shared store:
+    the next tile's global loads then issue before the CTA waits for the slowest warp. That
+    is legal when the hoisted loads read only read-only buffers (no thread writes them before
+    the barrier), nothing before the new barrier in the loop header touches shared memory,
+    and nothing after the loop's exit touches shared memory (the last barrier is dropped).
+    """
+
+    name = "reorder_cp"
+    summary = "hoist the global loads of copy runs above their shared stores (and the barrier)"
+    safety = (
+        "list schedule over register and memory dependences; barrier motion only for "
+        "read-only loads with no shared access between the old and the new barrier"
+    )
+
+    def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        pa = analyze(module, fn, ctx)
+        blocks = fn.basic_blocks()
+        ed = module.edit()
+        changed = 0
+        moved = False
+        for bi, block in enumerate(blocks):
+            segs = segments(block_effects(block, pa))
+            for si, seg in enumerate(segs):
+                if len(seg) < 2 or not self.wants(seg):
+                    continue
+                order = list_schedule(seg, self.priority)
+                for old, new in zip(seg, order, strict=True):
+                    if old is not new:
+                        ed.replace(old.instr, new.instr.text)
+                        changed += 1
+                if moved or si != 0 or seg[0].index != 0:
+                    continue
+                latch_bar = _movable_latch_barrier(blocks, bi, order, ctx, pa)
+                if latch_bar is not None:
+                    first_store = next(i for i, e in enumerate(order) if e.mem_write)
+                    ed.delete(latch_bar)
+                    ed.insert_before(seg[first_store].instr, [latch_bar.text])
+                    moved = True
+                    changed += 1
+        if not changed:
+            raise NotApplicable(f"{self.name}: no run to reorder")
+        return ed.text()
+
+    def wants(self, seg: list[Effect]) -> bool:
+        return any(is_global_load(e.instr) for e in seg) and any(
+            e.mem_write and e.instr.space == ".shared" for e in seg
+        )
+
+    def priority(self, e: Effect) -> int:
+        if is_global_load(e.instr):
+            return 0
+        return 2 if e.mem_write else 1
+
+
+class SinkStores(_Scheduler):
+    name = "sink_st"
+    summary = "sink global stores below independent arithmetic so they issue back to back"
+    safety = "list schedule over register and memory dependences (aliasing via provenance)"
+
+    def wants(self, seg: list[Effect]) -> bool:
+        return sum(1 for e in seg if self._gst(e)) >= 2
+
+    @staticmethod
+    def _gst(e: Effect) -> bool:
+        return e.mem_write and e.instr.space == ".global"
+
+    def priority(self, e: Effect) -> int:
+        return 1 if self._gst(e) else 0
+
+
+TRANSFORMS = [ReorderCopy(), SinkStores()]
+
+
+def _touches_shared(ins: Instruction) -> bool:
+    """Shared access, or a generic access that might be one (no state space given)."""
+    if ins.opcode not in ("ld", "st", "atom", "red", "cp", "ldu", "ldmatrix", "stmatrix"):
+        return False
+    return ins.space in (".shared", None) and not (
+        ins.opcode == "ld" and ins.space is None and ins.address() is None
+    )
+
+
+def _reachable(blocks: list, start: list[int], stop: int | None = None) -> set[int]:
+    seen: set[int] = set()
+    work = list(start)
+    while work:
+        b = work.pop()
+        if b in seen or b == stop:
+            continue
+        seen.add(b)
+        work.extend(blocks[b].successors)
+    return seen
+
+
+def _movable_latch_barrier(
+    blocks: list, h: int, order: list[Effect], ctx: TransformContext, pa: object
+) -> Instruction | None:
+    """The latch's `bar.sync` that may move into loop header `h` before its first store."""
+    loads = [e for e in order if is_global_load(e.instr)]
+    first_store = next((i for i, e in enumerate(order) if e.mem_write), None)
+    if first_store is None or not loads or not ctx.read_only:
+        return None
+    if any(is_global_load(e.instr) for e in order[first_store:]):
+        return None
+    if any(_touches_shared(e.instr) or e.fence for e in order[:first_store]):
+        return None
+    for e in loads:
+        roots = pa.address(e.instr).roots  # type: ignore[attr-defined]
+        if not roots or not roots <= ctx.read_only:
+            return None
+    preds = [i for i, b in enumerate(blocks) if h in b.successors]
+    latches = [i for i in preds if i >= h]
+    if len(preds) != 2 or len(latches) != 1:
+        return None
+    t = latches[0]
+    tail = blocks[t].instructions
+    bars = [i for i, ins in enumerate(tail) if ins.opcode in ("bar", "barrier")]
+    if len(bars) != 1:
+        return None
+    bar = tail[bars[0]]
+    if bar.guard is not None or bar.modifiers != (".sync",) or bar.operands != ("0",):
+        return None
+    last = tail[-1]
+    if last.opcode != "bra" or last.operands[:1] != (blocks[h].label,):
+        return None
+    for ins in tail[bars[0] + 1 : -1]:
+        if ins.opcode not in PURE_OPCODES or ".cc" in ins.modifiers:
+            return None
+    # every thread that enters the header reaches the latch: no exit inside the loop
+    body = _reachable(blocks, [h], stop=t) | {t}
+    for b in body:
+        if any(i.opcode in ("ret", "exit", "trap", "brx", "call") for i in blocks[b].instructions):
+            return None
+    # after the loop nothing touches shared memory (its last barrier goes away)
+    exits = [s for b in body for s in blocks[b].successors if s not in body]
+    for b in _reachable(blocks, exits):
+        if any(
+            _touches_shared(i) or i.opcode in ("bar", "barrier") for i in blocks[b].instructions
+        ):
+            return None
+    return bar

@@ -1,0 +1,207 @@
+"""VEC / SMEM: merge contiguous, provably aligned scalar accesses into v2/v4 accesses.
+
+A group is scalar loads (or stores) in one basic block with the same base register (same
+definition), the same qualifiers and type, and offsets `o, o+e, ...`. It becomes one `.v4`
+(or `.v2`) access only when (1) the congruence analysis over the pointer arithmetic plus the
+kernel's alignment contract proves the first address is a multiple of the vector size —
+a misaligned vector access faults, so "when unsure, don't" — and (2) the dependence analysis
+shows the members may move to one place (loads to the earliest member, stores to the latest)
+without crossing an aliasing access, a fence or a register dependence. Shared-memory variants
+also raise the `.align` of the shared arrays they rely on to 16 (harmless, and needed for the
+proof).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from chronos.ptx import Editor, Function, Instruction, Module, type_bytes
+
+from .alignment import PointerAnalysis, analyze, variables
+from .base import NotApplicable, Transform, TransformContext
+from .deps import Effect, block_effects, conflict, is_plain_access
+
+_REG = re.compile(r"^%[\w$.]+$")
+_ALIGN = re.compile(r"\.align\s+(\d+)")
+
+
+def _candidate(instr: Instruction, opcode: str, space: str) -> bool:
+    if instr.opcode != opcode or instr.space != space or instr.guard is not None:
+        return False
+    if instr.vector_width != 1 or not is_plain_access(instr) or len(instr.operands) != 2:
+        return False
+    if any(m.startswith(".L2::cache_hint") for m in instr.modifiers):
+        return False
+    t = instr.type
+    if t is None or t in (".pred",):
+        return False
+    try:
+        size = type_bytes(t)
+    except ValueError:
+        return False
+    if size not in (4, 8):
+        return False
+    addr = instr.address()
+    if addr is None:
+        return False
+    data = instr.operands[0] if opcode == "ld" else instr.operands[1]
+    if not _REG.match(data.strip()):
+        return False
+    return not (opcode == "ld" and data.strip() == addr.base)
+
+
+def _movable(effs: list[Effect], member: int, pos: int, skip: set[int], down: bool) -> bool:
+    """May effs[member] move to index `pos` past everything in between (except `skip`)?"""
+    lo, hi = (member + 1, pos + 1) if down else (pos, member)
+    for x in range(lo, hi):
+        if x in skip:
+            continue
+        a, b = (effs[member], effs[x]) if down else (effs[x], effs[member])
+        if conflict(a, b):
+            return False
+    return True
+
+
+def merge_accesses(
+    module: Module,
+    fn: Function,
+    pa: PointerAnalysis,
+    opcode: str,
+    space: str,
+) -> tuple[list[tuple[list[Instruction], Instruction]], set[str]]:
+    """The merges to make: (members in offset order, the vector instruction), and the roots
+    (memory symbols / params) of the merged addresses."""
+    merges: list[tuple[list[Instruction], Instruction]] = []
+    roots: set[str] = set()
+    for block in fn.basic_blocks():
+        effs = block_effects(block, pa)
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, e in enumerate(effs):
+            ins = e.instr
+            if not _candidate(ins, opcode, space) or e.access is None:
+                continue
+            key = (e.access.base, e.access.version, ins.modifiers)
+            groups[key].append(i)
+        for key in sorted(groups, key=lambda k: groups[k][0]):
+            idxs = groups[key]
+            by_off: dict[int, int] = {}
+            dup = set()
+            for i in idxs:
+                off = effs[i].access.offset  # type: ignore[union-attr]
+                if off in by_off:
+                    dup.add(off)
+                by_off[off] = i
+            if dup:
+                continue  # the same address twice: leave the whole group alone
+            esize = type_bytes(effs[idxs[0]].instr.type)  # type: ignore[arg-type]
+            used: set[int] = set()
+            for off in sorted(by_off):
+                if by_off[off] in used:
+                    continue
+                for k in (4, 2):
+                    if k * esize > 16:
+                        continue
+                    offs = [off + j * esize for j in range(k)]
+                    if not all(o in by_off and by_off[o] not in used for o in offs):
+                        continue
+                    first = effs[by_off[off]].instr
+                    if pa.alignment(first) < k * esize:
+                        continue
+                    members = [by_off[o] for o in offs]
+                    data = [
+                        effs[m].instr.operands[0 if opcode == "ld" else 1].strip() for m in members
+                    ]
+                    if len(set(data)) != k:
+                        continue
+                    if opcode == "ld" and any(
+                        d in effs[m].instr.registers_read() for d in data for m in members
+                    ):
+                        continue
+                    pos = max(members) if opcode == "st" else min(members)
+                    skip = set(members)
+                    if not all(_movable(effs, m, pos, skip, opcode == "st") for m in members):
+                        continue
+                    vec = "{" + ", ".join(data) + "}"
+                    mods = list(first.modifiers)
+                    mods.insert(mods.index(first.type), f".v{k}")  # type: ignore[arg-type]
+                    addr_op = first.operands[1 if opcode == "ld" else 0]
+                    ops = (vec, addr_op) if opcode == "ld" else (addr_op, vec)
+                    new = first.with_(modifiers=tuple(mods), operands=ops)
+                    at = effs[pos].instr
+                    merges.append(([effs[m].instr for m in members] + [at], new))
+                    used.update(members)
+                    r = pa.address(first).roots
+                    if r:
+                        roots |= set(r)
+                    break
+    return merges, roots
+
+
+class Vectorize(Transform):
+    """vec_ld / vec_st (global) and vec_lds / vec_sts (shared)."""
+
+    exact = True
+
+    def __init__(self, name: str, opcode: str, space: str, group: str, summary: str):
+        self.name, self.opcode, self.space, self.group = name, opcode, space, group
+        self.summary = summary
+        self.safety = "alignment proven by the congruence analysis + the alignment contract"
+
+    def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        raise_align: dict[str, int] = {}
+        if self.space == ".shared":
+            for name, var in variables(module, fn).items():
+                if var.space == ".shared" and not var.extern and var.align < 16:
+                    raise_align[name] = 16
+        pa = analyze(module, fn, ctx, raise_align or None)
+        merges, roots = merge_accesses(module, fn, pa, self.opcode, self.space)
+        if not merges:
+            raise NotApplicable(
+                f"{self.name}: no contiguous {self.opcode}{self.space} run provably aligned"
+            )
+        ed = module.edit()
+        for group, new in merges:
+            *members, at = group
+            for m in members:
+                if m is at:
+                    ed.replace(m, new.render())
+                else:
+                    ed.delete(m)
+        raise_shared_alignment(ed, module, fn, roots & set(raise_align))
+        return ed.text()
+
+
+def raise_shared_alignment(ed: Editor, module: Module, fn: Function, names: set[str]) -> None:
+    """Declare the named shared arrays `.align 16` (what the analysis assumed of them)."""
+    decls = variables(module, fn)
+    for name in sorted(names):
+        stmt = decls[name].statement
+        text = stmt.text
+        if _ALIGN.search(text):
+            text = _ALIGN.sub(".align 16", text, count=1)
+        else:
+            text = text.replace(".shared", ".shared .align 16", 1)
+        ed.replace(stmt, text)
+
+
+TRANSFORMS = [
+    Vectorize("vec_ld", "ld", ".global", "VEC", "merge contiguous aligned global loads (v2/v4)"),
+    Vectorize("vec_st", "st", ".global", "VEC", "merge contiguous aligned global stores (v2/v4)"),
+]
+VEC_LDS = Vectorize(
+    "vec_lds",
+    "ld",
+    ".shared",
+    "SMEM",
+    "merge contiguous aligned shared loads (v2/v4), shared arrays .align 16",
+)
+VEC_STS = Vectorize(
+    "vec_sts",
+    "st",
+    ".shared",
+    "SMEM",
+    "merge contiguous aligned shared stores (v2/v4), shared arrays .align 16",
+)
+"""Not in the catalogue: measured to change no SASS on the corpus (ptxas already vectorizes
+shared stores whose layout it can see). Kept for other kernel families and for tests."""

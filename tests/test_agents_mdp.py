@@ -1,0 +1,69 @@
+"""The branchable MDP agrees with PtxTransformEnv; greedy v2 on a real kernel (emulated)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.greedy import greedy_kernel, improvement_table, to_bcdata
+from agents.mdp import TransformMDP
+from chronos.measure import make_backend
+from chronos.transforms import STOP
+from envs import PtxTransformEnv
+from kernels import load
+
+KID = "gemm_tile_2_2_2"
+
+
+@pytest.fixture(scope="module")
+def backend():  # type: ignore[no-untyped-def]
+    b = make_backend("emulated", store=None)
+    yield b
+    b.close()
+
+
+def test_mdp_matches_env_step_for_step(backend) -> None:  # type: ignore[no-untyped-def]
+    env = PtxTransformEnv(kernels=KID, backend=backend)
+    mdp = TransformMDP(backend)
+    obs, _ = env.reset(seed=0)
+    state = mdp.initial(load(KID))
+    np.testing.assert_allclose(obs, mdp.observe(state), atol=1e-6)
+    rng = np.random.default_rng(0)
+    done = False
+    while not done:
+        legal = np.flatnonzero(env.action_masks())
+        a = int(rng.choice(legal[legal != STOP])) if (legal != STOP).any() else STOP
+        obs, r, term, trunc, info = env.step(a)
+        out = mdp.step(state, a)
+        state = out.state
+        assert r == pytest.approx(out.reward)
+        assert (term, trunc) == (out.terminated, out.truncated)
+        np.testing.assert_allclose(obs, mdp.observe(state), atol=1e-6)
+        done = term or trunc
+    env.close()
+
+
+def test_mdp_branches_without_mutation(backend) -> None:  # type: ignore[no-untyped-def]
+    mdp = TransformMDP(backend)
+    s0 = mdp.initial(load(KID))
+    legal = [a for a in np.flatnonzero(mdp.mask(s0)) if a != STOP][:3]
+    outs = [mdp.step(s0, int(a)) for a in legal]
+    assert s0.applied == () and s0.steps == 0
+    assert all(o.state.steps == 1 for o in outs)
+    masked = int(np.flatnonzero(~mdp.mask(s0))[0]) if (~mdp.mask(s0)).any() else None
+    if masked is not None:
+        bad = mdp.step(s0, masked)
+        assert bad.invalid and bad.terminated and bad.reward == mdp.invalid_penalty
+
+
+def test_greedy_improves_and_labels_end_with_stop(backend) -> None:  # type: ignore[no-untyped-def]
+    mdp = TransformMDP(backend)
+    res = greedy_kernel(mdp, load(KID))
+    assert res.final_cycles < res.base_cycles
+    assert len(res.labels) == len(res.obs) == len(res.actions) + (res.labels[-1] == STOP)
+    data = to_bcdata([res])
+    assert data.obs.shape == (len(res.labels), 67) and data.step[0] == 0
+    # every greedy decision was legal where it was taken
+    assert all(data.mask[i, a] for i, a in enumerate(data.action))
+    table = improvement_table([res.summary()])
+    assert KID in table and "mean" in table

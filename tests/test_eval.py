@@ -1,0 +1,71 @@
+"""LOKO (LeaveOneGroupOut over kernels) for RF, BC and GRPO on the CI config, and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from chronos.eval.report import backend_label, write_report
+from chronos.train import run, to_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chronos_eval_cache")
+
+
+def test_loko_ci(cache: Path, tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose(
+            "config",
+            overrides=[
+                "+exp=ci",
+                "stages=[greedy,loko,report]",
+                f"backend.store={cache / 'm.sqlite'}",
+                f"greedy.dataset_dir={cache / 'greedy'}",
+            ],
+        )
+    out = run(to_config(cfg), tmp_path)
+    loko = out["loko"]
+    assert loko["folds"] == 2 and set(loko["per_kernel"]) == {"gemm_tile_2_2_2", "gemm_tile_2_4_2"}
+    for row in loko["per_kernel"].values():
+        assert set(row) == {"rf", "bc", "grpo"}
+        for learner in ("rf", "bc", "grpo"):
+            assert 0.0 <= row[learner]["first_action_accuracy"] <= 1.0
+        assert row["grpo"]["improvement"] < 0.0
+    assert set(loko["mean"]) == {"rf", "bc", "grpo"}
+    assert (tmp_path / "loko" / "loko.json").exists()
+    assert (tmp_path / "plots" / "loko.png").stat().st_size > 1000
+    assert "Leave-one-kernel-out" in (tmp_path / "report.md").read_text()
+
+
+def test_report_of_empty_run_dir(tmp_path: Path) -> None:
+    assert write_report(tmp_path).read_text().startswith("# Chronos training report")
+
+
+def test_backend_label_names_estimates() -> None:
+    assert backend_label("emulated", "cpu") == "emulated estimate (cpu)"
+    assert backend_label("cupy", "NVIDIA H100") == "cupy (NVIDIA H100)"
+
+
+def test_eval_cli_runs_loko_under_hydra(cache: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "chronos.eval",
+        "+exp=ci",
+        "stages=[greedy,loko,report]",
+        "loko.learners=[rf,bc]",
+        f"hydra.run.dir={tmp_path}",
+        f"backend.store={cache / 'm.sqlite'}",
+        f"greedy.dataset_dir={cache / 'greedy'}",
+    ]
+    subprocess.run(cmd, check=True, cwd=ROOT, timeout=600)
+    assert (tmp_path / "loko" / "loko.json").exists() and (tmp_path / "report.md").exists()

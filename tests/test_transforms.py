@@ -1,0 +1,396 @@
+"""The action catalogue: API, invariants, masks, determinism, idempotence, alignment analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernels
+from chronos.ptx import parse
+from chronos.transforms import (
+    ACTION_NAMES,
+    CATALOGUE,
+    N_ACTIONS,
+    STOP,
+    TransformContext,
+    action_mask,
+    apply_action,
+    apply_sequence,
+    conflicts,
+    transform_context,
+)
+from chronos.transforms.alignment import Cong, analyze
+from chronos.transforms.catalogue import ACTION_IDS
+from chronos.transforms.vectorize import VEC_STS
+
+KERNEL = "gemm_tile_4_6_8"
+SAMPLE = [
+    "gemm_tile_2_2_2",
+    "gemm_tile_4_6_8",
+    "gemm_tile_6_2_4",
+    "gemm_tile_8_8_8",
+    "gemm_tile_2_6_6",
+    "gemm_tile_8_4_2",
+]
+
+
+@pytest.fixture(scope="module")
+def spec() -> kernels.KernelSpec:
+    return kernels.load(KERNEL)
+
+
+# --- catalogue invariants ----------------------------------------------------------------------
+
+
+def test_catalogue_shape() -> None:
+    assert N_ACTIONS == 21 and STOP == 20 and len(CATALOGUE) == 20
+    assert len(ACTION_NAMES) == 21 and ACTION_NAMES[STOP] == "stop"
+    assert len(set(ACTION_NAMES)) == 21
+    for i, t in enumerate(CATALOGUE):
+        assert ACTION_NAMES[i] == t.name and ACTION_IDS[t.name] == i
+        assert t.group and t.summary and isinstance(t.exact, bool)
+        assert isinstance(t.exclusive, bool)
+
+
+def test_required_names_and_groups() -> None:
+    groups = {t.name: (t.group, t.exclusive) for t in CATALOGUE}
+    for n in ("maxnreg_32", "maxnreg_64", "maxnreg_128", "maxnreg_255"):
+        assert groups[n] == ("REGCAP", True)
+    assert groups["minnctapersm_2"] == groups["reqntid"] == ("LAUNCH", True)
+    for n in ("ld_nc", "ld_cg", "ld_cs"):
+        assert groups[n] == ("LDCACHE", True)
+    assert groups["st_cs"][0] == "STCACHE"
+    assert groups["vec_ld"][0] == groups["vec_st"][0] == "VEC"
+    assert groups["reorder_cp"][0] == "SCHED" and groups["cp_async"][0] == "ASYNC"
+    assert groups["prefetch_l2"] == groups["ld_l2_256B"] == ("PREFETCH", True)
+
+
+def test_conflicts() -> None:
+    ids = ACTION_IDS
+    assert conflicts(ids["maxnreg_32"], ids["maxnreg_64"])
+    assert conflicts(ids["ld_nc"], ids["ld_cs"])
+    assert conflicts(ids["prefetch_l2"], ids["ld_l2_256B"])
+    assert not conflicts(ids["vec_ld"], ids["vec_st"])
+    assert not conflicts(ids["maxnreg_32"], ids["reqntid"])
+    assert conflicts(ids["vec_ld"], ids["vec_ld"])
+    assert not conflicts(STOP, ids["vec_ld"])
+
+
+# --- API behaviour -----------------------------------------------------------------------------
+
+
+def test_stop_and_names(spec: kernels.KernelSpec) -> None:
+    ptx = spec.ptx()
+    res = apply_action(spec, ptx, STOP)
+    assert res.ptx == ptx and not res.changed
+    assert (
+        apply_action(spec, ptx, "vec_ld").ptx == apply_action(spec, ptx, ACTION_IDS["vec_ld"]).ptx
+    )
+    with pytest.raises(KeyError):
+        apply_action(spec, ptx, "no_such_action")
+
+
+def test_mask_on_base_kernel(spec: kernels.KernelSpec) -> None:
+    mask = action_mask(spec, spec.ptx(), [])
+    assert mask.dtype == bool and mask.shape == (21,)
+    assert mask.all(), [ACTION_NAMES[i] for i in np.flatnonzero(~mask)]
+
+
+def test_mask_excludes_applied_and_group(spec: kernels.KernelSpec) -> None:
+    ptx = spec.ptx()
+    a = ACTION_IDS["maxnreg_64"]
+    ptx2 = apply_action(spec, ptx, a).ptx
+    mask = action_mask(spec, ptx2, [a])
+    for n in ("maxnreg_32", "maxnreg_64", "maxnreg_128", "maxnreg_255"):
+        assert not mask[ACTION_IDS[n]]
+    assert mask[ACTION_IDS["vec_ld"]] and mask[STOP]
+    # applied-but-unchanged actions are still excluded
+    assert not action_mask(spec, ptx, [ACTION_IDS["vec_ld"]])[ACTION_IDS["vec_ld"]]
+
+
+def test_mask_is_precondition(spec: kernels.KernelSpec) -> None:
+    """An action is unmasked exactly when it would change the PTX."""
+    ptx = apply_sequence(spec, spec.ptx(), ["cp_async", "vec_st"])
+    mask = action_mask(spec, ptx, [])
+    for i in range(STOP):
+        assert mask[i] == apply_action(spec, ptx, i).changed, ACTION_NAMES[i]
+    assert not mask[ACTION_IDS["reorder_cp"]] and not mask[ACTION_IDS["vec_ld"]]
+
+
+def test_all_transforms_change_base_and_say_why(spec: kernels.KernelSpec) -> None:
+    ptx = spec.ptx()
+    for i, t in enumerate(CATALOGUE):
+        res = apply_action(spec, ptx, i)
+        assert res.changed and res.ptx != ptx and t.name in res.reason
+
+
+@pytest.mark.parametrize("kernel_id", SAMPLE)
+def test_idempotent_and_deterministic(kernel_id: str) -> None:
+    spec = kernels.load(kernel_id)
+    ptx = spec.ptx()
+    for i, t in enumerate(CATALOGUE):
+        first = apply_action(spec, ptx, i)
+        assert apply_action(spec, ptx, i) == first
+        # fresh objects: no hidden state in caches
+        fresh = t.run(parse(ptx), TransformContext.from_spec(spec))
+        assert fresh == first, t.name
+        second = apply_action(spec, first.ptx, i)
+        assert not second.changed and second.ptx == first.ptx, t.name
+        assert second.reason
+
+
+def test_failed_precondition_returns_input_with_reason(spec: kernels.KernelSpec) -> None:
+    ptx = apply_action(spec, spec.ptx(), "maxnreg_64").ptx
+    res = apply_action(spec, ptx, "maxnreg_32")
+    assert not res.changed and res.ptx == ptx and "already" in res.reason
+    ctx = TransformContext.make(entry=spec.entry, arch="sm_75")
+    res2 = CATALOGUE[ACTION_IDS["cp_async"]].run(parse(spec.ptx()), ctx)
+    assert not res2.changed and "sm_80" in res2.reason
+
+
+def test_apply_sequence_matches_steps(spec: kernels.KernelSpec) -> None:
+    seq = ["vec_ld", "vec_st", "cp_async", "maxnreg_128"]
+    ptx = spec.ptx()
+    for a in seq:
+        ptx = apply_action(spec, ptx, a).ptx
+    assert apply_sequence(spec, spec.ptx(), seq) == ptx
+
+
+def test_context_from_spec(spec: kernels.KernelSpec) -> None:
+    ctx = transform_context(spec)
+    assert ctx is transform_context(spec)
+    assert ctx.block == tuple(spec.problem("full").block)
+    assert ctx.read_only == {f"{KERNEL}_param_0", f"{KERNEL}_param_1"}
+    assert ctx.align_of(f"{KERNEL}_param_0") == 256 and ctx.sm == 80
+
+
+def test_ld_nc_only_on_read_only_buffers(spec: kernels.KernelSpec) -> None:
+    ptx = spec.ptx()
+    out = apply_action(spec, ptx, "ld_nc").ptx
+    assert out.count("ld.global.nc.f32") == ptx.count("ld.global.f32")
+    ctx = TransformContext.make(entry=spec.entry, alignment=spec.alignment, read_only=())
+    res = CATALOGUE[ACTION_IDS["ld_nc"]].run(parse(ptx), ctx)
+    assert not res.changed
+    # only B read-only: only B's loads (through param_1) get .nc
+    ctx = TransformContext.make(entry=spec.entry, read_only={f"{KERNEL}_param_1"})
+    res = CATALOGUE[ACTION_IDS["ld_nc"]].run(parse(ptx), ctx)
+    assert res.changed and 0 < res.ptx.count(".nc.") < ptx.count("ld.global.f32")
+
+
+def test_cp_async_emits_wait_before_barrier(spec: kernels.KernelSpec) -> None:
+    ptx = apply_sequence(spec, spec.ptx(), ["vec_ld"])
+    out = apply_action(spec, ptx, "cp_async").ptx
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert "st.shared" not in out
+    assert any(ln.startswith("cp.async.ca.shared.global") and ln.endswith(", 16;") for ln in lines)
+    i = lines.index("cp.async.wait_all;")
+    assert lines[i + 1].startswith("bar.sync")
+
+
+def test_vec_sts_kept_out_of_catalogue_but_works(spec: kernels.KernelSpec) -> None:
+    res = VEC_STS.run(parse(spec.ptx()), transform_context(spec))
+    assert res.changed and "st.shared.v4.f32" in res.ptx and ".align 16" in res.ptx
+
+
+def test_show_and_list_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from chronos.transforms.__main__ import main
+
+    assert main(["show", KERNEL, "vec_ld"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# vec_ld") and "+\tld.global.v4.f32" in out and "---" in out
+    assert main(["list"]) == 0
+    assert "ld_l2_256B" in capsys.readouterr().out
+
+
+# --- alignment analysis ------------------------------------------------------------------------
+
+_HEAD = """.version 9.0
+.target sm_80
+.address_size 64
+
+.visible .entry k(
+	.param .u64 k_param_0,
+	.param .u64 k_param_1,
+	.param .u32 k_param_2
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .f32 	%f<9>;
+	.reg .b32 	%r<9>;
+	.reg .b64 	%rd<9>;
+
+	ld.param.u64 	%rd1, [k_param_0];
+	ld.param.u64 	%rd2, [k_param_1];
+	cvta.to.global.u64 	%rd3, %rd1;
+	cvta.to.global.u64 	%rd4, %rd2;
+	mov.u32 	%r1, %tid.x;
+	shl.b32 	%r2, %r1, 2;
+	mul.wide.u32 	%rd5, %r2, 4;
+	add.s64 	%rd6, %rd3, %rd5;
+	add.s64 	%rd7, %rd4, %rd5;
+	ld.global.f32 	%f1, [%rd6];
+	ld.global.f32 	%f2, [%rd6+4];
+	ld.global.f32 	%f3, [%rd6+8];
+	ld.global.f32 	%f4, [%rd6+12];
+	st.global.f32 	[%rd7], %f1;
+	st.global.f32 	[%rd7+4], %f2;
+	st.global.f32 	[%rd7+8], %f3;
+	st.global.f32 	[%rd7+12], %f4;
+	ret;
+}
+"""
+
+
+def _ctx(align0: int, align1: int = 256) -> TransformContext:
+    return TransformContext.make(entry="k", alignment={"k_param_0": align0, "k_param_1": align1})
+
+
+def test_v4_needs_16_byte_alignment() -> None:
+    vec_ld = CATALOGUE[ACTION_IDS["vec_ld"]]
+    m = parse(_HEAD)
+    ok = vec_ld.run(m, _ctx(16))
+    assert ok.changed and "ld.global.v4.f32 \t{%f1, %f2, %f3, %f4}, [%rd6];" in ok.ptx
+
+
+def test_8_mod_16_base_refuses_v4() -> None:
+    """A base known only to be 8-aligned (e.g. 8 mod 16) gets v2 pairs, never v4."""
+    m = parse(_HEAD)
+    res = CATALOGUE[ACTION_IDS["vec_ld"]].run(m, _ctx(8))
+    assert res.changed and ".v4" not in res.ptx
+    assert "ld.global.v2.f32 \t{%f1, %f2}, [%rd6];" in res.ptx
+    assert "ld.global.v2.f32 \t{%f3, %f4}, [%rd6+8];" in res.ptx
+    # explicitly 8 mod 16: base + 8 from a 16-aligned pointer
+    shifted = _HEAD.replace(
+        "add.s64 \t%rd6, %rd3, %rd5;", "add.s64 \t%rd8, %rd3, %rd5;\n\tadd.s64 \t%rd6, %rd8, 8;"
+    )
+    res = CATALOGUE[ACTION_IDS["vec_ld"]].run(parse(shifted), _ctx(16))
+    assert res.changed and ".v4" not in res.ptx and ".v2" in res.ptx
+    pa = analyze(parse(shifted), parse(shifted).entry("k"), _ctx(16))
+    first = next(
+        i
+        for i in parse(shifted).entry("k").instructions()
+        if i.opcode == "ld" and i.space == ".global"
+    )
+    assert pa.alignment(first) == 8
+
+
+def test_unknown_alignment_refuses_everything() -> None:
+    m = parse(_HEAD)
+    for name in ("vec_ld", "vec_st"):
+        res = CATALOGUE[ACTION_IDS[name]].run(m, TransformContext.make(entry="k"))
+        # only the natural 4-byte alignment of f32 is known: no vector access is provable
+        assert not res.changed, name
+    # stores to a 4-aligned output only: vec_st refuses while vec_ld (16-aligned input) works
+    res = CATALOGUE[ACTION_IDS["vec_st"]].run(m, _ctx(16, 4))
+    assert not res.changed
+
+
+def test_loop_increment_keeps_alignment() -> None:
+    loop = """.version 9.0
+.target sm_80
+.address_size 64
+
+.visible .entry k(
+	.param .u64 k_param_0,
+	.param .u64 k_param_1,
+	.param .u32 k_param_2
+)
+{
+	.reg .pred 	%p<2>;
+	.reg .f32 	%f<9>;
+	.reg .b32 	%r<9>;
+	.reg .b64 	%rd<9>;
+
+	ld.param.u64 	%rd1, [k_param_0];
+	ld.param.u32 	%r3, [k_param_2];
+	cvta.to.global.u64 	%rd3, %rd1;
+	mov.u32 	%r1, 0;
+	mov.f32 	%f5, 0f00000000;
+
+$L__BB0_1:
+	ld.global.f32 	%f1, [%rd3];
+	ld.global.f32 	%f2, [%rd3+4];
+	ld.global.f32 	%f3, [%rd3+8];
+	ld.global.f32 	%f4, [%rd3+12];
+	add.f32 	%f5, %f5, %f1;
+	add.f32 	%f5, %f5, %f2;
+	add.f32 	%f5, %f5, %f3;
+	add.f32 	%f5, %f5, %f4;
+	add.s64 	%rd3, %rd3, STEP;
+	add.s32 	%r1, %r1, 1;
+	setp.lt.s32 	%p1, %r1, %r3;
+	@%p1 bra 	$L__BB0_1;
+	ret;
+}
+"""
+    vec_ld = CATALOGUE[ACTION_IDS["vec_ld"]]
+    for step, want in ((64, ".v4"), (16, ".v4"), (8, ".v2"), (4, None)):
+        res = vec_ld.run(parse(loop.replace("STEP", str(step))), _ctx(256))
+        if want is None:
+            assert not res.changed, step
+        else:
+            assert res.changed and want in res.ptx, step
+            if want == ".v2":
+                assert ".v4" not in res.ptx
+
+
+def test_scalar_divisibility_feeds_alignment() -> None:
+    """offset = tid.x * n * 4 with n a multiple of 4 (the spec's divisibility) is 16-aligned."""
+    text = _HEAD.replace(
+        "shl.b32 \t%r2, %r1, 2;", "ld.param.u32 \t%r3, [k_param_2];\n\tmul.lo.s32 \t%r2, %r1, %r3;"
+    )
+    m = parse(text)
+    base = TransformContext.make(entry="k", alignment={"k_param_0": 256})
+    assert not CATALOGUE[ACTION_IDS["vec_ld"]].run(m, base).changed
+    ctx = TransformContext.make(
+        entry="k", alignment={"k_param_0": 256}, divisibility={"k_param_2": 4}
+    )
+    res = CATALOGUE[ACTION_IDS["vec_ld"]].run(m, ctx)
+    assert res.changed and ".v4" in res.ptx
+
+
+def test_cong_lattice() -> None:
+    a = Cong.of(4, 0)  # 0 mod 16
+    assert a.add(Cong.const(8, 64), 64).alignment() == 8
+    assert a.join(Cong.of(4, 8)).alignment() == 8
+    assert a.mul(Cong.const(4, 64), 64).alignment() == 64
+    assert Cong.of(3, 0).shl(2, 32).alignment() == 32
+
+
+def test_aliasing_store_blocks_load_merge() -> None:
+    """Loads may not move above a store that may write the same bytes."""
+    ctx = TransformContext.make(entry="k", alignment={"k_param_0": 256, "k_param_1": 256})
+    vec_ld = CATALOGUE[ACTION_IDS["vec_ld"]]
+    for store, merged in (
+        ("st.global.f32 \t[%rd6+4], %f1;", False),  # overlaps %f2's load
+        ("st.global.f32 \t[%rd6+32], %f1;", True),  # same base, disjoint bytes
+        ("st.global.f32 \t[%rd7], %f1;", True),  # another buffer (distinct parameters)
+    ):
+        text = _HEAD.replace(
+            "ld.global.f32 \t%f2, [%rd6+4];", store + "\n\tld.global.f32 \t%f2, [%rd6+4];"
+        )
+        res = vec_ld.run(parse(text), ctx)
+        assert ("{%f1, %f2, %f3, %f4}" in res.ptx) == merged, store
+        if not merged:
+            assert "{%f3, %f4}" in res.ptx
+
+
+def test_reorder_cp_moves_latch_barrier_only_for_read_only_loads(spec: kernels.KernelSpec) -> None:
+    ptx = spec.ptx()
+    out = apply_action(spec, ptx, "reorder_cp").ptx
+    lines = [ln.strip() for ln in out.splitlines()]
+    head = lines.index("$L__BB0_3:")
+    first_store = next(i for i in range(head, len(lines)) if lines[i].startswith("st.shared"))
+    window = lines[head:first_store]
+    assert lines[first_store - 1] == "bar.sync \t0;"
+    n_loads = sum(ln.strip().startswith("ld.global") for ln in ptx.splitlines())
+    assert sum(ln.startswith("ld.global") for ln in window) == n_loads
+    assert out.count("bar.sync") == ptx.count("bar.sync")
+    # without the read-only contract the loads stay below the latch barrier
+    ctx = TransformContext.make(entry=spec.entry, alignment=spec.alignment, block=(8, 8, 1))
+    res = CATALOGUE[ACTION_IDS["reorder_cp"]].run(parse(ptx), ctx)
+    assert res.changed
+    lines = [ln.strip() for ln in res.ptx.splitlines()]
+    head = lines.index("$L__BB0_3:")
+    nxt = lines.index("$L__BB0_4:")
+    assert sum(ln == "bar.sync \t0;" for ln in lines[head:nxt]) == 1  # only the original one

@@ -1,0 +1,75 @@
+"""Transformed kernels compute the reference: the CPU emulator runs them on the small problem
+(bit-exact for exact transforms, the kernel's tolerance otherwise). A bounded sample runs by
+default; `-m slow` runs every transform on every kernel.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import kernels
+from chronos.emulate.verify import verify
+from chronos.transforms import CATALOGUE, apply_action, apply_sequence
+
+ALL = sorted(k for k in kernels.list_kernels() if k.startswith("gemm_tile"))
+SAMPLE = [
+    "gemm_tile_2_2_2",
+    "gemm_tile_4_6_8",
+    "gemm_tile_8_8_8",
+    "gemm_tile_6_4_2",
+]
+
+
+def _check(kernel_ids: list[str]) -> list[str]:
+    bad = []
+    for k in kernel_ids:
+        spec = kernels.load(k)
+        for i, t in enumerate(CATALOGUE):
+            res = apply_action(spec, spec.ptx(), i)
+            assert res.changed, (k, t.name, res.reason)
+            v = verify(spec, res.ptx, exact=t.exact)
+            if not v.ok:
+                bad.append(f"{k} {t.name}: {v.kind}: {v.error}")
+    return bad
+
+
+def test_every_transform_verifies_on_sample() -> None:
+    assert _check(SAMPLE) == []
+
+
+@pytest.mark.slow
+def test_every_transform_verifies_on_all_kernels(request: pytest.FixtureRequest) -> None:
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("full sweep: run with -m slow")
+    assert _check(ALL) == []
+
+
+@pytest.mark.parametrize(
+    "seq",
+    [
+        ["vec_ld", "vec_lds", "cp_async", "maxnreg_128"],
+        ["reorder_cp", "vec_st", "sink_st", "ld_nc", "prefetch_l2"],
+        ["vec_ld", "reorder_cp", "st_cs", "ld_l2_256B", "reqntid", "vec_lds"],
+        ["cp_async", "vec_ld", "vec_st", "ld_evict_last"],
+    ],
+)
+@pytest.mark.parametrize("kernel_id", ["gemm_tile_4_6_8", "gemm_tile_2_2_2", "gemm_tile_6_8_4"])
+def test_sequences_verify(kernel_id: str, seq: list[str]) -> None:
+    spec = kernels.load(kernel_id)
+    ptx = apply_sequence(spec, spec.ptx(), seq)
+    v = verify(spec, ptx, exact=True)
+    assert v.ok, (kernel_id, seq, v.kind, v.error)
+
+
+def test_misaligned_vector_would_fault() -> None:
+    """The emulator catches what the alignment analysis prevents (sanity of the oracle)."""
+    spec = kernels.load("gemm_tile_4_6_8")
+    ptx = apply_action(spec, spec.ptx(), "vec_ld").ptx
+    bad = ptx.replace(
+        "ld.global.v4.f32 \t{%f149, %f150, %f151, %f152}, [%rd9+16];",
+        "ld.global.v4.f32 \t{%f149, %f150, %f151, %f152}, [%rd9+8];",
+        1,
+    )
+    assert bad != ptx
+    v = verify(spec, bad, exact=True)
+    assert not v.ok and v.kind == "fault"
