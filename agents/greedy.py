@@ -4,8 +4,10 @@ Greedy is the baseline the agent must beat and the teacher BC clones. At each st
 measures every unmasked transform from the current state and takes the one with the fewest
 cycles; it stops (and records stop as its action) when no transform improves by more than
 `min_gain`. Its states and actions are the BC data set, saved as `.npz` arrays plus a JSON
-summary (per-kernel sequence and improvement) keyed by backend, device and kernel PTX hashes,
-so the pipeline reuses it instead of re-measuring.
+summary (per-kernel sequence and improvement) keyed by backend, its harness or cost-model
+version, device, kernel PTX hashes and the source of the transforms and features (the labels
+are action ids and the states are features), so the pipeline reuses it instead of re-measuring
+and never reuses it across a catalogue change.
 
     python -m agents.greedy                       # all kernels, backend auto
     python -m agents.greedy kernels=small backend=emulated
@@ -117,9 +119,28 @@ def to_bcdata(results: Sequence[GreedyResult]) -> BCData:
     )
 
 
-def dataset_key(specs: Sequence[Any], backend: str, device: str, min_gain: float) -> str:
-    """Hash of what the data set depends on: kernels' PTX, backend, device, min_gain."""
-    h = hashlib.sha256(f"{backend}|{device}|{min_gain}".encode())
+_DATASET_SOURCES = ("chronos/transforms", "chronos/features")
+"""Packages whose code decides the data set's labels (action ids) and states (features)."""
+
+
+def code_fingerprint(packages: Sequence[str] = _DATASET_SOURCES) -> str:
+    """sha256 of the Python sources of `packages` (paths relative to the repository root)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for pkg in packages:
+        for f in sorted((root / pkg).glob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def dataset_key(
+    specs: Sequence[Any], backend: str, device: str, min_gain: float, harness_version: str = ""
+) -> str:
+    """Hash of what the data set depends on: kernels' PTX, backend and its harness (or cost
+    model) version, device, min_gain, and the code of the transforms and features."""
+    h = hashlib.sha256(f"{backend}|{harness_version}|{device}|{min_gain}".encode())
+    h.update(code_fingerprint().encode())
     for s in specs:
         h.update(s.id.encode())
         h.update(hashlib.sha256(s.ptx().encode()).digest())

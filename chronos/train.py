@@ -36,6 +36,7 @@ from agents.greedy import (
 )
 from agents.mdp import TransformMDP
 from agents.policy import PolicyMLP
+from chronos.measure.cached import backend_harness_version
 
 log = logging.getLogger("chronos.train")
 
@@ -115,7 +116,8 @@ def open_context(cfg: TrainConfig, run_dir: Path) -> Context:
 def stage_greedy(ctx: Context) -> tuple[BCData, dict[str, Any]]:
     """Greedy data set: from its cache when present (keyed by backend, device, kernel PTX)."""
     g = ctx.cfg.greedy
-    key = dataset_key(ctx.specs, ctx.backend, ctx.device, g.min_gain)
+    harness = backend_harness_version(ctx.mdp.backend)
+    key = dataset_key(ctx.specs, ctx.backend, ctx.device, g.min_gain, harness)
     path = Path(g.dataset_dir).expanduser() / f"greedy-{ctx.backend}-{key}"
     local = ctx.run_dir / "greedy" / "greedy"
     if local.with_suffix(".json").exists() and not g.recompute:
@@ -130,6 +132,7 @@ def stage_greedy(ctx: Context) -> tuple[BCData, dict[str, Any]]:
             "device": ctx.device,
             "estimate": ctx.backend == "emulated",
             "min_gain": g.min_gain,
+            "harness_version": harness,
             "key": key,
             "kernels": ctx.provenance["kernels"],
             "git_revision": ctx.provenance["git_revision"],

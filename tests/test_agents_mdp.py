@@ -67,3 +67,21 @@ def test_greedy_improves_and_labels_end_with_stop(backend) -> None:  # type: ign
     assert all(data.mask[i, a] for i, a in enumerate(data.action))
     table = improvement_table([res.summary()])
     assert KID in table and "mean" in table
+
+
+def test_greedy_dataset_key_tracks_what_the_labels_depend_on(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A cached greedy data set is never reused across a harness, catalogue or feature change."""
+    import agents.greedy as greedy
+
+    specs = [load(KID)]
+    key = greedy.dataset_key(specs, "emulated", "cpu", 0.0, "emulated-cost-1")
+    assert key == greedy.dataset_key(specs, "emulated", "cpu", 0.0, "emulated-cost-1")
+    assert key != greedy.dataset_key(specs, "emulated", "cpu", 0.0, "emulated-cost-2")
+    assert key != greedy.dataset_key(specs, "emulated", "gpu0", 0.0, "emulated-cost-1")
+    assert key != greedy.dataset_key(
+        [load("gemm_tile_2_2_4")], "emulated", "cpu", 0.0, "emulated-cost-1"
+    )
+    assert len(greedy.code_fingerprint()) == 64
+    assert greedy.code_fingerprint() != greedy.code_fingerprint(("chronos/transforms",))
+    monkeypatch.setattr(greedy, "code_fingerprint", lambda: "edited transforms")
+    assert key != greedy.dataset_key(specs, "emulated", "cpu", 0.0, "emulated-cost-1")

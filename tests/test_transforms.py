@@ -56,7 +56,7 @@ def test_required_names_and_groups() -> None:
     groups = {t.name: (t.group, t.exclusive) for t in CATALOGUE}
     for n in ("maxnreg_32", "maxnreg_64", "maxnreg_128", "maxnreg_255"):
         assert groups[n] == ("REGCAP", True)
-    assert groups["minnctapersm_2"] == groups["reqntid"] == ("LAUNCH", True)
+    assert groups["occupancy_75"] == groups["reqntid"] == ("LAUNCH", True)
     for n in ("ld_nc", "ld_cg", "ld_cs"):
         assert groups[n] == ("LDCACHE", True)
     assert groups["st_cs"][0] == "STCACHE"
@@ -185,6 +185,30 @@ def test_cp_async_emits_wait_before_barrier(spec: kernels.KernelSpec) -> None:
     assert any(ln.startswith("cp.async.ca.shared.global") and ln.endswith(", 16;") for ln in lines)
     i = lines.index("cp.async.wait_all;")
     assert lines[i + 1].startswith("bar.sync")
+
+
+def test_occupancy_75_asks_for_three_quarters_of_the_warp_slots(spec: kernels.KernelSpec) -> None:
+    from chronos.transforms.launch import ctas_for_occupancy
+
+    # 64 warps per SM on sm_80/sm_90: 48 warps = 24 CTAs of 2 warps; sm_89 has 48 warp slots.
+    assert ctas_for_occupancy(64, "sm_80", 0.75) == 24
+    assert ctas_for_occupancy(64, "sm_89", 0.75) == 18
+    assert ctas_for_occupancy(32, "sm_90", 0.75) == 32  # capped by the 32-CTA limit
+    out = apply_action(spec, spec.ptx(), "occupancy_75").ptx
+    fn = parse(out).entry(spec.entry)
+    assert fn.directives[".maxntid"] == "8, 8, 1" and fn.directives[".minnctapersm"] == "24"
+    big = TransformContext.make(entry=spec.entry, block=(1024, 1, 1))
+    res = CATALOGUE[ACTION_IDS["occupancy_75"]].run(parse(spec.ptx()), big)
+    assert not res.changed and "no CTA count" in res.reason
+
+
+def test_coverage_duplicate_rule() -> None:
+    from chronos.transforms.coverage import _duplicates
+
+    assert _duplicates({"k1": "a", "k2": "b"}, {"k1": "a", "k2": "b", "k3": "c"})
+    assert not _duplicates({"k1": "a", "k2": "b"}, {"k1": "a", "k2": "x"})
+    assert not _duplicates({"k1": "a", "k2": "b"}, {"k1": "a"})  # the other misses a kernel
+    assert not _duplicates({}, {"k1": "a"})
 
 
 def test_vec_sts_kept_out_of_catalogue_but_works(spec: kernels.KernelSpec) -> None:

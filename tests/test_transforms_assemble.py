@@ -129,6 +129,7 @@ def test_coverage_sample_has_no_dead_transform() -> None:
         assert r.applicable == len(SAMPLE), r
     dead = [r.name for r in rows if r.changes_sass == 0]
     assert set(dead) <= {"sink_st", "reqntid", "reorder_cp"}, dead
+    assert [(r.name, r.duplicates) for r in rows if r.duplicates] == []
     by = {r.name: r for r in rows}
     for n in ("vec_ld", "vec_st", "maxnreg_128", "cp_async"):
         assert by[n].changes_sass == len(SAMPLE), n
@@ -144,5 +145,6 @@ def test_coverage_all_kernels(request: pytest.FixtureRequest) -> None:
     rows = coverage([kernels.load(k) for k in ALL], arch="sm_90")
     by = {r.name: r for r in rows}
     assert all(r.changes_sass >= 1 and r.rejected == 0 for r in rows), rows
+    assert [(r.name, r.duplicates) for r in rows if r.duplicates] == []
     for n in ("vec_ld", "vec_st", "maxnreg_128", "reorder_cp"):
         assert by[n].changes_sass > 32, by[n]

@@ -30,10 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = coverage([load(k) for k in ids], arch=args.arch)
         print(format_table(rows, args.arch))
         dead = [r.name for r in rows if r.changes_sass == 0]
+        dups = [f"{r.name} (= {', '.join(r.duplicates)})" for r in rows if r.duplicates]
         if dead:
             print(f"DEFECT: no SASS change on any kernel: {', '.join(dead)}")
-            return 1
-        return 0
+        if dups:
+            print(f"DEFECT: same SASS as another action on every kernel: {'; '.join(dups)}")
+        return 1 if dead or dups else 0
     if args.cmd == "show":
         if args.transform not in ACTION_NAMES:
             print(

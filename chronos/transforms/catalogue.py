@@ -20,7 +20,7 @@ from .base import Transform, TransformContext, TransformResult
 
 CATALOGUE: tuple[Transform, ...] = (
     *regcap.TRANSFORMS,  # 0-3   maxnreg_32/64/128/255
-    *launch.TRANSFORMS,  # 4-5   minnctapersm_2, reqntid
+    *launch.TRANSFORMS,  # 4-5   occupancy_75, reqntid
     *cache.LDCACHE,  # 6-9   ld_nc, ld_cg, ld_cs, ld_evict_last
     *cache.STCACHE,  # 10-11 st_cs, st_cg
     *vectorize.TRANSFORMS,  # 12-13 vec_ld, vec_st

@@ -2,7 +2,9 @@
 
 Per transform: on how many kernels it is applicable, changes the PTX, changes the SASS
 (`.text` hash of the cubin), and the mean change in registers and SASS instructions over
-the kernels where it applies. A transform that changes no SASS anywhere is a defect.
+the kernels where it applies. A transform that changes no SASS anywhere is a defect, and so
+is one that duplicates another: on every kernel where it applies, the other applies too and
+gives the same SASS (the action is then a second name for the same kernel).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Row:
     rejected: int
     d_regs: float
     d_sass: float
+    duplicates: tuple[str, ...] = ()
 
 
 def coverage(specs: list[Any], arch: str = "sm_90") -> list[Row]:
@@ -41,8 +44,16 @@ def coverage(specs: list[Any], arch: str = "sm_90") -> list[Row]:
     for per in results:
         texts += [r.ptx for r in per if r.changed]
     asm = dict(zip(texts, assemble_many(texts, arch=arch), strict=True))
+    sass_of = [
+        {
+            s.id: asm[r.ptx].text_sha256[s.entry]
+            for s, r in zip(specs, per, strict=True)
+            if r.changed and not isinstance(asm[r.ptx], PtxasError)
+        }
+        for per in results
+    ]
     rows = []
-    for t, per in zip(CATALOGUE, results, strict=True):
+    for i, (t, per) in enumerate(zip(CATALOGUE, results, strict=True)):
         app = ptx = sass = rej = 0
         dr: list[int] = []
         ds: list[int] = []
@@ -59,10 +70,32 @@ def coverage(specs: list[Any], arch: str = "sm_90") -> list[Row]:
             sass += a0.text_sha256[e] != a1.text_sha256[e]
             dr.append(a1.resources[e].registers - a0.resources[e].registers)
             ds.append(a1.sass_instructions[e] - a0.sass_instructions[e])
+        dups = tuple(
+            CATALOGUE[j].name
+            for j in range(len(CATALOGUE))
+            if j != i and _duplicates(sass_of[i], sass_of[j])
+        )
         rows.append(
-            Row(t.name, t.group, t.exact, len(specs), app, ptx, sass, rej, _mean(dr), _mean(ds))
+            Row(
+                t.name,
+                t.group,
+                t.exact,
+                len(specs),
+                app,
+                ptx,
+                sass,
+                rej,
+                _mean(dr),
+                _mean(ds),
+                dups,
+            )  # fmt: skip
         )
     return rows
+
+
+def _duplicates(mine: dict[str, str], other: dict[str, str]) -> bool:
+    """Does `other` give the same SASS as `mine` on every kernel where `mine` applies?"""
+    return bool(mine) and all(other.get(k) == h for k, h in mine.items())
 
 
 def _mean(xs: list[int]) -> float:
@@ -72,7 +105,7 @@ def _mean(xs: list[int]) -> float:
 def format_table(rows: list[Row], arch: str) -> str:
     head = (
         f"{'id':>2} {'transform':<15} {'group':<8} {'exact':<5} {'applic.':>7} "
-        f"{'chg PTX':>7} {'chg SASS':>8} {'rejected':>8} {'Δregs':>7} {'ΔSASS':>8}"
+        f"{'chg PTX':>7} {'chg SASS':>8} {'rejected':>8} {'Δregs':>7} {'ΔSASS':>8}  same SASS as"
     )
     lines = [
         f"action coverage over {rows[0].kernels if rows else 0} kernels, {arch}",
@@ -83,7 +116,7 @@ def format_table(rows: list[Row], arch: str) -> str:
         lines.append(
             f"{i:>2} {r.name:<15} {r.group:<8} {'yes' if r.exact else 'no':<5} "
             f"{r.applicable:>7} {r.changes_ptx:>7} {r.changes_sass:>8} {r.rejected:>8} "
-            f"{r.d_regs:>+7.1f} {r.d_sass:>+8.1f}"
+            f"{r.d_regs:>+7.1f} {r.d_sass:>+8.1f}  {', '.join(r.duplicates) or '-'}"
         )
     return "\n".join(lines)
 
