@@ -1,15 +1,17 @@
 """Transformed kernels compute the reference: the CPU emulator runs them on the small problem
-(bit-exact for exact transforms, the kernel's tolerance otherwise). A bounded sample runs by
-default; `-m slow` runs every transform on every kernel.
+(bit-exact for exact transforms, the kernel's tolerance otherwise). Every kernel of the corpus
+gets two seeded random mask-respecting episodes; every single transform runs on a sample by
+default and on every kernel with `-m slow`.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import kernels
 from chronos.emulate.verify import verify
-from chronos.transforms import CATALOGUE, apply_action, apply_sequence
+from chronos.transforms import CATALOGUE, STOP, action_mask, apply_action, apply_sequence
 
 ALL = sorted(k for k in kernels.list_kernels() if k.startswith("gemm_tile"))
 SAMPLE = [
@@ -42,6 +44,33 @@ def test_every_transform_verifies_on_all_kernels(request: pytest.FixtureRequest)
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("full sweep: run with -m slow")
     assert _check(ALL) == []
+
+
+def _random_episode(spec: kernels.KernelSpec, rng: np.random.Generator) -> tuple[str, list[int]]:
+    """Up to 6 mask-respecting actions drawn at random, as an agent ignoring rewards would."""
+    ptx, applied = spec.ptx(), []
+    for _ in range(6):
+        legal = [a for a in np.flatnonzero(action_mask(spec, ptx, applied)) if a != STOP]
+        if not legal:
+            break
+        a = int(rng.choice(legal))
+        res = apply_action(spec, ptx, a)
+        assert res.changed, (spec.id, CATALOGUE[a].name, res.reason)
+        ptx = res.ptx
+        applied.append(a)
+    return ptx, applied
+
+
+@pytest.mark.parametrize("kernel_id", ALL)
+def test_random_sequences_keep_outputs_on_every_kernel(kernel_id: str) -> None:
+    """Every corpus kernel, two seeded random episodes of up to 6 transforms, emulated."""
+    spec = kernels.load(kernel_id)
+    rng = np.random.default_rng([ALL.index(kernel_id), 2026])
+    for _ in range(2):
+        ptx, applied = _random_episode(spec, rng)
+        names = [CATALOGUE[a].name for a in applied]
+        v = verify(spec, ptx, exact=all(CATALOGUE[a].exact for a in applied))
+        assert v.ok, (kernel_id, names, v.kind, v.error)
 
 
 @pytest.mark.parametrize(
