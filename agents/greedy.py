@@ -27,8 +27,8 @@ import numpy as np
 from tqdm import tqdm
 
 from agents.bc import BCData
-from agents.mdp import State, TransformMDP
 from chronos.transforms import ACTION_NAMES, STOP
+from envs.mdp import State, TransformMDP
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import ptx_env
+from envs import mdp
 from envs.ptx_env import PtxTransformEnv
 
 KERNELS = ["gemm_tile_2_2_2", "gemm_tile_2_4_2", "gemm_tile_4_4_4", "gemm_tile_4_6_8"]
@@ -40,8 +40,8 @@ def play(env: PtxTransformEnv, steps: int, seed: int) -> float:
 
 
 def clear_process_caches() -> None:
-    ptx_env._APPLY_CACHE.clear()
-    ptx_env._MASK_CACHE.clear()
+    for cache in (mdp.APPLY_CACHE, mdp.MASK_CACHE, mdp.FEATURE_CACHE):
+        cache.clear()
 
 
 def main() -> None:

@@ -8,9 +8,7 @@ the reward is the log speed-up of the step minus a small step cost.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, SupportsFloat
@@ -19,15 +17,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from chronos.features import FEATURE_NAMES, extract
+from envs.mdp import (
+    FEATURE_HIGH,
+    FEATURE_LOW,
+    N_ACTIONS,
+    N_FEATURES,
+    OBS_SIZE,
+    STOP,
+    State,
+    TransformMDP,
+)
 
-N_FEATURES = len(FEATURE_NAMES)  # 25
-N_ACTIONS = 21  # 20 transforms + stop; fixed by the spec (checked against chronos.transforms)
-STOP = 20
-OBS_SIZE = N_FEATURES + 2 * N_ACTIONS  # 67
-# Features are fractions, log1p counts and /255 scales; -1 means "ptxas figure unknown".
-# log1p counts above 32 (e^32 instructions) do not occur; the bound only keeps the Box finite.
-FEATURE_LOW, FEATURE_HIGH = -1.0, 32.0
+__all__ = ["N_ACTIONS", "N_FEATURES", "OBS_SIZE", "STOP", "KernelSelector", "PtxTransformEnv"]
 
 KernelSelector = str | Sequence[str] | Callable[[np.random.Generator], str] | None
 
@@ -44,36 +45,6 @@ def _load_spec(kernel_id: str) -> Any:
     from kernels import load
 
     return load(kernel_id)
-
-
-class _LruCache(OrderedDict[Any, Any]):
-    """A bounded cache shared by the envs of one process.
-
-    Transforms and masks are deterministic functions of (kernel, PTX, applied) and cost tens of
-    milliseconds (alignment analysis, re-parsing), as much as an emulated measurement; episodes
-    revisit the same states constantly, so remembering them roughly halves a step's cost.
-    """
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__()
-        self.maxsize = maxsize
-
-    def get_or(self, key: Any, compute: Callable[[], Any]) -> Any:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = self[key] = compute()
-        if len(self) > self.maxsize:
-            self.popitem(last=False)
-        return value
-
-
-_APPLY_CACHE = _LruCache(2048)
-_MASK_CACHE = _LruCache(8192)
-
-
-def _digest(ptx: str) -> str:
-    return hashlib.blake2b(ptx.encode(), digest_size=16).hexdigest()
 
 
 def _all_kernels() -> list[str]:
@@ -100,11 +71,12 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
     | 0-24   | `chronos.features.extract` of the current PTX (fractions, log1p counts, /255
     |        | scales; 23 = ptxas registers/255 and 24 = log1p spill bytes from the last valid
     |        | measurement, -1 when the backend reports none) |
-    | 25-45  | action mask (1 = legal) |
+    | 25-45  | action mask (1 = legal; stop alone once the episode has ended) |
     | 46-66  | action history: 1 for every transform applied so far (stop never appears) |
 
     ## Rewards
-    With `c_t` the measured cycles after step t (`c_0`: the original PTX, measured at reset):
+    With `c_t` the measured cycles after step t (`c_0`: the original PTX, measured at the first
+    reset that draws the kernel and kept, so all episodes on it share one baseline):
     - applied transform: `log(c_{t-1} / c_t) - step_cost` (step_cost 0.005), so the episode
       return is `log(c_0 / c_T) - 0.005 * n_steps`;
     - stop: `-step_cost`;
@@ -133,6 +105,7 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
 
     Timing is hardware measurement: the same state can give different cycles, so the env is
     registered with `nondeterministic=True`. With the emulated backend it is deterministic.
+    The transition itself is `envs.mdp.TransformMDP` (`self.mdp`), shared with the agents.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -153,16 +126,8 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         tx = _transforms()
-        if tx.N_ACTIONS != N_ACTIONS or tx.STOP != STOP:
-            raise RuntimeError(
-                f"chronos.transforms has {tx.N_ACTIONS} actions (stop={tx.STOP}); "
-                f"the env's spaces are built for {N_ACTIONS} (stop={STOP})"
-            )
         self.action_names: tuple[str, ...] = tuple(tx.ACTION_NAMES)
         self.render_mode = render_mode
-        self.max_steps = int(max_steps)
-        self.step_cost = float(step_cost)
-        self.invalid_penalty = float(invalid_penalty)
         self._kernels = self._kernel_selector(kernels)
 
         if isinstance(backend, str):
@@ -175,6 +140,7 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
                 raise ValueError("backend_options apply only when backend is a name")
             self.backend = backend
             self._owns_backend = False
+        self.mdp = TransformMDP(self.backend, max_steps, step_cost, invalid_penalty, transforms=tx)
 
         self.action_space = spaces.Discrete(N_ACTIONS)
         low = np.zeros(OBS_SIZE, dtype=np.float32)
@@ -182,20 +148,53 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
         low[:N_FEATURES], high[:N_FEATURES] = FEATURE_LOW, FEATURE_HIGH
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
 
-        # Episode state (set by reset).
-        self.kernel_spec: Any = None  # KernelSpec; `spec` is Gymnasium's EnvSpec
-        self.kernel_id = ""
-        self.original_ptx = ""
-        self.ptx = ""
-        self.applied: list[int] = []
-        self.cycles0 = math.nan
-        self.cycles = math.nan
-        self._regs: int | None = None
-        self._spills: int | None = None
-        self._mask = np.ones(N_ACTIONS, dtype=np.bool_)
-        self._steps = 0
-        self._done = False
+        self.state: State | None = None  # the episode's MDP state (set by reset)
+        self._initial: State | None = None
         self._last_measurement: Any = None
+
+    # -- the MDP constants and the episode, read from the MDP state ----------------------------
+
+    @property
+    def max_steps(self) -> int:
+        return self.mdp.max_steps
+
+    @property
+    def step_cost(self) -> float:
+        return self.mdp.step_cost
+
+    @property
+    def invalid_penalty(self) -> float:
+        return self.mdp.invalid_penalty
+
+    @property
+    def kernel_spec(self) -> Any:
+        """The episode's KernelSpec (`spec` is Gymnasium's EnvSpec)."""
+        return self.state.spec if self.state else None
+
+    @property
+    def kernel_id(self) -> str:
+        return self.state.kernel_id if self.state else ""
+
+    @property
+    def ptx(self) -> str:
+        """The current PTX (the last valid one)."""
+        return self.state.ptx if self.state else ""
+
+    @property
+    def original_ptx(self) -> str:
+        return self._initial.ptx if self._initial else ""
+
+    @property
+    def applied(self) -> list[int]:
+        return list(self.state.applied) if self.state else []
+
+    @property
+    def cycles(self) -> float:
+        return self.state.cycles if self.state else math.nan
+
+    @property
+    def cycles0(self) -> float:
+        return self._initial.cycles if self._initial else math.nan
 
     # -- kernel selection -------------------------------------------------------------------
 
@@ -224,81 +223,56 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        if self.backend is None:
+            raise RuntimeError("the env is closed")
         options = options or {}
         kernel_id = options.get("kernel") or self._kernels(self.np_random)
-        self.kernel_spec = _load_spec(str(kernel_id))
-        self.kernel_id = str(self.kernel_spec.id)
-        self.original_ptx = self.ptx = self.kernel_spec.ptx()
-        self.applied = []
-        self._steps = 0
-        self._done = False
-        m = self._measure(self.ptx)
-        if not m.valid or m.cycles is None:
-            raise RuntimeError(
-                f"the original PTX of {self.kernel_id} does not measure on "
-                f"{getattr(m, 'backend', '?')}: {m.error}"
-            )
-        self.cycles0 = self.cycles = float(m.cycles)
-        self._regs, self._spills = m.regs, m.spills
-        self._last_measurement = m
-        self._mask = self._compute_mask()
+        spec = _load_spec(str(kernel_id))
+        try:
+            self.state = self._initial = self.mdp.initial(spec)
+        except RuntimeError as exc:
+            backend = getattr(self.backend, "name", "?")
+            raise RuntimeError(f"{exc} (backend {backend})") from None
+        self._last_measurement = self.state.measurement
         info = self._info(action=None, valid=True, reason="reset", cycles_before=self.cycles)
-        return self._obs(), info
+        return self.mdp.observe(self.state), info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        if self.kernel_spec is None:
+        if self.state is None:
             raise RuntimeError("call reset() before step()")
-        if self._done:
+        if self.state.done:
             raise RuntimeError("the episode has ended; call reset()")
+        if self.backend is None:
+            raise RuntimeError("the env is closed")
         a = int(action)
         if not 0 <= a < N_ACTIONS:
             raise ValueError(f"action {action!r} is outside Discrete({N_ACTIONS})")
-        self._steps += 1
         before = self.cycles
-        invalid = ""
-        valid = True
-        if not self._mask[a]:
-            reward, terminated, valid = self.invalid_penalty, True, False
-            invalid = reason = "masked action"
-        elif a == STOP:
-            reward, terminated, reason = -self.step_cost, True, "stop"
-        else:
-            new_ptx, changed, why = self._apply(a)
-            if not changed or new_ptx == self.ptx:
-                reward, terminated = -self.step_cost, True
-                reason = f"no-op: {why}" if why else "no-op"
-            else:
-                m = self._measure(new_ptx)
-                self._last_measurement = m
-                if not m.valid or m.cycles is None or not m.cycles > 0:
-                    reward, terminated, valid = self.invalid_penalty, True, False
-                    invalid = reason = str(m.error or "invalid measurement")
-                else:
-                    self.ptx = new_ptx
-                    self.applied.append(a)
-                    self.cycles = float(m.cycles)
-                    self._regs, self._spills = m.regs, m.spills
-                    reward = math.log(before / self.cycles) - self.step_cost
-                    terminated = False
-                    reason = "applied"
-                    self._mask = self._compute_mask()
-        truncated = (not terminated) and self._steps >= self.max_steps
-        self._done = terminated or truncated
-        info = self._info(action=a, valid=valid, reason=reason, cycles_before=before)
-        info["invalid"] = invalid
-        return self._obs(), float(reward), bool(terminated), bool(truncated), info
+        out = self.mdp.step(self.state, a)
+        self.state = out.state
+        if out.measurement is not None:
+            self._last_measurement = out.measurement
+        info = self._info(
+            action=a, valid=not out.invalid, reason=out.info["reason"], cycles_before=before
+        )
+        info["invalid"] = out.info["invalid"]
+        obs = self.mdp.observe(self.state)
+        return obs, float(out.reward), bool(out.terminated), bool(out.truncated), info
 
     def action_masks(self) -> np.ndarray:
         """Legal actions now as bool (21,): the hook sb3-contrib's MaskablePPO calls."""
-        return self._mask.copy()
+        if self.state is None:
+            return np.ones(N_ACTIONS, dtype=np.bool_)
+        return self.mdp.mask(self.state)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
         names = [self.action_names[a] for a in self.applied] or ["(none)"]
         speedup = self.cycles0 / self.cycles if self.cycles > 0 else math.nan
+        steps = self.state.steps if self.state else 0
         lines = [
-            f"kernel {self.kernel_id}  step {self._steps}/{self.max_steps}",
+            f"kernel {self.kernel_id}  step {steps}/{self.max_steps}",
             f"applied: {' -> '.join(names)}",
             f"cycles: {self.cycles0:.0f} -> {self.cycles:.0f} (x{speedup:.3f})",
         ]
@@ -313,49 +287,10 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
     def close(self) -> None:
         if self._owns_backend and self.backend is not None:
             self.backend.close()
-            self.backend = None
+        self.backend = None
         super().close()
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _measure(self, ptx: str) -> Any:
-        if self.backend is None:
-            raise RuntimeError("the env is closed")
-        return self.backend.measure(self.kernel_spec, ptx)
-
-    def _apply(self, action: int) -> tuple[str, bool, str]:
-        """(new PTX, changed, reason) of a transform, memoised per (kernel, PTX, action)."""
-        tx = _transforms()
-
-        def compute() -> tuple[str, bool, str]:
-            res = tx.apply_action(self.kernel_spec, self.ptx, action)
-            return str(res.ptx), bool(res.changed), str(res.reason or "")
-
-        key = (id(tx), self.kernel_id, _digest(self.ptx), action)
-        return _APPLY_CACHE.get_or(key, compute)
-
-    def _compute_mask(self) -> np.ndarray:
-        tx = _transforms()
-        applied = tuple(self.applied)
-
-        def compute() -> np.ndarray:
-            mask = np.asarray(tx.action_mask(self.kernel_spec, self.ptx, applied), dtype=np.bool_)
-            mask = mask.copy()
-            mask[STOP] = True
-            return mask
-
-        key = (id(tx), self.kernel_id, _digest(self.ptx), applied)
-        return _MASK_CACHE.get_or(key, compute).copy()
-
-    def _obs(self) -> np.ndarray:
-        obs = np.zeros(OBS_SIZE, dtype=np.float32)
-        obs[:N_FEATURES] = extract(
-            self.ptx, entry=self.kernel_spec.entry, registers=self._regs, spill_bytes=self._spills
-        )
-        obs[N_FEATURES : N_FEATURES + N_ACTIONS] = self._mask
-        obs[N_FEATURES + N_ACTIONS + np.asarray(self.applied, dtype=np.int64)] = 1.0
-        np.clip(obs[:N_FEATURES], FEATURE_LOW, FEATURE_HIGH, out=obs[:N_FEATURES])
-        return obs
 
     def _info(
         self, action: int | None, valid: bool, reason: str, cycles_before: float
@@ -369,13 +304,13 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
             "cycles_after": float(self.cycles),
             "cycles_original": float(self.cycles0),
             "applied": [self.action_names[a] for a in self.applied],
-            "applied_ids": list(self.applied),
+            "applied_ids": self.applied,
             "valid": bool(valid),
             "reason": reason,
             "invalid": "",
             "backend": str(getattr(m, "backend", "")),
             "device": str(getattr(m, "device", "")),
             "estimate": bool(getattr(m, "estimate", False)),
-            "step": int(self._steps),
-            "action_mask": self._mask.astype(np.int8),
+            "step": int(self.state.steps if self.state else 0),
+            "action_mask": self.action_masks().astype(np.int8),
         }

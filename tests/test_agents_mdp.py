@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from agents.greedy import greedy_kernel, improvement_table, to_bcdata
-from agents.mdp import TransformMDP
 from chronos.measure import make_backend
 from chronos.transforms import STOP
 from envs import PtxTransformEnv
+from envs.mdp import TransformMDP
 from kernels import load
 
 KID = "gemm_tile_2_2_2"

@@ -1,10 +1,10 @@
-"""The env's MDP as pure functions of an immutable state, so searches and groups can branch.
+"""The design's MDP as pure functions of an immutable state, so searches and groups can branch.
 
-`PtxTransformEnv` is the Gymnasium face of the design's MDP; greedy search (try every action
-from one state) and GRPO (G rollouts from one initial state) need to branch from a state
-without replaying its prefix. `TransformMDP.step(state, a)` returns a new state and never
-mutates the old one; observation, mask, rewards and episode ends follow the env's contract
-(docs/env.md), which tests/test_agents_mdp.py checks against the env itself.
+This is the one implementation of the transition, reward and observation rules (docs/env.md):
+`PtxTransformEnv` is its Gymnasium face, and greedy search (try every action from one state)
+and GRPO (G rollouts from one initial state) use it directly to branch from a state without
+replaying its prefix. `TransformMDP.step(state, a)` returns a new state and never mutates the
+old one.
 """
 
 from __future__ import annotations
@@ -12,17 +12,52 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from chronos.features import extract
-from chronos.transforms import N_ACTIONS, STOP, action_mask, apply_action
+import chronos.transforms
+from chronos.features import FEATURE_NAMES, extract
 
-N_FEATURES = 25
-OBS_SIZE = N_FEATURES + 2 * N_ACTIONS
+N_FEATURES = len(FEATURE_NAMES)  # 25
+N_ACTIONS = 21  # 20 transforms + stop; fixed by the spec (checked against the catalogue)
+STOP = 20
+OBS_SIZE = N_FEATURES + 2 * N_ACTIONS  # 67
+# Features are fractions, log1p counts and /255 scales; -1 means "ptxas figure unknown".
+# log1p counts above 32 (e^32 instructions) do not occur; the bound only keeps the Box finite.
 FEATURE_LOW, FEATURE_HIGH = -1.0, 32.0
+
+
+class LruCache(OrderedDict[Any, Any]):
+    """A bounded memo shared by every MDP (and so every env) of one process.
+
+    Transforms, masks and features are deterministic functions of (catalogue, kernel, PTX,
+    applied) that cost tens of milliseconds (alignment analysis, re-parsing), as much as an
+    emulated measurement; episodes and groups revisit the same states constantly. The bound
+    keeps a long run's memory flat: each entry can hold a whole PTX text.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get_or(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = compute()
+        if len(self) > self.maxsize:
+            self.popitem(last=False)
+        return value
+
+
+APPLY_CACHE = LruCache(4096)
+MASK_CACHE = LruCache(8192)
+FEATURE_CACHE = LruCache(8192)
 
 
 @dataclass(frozen=True)
@@ -48,19 +83,24 @@ class State:
 
 @dataclass
 class StepOut:
+    """One transition; `measurement` is the one taken in this step (None when none was)."""
+
     state: State
     reward: float
     terminated: bool
     truncated: bool
     invalid: bool
     info: dict[str, Any] = field(default_factory=dict)
+    measurement: Any = None
 
 
 class TransformMDP:
-    """Branchable MDP over one backend; caches the deterministic parts (apply, mask, features).
+    """Branchable MDP over one backend; memoizes the deterministic parts (apply, mask, features).
 
-    `measure_s` accumulates the time spent inside the backend, so that the trainer can report
-    the measure phase separately from the rest of a rollout.
+    `transforms` is the action catalogue (a module or namespace with `N_ACTIONS`, `STOP`,
+    `ACTION_NAMES`, `apply_action`, `action_mask`); tests substitute a fake one. `measure_s`
+    accumulates the time spent inside the backend, so that the trainer can report the measure
+    phase separately from the rest of a rollout.
     """
 
     def __init__(
@@ -69,16 +109,22 @@ class TransformMDP:
         max_steps: int = 6,
         step_cost: float = 0.005,
         invalid_penalty: float = -1.0,
+        transforms: ModuleType | Any = None,
     ) -> None:
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.tx = transforms if transforms is not None else chronos.transforms
+        if self.tx.N_ACTIONS != N_ACTIONS or self.tx.STOP != STOP:
+            raise RuntimeError(
+                f"the catalogue has {self.tx.N_ACTIONS} actions (stop={self.tx.STOP}); "
+                f"the MDP's spaces are built for {N_ACTIONS} (stop={STOP})"
+            )
         self.backend = backend
         self.max_steps = int(max_steps)
         self.step_cost = float(step_cost)
         self.invalid_penalty = float(invalid_penalty)
         self.measure_s = 0.0
         self.measurements = 0
-        self._apply: dict[tuple[str, str, int], tuple[str, bool, str]] = {}
-        self._mask: dict[tuple[str, str, tuple[int, ...]], np.ndarray] = {}
-        self._feat: dict[tuple[str, str, Any, Any], np.ndarray] = {}
         self._initial: dict[str, State] = {}
 
     # -- pieces ---------------------------------------------------------------------------
@@ -91,11 +137,14 @@ class TransformMDP:
         return m
 
     def apply(self, state: State, action: int) -> tuple[str, bool, str]:
-        key = (state.kernel_id, _digest(state.ptx), action)
-        if key not in self._apply:
-            res = apply_action(state.spec, state.ptx, action)
-            self._apply[key] = (str(res.ptx), bool(res.changed), str(res.reason or ""))
-        return self._apply[key]
+        """(new PTX, changed, reason) of one transform on the state's PTX."""
+
+        def compute() -> tuple[str, bool, str]:
+            res = self.tx.apply_action(state.spec, state.ptx, action)
+            return str(res.ptx), bool(res.changed), str(res.reason or "")
+
+        key = (id(self.tx), state.kernel_id, _digest(state.ptx), action)
+        return APPLY_CACHE.get_or(key, compute)
 
     def mask(self, state: State) -> np.ndarray:
         """Legal actions (bool, 21); stop always legal; nothing legal but stop once done."""
@@ -103,23 +152,32 @@ class TransformMDP:
             m = np.zeros(N_ACTIONS, dtype=bool)
             m[STOP] = True
             return m
-        key = (state.kernel_id, _digest(state.ptx), state.applied)
-        if key not in self._mask:
-            m = np.asarray(action_mask(state.spec, state.ptx, state.applied), dtype=bool).copy()
+
+        def compute() -> np.ndarray:
+            m = np.asarray(self.tx.action_mask(state.spec, state.ptx, state.applied), dtype=bool)
+            m = m.copy()
             m[STOP] = True
-            self._mask[key] = m
-        return self._mask[key].copy()
+            return m
+
+        key = (id(self.tx), state.kernel_id, _digest(state.ptx), state.applied)
+        return MASK_CACHE.get_or(key, compute).copy()
+
+    def features(self, state: State) -> np.ndarray:
+        """The 25 features of the state's PTX, with ptxas figures from its last measurement."""
+        regs = getattr(state.measurement, "regs", None)
+        spills = getattr(state.measurement, "spills", None)
+
+        def compute() -> np.ndarray:
+            f = extract(state.ptx, entry=state.spec.entry, registers=regs, spill_bytes=spills)
+            return np.clip(f, FEATURE_LOW, FEATURE_HIGH).astype(np.float32)
+
+        key = (state.kernel_id, _digest(state.ptx), regs, spills)
+        return FEATURE_CACHE.get_or(key, compute)
 
     def observe(self, state: State) -> np.ndarray:
         """67 float32: features of the PTX, the mask, the history of applied transforms."""
-        regs = getattr(state.measurement, "regs", None)
-        spills = getattr(state.measurement, "spills", None)
-        key = (state.kernel_id, _digest(state.ptx), regs, spills)
-        if key not in self._feat:
-            f = extract(state.ptx, entry=state.spec.entry, registers=regs, spill_bytes=spills)
-            self._feat[key] = np.clip(f, FEATURE_LOW, FEATURE_HIGH).astype(np.float32)
         obs = np.zeros(OBS_SIZE, dtype=np.float32)
-        obs[:N_FEATURES] = self._feat[key]
+        obs[:N_FEATURES] = self.features(state)
         obs[N_FEATURES : N_FEATURES + N_ACTIONS] = self.mask(state)
         if state.applied:
             obs[N_FEATURES + N_ACTIONS + np.asarray(state.applied, dtype=np.int64)] = 1.0
@@ -146,6 +204,7 @@ class TransformMDP:
         nxt = replace(state, steps=state.steps + 1)
         info: dict[str, Any] = {"reason": "", "invalid": ""}
         invalid = False
+        m = None
         if not legal[a]:
             reward, terminated, invalid = self.invalid_penalty, True, True
             info["invalid"] = info["reason"] = "masked action"
@@ -174,7 +233,7 @@ class TransformMDP:
                     info["reason"] = "applied"
         truncated = (not terminated) and nxt.steps >= self.max_steps
         nxt = replace(nxt, done=terminated or truncated)
-        return StepOut(nxt, float(reward), bool(terminated), bool(truncated), invalid, info)
+        return StepOut(nxt, float(reward), bool(terminated), bool(truncated), invalid, info, m)
 
 
 def _digest(ptx: str) -> str:
