@@ -278,3 +278,25 @@ def test_harness_fault_is_fatal_and_restarts(backend: CupyBackend) -> None:
     assert not m.valid and "ILLEGAL_ADDRESS" in m.error
     assert backend.measure(spec, spec.ptx()).valid
     assert backend.worker.generation == gen + 1
+
+
+@requires_ptxas
+def test_inputs_evicted_from_the_worker_are_resent() -> None:
+    """The worker keeps a bounded input cache; a kernel evicted from it still measures."""
+    b = CupyBackend(
+        worker_target=f"{HERE}:emulated_gpu",
+        worker_config={"input_cache": 1},
+        load="ptx",
+        problem="small",
+        repeats=1,
+        warmup=0,
+        timeout_s=120,
+    )
+    try:
+        specs = [load("gemm_tile_2_2_2"), load("gemm_tile_2_2_4")]
+        for spec in (*specs, specs[0], specs[1]):
+            m = b.measure(spec, spec.ptx())
+            assert m.valid, (spec.id, m.error)
+        assert b.worker.restarts == 0
+    finally:
+        b.close()

@@ -288,7 +288,11 @@ class CupyBackend(BackendBase):
             with self._gpu_lock:
                 req = self._request(spec, prep)
                 reply = self.worker.request(req, self.timeout_s)
-                if not reply.get("fatal"):
+                if reply.get("need_inputs"):  # evicted from the worker's input cache
+                    self._sent.discard((self.worker.generation, req["inputs_key"]))
+                    req = self._request(spec, prep)
+                    reply = self.worker.request(req, self.timeout_s)
+                if reply.get("ok") and not reply.get("fatal"):
                     self._sent.add((self.worker.generation, req["inputs_key"]))
         except WorkerFault as exc:
             self.faults[exc.kind] = self.faults.get(exc.kind, 0) + 1
@@ -321,7 +325,8 @@ class CupyBackend(BackendBase):
             raise ValueError("non-positive or non-finite cycle samples")
         clock_max = reply.get("clock_mhz_max")
         mhz, throttled = throttle_stats(cycles, ns, clock_max, self.throttle_threshold)
-        kept = cycles[~throttled] if (~throttled).sum() >= cycles.size // 2 else cycles
+        enough = max(1, cycles.size // 2)
+        kept = cycles[~throttled] if (~throttled).sum() >= enough else cycles
         med, q1, q3 = summarize(kept)
         good_mhz = mhz[np.isfinite(mhz)]
         clock_mhz = float(np.median(good_mhz)) if good_mhz.size else clock_max

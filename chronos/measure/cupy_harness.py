@@ -43,12 +43,18 @@ SCALAR_DTYPES = {
 }
 POISON = 0xFF
 INPUT_CACHE = 8
+DEFAULT_DYNAMIC_SHARED = 48 * 1024
+"""Above this a launch needs CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES raised first."""
 
 
 class CudaFault(RuntimeError):
     """A CUDA error after which the context cannot be trusted."""
 
     fatal = True
+
+
+class InputsMissing(KeyError):
+    """The request names inputs this worker no longer holds (never sent, or evicted)."""
 
 
 class CupyHarness:
@@ -69,6 +75,7 @@ class CupyHarness:
         # A blocking stream: it orders after the uploads cupy makes on the legacy stream.
         self.stream = cupy.cuda.Stream(non_blocking=False)
         self.inputs: OrderedDict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = OrderedDict()
+        self.input_cache = max(1, int(config.get("input_cache", INPUT_CACHE)))
         self.info = {
             "device": self.device_name,
             "arch": f"sm_{major}{minor}",
@@ -118,24 +125,30 @@ class CupyHarness:
             self.inputs.move_to_end(key)
             return self.inputs[key]
         if req.get("inputs") is None:
-            raise KeyError(f"inputs {key} not cached in the worker; resend them")
+            raise InputsMissing(f"inputs {key} not cached in the worker; resend them")
         host = {k: np.ascontiguousarray(v) for k, v in req["inputs"].items()}
         self.inputs[key] = (host, dict(req["reference"]))
-        while len(self.inputs) > INPUT_CACHE:
+        while len(self.inputs) > self.input_cache:
             self.inputs.popitem(last=False)
         return self.inputs[key]
 
     # --- one measurement ----------------------------------------------------------------------
 
     def measure(self, req: dict[str, Any]) -> dict[str, Any]:
+        try:
+            host, reference = self._device_inputs(req)
+        except InputsMissing as exc:
+            # The worker keeps INPUT_CACHE kernels' inputs; the parent resends on this answer.
+            return {"ok": False, "need_inputs": True, "error": str(exc)}
         with self.stream:  # every cupy copy/memset below runs on the timing stream
-            return self._measure(req)
+            return self._measure(req, host, reference)
 
-    def _measure(self, req: dict[str, Any]) -> dict[str, Any]:
+    def _measure(
+        self, req: dict[str, Any], host: dict[str, np.ndarray], reference: dict[str, Any]
+    ) -> dict[str, Any]:
         cp = self.cp
         errors = self._cuda_errors()
         phases: dict[str, float] = {}
-        host, reference = self._device_inputs(req)
         entry = req["entry"]
         t0 = time.perf_counter()
         try:
@@ -161,6 +174,9 @@ class CupyHarness:
         block = tuple(int(x) for x in req["block"])
         shmem = int(req.get("dynamic_shared", 0))
         try:
+            if shmem > DEFAULT_DYNAMIC_SHARED:
+                for f in (f_plain, f_instr):
+                    _allow_dynamic_shared(f, shmem)
             bufs = {name: cp.asarray(a) for name, a in host.items()}
             self.stream.synchronize()
             args = []
@@ -255,6 +271,15 @@ def _clock_mhz(cupy: Any, props: dict[str, Any], device: int) -> float | None:
     except Exception:  # noqa: BLE001 - fall back to the properties, then to nothing
         rate = props.get("clockRate")
         return float(rate) / 1000.0 if rate else None
+
+
+def _allow_dynamic_shared(func: Any, nbytes: int) -> None:
+    """Opt a function into more than 48 KiB of dynamic shared memory (a launch fails without)."""
+    from cupy.cuda import driver
+
+    driver.funcSetAttribute(
+        func.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(nbytes)
+    )
 
 
 def _num_regs(func: Any) -> int | None:
