@@ -34,9 +34,9 @@ from agents.greedy import (
     run_greedy,
     save_dataset,
 )
-from agents.mdp import TransformMDP
 from agents.policy import PolicyMLP
 from chronos.measure.cached import backend_harness_version
+from envs.mdp import TransformMDP
 
 log = logging.getLogger("chronos.train")
 
@@ -140,9 +140,12 @@ def stage_greedy(ctx: Context) -> tuple[BCData, dict[str, Any]]:
         save_dataset(path, results, meta)
         data, summary = load_dataset(path)
     save_dataset_copy(data, summary, local)
+    from chronos.eval.report import backend_label
+
     table = improvement_table(summary["kernels"])
-    (ctx.run_dir / "greedy" / "improvement.md").write_text(table + "\n")
-    print(f"\nGreedy v2 ({ctx.backend}, {ctx.device}):\n{table}\n")
+    title = f"Greedy v2, cycles from {backend_label(ctx.backend, ctx.device)}"
+    (ctx.run_dir / "greedy" / "improvement.md").write_text(f"# {title}\n\n{table}\n")
+    print(f"\n{title}:\n{table}\n")
     return data, summary
 
 

@@ -1,8 +1,8 @@
 """Every transform's output assembles with ptxas (sm_80, sm_90), alone and in random
-mask-respecting sequences; the coverage report finds no dead transform.
+mask-respecting sequences; the coverage report finds no dead and no duplicate transform.
 
-The default run covers a sample of kernels; `-m slow` sweeps all 64 (ptxas results are
-cached in-process, and `assemble_many` runs them in parallel).
+The fast loop (`-m "not slow"`) covers a sample of kernels; the full run sweeps all 64 (ptxas
+results are cached in-process, and `assemble_many` runs them in parallel).
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ from chronos.transforms import ACTION_NAMES, CATALOGUE, STOP, action_mask, apply
 requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
 ALL = sorted(k for k in kernels.list_kernels() if k.startswith("gemm_tile"))
 SAMPLE = ["gemm_tile_2_2_2", "gemm_tile_4_6_8", "gemm_tile_8_8_8", "gemm_tile_6_4_2"]
-
-
-def _slow_selected(request: pytest.FixtureRequest) -> bool:
-    return "slow" in (request.config.getoption("markexpr") or "")
 
 
 def _assemble_all(kernel_ids: list[str], arch: str) -> list[str]:
@@ -53,9 +49,7 @@ def test_each_transform_assembles_sample(arch: str) -> None:
 @requires_ptxas
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_each_transform_assembles_all_kernels(arch: str, request: pytest.FixtureRequest) -> None:
-    if not _slow_selected(request):
-        pytest.skip("full sweep: run with -m slow")
+def test_each_transform_assembles_all_kernels(arch: str) -> None:
     assert len(ALL) == 64
     assert _assemble_all(ALL, arch) == []
 
@@ -98,9 +92,7 @@ def test_random_sequences_assemble(kernel_id: str, data: st.DataObject) -> None:
 
 @requires_ptxas
 @pytest.mark.slow
-def test_random_sequences_assemble_many(request: pytest.FixtureRequest) -> None:
-    if not _slow_selected(request):
-        pytest.skip("long property run: run with -m slow")
+def test_random_sequences_assemble_many() -> None:
 
     @settings(
         max_examples=150,
@@ -137,9 +129,7 @@ def test_coverage_sample_has_no_dead_transform() -> None:
 
 @requires_ptxas
 @pytest.mark.slow
-def test_coverage_all_kernels(request: pytest.FixtureRequest) -> None:
-    if not _slow_selected(request):
-        pytest.skip("full sweep: run with -m slow")
+def test_coverage_all_kernels() -> None:
     from chronos.transforms.coverage import coverage
 
     rows = coverage([kernels.load(k) for k in ALL], arch="sm_90")

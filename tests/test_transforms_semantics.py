@@ -1,7 +1,7 @@
 """Transformed kernels compute the reference: the CPU emulator runs them on the small problem
 (bit-exact for exact transforms, the kernel's tolerance otherwise). Every kernel of the corpus
-gets two seeded random mask-respecting episodes; every single transform runs on a sample by
-default and on every kernel with `-m slow`.
+gets two seeded random mask-respecting episodes; every single transform runs on a sample in
+the fast loop and on every kernel in the full run (`slow`).
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ def test_every_transform_verifies_on_sample() -> None:
 
 
 @pytest.mark.slow
-def test_every_transform_verifies_on_all_kernels(request: pytest.FixtureRequest) -> None:
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("full sweep: run with -m slow")
+def test_every_transform_verifies_on_all_kernels() -> None:
     assert _check(ALL) == []
 
 
