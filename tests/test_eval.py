@@ -40,7 +40,10 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     assert set(loko["mean"]) == {"rf", "bc", "grpo"}
     assert (tmp_path / "loko" / "loko.json").exists()
     assert (tmp_path / "plots" / "loko.png").stat().st_size > 1000
-    assert "Leave-one-kernel-out" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "Leave-one-kernel-out" in text
+    assert text.startswith("# Chronos leave-one-kernel-out report")
+    assert "- LOKO: learners rf, bc, grpo; GRPO epochs per fold: 1," in text
 
 
 def test_report_of_empty_run_dir(tmp_path: Path) -> None:

@@ -228,8 +228,24 @@ def write_report(run_dir: str | Path) -> Path:
     label = backend_label(backend, device)
     cfg = prov.get("config", {})
     grpo_cfg = cfg.get("grpo", {})
+    stages = list(cfg.get("stages", []))
+    if "grpo" in stages:
+        grpo_line = (
+            f"- GRPO: {grpo_cfg.get('epochs')} epochs, batch {grpo_cfg.get('batch_kernels')}"
+            f" kernels, G={grpo_cfg.get('group_size')}, seed {prov.get('seed')}"
+        )
+    elif "loko" in stages:
+        grpo_line = (
+            f"- LOKO: learners {', '.join(cfg.get('loko', {}).get('learners', []))}; GRPO"
+            f" epochs per fold: {cfg.get('loko', {}).get('grpo_epochs')}, batch"
+            f" {grpo_cfg.get('batch_kernels')} kernels, G={grpo_cfg.get('group_size')},"
+            f" seed {prov.get('seed')}"
+        )
+    else:
+        grpo_line = f"- No GRPO stage (stages: {', '.join(stages)}); seed {prov.get('seed')}"
+    title = "leave-one-kernel-out report" if "loko" in stages else "training report"
     lines = [
-        "# Chronos training report",
+        f"# Chronos {title}",
         "",
         f"- Backend: **{label}**"
         + (
@@ -238,8 +254,7 @@ def write_report(run_dir: str | Path) -> Path:
             else ""
         ),
         f"- Kernels: {len(prov.get('kernels', {}))} ({', '.join(sorted(prov.get('kernels', {})))})",
-        f"- GRPO: {grpo_cfg.get('epochs')} epochs, batch {grpo_cfg.get('batch_kernels')} kernels,"
-        f" G={grpo_cfg.get('group_size')}, seed {prov.get('seed')}",
+        grpo_line,
         f"- Git revision: `{prov.get('git_revision', '?')}`; created {prov.get('created', '?')}",
         "- Stage wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()),
         "",
