@@ -138,6 +138,20 @@ def test_auto_with_a_gpu_picks_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert auto.choose_backend()[0] == "emulated"
 
 
+def test_auto_falls_back_when_the_driver_is_too_old_for_the_corpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, driverGetVersion=lambda: 12040)
+    monkeypatch.setitem(
+        sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
+    )
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    name, reason = auto.choose_backend()
+    assert name == "emulated" and "CUDA 12.4" in reason and "ISA 9.0" in reason
+    runtime.driverGetVersion = lambda: 13000
+    assert auto.choose_backend()[0] == "cupy"
+
+
 def _record(path: Path, spec, cycles: float, device: str = "NVIDIA H100 80GB HBM3") -> None:
     from chronos.measure import ptx_sha256
 

@@ -174,7 +174,7 @@ class Event:
         pass
 
 
-def install_fake_cupy() -> None:
+def install_fake_cupy(driver_version: int = 13000) -> None:
     """Put a fake `cupy` (and the modules the harness imports) into sys.modules."""
     cupy = types.ModuleType("cupy")
     cupy.__version__ = "fake-emulator"
@@ -188,8 +188,8 @@ def install_fake_cupy() -> None:
         },
         deviceGetAttribute=lambda attr, d: 1_980_000,
         cudaDevAttrClockRate=13,
-        driverGetVersion=lambda: 12080,
-        runtimeGetVersion=lambda: 12080,
+        driverGetVersion=lambda: driver_version,
+        runtimeGetVersion=lambda: 13000,
         deviceSynchronize=lambda: None,
     )
     driver = types.SimpleNamespace(CUDADriverError=CUDADriverError)
@@ -226,7 +226,7 @@ def install_fake_cupy() -> None:
 
 def emulated_gpu(config: dict[str, Any]) -> Any:
     """Worker target: the real CupyHarness on the fake CuPy."""
-    install_fake_cupy()
+    install_fake_cupy(int(config.get("fake_driver_version", 13000)))
     from chronos.measure.cupy_harness import CupyHarness
 
     return CupyHarness(config)
@@ -300,3 +300,45 @@ def test_inputs_evicted_from_the_worker_are_resent() -> None:
         assert b.worker.restarts == 0
     finally:
         b.close()
+
+
+def test_a_driver_too_old_for_the_ptx_is_one_clear_error() -> None:
+    """CUDA 12.4 cannot load the corpus's PTX ISA 9.0: say so before timing anything."""
+    from chronos.measure.cupy_backend import CupyBackendError
+
+    b = CupyBackend(
+        worker_target=f"{HERE}:emulated_gpu",
+        worker_config={"fake_driver_version": 12040},
+        load="ptx",
+        problem="small",
+        repeats=1,
+        warmup=0,
+        timeout_s=120,
+    )
+    try:
+        spec = load("gemm_tile_2_2_2")
+        with pytest.raises(CupyBackendError, match=r"supports CUDA 12\.4.*ISA 9\.0.*CUDA 13\.0"):
+            b.measure(spec, spec.ptx())
+        older = spec.ptx().replace(".version 9.0", ".version 8.4", 1)
+        assert b.measure(spec, older).valid  # ISA 8.4 is CUDA 12.4's own
+    finally:
+        b.close()
+
+
+def test_ptx_isa_to_cuda_versions() -> None:
+    from chronos.measure.compat import driver_problem, min_cuda_version, ptx_isa_version
+
+    assert ptx_isa_version(".version 9.0\n.target sm_80\n") == (9, 0)
+    assert ptx_isa_version("// no version\n") is None
+    assert [min_cuda_version(v) for v in [(7, 0), (8, 4), (8, 6), (8, 8), (9, 0), (9, 5)]] == [
+        11000,
+        12040,
+        12070,
+        12090,
+        13000,
+        13050,
+    ]
+    assert driver_problem(13000, ".version 9.0\n") is None
+    assert "R580" in (driver_problem(12090, ".version 9.0\n") or "")
+    with pytest.raises(ValueError, match="unknown PTX ISA"):
+        min_cuda_version((6, 5))

@@ -27,7 +27,28 @@ def gpu_visible() -> tuple[bool, str]:
         return False, f"CuPy sees no CUDA device ({exc})"
     if n <= 0:
         return False, "CuPy reports 0 CUDA devices"
+    try:
+        driver = int(cupy.cuda.runtime.driverGetVersion())
+    except Exception:  # noqa: BLE001 - the device count answered; let the harness find out
+        driver = 0
+    if problem := _corpus_driver_problem(driver):
+        return False, f"CuPy sees {n} CUDA device(s), but {problem}"
     return True, f"CuPy sees {n} CUDA device(s)"
+
+
+def _corpus_driver_problem(driver: int) -> str | None:
+    """Why the driver cannot load the checked-in corpus (the PTX needing the newest CUDA)."""
+    from chronos.measure.compat import driver_problem, min_cuda_version, ptx_isa_version
+    from kernels import list_kernels, load
+
+    newest, text = 0, ""
+    for kid in list_kernels():
+        ptx = load(kid).ptx()
+        isa = ptx_isa_version(ptx)
+        if isa and min_cuda_version(isa) > newest:
+            newest, text = min_cuda_version(isa), ptx
+    problem = driver_problem(driver, text) if text else None
+    return problem and f"for the kernel corpus {problem}"
 
 
 def choose_backend() -> tuple[str, str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from chronos.measure.compat import driver_problem
 from chronos.measure.instrument import InstrumentedPtx, InstrumentError, instrument
 from chronos.measure.measurement import Measurement, ptx_sha256, summarize
 from chronos.measure.registry import BackendBase
@@ -265,6 +266,10 @@ class CupyBackend(BackendBase):
                 f"the cupy backend cannot start its GPU worker ({exc.message})"
                 "; is a CUDA GPU visible and CuPy installed?"
             ) from None
+        driver = int(self._info().get("driver_version") or 0)
+        for p in ptxs:
+            if problem := driver_problem(driver, p):
+                raise CupyBackendError(f"{spec.id}: {problem}")
         futures: list[Future[Prepared]] = [self.pool.submit(self.prepare, spec, p) for p in ptxs]
         return [self._run(spec, f.result()) for f in futures]
 
