@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-import shutil
 
 import pytest
+
+from chronos.assemble import ptxas_available
 
 
 @functools.cache
@@ -28,4 +29,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")

@@ -27,22 +27,14 @@ from chronos.assemble import (
     find_ptxas,
     parse_errors,
     parse_resources,
+    ptxas_available,
     text_sections,
 )
 from chronos.assemble import ptxas as ptxas_module
 from chronos.assemble.__main__ import main
 from chronos.assemble.sass import NOP
 
-
-def _have_ptxas() -> bool:
-    try:
-        find_ptxas()
-    except PtxasNotFoundError:
-        return False
-    return True
-
-
-needs_ptxas = pytest.mark.skipif(not _have_ptxas(), reason="needs ptxas")
+needs_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 ARCHS = pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 
 HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import warnings
 
 import gymnasium as gym
@@ -11,10 +10,11 @@ import numpy as np
 import pytest
 
 import envs
+from chronos.assemble import ptxas_available
 from envs.ptx_env import STOP, PtxTransformEnv
 from envs.shared_backend import SharedMeasurementService
 
-pytestmark = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+pytestmark = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 # Small tiles: the emulator measures them in ~0.05 s, and the in-memory store makes repeats free.
 SMALL = ["gemm_tile_2_2_2", "gemm_tile_2_4_2", "gemm_tile_4_2_2"]

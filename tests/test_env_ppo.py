@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
 
+from chronos.assemble import ptxas_available
+
 pytestmark = [
     pytest.mark.slow,  # ~4 min cold on 2 CPU cores: ~2,000 new states to emulate
-    pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas"),
+    pytest.mark.skipif(not ptxas_available(), reason="needs ptxas"),
 ]
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "maskable_ppo.py"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import types
 from pathlib import Path
@@ -11,13 +10,14 @@ from pathlib import Path
 import pytest
 
 import chronos.measure.auto as auto
+from chronos.assemble import ptxas_available
 from chronos.measure import Backend, Measurement, backend_names, make_backend, register_backend
 from chronos.measure.__main__ import main as cli
 from chronos.measure.replay_backend import ReplayMiss
 from chronos.stores.measurements import MeasurementStore
 from kernels import load
 
-requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 
 @pytest.fixture(scope="module")

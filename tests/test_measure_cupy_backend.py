@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from typing import Any
 
 import numpy as np
 import pytest
 
+from chronos.assemble import ptxas_available
 from chronos.measure import make_backend
 from chronos.measure.cupy_backend import CupyBackend, CupyBackendError, throttle_stats
 from kernels import load
 
-requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 HERE = os.path.abspath(__file__)
 FAKE = f"{HERE}:fake_gpu"

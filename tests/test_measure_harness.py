@@ -12,7 +12,6 @@ surface: that is what the `gpu` tests are for.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import types
 from typing import Any
@@ -20,11 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from chronos.assemble import ptxas_available
 from chronos.measure.cupy_backend import CupyBackend
 from kernels import load
 
 HERE = os.path.abspath(__file__)
-requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 
 class CUDADriverError(RuntimeError):

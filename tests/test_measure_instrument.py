@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
 import chronos.emulate.launch as launch
+from chronos.assemble import ptxas_available
 from chronos.emulate import verify
 from chronos.measure.instrument import (
     CYCLES_SYMBOL,
@@ -18,7 +17,7 @@ from chronos.measure.instrument import (
 from chronos.ptx import parse
 from kernels import list_kernels, load
 
-requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 KERNELS = [k if isinstance(k, str) else k.id for k in list_kernels()]
 
 

@@ -211,6 +211,19 @@ def test_coverage_duplicate_rule() -> None:
     assert not _duplicates({}, {"k1": "a"})
 
 
+def test_coverage_cli_exits_1_on_defects(capsys: pytest.CaptureFixture[str]) -> None:
+    """On one tiny kernel some actions coincide or change nothing: the CLI says so and fails."""
+    from chronos.transforms.__main__ import main
+
+    rc = main(["coverage", "--kernels", "gemm_tile_2_2_2"])
+    out = capsys.readouterr().out
+    assert out.startswith("action coverage over 1 kernels, sm_90")
+    assert len([ln for ln in out.splitlines() if ln[:2].strip().isdigit()]) == 20
+    defects = [ln for ln in out.splitlines() if ln.startswith("DEFECT:")]
+    assert rc == (1 if defects else 0)
+    assert any("of these 1 kernels" in ln for ln in defects)
+
+
 def test_vec_sts_kept_out_of_catalogue_but_works(spec: kernels.KernelSpec) -> None:
     res = VEC_STS.run(parse(spec.ptx()), transform_context(spec))
     assert res.changed and "st.shared.v4.f32" in res.ptx and ".align 16" in res.ptx

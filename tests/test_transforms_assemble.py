@@ -7,18 +7,16 @@ results are cached in-process, and `assemble_many` runs them in parallel).
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
-from chronos.assemble import PtxasError, assemble_many
+from chronos.assemble import PtxasError, assemble_many, ptxas_available
 from chronos.transforms import ACTION_NAMES, CATALOGUE, STOP, action_mask, apply_action
 
-requires_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="needs ptxas")
+requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 ALL = sorted(k for k in kernels.list_kernels() if k.startswith("gemm_tile"))
 SAMPLE = ["gemm_tile_2_2_2", "gemm_tile_4_6_8", "gemm_tile_8_8_8", "gemm_tile_6_4_2"]
 

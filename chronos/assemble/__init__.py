@@ -24,7 +24,7 @@ from chronos.assemble.errors import (
     PtxasTimeoutError,
     parse_errors,
 )
-from chronos.assemble.ptxas import find_ptxas, ptxas_version
+from chronos.assemble.ptxas import find_ptxas, ptxas_available, ptxas_version
 from chronos.assemble.resources import Resources, parse_resources
 from chronos.assemble.sass import count_instructions
 
@@ -45,6 +45,7 @@ __all__ = [
     "find_ptxas",
     "parse_errors",
     "parse_resources",
+    "ptxas_available",
     "ptxas_version",
     "text_sections",
 ]

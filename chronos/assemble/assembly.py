@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,11 +108,13 @@ def assemble_many(
     extra_args: Sequence[str] = (),
     *,
     timeout: float | None = DEFAULT_TIMEOUT_S,
+    progress: str | None = None,
 ) -> list[Assembly | PtxasError]:
     """Assemble many PTX texts in parallel, in input order; rejections are returned, not raised.
 
     ptxas runs as a subprocess, so threads give real parallelism. `workers` defaults to the
-    CPU count. Duplicates and cached texts cost one ptxas run at most.
+    CPU count. Duplicates and cached texts cost one ptxas run at most. `progress`: a label
+    for a progress bar on stderr (none when None).
     """
     exe = _ptxas_for_environment()
     n = workers or os.cpu_count() or 1
@@ -123,10 +125,17 @@ def assemble_many(
         except PtxasError as exc:
             return exc
 
+    def bar(results: Iterable[Assembly | PtxasError]) -> list[Assembly | PtxasError]:
+        if progress is None:
+            return list(results)
+        from tqdm import tqdm
+
+        return list(tqdm(results, total=len(ptxs), desc=progress, unit="ptx", leave=False))
+
     if n == 1 or len(ptxs) <= 1:
-        return [one(p) for p in ptxs]
+        return bar(one(p) for p in ptxs)
     with ThreadPoolExecutor(max_workers=min(n, len(ptxs)), thread_name_prefix="ptxas") as pool:
-        return list(pool.map(one, ptxs))
+        return bar(pool.map(one, ptxs))
 
 
 def _ptxas_for_environment() -> Path:

@@ -60,6 +60,15 @@ def find_ptxas() -> Path:
     )
 
 
+def ptxas_available() -> bool:
+    """Can `find_ptxas` find one (PATH, CUDA dirs or the nvidia-cuda-nvcc wheel)?"""
+    try:
+        find_ptxas()
+    except PtxasNotFoundError:
+        return False
+    return True
+
+
 def wheel_ptxas() -> Path | None:
     """ptxas from an installed `nvidia-cuda-nvcc` (or `-cu12`) wheel, if any."""
     try:

@@ -27,14 +27,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "coverage":
         ids = args.kernels.split(",") if args.kernels else list(list_kernels())
-        rows = coverage([load(k) for k in ids], arch=args.arch)
+        rows = coverage([load(k) for k in ids], arch=args.arch, progress=True)
         print(format_table(rows, args.arch))
         dead = [r.name for r in rows if r.changes_sass == 0]
         dups = [f"{r.name} (= {', '.join(r.duplicates)})" for r in rows if r.duplicates]
+        n = len(ids)
         if dead:
-            print(f"DEFECT: no SASS change on any kernel: {', '.join(dead)}")
+            print(f"DEFECT: no SASS change on any of these {n} kernels: {', '.join(dead)}")
         if dups:
-            print(f"DEFECT: same SASS as another action on every kernel: {'; '.join(dups)}")
+            print(
+                f"DEFECT: same SASS as another action on every one of these {n} kernels: "
+                f"{'; '.join(dups)}"
+            )
         return 1 if dead or dups else 0
     if args.cmd == "show":
         if args.transform not in ACTION_NAMES:

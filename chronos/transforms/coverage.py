@@ -33,7 +33,7 @@ class Row:
     duplicates: tuple[str, ...] = ()
 
 
-def coverage(specs: list[Any], arch: str = "sm_90") -> list[Row]:
+def coverage(specs: list[Any], arch: str = "sm_90", progress: bool = False) -> list[Row]:
     """One Row per transform over `specs` (ptxas runs in parallel and is cached)."""
     base_ptx = [s.ptx() for s in specs]
     results = [
@@ -43,7 +43,8 @@ def coverage(specs: list[Any], arch: str = "sm_90") -> list[Row]:
     texts = list(base_ptx)
     for per in results:
         texts += [r.ptx for r in per if r.changed]
-    asm = dict(zip(texts, assemble_many(texts, arch=arch), strict=True))
+    label = f"ptxas {arch}" if progress else None
+    asm = dict(zip(texts, assemble_many(texts, arch=arch, progress=label), strict=True))
     sass_of = [
         {
             s.id: asm[r.ptx].text_sha256[s.entry]
