@@ -1,7 +1,8 @@
 """CPU PTX emulator: exact execution, verification against references, and a cost estimate.
 
     from chronos.emulate import verify, emulate, EmulatedBackend
-    res = verify(spec, ptx, exact=True)          # VerifyResult(ok, max_abs_err, mismatches, error)
+    res = verify(spec, ptx, exact=True)          # VerifyResult(ok, max_abs_err, mismatches, error,
+                                                 # kind: mismatch / fault / race / ...)
     run = emulate(spec, ptx, trace=True)         # RunResult: outputs, steps, dynamic trace
     EmulatedBackend(arch="sm_90").measure(spec, ptx)   # Measurement with estimate=True
 
@@ -16,6 +17,7 @@ from chronos.emulate.decode import decode
 from chronos.emulate.errors import (
     EmulationError,
     MemoryFault,
+    SharedMemoryRace,
     StepLimitExceeded,
     TrapExecuted,
     UnsupportedInstruction,
@@ -35,6 +37,7 @@ __all__ = [
     "EmulationError",
     "MemoryFault",
     "RunResult",
+    "SharedMemoryRace",
     "StepLimitExceeded",
     "Trace",
     "TrapExecuted",

@@ -45,7 +45,9 @@ class EmulatedBackend:
     emulator runs ("small"); `occupancy_size` the problem whose grid sets how many blocks
     share an SM ("full", as timed on the GPU). `exact=None` accepts outputs that are bit-exact
     or, failing that, within the kernel's tolerance (reported in `extra["bit_exact"]`);
-    True/False force one comparison.
+    True/False force one comparison. `races` (default on) also rejects kernels whose shared
+    memory accesses no barrier orders (chronos.emulate.races): the lockstep emulator would
+    compute their outputs right, a GPU need not.
     """
 
     name = BACKEND
@@ -59,6 +61,7 @@ class EmulatedBackend:
         exact: bool | None = None,
         occupancy_size: str = "full",
         max_steps: int = DEFAULT_MAX_STEPS,
+        races: bool = True,
     ):
         self.arch = arch
         self.profile = arch_profile(arch)
@@ -67,6 +70,7 @@ class EmulatedBackend:
         self.exact = exact
         self.occupancy_size = occupancy_size
         self.max_steps = max_steps
+        self.races = races
 
     def __repr__(self) -> str:
         return f"EmulatedBackend(arch={self.arch!r}, size={self.size!r}, seed={self.seed})"
@@ -98,6 +102,7 @@ class EmulatedBackend:
             size=self.size,
             trace=True,
             max_steps=self.max_steps,
+            races=self.races,
         )
         base.verify = v
         bit_exact: bool | None = v.ok if strict else None

@@ -75,3 +75,8 @@ class StepLimitExceeded(EmulationError):
 
 class TrapExecuted(EmulationError):
     """A thread executed `trap` (or `brkpt`)."""
+
+
+class SharedMemoryRace(EmulationError):
+    """Two threads of a block touched one shared byte, one of them writing, with no barrier
+    between: the lockstep emulator got an answer, a GPU need not (chronos.emulate.races)."""

@@ -9,6 +9,10 @@ executor drops back to uniform mode as soon as all PCs agree again.
 
 Barriers: a thread that reaches `bar.sync` waits; once every live thread of its block waits,
 the block is released. Exited threads do not count (as on sm_70+).
+
+Lockstep execution hides missing barriers, so with `races=True` every shared-memory access is
+checked against the CUDA ordering rule (chronos.emulate.races) and the first race raises
+SharedMemoryRace naming the instruction.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chronos.emulate.errors import EmulationError, MemoryFault, StepLimitExceeded
+from chronos.emulate.errors import (
+    EmulationError,
+    MemoryFault,
+    SharedMemoryRace,
+    StepLimitExceeded,
+)
 from chronos.emulate.memory import (
     GLOBAL_BASE,
     LOCAL_WINDOW,
@@ -31,6 +40,7 @@ from chronos.emulate.memory import (
     unkind_offset,
 )
 from chronos.emulate.program import BRA, EXIT, OP, Program
+from chronos.emulate.races import Race, SharedRaceDetector
 from chronos.emulate.trace import Trace
 
 CONST_WINDOW = 1 << 37
@@ -81,6 +91,7 @@ class Machine:
         trace: bool = False,
         const_mem: Arena | None = None,
         n_sms: int = 132,
+        races: bool = False,
     ):
         self.program = program
         self.grid = tuple(int(g) for g in grid)
@@ -151,6 +162,13 @@ class Machine:
         self.special["dynamic_smem_size"] = np.full(self.N, dynamic_shared, u32)
         self.special["total_smem_size"] = np.full(self.N, self.shared.size, u32)
         self.trace = Trace(self.n_warps, self.warps_per_block) if trace else None
+        self.races = (
+            SharedRaceDetector(
+                self.shared.data.size, self.shared.stride, self.n_blocks, self.padded
+            )
+            if races
+            else None
+        )
         self.steps = 0
         self.cp_groups = np.zeros(self.N, np.int64)
         self.cp_pending: list[_Copy] = []
@@ -288,6 +306,8 @@ class Machine:
         isz = dt.itemsize
         if len(segs) == 1 and segs[0][3] is None:
             sp, store, off, _, aa = segs[0]
+            if sp == ".shared" and self.races is not None:
+                self._raise_race(self.races.read(off, threads, nbytes))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
             out = [view[el + j] for j in range(width)]
@@ -296,6 +316,8 @@ class Machine:
             return out
         out = [np.empty(len(a), dt) for _ in range(width)]
         for sp, store, off, pos, aa in segs:
+            if sp == ".shared" and self.races is not None:
+                self._raise_race(self.races.read(off, threads[pos], nbytes))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
             for j in range(width):
@@ -317,6 +339,9 @@ class Machine:
         segs = self._locate(space, a, threads, nbytes, True)
         isz = dt.itemsize
         for sp, store, off, pos, aa in segs:
+            if sp == ".shared" and self.races is not None:
+                who = threads if pos is None else threads[pos]
+                self._raise_race(self.races.write(off, who, nbytes))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
             for j, v in enumerate(vals):
@@ -385,6 +410,18 @@ class Machine:
         if self.trace is not None:
             self.trace.memory(".global", src, threads, size)
 
+    def _raise_race(self, race: Race | None) -> None:
+        if race is None:
+            return
+        op = self.program.ops[self.current]
+        tid, other = race.thread % self.padded, race.other % self.padded
+        raise SharedMemoryRace(
+            f"shared-memory {race.kind} race: threads {other} and {tid} of block {race.block} "
+            f"touch byte {race.offset} with no barrier between",
+            op.line,
+            op.text,
+        )
+
     def cp_async_commit(self, mask: np.ndarray | None) -> None:
         self.cp_groups = self.cp_groups + (self.live if mask is None else mask)
 
@@ -394,6 +431,8 @@ class Machine:
             sel = active[rec.threads] & (rec.group < self.cp_groups[rec.threads] - n) & ~rec.done
             if sel.any():
                 width = rec.data.shape[1]
+                if self.races is not None:
+                    self._raise_race(self.races.write(rec.dst[sel], rec.threads[sel], width))
                 self.shared.data[rec.dst[sel][:, None] + np.arange(width)] = rec.data[sel]
                 rec.done = rec.done | sel
         self.cp_pending = [r for r in self.cp_pending if not r.done.all()]
@@ -507,6 +546,8 @@ class Machine:
                     pc += 1
                 else:
                     self._check_barrier(pc)
+                    if self.races is not None:
+                        self.races.barrier()
                     pc += 1
                 continue
 
@@ -515,6 +556,8 @@ class Machine:
             if not runnable.any():
                 if not (waiting & live).any():
                     break
+                if self.races is not None:
+                    self.races.barrier(self.block_of[waiting])
                 pcs = pcs + waiting
                 waiting = np.zeros(self.N, bool)
             else:
@@ -568,6 +611,8 @@ class Machine:
                     )
                     release = waiting & ~blocks_busy[self.block_of]
                     if release.any():
+                        if self.races is not None:
+                            self.races.barrier(self.block_of[release])
                         pcs = pcs + release
                         waiting = waiting & ~release
             if waiting.any():

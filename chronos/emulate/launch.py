@@ -58,13 +58,15 @@ def run_kernel(
     dynamic_shared: int = 0,
     trace: bool = False,
     max_steps: int = DEFAULT_MAX_STEPS,
+    races: bool = False,
 ) -> RunResult:
     """Run `entry` of `ptx` on copies of `buffers`.
 
     `args` maps each PTX parameter name to a buffer name (a pointer to that buffer) or a
     number. `alignment` gives a buffer's guaranteed alignment (default 256); buffers named in
     `read_only` fault on any store. Raises EmulationError (MemoryFault, UnsupportedInstruction,
-    StepLimitExceeded, TrapExecuted) when the kernel cannot be run to completion.
+    StepLimitExceeded, TrapExecuted) when the kernel cannot be run to completion, and
+    SharedMemoryRace with `races=True` when two threads race on shared memory.
     """
     program = decode(ptx, entry)
     alignment = dict(alignment or {})
@@ -84,7 +86,7 @@ def run_kernel(
             values[slot.name] = addresses[v].to_bytes(8, "little")
         else:
             values[slot.name] = _encode_scalar(v, slot.type)
-    m = Machine(program, grid, block, arena, values, dynamic_shared, trace)
+    m = Machine(program, grid, block, arena, values, dynamic_shared, trace, races=races)
     steps = m.run(max_steps)
     outputs = {}
     for name, arr in buffers.items():
@@ -111,6 +113,7 @@ def emulate(
     inputs: Mapping[str, np.ndarray] | None = None,
     trace: bool = False,
     max_steps: int = DEFAULT_MAX_STEPS,
+    races: bool = False,
 ) -> RunResult:
     """Launch `spec`'s problem `size` on its seeded inputs (or `inputs`), running `ptx`.
 
@@ -146,4 +149,5 @@ def emulate(
         dynamic_shared=problem.dynamic_shared_bytes,
         trace=trace,
         max_steps=max_steps,
+        races=races,
     )

@@ -17,6 +17,7 @@ import numpy as np
 from chronos.emulate.errors import (
     EmulationError,
     MemoryFault,
+    SharedMemoryRace,
     StepLimitExceeded,
     TrapExecuted,
     UnsupportedInstruction,
@@ -106,13 +107,22 @@ def verify(
     size: str = "small",
     trace: bool = False,
     max_steps: int = DEFAULT_MAX_STEPS,
+    races: bool = True,
 ) -> VerifyResult:
-    """Emulate `ptx` as `spec`'s kernel on seeded inputs and compare with the reference."""
+    """Emulate `ptx` as `spec`'s kernel on seeded inputs and compare with the reference.
+
+    `races`: also check shared memory for accesses no barrier orders (kind "race"); the
+    lockstep emulator computes the right answer for a racy kernel, a GPU may not.
+    """
     problem = spec.problem(size)
     inputs = spec.make_inputs(problem, seed)
     reference = spec.reference(problem, inputs)
     try:
-        run = emulate(spec, ptx, size=size, inputs=inputs, trace=trace, max_steps=max_steps)
+        run = emulate(
+            spec, ptx, size=size, inputs=inputs, trace=trace, max_steps=max_steps, races=races
+        )
+    except SharedMemoryRace as exc:
+        return _failure("race", exc)
     except MemoryFault as exc:
         return _failure("fault", exc)
     except UnsupportedInstruction as exc:

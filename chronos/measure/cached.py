@@ -25,6 +25,7 @@ _CONFIG_ATTRS = (
     "exact",
     "occupancy_size",
     "max_steps",
+    "races",
     "repeats",
     "warmup",
     "problem",

@@ -1,0 +1,111 @@
+"""Shared-memory race detection for the lockstep emulator.
+
+The executor runs every thread of a block in lockstep, so a kernel that forgot a barrier still
+computes the right answer here, while on a GPU its warps run in any order and it may not. A
+transform that moves or drops a barrier (reorder_cp's latch barrier, cp_async's wait) must
+therefore be checked for races, not just for outputs.
+
+The rule is the CUDA memory model's for one block's shared memory: two accesses to the same
+byte by different threads, at least one a write, race unless a barrier of that block separates
+them. Each byte remembers its last writer and its readers (one thread or "several") together
+with the block's barrier epoch at the time; a barrier starts a new epoch. Threads of one warp
+count as different threads (since Volta they are not guaranteed to run in lockstep without
+`bar.warp.sync`). A cp.async write lands when the issuing thread's wait completes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NOBODY = -1
+
+
+@dataclass(frozen=True)
+class Race:
+    """The first race found: `kind` is "write-write", "read-write" or "write-read"."""
+
+    kind: str
+    offset: int
+    block: int
+    thread: int
+    other: int
+
+
+class SharedRaceDetector:
+    """Shadow state of every byte of every block's shared window."""
+
+    def __init__(self, nbytes: int, stride: int, n_blocks: int, padded: int) -> None:
+        self.stride = max(stride, 1)
+        self.padded = padded
+        self.epoch = np.zeros(n_blocks, np.int64)
+        self.w_thread = np.full(nbytes, NOBODY, np.int64)
+        self.w_epoch = np.full(nbytes, -1, np.int64)
+        self.r_thread = np.full(nbytes, NOBODY, np.int64)
+        self.r_epoch = np.full(nbytes, -1, np.int64)
+        self.r_many = np.zeros(nbytes, bool)
+        self._scratch = np.full(nbytes, NOBODY, np.int64)
+
+    def barrier(self, blocks: np.ndarray | None = None) -> None:
+        """A barrier of `blocks` (all when None) completed: later accesses are ordered."""
+        if blocks is None:
+            self.epoch += 1
+        else:
+            self.epoch[np.unique(blocks)] += 1
+
+    def _bytes(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> tuple[np.ndarray, ...]:
+        b = (np.asarray(off, np.int64)[:, None] + np.arange(nbytes)).ravel()
+        t = np.repeat(np.asarray(threads, np.int64), nbytes)
+        e = self.epoch[t // self.padded]
+        return b, t, e
+
+    def _race(self, kind: str, b: np.ndarray, t: np.ndarray, other: np.ndarray, bad: np.ndarray):
+        i = int(np.flatnonzero(bad)[0])
+        return Race(
+            kind, int(b[i] % self.stride), int(b[i] // self.stride), int(t[i]), int(other[i])
+        )
+
+    def write(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> Race | None:
+        """Record a store of `nbytes` at byte offsets `off` by `threads`; the first race, if any."""
+        b, t, e = self._bytes(off, threads, nbytes)
+        ww = (self.w_epoch[b] == e) & (self.w_thread[b] != t)
+        if ww.any():
+            return self._race("write-write", b, t, self.w_thread[b], ww)
+        rw = (self.r_epoch[b] == e) & (self.r_many[b] | (self.r_thread[b] != t))
+        if rw.any():
+            return self._race("read-write", b, t, self.r_thread[b], rw)
+        if (dup := self._shared_by_two(b, t)) is not None:
+            return self._race("write-write", b, t, dup[1], dup[0])
+        self.w_thread[b] = t
+        self.w_epoch[b] = e
+        return None
+
+    def read(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> Race | None:
+        """Record a load; reads race only with another thread's write in the same epoch."""
+        b, t, e = self._bytes(off, threads, nbytes)
+        wr = (self.w_epoch[b] == e) & (self.w_thread[b] != t)
+        if wr.any():
+            return self._race("write-read", b, t, self.w_thread[b], wr)
+        same = self.r_epoch[b] == e
+        self.r_many[b[same & (self.r_thread[b] != t)]] = True
+        fresh = ~same
+        self.r_epoch[b[fresh]] = e[fresh]
+        self.r_thread[b[fresh]] = t[fresh]
+        self.r_many[b[fresh]] = False
+        if (dup := self._shared_by_two(b, t)) is not None:
+            self.r_many[b[dup[0]]] = True
+        return None
+
+    def _shared_by_two(self, b: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Bytes two different threads touch in one instruction: (mask over b, other thread).
+
+        One scatter and one gather: after `scratch[b] = t` a byte holds one of its threads, so
+        every entry of another thread on that byte reads back a different one.
+        """
+        if b.size < 2:
+            return None
+        self._scratch[b] = t
+        other = self._scratch[b]
+        clash = other != t
+        return (clash, other) if clash.any() else None
