@@ -20,11 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 NOBODY = -1
+_THREAD_BITS = 32
+_THREAD_MASK = (1 << _THREAD_BITS) - 1
+SEVERAL = _THREAD_MASK
+"""The reader field of a byte that more than one thread read in the current epoch."""
 
 
 @dataclass(frozen=True)
 class Race:
-    """The first race found: `kind` is "write-write", "read-write" or "write-read"."""
+    """The first race found: `kind` is "write-write", "read-write" or "write-read"; `other` is
+    the earlier thread (-1 when several threads read the byte)."""
 
     kind: str
     offset: int
@@ -34,17 +39,19 @@ class Race:
 
 
 class SharedRaceDetector:
-    """Shadow state of every byte of every block's shared window."""
+    """Shadow state of every byte of every block's shared window.
+
+    Per byte one int64 tag for the last writer and one for the readers, each
+    `epoch << 32 | thread` (thread SEVERAL for more than one reader), -1 before any access
+    (whose epoch field matches no epoch): a check is one gather and a compare per byte.
+    """
 
     def __init__(self, nbytes: int, stride: int, n_blocks: int, padded: int) -> None:
         self.stride = max(stride, 1)
         self.padded = padded
         self.epoch = np.zeros(n_blocks, np.int64)
-        self.w_thread = np.full(nbytes, NOBODY, np.int64)
-        self.w_epoch = np.full(nbytes, -1, np.int64)
-        self.r_thread = np.full(nbytes, NOBODY, np.int64)
-        self.r_epoch = np.full(nbytes, -1, np.int64)
-        self.r_many = np.zeros(nbytes, bool)
+        self.w_tag = np.full(nbytes, NOBODY, np.int64)
+        self.r_tag = np.full(nbytes, NOBODY, np.int64)
         self._scratch = np.full(nbytes, NOBODY, np.int64)
 
     def barrier(self, blocks: np.ndarray | None = None) -> None:
@@ -54,47 +61,53 @@ class SharedRaceDetector:
         else:
             self.epoch[np.unique(blocks)] += 1
 
-    def _bytes(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> tuple[np.ndarray, ...]:
+    def _entries(
+        self, off: np.ndarray, threads: np.ndarray, nbytes: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(byte, thread, epoch << 32) per touched byte."""
+        threads = np.asarray(threads, np.int64)
         b = (np.asarray(off, np.int64)[:, None] + np.arange(nbytes)).ravel()
-        t = np.repeat(np.asarray(threads, np.int64), nbytes)
-        e = self.epoch[t // self.padded]
+        t = np.repeat(threads, nbytes)
+        e = np.repeat(self.epoch[threads // self.padded] << _THREAD_BITS, nbytes)
         return b, t, e
 
-    def _race(self, kind: str, b: np.ndarray, t: np.ndarray, other: np.ndarray, bad: np.ndarray):
+    def _race(
+        self, kind: str, b: np.ndarray, t: np.ndarray, other: np.ndarray, bad: np.ndarray
+    ) -> Race:
         i = int(np.flatnonzero(bad)[0])
-        return Race(
-            kind, int(b[i] % self.stride), int(b[i] // self.stride), int(t[i]), int(other[i])
-        )
+        offset, block = int(b[i] % self.stride), int(b[i] // self.stride)
+        o = int(other[i])
+        return Race(kind, offset, block, int(t[i]), NOBODY if o == SEVERAL else o)
 
     def write(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> Race | None:
         """Record a store of `nbytes` at byte offsets `off` by `threads`; the first race, if any."""
-        b, t, e = self._bytes(off, threads, nbytes)
-        ww = (self.w_epoch[b] == e) & (self.w_thread[b] != t)
+        b, t, e = self._entries(off, threads, nbytes)
+        w = self.w_tag[b]
+        ww = ((w & ~_THREAD_MASK) == e) & ((w & _THREAD_MASK) != t)
         if ww.any():
-            return self._race("write-write", b, t, self.w_thread[b], ww)
-        rw = (self.r_epoch[b] == e) & (self.r_many[b] | (self.r_thread[b] != t))
+            return self._race("write-write", b, t, w & _THREAD_MASK, ww)
+        r = self.r_tag[b]
+        rw = ((r & ~_THREAD_MASK) == e) & ((r & _THREAD_MASK) != t)
         if rw.any():
-            return self._race("read-write", b, t, self.r_thread[b], rw)
+            return self._race("read-write", b, t, r & _THREAD_MASK, rw)
         if (dup := self._shared_by_two(b, t)) is not None:
             return self._race("write-write", b, t, dup[1], dup[0])
-        self.w_thread[b] = t
-        self.w_epoch[b] = e
+        self.w_tag[b] = e | t
         return None
 
     def read(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> Race | None:
         """Record a load; reads race only with another thread's write in the same epoch."""
-        b, t, e = self._bytes(off, threads, nbytes)
-        wr = (self.w_epoch[b] == e) & (self.w_thread[b] != t)
+        b, t, e = self._entries(off, threads, nbytes)
+        w = self.w_tag[b]
+        wr = ((w & ~_THREAD_MASK) == e) & ((w & _THREAD_MASK) != t)
         if wr.any():
-            return self._race("write-read", b, t, self.w_thread[b], wr)
-        same = self.r_epoch[b] == e
-        self.r_many[b[same & (self.r_thread[b] != t)]] = True
-        fresh = ~same
-        self.r_epoch[b[fresh]] = e[fresh]
-        self.r_thread[b[fresh]] = t[fresh]
-        self.r_many[b[fresh]] = False
+            return self._race("write-read", b, t, w & _THREAD_MASK, wr)
+        r = self.r_tag[b]
+        same = (r & ~_THREAD_MASK) == e
+        several = e | SEVERAL
+        self.r_tag[b] = np.where(same, np.where((r & _THREAD_MASK) == t, r, several), e | t)
         if (dup := self._shared_by_two(b, t)) is not None:
-            self.r_many[b[dup[0]]] = True
+            self.r_tag[b[dup[0]]] = several[dup[0]]
         return None
 
     def _shared_by_two(self, b: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
