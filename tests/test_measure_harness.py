@@ -280,49 +280,40 @@ def test_harness_fault_is_fatal_and_restarts(backend: CupyBackend) -> None:
     assert backend.worker.generation == gen + 1
 
 
-@requires_ptxas
-def test_inputs_evicted_from_the_worker_are_resent() -> None:
-    """The worker keeps a bounded input cache; a kernel evicted from it still measures."""
-    b = CupyBackend(
+def one_shot_backend(**worker_config: Any) -> CupyBackend:
+    """A cupy backend on the fake GPU, one sample per measurement, with worker options."""
+    return CupyBackend(
         worker_target=f"{HERE}:emulated_gpu",
-        worker_config={"input_cache": 1},
+        worker_config=worker_config,
         load="ptx",
         problem="small",
         repeats=1,
         warmup=0,
         timeout_s=120,
     )
-    try:
+
+
+@requires_ptxas
+def test_inputs_evicted_from_the_worker_are_resent() -> None:
+    """The worker keeps a bounded input cache; a kernel evicted from it still measures."""
+    with one_shot_backend(input_cache=1) as b:
         specs = [load("gemm_tile_2_2_2"), load("gemm_tile_2_2_4")]
         for spec in (*specs, specs[0], specs[1]):
             m = b.measure(spec, spec.ptx())
             assert m.valid, (spec.id, m.error)
         assert b.worker.restarts == 0
-    finally:
-        b.close()
 
 
 def test_a_driver_too_old_for_the_ptx_is_one_clear_error() -> None:
     """CUDA 12.4 cannot load the corpus's PTX ISA 9.0: say so before timing anything."""
     from chronos.measure.cupy_backend import CupyBackendError
 
-    b = CupyBackend(
-        worker_target=f"{HERE}:emulated_gpu",
-        worker_config={"fake_driver_version": 12040},
-        load="ptx",
-        problem="small",
-        repeats=1,
-        warmup=0,
-        timeout_s=120,
-    )
-    try:
+    with one_shot_backend(fake_driver_version=12040) as b:
         spec = load("gemm_tile_2_2_2")
         with pytest.raises(CupyBackendError, match=r"supports CUDA 12\.4.*ISA 9\.0.*CUDA 13\.0"):
             b.measure(spec, spec.ptx())
         older = spec.ptx().replace(".version 9.0", ".version 8.4", 1)
         assert b.measure(spec, older).valid  # ISA 8.4 is CUDA 12.4's own
-    finally:
-        b.close()
 
 
 def test_ptx_isa_to_cuda_versions() -> None:
