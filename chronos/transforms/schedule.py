@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chronos.ptx import Function, Instruction, Module
+from chronos.ptx import Editor, Function, Instruction, Module
 
 from .alignment import analyze
 from .base import NotApplicable, Transform, TransformContext
@@ -53,6 +53,16 @@ class _Scheduler(Transform):
     def priority(self, e: Effect) -> int:
         raise NotImplementedError
 
+    def _reschedule(self, seg: list[Effect], ed: Editor) -> tuple[list[Effect], int]:
+        """Rewrite one run in list-schedule order: (the order, how many lines changed)."""
+        order = list_schedule(seg, self.priority)
+        changed = 0
+        for old, new in zip(seg, order, strict=True):
+            if old is not new:
+                ed.replace(old.instr, new.instr.text)
+                changed += 1
+        return order, changed
+
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
         pa = analyze(module, fn, ctx)
         ed = module.edit()
@@ -61,11 +71,7 @@ class _Scheduler(Transform):
             for seg in segments(block_effects(block, pa)):
                 if len(seg) < 2 or not self.wants(seg):
                     continue
-                order = list_schedule(seg, self.priority)
-                for old, new in zip(seg, order, strict=True):
-                    if old is not new:
-                        ed.replace(old.instr, new.instr.text)
-                        changed += 1
+                changed += self._reschedule(seg, ed)[1]
         if not changed:
             raise NotApplicable(f"{self.name}: no run to reorder")
         return ed.text()
@@ -101,11 +107,8 @@ class ReorderCopy(_Scheduler):
             for si, seg in enumerate(segs):
                 if len(seg) < 2 or not self.wants(seg):
                     continue
-                order = list_schedule(seg, self.priority)
-                for old, new in zip(seg, order, strict=True):
-                    if old is not new:
-                        ed.replace(old.instr, new.instr.text)
-                        changed += 1
+                order, n = self._reschedule(seg, ed)
+                changed += n
                 if moved or si != 0 or seg[0].index != 0:
                     continue
                 latch_bar = _movable_latch_barrier(blocks, bi, order, ctx, pa)
