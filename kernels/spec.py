@@ -387,6 +387,26 @@ _BUILTINS_LOADED = False
 _REGISTRY_LOCK = threading.RLock()
 
 
+def builtin_families() -> list[Any]:
+    """The family packages under kernels/ (each a subpackage with `FAMILY` and `specs()`).
+
+    Found by walking the package, so that adding a family is adding its folder.
+    """
+    import importlib
+    import pkgutil
+
+    import kernels
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(kernels.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        module = importlib.import_module(f"kernels.{info.name}")
+        if hasattr(module, "specs") and hasattr(module, "FAMILY"):
+            found.append(module)
+    return found
+
+
 def _ensure_builtins() -> None:
     """Import the built-in families on first use, so `import kernels` stays cheap."""
     global _BUILTINS_LOADED
@@ -395,10 +415,9 @@ def _ensure_builtins() -> None:
             return
         _BUILTINS_LOADED = True  # set first: register() below calls back in here
         try:
-            from kernels import gemm_tile
-
-            for spec in gemm_tile.specs():
-                register(spec)
+            for module in builtin_families():
+                for spec in module.specs():
+                    register(spec)
         except BaseException:
             _BUILTINS_LOADED = False
             _REGISTRY.clear()
@@ -434,6 +453,12 @@ def load(kernel_id: str) -> KernelSpec:
         raise UnknownKernelError(
             f"unknown kernel {kernel_id!r} ({len(_REGISTRY)} registered); {hint}"
         ) from None
+
+
+def list_families() -> list[str]:
+    """Sorted names of the families that have at least one registered kernel."""
+    _ensure_builtins()
+    return sorted({s.family for s in _REGISTRY.values()})
 
 
 def list_kernels(family: str | None = None) -> list[str]:
