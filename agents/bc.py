@@ -1,6 +1,6 @@
 """Behaviour cloning of greedy trajectories (design §4): the MLP and a random-forest baseline.
 
-Both learn state → greedy's action on the same 67-float observations. Accuracy counts a
+Both learn state → greedy's action on the same observations (envs.spaces layout). Accuracy counts a
 prediction right when the legal-masked argmax equals greedy's action; first-action accuracy
 does the same on each kernel's initial state only. The held-out split is by kernel
 (GroupShuffleSplit), so held-out figures measure generalization to unseen kernels.
@@ -38,8 +38,8 @@ class BCConfig:
 class BCData:
     """Arrays of (state, greedy action) pairs; `kernel` groups rows, `step` is the position."""
 
-    obs: np.ndarray  # (N, 67) float32
-    mask: np.ndarray  # (N, 21) bool
+    obs: np.ndarray  # (N, layout.obs_size) float32
+    mask: np.ndarray  # (N, layout.n_actions) bool
     action: np.ndarray  # (N,) int64
     kernel: np.ndarray  # (N,) str
     step: np.ndarray  # (N,) int64
@@ -89,7 +89,14 @@ def train_mlp(data: BCData, cfg: BCConfig, seed: int) -> PolicyMLP:
     """Cross-entropy on masked logits (illegal actions are -inf, so they get no mass)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    policy = PolicyMLP(hidden=cfg.hidden, dropout=cfg.dropout)
+    n_actions = data.mask.shape[1]
+    policy = PolicyMLP(
+        data.obs.shape[1],
+        cfg.hidden,
+        n_actions,
+        cfg.dropout,
+        n_features=data.obs.shape[1] - 2 * n_actions,
+    )
     policy.fit_normalizer(data.obs)
     obs = torch.as_tensor(data.obs)
     mask = torch.as_tensor(data.mask)

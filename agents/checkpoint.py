@@ -7,7 +7,6 @@ cycles, and must be written atomically so an interruption never leaves a torn `l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from agents.policy import PolicyMLP
+from chronos.ptx import ptx_sha256
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def git_revision(root: Path = REPO_ROOT) -> str:
 
 def ptx_hashes(specs: Iterable[Any]) -> dict[str, str]:
     """Kernel id → sha256 of its checked-in PTX."""
-    return {s.id: hashlib.sha256(s.ptx().encode()).hexdigest() for s in specs}
+    return {s.id: ptx_sha256(s.ptx()) for s in specs}
 
 
 def provenance(

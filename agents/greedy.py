@@ -27,8 +27,9 @@ import numpy as np
 from tqdm import tqdm
 
 from agents.bc import BCData
-from chronos.transforms import ACTION_NAMES, STOP
+from chronos.ptx import ptx_sha256
 from envs.mdp import State, TransformMDP
+from envs.spaces import LAYOUT, Layout
 
 
 @dataclass
@@ -56,7 +57,7 @@ class GreedyResult:
             "final_cycles": self.final_cycles,
             "improvement": self.improvement,
             "actions": self.actions,
-            "first_action": ACTION_NAMES[self.labels[0]] if self.labels else "stop",
+            "first_action": self.actions[0] if self.actions else "stop",
             "measurements": self.measurements,
         }
 
@@ -68,8 +69,9 @@ def greedy_kernel(mdp: TransformMDP, spec: Any, min_gain: float = 0.0) -> Greedy
     while not state.done:
         mask = mdp.mask(state)
         best: tuple[float, int, State] | None = None
+        stop = mdp.layout.stop
         for a in np.flatnonzero(mask):
-            if a == STOP:
+            if a == stop:
                 continue
             out = mdp.step(state, int(a))
             res.measurements += 1
@@ -80,10 +82,10 @@ def greedy_kernel(mdp: TransformMDP, spec: Any, min_gain: float = 0.0) -> Greedy
         res.obs.append(mdp.observe(state))
         res.masks.append(mask)
         if best is None or not best[0] < state.cycles * (1.0 - min_gain):
-            res.labels.append(STOP)
+            res.labels.append(stop)
             break
         res.labels.append(best[1])
-        res.actions.append(ACTION_NAMES[best[1]])
+        res.actions.append(mdp.layout.action_names[best[1]])
         state = best[2]
         if state.steps >= mdp.max_steps:
             break
@@ -102,17 +104,16 @@ def run_greedy(
     return results
 
 
-def to_bcdata(results: Sequence[GreedyResult]) -> BCData:
+def to_bcdata(results: Sequence[GreedyResult], layout: Layout = LAYOUT) -> BCData:
     """Every greedy decision (including its final stop) as a BC training row."""
     rows = [(r, i) for r in results for i in range(len(r.labels))]
-    n_obs = 67
     return BCData(
         obs=np.stack([r.obs[i] for r, i in rows]).astype(np.float32)
         if rows
-        else np.zeros((0, n_obs), np.float32),
+        else np.zeros((0, layout.obs_size), np.float32),
         mask=np.stack([r.masks[i] for r, i in rows]).astype(bool)
         if rows
-        else np.zeros((0, 21), bool),
+        else np.zeros((0, layout.n_actions), bool),
         action=np.asarray([r.labels[i] for r, i in rows], dtype=np.int64),
         kernel=np.asarray([r.kernel_id for r, _ in rows], dtype=str),
         step=np.asarray([i for _, i in rows], dtype=np.int64),
@@ -143,7 +144,7 @@ def dataset_key(
     h.update(code_fingerprint().encode())
     for s in specs:
         h.update(s.id.encode())
-        h.update(hashlib.sha256(s.ptx().encode()).digest())
+        h.update(ptx_sha256(s.ptx()).encode())
     return h.hexdigest()[:16]
 
 

@@ -1,4 +1,4 @@
-"""The policy network of design §4: an MLP over the 67-float observation with masked logits.
+"""The policy network of design §4: an MLP over the observation (67 floats) with masked logits.
 
 Illegal actions get a logit of -inf before the softmax, so they have probability exactly 0 and
 can never be sampled; every distribution helper here (log-probs, entropy, KL) works on such
@@ -13,9 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-N_FEATURES = 25
-N_ACTIONS = 21
-OBS_DIM = N_FEATURES + 2 * N_ACTIONS  # features + action mask + action history = 67
+from envs.spaces import LAYOUT, Layout
 
 
 def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -64,22 +62,29 @@ def sample(
 
 
 class PolicyMLP(nn.Module):
-    """Linear(67,128) → ReLU → Dropout → Linear(128,128) → ReLU → Dropout → Linear(128,21).
+    """Linear(obs,128) → ReLU → Dropout → Linear(128,128) → ReLU → Dropout → Linear(128,actions).
 
-    The observation is standardized by buffers (`obs_mean`, `obs_std`) fitted on the BC data,
-    so a checkpoint carries its own input scaling.
+    Sizes come from an envs.spaces.Layout (the default catalogue: 67 → 21). The observation is
+    standardized by buffers (`obs_mean`, `obs_std`) fitted on the BC data, so a checkpoint
+    carries its own input scaling.
     """
 
     def __init__(
         self,
-        obs_dim: int = OBS_DIM,
+        obs_dim: int = LAYOUT.obs_size,
         hidden: Sequence[int] = (128, 128),
-        n_actions: int = N_ACTIONS,
+        n_actions: int = LAYOUT.n_actions,
         dropout: float = 0.1,
+        n_features: int = LAYOUT.n_features,
     ):
         super().__init__()
+        if obs_dim != n_features + 2 * n_actions:
+            raise ValueError(
+                f"obs_dim {obs_dim} != n_features {n_features} + 2 * n_actions {n_actions}"
+            )
         self.obs_dim = obs_dim
         self.n_actions = n_actions
+        self.n_features = n_features
         self.hidden = tuple(hidden)
         self.dropout = dropout
         layers: list[nn.Module] = []
@@ -100,9 +105,10 @@ class PolicyMLP(nn.Module):
         x = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
         mean = torch.zeros(self.obs_dim)
         std = torch.ones(self.obs_dim)
-        mean[:N_FEATURES] = x[:, :N_FEATURES].mean(0)
-        s = x[:, :N_FEATURES].std(0, unbiased=False)
-        std[:N_FEATURES] = torch.where(s > 1e-6, s, torch.ones_like(s))
+        f = self.n_features
+        mean[:f] = x[:, :f].mean(0)
+        s = x[:, :f].std(0, unbiased=False)
+        std[:f] = torch.where(s > 1e-6, s, torch.ones_like(s))
         self.obs_mean.copy_(mean)
         self.obs_std.copy_(std)
 
@@ -133,4 +139,12 @@ class PolicyMLP(nn.Module):
             "hidden": list(self.hidden),
             "n_actions": self.n_actions,
             "dropout": self.dropout,
+            "n_features": self.n_features,
         }
+
+    @classmethod
+    def for_layout(
+        cls, layout: Layout, hidden: Sequence[int] = (128, 128), dropout: float = 0.1
+    ) -> PolicyMLP:
+        """A policy sized for an observation/action layout."""
+        return cls(layout.obs_size, hidden, layout.n_actions, dropout, layout.n_features)

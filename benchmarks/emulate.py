@@ -23,8 +23,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import kernels
 from chronos.assemble import cache_clear
-from chronos.emulate import EmulatedBackend, verify
+from chronos.emulate import verify
 from chronos.emulate.decode import cache_clear as decode_cache_clear
+from chronos.measure.emulated_backend import EmulatedBackend
 
 
 def machine() -> str:

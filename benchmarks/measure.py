@@ -60,9 +60,10 @@ def emulated_phases(spec) -> dict[str, float]:
     """Cold phase times of one emulated measurement (seconds), the same steps as
     EmulatedBackend.report: ptxas, PTX decode, emulation + verification, cost model."""
     from chronos.assemble import assemble, cache_clear
-    from chronos.emulate import estimate, verify
+    from chronos.emulate import verify
     from chronos.emulate.decode import cache_clear as decode_cache_clear
     from chronos.emulate.decode import decode
+    from chronos.measure.costmodel import estimate
 
     ptx = spec.ptx()
     cache_clear()
@@ -147,7 +148,7 @@ def latency_split(backend_name: str, specs) -> None:
 
 
 def hit_latency(backend_name: str, spec, n: int) -> None:
-    from chronos.stores.measurements import MeasurementStore
+    from chronos.measure.store import MeasurementStore
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite"

@@ -9,11 +9,7 @@ old one.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
@@ -21,43 +17,20 @@ from typing import Any
 import numpy as np
 
 import chronos.transforms
-from chronos.features import FEATURE_NAMES, extract
+from chronos.caching import BoundedCache
+from chronos.features import extract
+from chronos.ptx import ptx_sha256
+from envs.reward import LogSpeedup, Reward
+from envs.spaces import FEATURE_HIGH, FEATURE_LOW, Layout, layout_of
 
-N_FEATURES = len(FEATURE_NAMES)  # 25
-N_ACTIONS = 21  # 20 transforms + stop; fixed by the spec (checked against the catalogue)
-STOP = 20
-OBS_SIZE = N_FEATURES + 2 * N_ACTIONS  # 67
-# Features are fractions, log1p counts and /255 scales; -1 means "ptxas figure unknown".
-# log1p counts above 32 (e^32 instructions) do not occur; the bound only keeps the Box finite.
-FEATURE_LOW, FEATURE_HIGH = -1.0, 32.0
-
-
-class LruCache(OrderedDict[Any, Any]):
-    """A bounded memo shared by every MDP (and so every env) of one process.
-
-    Transforms, masks and features are deterministic functions of (catalogue, kernel, PTX,
-    applied) that cost tens of milliseconds (alignment analysis, re-parsing), as much as an
-    emulated measurement; episodes and groups revisit the same states constantly. The bound
-    keeps a long run's memory flat: each entry can hold a whole PTX text.
-    """
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__()
-        self.maxsize = maxsize
-
-    def get_or(self, key: Any, compute: Callable[[], Any]) -> Any:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = self[key] = compute()
-        if len(self) > self.maxsize:
-            self.popitem(last=False)
-        return value
-
-
-APPLY_CACHE = LruCache(4096)
-MASK_CACHE = LruCache(8192)
-FEATURE_CACHE = LruCache(8192)
+# Transforms, masks and features are deterministic functions of (catalogue, kernel, PTX,
+# applied) that cost tens of milliseconds (alignment analysis, re-parsing), as much as an
+# emulated measurement; episodes and groups revisit the same states constantly. One memo per
+# kind is shared by every MDP (and so every env) of the process, bounded because each entry
+# can hold a whole PTX text.
+APPLY_CACHE: BoundedCache[tuple[str, bool, str]] = BoundedCache(4096, name="mdp.apply")
+MASK_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.mask")
+FEATURE_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.features")
 
 
 @dataclass(frozen=True)
@@ -78,7 +51,7 @@ class State:
 
     @property
     def ptx_sha256(self) -> str:
-        return hashlib.sha256(self.ptx.encode()).hexdigest()
+        return ptx_sha256(self.ptx)
 
 
 @dataclass
@@ -97,8 +70,11 @@ class StepOut:
 class TransformMDP:
     """Branchable MDP over one backend; memoizes the deterministic parts (apply, mask, features).
 
-    `transforms` is the action catalogue (a module or namespace with `N_ACTIONS`, `STOP`,
-    `ACTION_NAMES`, `apply_action`, `action_mask`); tests substitute a fake one. `measure_s`
+    `transforms` is the action catalogue (a module or namespace with `ACTION_NAMES`, stop last,
+    `apply_action`, `action_mask`); `self.layout` (envs.spaces) is derived from it, so a
+    catalogue with another number of actions gets spaces of its size. `reward` is an
+    envs.reward.Reward (default: the design's log speed-up with `step_cost` and
+    `invalid_penalty`; passing both a reward and those constants is an error). `measure_s`
     accumulates the time spent inside the backend, so that the trainer can report the measure
     phase separately from the rest of a rollout.
     """
@@ -107,25 +83,36 @@ class TransformMDP:
         self,
         backend: Any,
         max_steps: int = 6,
-        step_cost: float = 0.005,
-        invalid_penalty: float = -1.0,
+        step_cost: float | None = None,
+        invalid_penalty: float | None = None,
         transforms: ModuleType | Any = None,
+        reward: Reward | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.tx = transforms if transforms is not None else chronos.transforms
-        if self.tx.N_ACTIONS != N_ACTIONS or self.tx.STOP != STOP:
-            raise RuntimeError(
-                f"the catalogue has {self.tx.N_ACTIONS} actions (stop={self.tx.STOP}); "
-                f"the MDP's spaces are built for {N_ACTIONS} (stop={STOP})"
+        self.layout: Layout = layout_of(self.tx)
+        if reward is None:
+            reward = LogSpeedup(
+                step_cost=0.005 if step_cost is None else float(step_cost),
+                invalid_penalty=-1.0 if invalid_penalty is None else float(invalid_penalty),
             )
+        elif step_cost is not None or invalid_penalty is not None:
+            raise ValueError("give step_cost/invalid_penalty through the reward object")
+        self.reward = reward
         self.backend = backend
         self.max_steps = int(max_steps)
-        self.step_cost = float(step_cost)
-        self.invalid_penalty = float(invalid_penalty)
         self.measure_s = 0.0
         self.measurements = 0
         self._initial: dict[str, State] = {}
+
+    @property
+    def step_cost(self) -> float:
+        return self.reward.step_cost
+
+    @property
+    def invalid_penalty(self) -> float:
+        return self.reward.invalid_penalty
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -143,27 +130,28 @@ class TransformMDP:
             res = self.tx.apply_action(state.spec, state.ptx, action)
             return str(res.ptx), bool(res.changed), str(res.reason or "")
 
-        key = (id(self.tx), state.kernel_id, _digest(state.ptx), action)
-        return APPLY_CACHE.get_or(key, compute)
+        key = (id(self.tx), state.kernel_id, ptx_sha256(state.ptx), action)
+        return APPLY_CACHE.get(key, compute)
 
     def mask(self, state: State) -> np.ndarray:
-        """Legal actions (bool, 21); stop always legal; nothing legal but stop once done."""
+        """Legal actions (bool, n_actions); stop always legal; only stop once done."""
+        stop = self.layout.stop
         if state.done or state.steps >= self.max_steps:
-            m = np.zeros(N_ACTIONS, dtype=bool)
-            m[STOP] = True
+            m = np.zeros(self.layout.n_actions, dtype=bool)
+            m[stop] = True
             return m
 
         def compute() -> np.ndarray:
             m = np.asarray(self.tx.action_mask(state.spec, state.ptx, state.applied), dtype=bool)
             m = m.copy()
-            m[STOP] = True
+            m[stop] = True
             return m
 
-        key = (id(self.tx), state.kernel_id, _digest(state.ptx), state.applied)
-        return MASK_CACHE.get_or(key, compute).copy()
+        key = (id(self.tx), state.kernel_id, ptx_sha256(state.ptx), state.applied)
+        return MASK_CACHE.get(key, compute).copy()
 
     def features(self, state: State) -> np.ndarray:
-        """The 25 features of the state's PTX, with ptxas figures from its last measurement."""
+        """The features of the state's PTX, with ptxas figures from its last measurement."""
         regs = getattr(state.measurement, "regs", None)
         spills = getattr(state.measurement, "spills", None)
 
@@ -171,16 +159,17 @@ class TransformMDP:
             f = extract(state.ptx, entry=state.spec.entry, registers=regs, spill_bytes=spills)
             return np.clip(f, FEATURE_LOW, FEATURE_HIGH).astype(np.float32)
 
-        key = (state.kernel_id, _digest(state.ptx), regs, spills)
-        return FEATURE_CACHE.get_or(key, compute)
+        key = (state.kernel_id, ptx_sha256(state.ptx), regs, spills)
+        return FEATURE_CACHE.get(key, compute)
 
     def observe(self, state: State) -> np.ndarray:
-        """67 float32: features of the PTX, the mask, the history of applied transforms."""
-        obs = np.zeros(OBS_SIZE, dtype=np.float32)
-        obs[:N_FEATURES] = self.features(state)
-        obs[N_FEATURES : N_FEATURES + N_ACTIONS] = self.mask(state)
+        """float32 (layout.obs_size,): features of the PTX, the mask, the applied history."""
+        lay = self.layout
+        obs = np.zeros(lay.obs_size, dtype=np.float32)
+        obs[lay.features] = self.features(state)
+        obs[lay.mask] = self.mask(state)
         if state.applied:
-            obs[N_FEATURES + N_ACTIONS + np.asarray(state.applied, dtype=np.int64)] = 1.0
+            obs[lay.history.start + np.asarray(state.applied, dtype=np.int64)] = 1.0
         return obs
 
     # -- transitions ----------------------------------------------------------------------
@@ -196,7 +185,7 @@ class TransformMDP:
         return self._initial[spec.id]
 
     def step(self, state: State, action: int) -> StepOut:
-        """The env's transition: rewards log(c_prev / c_new) - step_cost, ends as the env does."""
+        """The env's transition: rewarded by `self.reward`, ends as the env's docstring says."""
         if state.done:
             raise RuntimeError("the episode has ended")
         a = int(action)
@@ -206,19 +195,19 @@ class TransformMDP:
         invalid = False
         m = None
         if not legal[a]:
-            reward, terminated, invalid = self.invalid_penalty, True, True
+            reward, terminated, invalid = self.reward.invalid(), True, True
             info["invalid"] = info["reason"] = "masked action"
-        elif a == STOP:
-            reward, terminated, info["reason"] = -self.step_cost, True, "stop"
+        elif a == self.layout.stop:
+            reward, terminated, info["reason"] = self.reward.stop(), True, "stop"
         else:
             new_ptx, changed, why = self.apply(state, a)
             if not changed or new_ptx == state.ptx:
-                reward, terminated = -self.step_cost, True
+                reward, terminated = self.reward.stop(), True
                 info["reason"] = f"no-op: {why}" if why else "no-op"
             else:
                 m = self.measure(state.spec, new_ptx)
                 if not m.valid or m.cycles is None or not m.cycles > 0:
-                    reward, terminated, invalid = self.invalid_penalty, True, True
+                    reward, terminated, invalid = self.reward.invalid(), True, True
                     info["invalid"] = info["reason"] = str(m.error or "invalid measurement")
                 else:
                     nxt = replace(
@@ -228,13 +217,10 @@ class TransformMDP:
                         cycles=float(m.cycles),
                         measurement=m,
                     )
-                    reward = math.log(state.cycles / nxt.cycles) - self.step_cost
+                    c_0 = self.initial(state.spec).cycles
+                    reward = self.reward.applied(state.cycles, nxt.cycles, c_0)
                     terminated = False
                     info["reason"] = "applied"
         truncated = (not terminated) and nxt.steps >= self.max_steps
         nxt = replace(nxt, done=terminated or truncated)
         return StepOut(nxt, float(reward), bool(terminated), bool(truncated), invalid, info, m)
-
-
-def _digest(ptx: str) -> str:
-    return hashlib.blake2b(ptx.encode(), digest_size=16).hexdigest()

@@ -17,16 +17,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.mdp import (
-    FEATURE_HIGH,
-    FEATURE_LOW,
-    N_ACTIONS,
-    N_FEATURES,
-    OBS_SIZE,
-    STOP,
-    State,
-    TransformMDP,
-)
+from envs.mdp import State, TransformMDP
+from envs.reward import Reward, make_reward
+from envs.spaces import FEATURE_HIGH, FEATURE_LOW, N_ACTIONS, N_FEATURES, OBS_SIZE, STOP
 
 __all__ = ["N_ACTIONS", "N_FEATURES", "OBS_SIZE", "STOP", "KernelSelector", "PtxTransformEnv"]
 
@@ -57,7 +50,8 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
     """Optimise one GPU kernel's PTX with a short sequence of transforms.
 
     ## Action space
-    `Discrete(21)`: actions 0-19 are the transforms of `chronos.transforms.ACTION_NAMES`
+    `Discrete(21)` with the default catalogue (sizes come from `self.layout`, envs.spaces):
+    actions 0-19 are the transforms of `chronos.transforms.ACTION_NAMES`
     (e.g. `maxnreg_128`, `vec_ld`, `reorder_cp`), action 20 is stop. Each transform may be
     applied at most once per episode and some exclude each other; `action_masks()` (bool, for
     sb3-contrib's MaskablePPO) and `info["action_mask"]` (int8, Gymnasium's convention) say
@@ -75,8 +69,10 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
     | 46-66  | action history: 1 for every transform applied so far (stop never appears) |
 
     ## Rewards
-    With `c_t` the measured cycles after step t (`c_0`: the original PTX, measured at the first
-    reset that draws the kernel and kept, so all episodes on it share one baseline):
+    An `envs.reward.Reward` object (`reward="log_speedup"`, the design's, by default; see
+    docs/env.md). With `c_t` the measured cycles after step t (`c_0`: the original PTX,
+    measured at the first reset that draws the kernel and kept, so all episodes on it share one
+    baseline), `log_speedup` gives:
     - applied transform: `log(c_{t-1} / c_t) - step_cost` (step_cost 0.005), so the episode
       return is `log(c_0 / c_T) - 0.005 * n_steps`;
     - stop: `-step_cost`;
@@ -101,6 +97,10 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
     - `backend_options`: keyword arguments for the backend's constructor (name only).
     - `store`: the measurement store for a named backend (path, "default", None = in memory).
     - `max_steps`, `step_cost`, `invalid_penalty`: the MDP constants above.
+    - `reward`: a reward name from `envs.reward.REWARDS` ("log_speedup", "linear_speedup") or a
+      `Reward` instance (which then carries step_cost and invalid_penalty itself).
+    - `transforms`: the action catalogue (default `chronos.transforms`); the action and
+      observation spaces are sized from it (`self.layout`, envs.spaces).
     - `render_mode`: None or "ansi" (kernel, applied transforms, unified diff of the PTX).
 
     Timing is hardware measurement: the same state can give different cycles, so the env is
@@ -120,12 +120,16 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
         step_cost: float = 0.005,
         invalid_penalty: float = -1.0,
         render_mode: str | None = None,
+        reward: str | Reward = "log_speedup",
+        transforms: Any = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
-        tx = _transforms()
+        tx = transforms if transforms is not None else _transforms()
+        if isinstance(reward, str):
+            reward = make_reward(reward, step_cost=step_cost, invalid_penalty=invalid_penalty)
         self.action_names: tuple[str, ...] = tuple(tx.ACTION_NAMES)
         self.render_mode = render_mode
         self._kernels = self._kernel_selector(kernels)
@@ -140,12 +144,13 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
                 raise ValueError("backend_options apply only when backend is a name")
             self.backend = backend
             self._owns_backend = False
-        self.mdp = TransformMDP(self.backend, max_steps, step_cost, invalid_penalty, transforms=tx)
+        self.mdp = TransformMDP(self.backend, max_steps, transforms=tx, reward=reward)
+        self.layout = self.mdp.layout
 
-        self.action_space = spaces.Discrete(N_ACTIONS)
-        low = np.zeros(OBS_SIZE, dtype=np.float32)
-        high = np.ones(OBS_SIZE, dtype=np.float32)
-        low[:N_FEATURES], high[:N_FEATURES] = FEATURE_LOW, FEATURE_HIGH
+        self.action_space = spaces.Discrete(self.layout.n_actions)
+        low = np.zeros(self.layout.obs_size, dtype=np.float32)
+        high = np.ones(self.layout.obs_size, dtype=np.float32)
+        low[self.layout.features], high[self.layout.features] = FEATURE_LOW, FEATURE_HIGH
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
 
         self.state: State | None = None  # the episode's MDP state (set by reset)
@@ -245,8 +250,8 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
         if self.backend is None:
             raise RuntimeError("the env is closed")
         a = int(action)
-        if not 0 <= a < N_ACTIONS:
-            raise ValueError(f"action {action!r} is outside Discrete({N_ACTIONS})")
+        if not 0 <= a < self.layout.n_actions:
+            raise ValueError(f"action {action!r} is outside Discrete({self.layout.n_actions})")
         before = self.cycles
         out = self.mdp.step(self.state, a)
         self.state = out.state
@@ -260,9 +265,9 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
         return obs, float(out.reward), bool(out.terminated), bool(out.truncated), info
 
     def action_masks(self) -> np.ndarray:
-        """Legal actions now as bool (21,): the hook sb3-contrib's MaskablePPO calls."""
+        """Legal actions now as bool (n_actions,): the hook sb3-contrib's MaskablePPO calls."""
         if self.state is None:
-            return np.ones(N_ACTIONS, dtype=np.bool_)
+            return np.ones(self.layout.n_actions, dtype=np.bool_)
         return self.mdp.mask(self.state)
 
     def render(self) -> str | None:

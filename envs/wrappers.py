@@ -7,8 +7,6 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from envs.ptx_env import N_ACTIONS, N_FEATURES, STOP
-
 
 class ForbidEarlyStop(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
     """Mask out stop for the first `min_steps` steps of an episode.
@@ -27,15 +25,16 @@ class ForbidEarlyStop(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
 
     def _mask(self, mask: np.ndarray) -> np.ndarray:
         mask = np.asarray(mask, dtype=np.bool_).copy()
-        if self._steps < self.min_steps and mask[:STOP].any():
-            mask[STOP] = False
+        stop = self.env.unwrapped.layout.stop
+        if self._steps < self.min_steps and mask[:stop].any():
+            mask[stop] = False
         return mask
 
     def _patch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         mask = self.action_masks()
         info["action_mask"] = mask.astype(np.int8)
         obs = obs.copy()
-        obs[N_FEATURES : N_FEATURES + N_ACTIONS] = mask
+        obs[self.env.unwrapped.layout.mask] = mask
         return obs
 
     def action_masks(self) -> np.ndarray:

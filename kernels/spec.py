@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -190,11 +189,6 @@ class KernelSpec:
     def ptx(self) -> str:
         """The checked-in PTX text (read once, then cached)."""
         return _read_ptx(self.ptx_path)
-
-    @property
-    def ptx_sha256(self) -> str:
-        """sha256 of the baseline PTX bytes; measurement stores key on it."""
-        return hashlib.sha256(self.ptx().encode("utf-8")).hexdigest()
 
     def buffer(self, name: str) -> BufferSpec:
         for b in self.buffers:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from agents.bc import BCConfig, BCData, accuracy, masked_cross_entropy, run_bc
-from agents.policy import OBS_DIM
+from envs.spaces import OBS_SIZE as OBS_DIM
 
 
 def synthetic(n_kernels: int = 6, steps: int = 4, seed: int = 0) -> BCData:

@@ -14,7 +14,7 @@ from chronos.assemble import ptxas_available
 from chronos.measure import Backend, Measurement, backend_names, make_backend, register_backend
 from chronos.measure.__main__ import main as cli
 from chronos.measure.replay_backend import ReplayMiss
-from chronos.stores.measurements import MeasurementStore
+from chronos.measure.store import MeasurementStore
 from kernels import load
 
 requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chronos.measure.measurement import Measurement
-from chronos.stores.measurements import (
+from chronos.measure.store import (
     SCHEMA_VERSION,
     MeasurementStore,
     StoreError,

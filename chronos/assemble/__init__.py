@@ -16,7 +16,6 @@ from chronos.assemble.assembly import (
     cache_clear,
     cache_info,
 )
-from chronos.assemble.cache import CacheInfo
 from chronos.assemble.elf import ElfError, text_sections
 from chronos.assemble.errors import (
     PtxasError,
@@ -27,6 +26,7 @@ from chronos.assemble.errors import (
 from chronos.assemble.ptxas import find_ptxas, ptxas_available, ptxas_version
 from chronos.assemble.resources import Resources, parse_resources
 from chronos.assemble.sass import count_instructions
+from chronos.caching import CacheInfo
 
 __all__ = [
     "DEFAULT_ARCH",

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chronos.assemble import ptxas as ptxas_module
-from chronos.assemble.cache import CacheInfo, LruCache
 from chronos.assemble.elf import text_sections
 from chronos.assemble.errors import PtxasError, PtxasTimeoutError
 from chronos.assemble.ptxas import find_ptxas, ptxas_version, run_ptxas
 from chronos.assemble.resources import Resources, parse_resources
 from chronos.assemble.sass import count_instructions
+from chronos.caching import BoundedCache, CacheInfo
+from chronos.ptx import ptx_sha256
 
 DEFAULT_ARCH = "sm_90"
 DEFAULT_TIMEOUT_S = 120.0
@@ -64,7 +65,7 @@ def _deterministic(exc: BaseException) -> bool:
     return isinstance(exc, PtxasError) and not isinstance(exc, PtxasTimeoutError)
 
 
-_cache: LruCache[Assembly] = LruCache(CACHE_SIZE, remember=_deterministic)
+_cache: BoundedCache[Assembly] = BoundedCache(CACHE_SIZE, remember=_deterministic, name="assemble")
 
 
 def assemble(
@@ -90,7 +91,7 @@ def assemble(
     if reserved := [a for a in extra if _RESERVED_ARGS.match(a)]:
         raise ValueError(f"extra_args may not set {reserved}: assemble() controls them")
     exe = ptxas or _ptxas_for_environment()
-    ptx_sha = hashlib.sha256(ptx.encode()).hexdigest()
+    ptx_sha = ptx_sha256(ptx)
     version = ptxas_version(exe)
     key = (ptx_sha, arch, opt_level, extra, str(exe), version)
     result = _cache.get(

@@ -1,18 +1,18 @@
-"""CPU PTX emulator: exact execution, verification against references, and a cost estimate.
+"""CPU PTX emulator: exact execution and verification against NumPy references.
 
-    from chronos.emulate import verify, emulate, EmulatedBackend
+    from chronos.emulate import verify, emulate
     res = verify(spec, ptx, exact=True)          # VerifyResult(ok, max_abs_err, mismatches, error,
                                                  # kind: mismatch / fault / race / ...)
     run = emulate(spec, ptx, trace=True)         # RunResult: outputs, steps, dynamic trace
-    EmulatedBackend(arch="sm_90").measure(spec, ptx)   # Measurement with estimate=True
+
+The `emulated` measurement backend (ptxas + this emulator + the cost model) lives in
+chronos.measure.emulated_backend; this package only executes and verifies.
 
 Without a GPU this is the only way to know that a transform kept a kernel correct, so it is
 strict: unsupported instructions, misaligned or out-of-bounds accesses and runaway loops
 stop the run with an error that names the PTX line (see docs/emulator.md).
 """
 
-from chronos.emulate.backend import BACKEND, DEVICE, EmulatedBackend, EmulatedReport, register
-from chronos.emulate.costmodel import ARCHS, MODEL_VERSION, CostEstimate, arch_profile, estimate
 from chronos.emulate.decode import decode
 from chronos.emulate.errors import (
     EmulationError,
@@ -27,13 +27,6 @@ from chronos.emulate.trace import Trace
 from chronos.emulate.verify import VerifyResult, compare, verify
 
 __all__ = [
-    "ARCHS",
-    "BACKEND",
-    "DEVICE",
-    "MODEL_VERSION",
-    "CostEstimate",
-    "EmulatedBackend",
-    "EmulatedReport",
     "EmulationError",
     "MemoryFault",
     "RunResult",
@@ -43,14 +36,9 @@ __all__ = [
     "TrapExecuted",
     "UnsupportedInstruction",
     "VerifyResult",
-    "arch_profile",
     "compare",
     "decode",
     "emulate",
-    "estimate",
-    "register",
     "run_kernel",
     "verify",
 ]
-
-register()

@@ -10,16 +10,14 @@ decoder never guesses what an instruction means.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from chronos.caching import BoundedCache
 from chronos.emulate import numerics as nx
 from chronos.emulate.errors import EmulationError, TrapExecuted, UnsupportedInstruction
 from chronos.emulate.operands import (
@@ -47,7 +45,7 @@ from chronos.emulate.program import (
     param_layout,
     parse_variable,
 )
-from chronos.ptx import Brace, Directive, Function, Instruction, Label, Module, parse
+from chronos.ptx import Brace, Directive, Function, Instruction, Label, Module, parse, ptx_sha256
 from chronos.ptx.model import parse_reg_decl, split_vector
 
 Fn = Callable[[Any, np.ndarray | None], None]
@@ -1457,33 +1455,23 @@ def _lanes_of(v: np.ndarray, lanes: np.ndarray | None, n: int, dt: np.dtype) -> 
 
 # --- cache ----------------------------------------------------------------------------------
 
-_CACHE: OrderedDict[tuple[str, str | None], Program] = OrderedDict()
-_CACHE_SIZE = 256
-_LOCK = threading.Lock()
+_CACHE: BoundedCache[Program] = BoundedCache(256, name="decode")
 
 
-def decode(ptx: str, entry: str | None = None) -> Program:
-    """The decoded Program of `entry` (the only entry when None), cached by PTX hash."""
-    key = (hashlib.sha256(ptx.encode()).hexdigest(), entry)
-    with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-            return hit
+def _decode(ptx: str, entry: str | None) -> Program:
     module = parse(ptx)
     try:
         func = module.entry(entry)
     except (KeyError, ValueError) as exc:
         raise EmulationError(str(exc)) from None
-    program = Decoder(module, func).decode()
-    with _LOCK:
-        _CACHE[key] = program
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return program
+    return Decoder(module, func).decode()
+
+
+def decode(ptx: str, entry: str | None = None) -> Program:
+    """The decoded Program of `entry` (the only entry when None), cached by PTX hash."""
+    return _CACHE.get((ptx_sha256(ptx), entry), lambda: _decode(ptx, entry))
 
 
 def cache_clear() -> None:
     """Forget every decoded program (for cold timings)."""
-    with _LOCK:
-        _CACHE.clear()
+    _CACHE.clear()

@@ -7,11 +7,13 @@
 
 Backends: `cupy` (SM cycles of an instrumented build in a worker subprocess),
 `emulated` (ptxas + CPU emulator + cost model: an estimate), `replay` (recorded data),
-`auto`. Every backend reads and writes through a SQLite store (chronos.stores.measurements).
+`auto`. Every backend subclasses `BackendBase` (registry.py) and reads and writes through the SQLite
+measurement store (store.py).
 See docs/measurement.md.
 """
 
-from chronos.measure.measurement import Measurement, ptx_sha256, summarize
+from chronos.measure.factory import make_backend
+from chronos.measure.measurement import Measurement, summarize
 from chronos.measure.registry import (
     Backend,
     BackendBase,
@@ -19,14 +21,7 @@ from chronos.measure.registry import (
     create_backend,
     register_backend,
 )
-
-
-def make_backend(name: str = "auto", store=None, **opts):  # type: ignore[no-untyped-def]
-    """See chronos.measure.factory.make_backend (imported lazily: it opens SQLite)."""
-    from chronos.measure.factory import make_backend as _make
-
-    return _make(name, store, **opts)
-
+from chronos.ptx import ptx_sha256
 
 __all__ = [
     "Backend",

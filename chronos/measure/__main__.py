@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         opts["fallback"] = args.fallback
     from chronos.measure.cupy_backend import CupyBackendError
     from chronos.measure.replay_backend import ReplayMiss
-    from chronos.stores.measurements import StoreError
+    from chronos.measure.store import StoreError
 
     try:
         with make_backend(args.backend, store=store, **opts) as backend:

@@ -14,42 +14,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chronos.measure.measurement import Measurement, ptx_sha256
+from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
-from chronos.stores.measurements import MeasurementStore
-
-_CONFIG_ATTRS = (
-    "arch",
-    "size",
-    "seed",
-    "exact",
-    "occupancy_size",
-    "max_steps",
-    "races",
-    "repeats",
-    "warmup",
-    "problem",
-)
+from chronos.measure.store import MeasurementStore
+from chronos.ptx import ptx_sha256
 
 
 def backend_harness_version(backend: Any) -> str:
-    """The harness version a backend stamps on its measurements (known before measuring)."""
-    hv = getattr(backend, "harness_version", None)
-    if hv:
-        return str(hv)
-    if getattr(backend, "name", None) == "emulated":
-        from chronos.emulate.costmodel import MODEL_VERSION
-
-        return MODEL_VERSION
-    return "unknown"
+    """The harness (or cost-model) version a backend stamps on its measurements."""
+    return str(getattr(backend, "harness_version", None) or "unknown")
 
 
 def backend_config(backend: Any) -> dict[str, Any]:
-    """Options that change a backend's figures: its `cache_config()` or its known attributes."""
+    """Options that change a backend's figures (`BackendBase.cache_config`)."""
     fn = getattr(backend, "cache_config", None)
-    if callable(fn):
-        return dict(fn())
-    return {a: getattr(backend, a) for a in _CONFIG_ATTRS if hasattr(backend, a)}
+    return dict(fn()) if callable(fn) else {}
 
 
 def config_key(config: dict[str, Any]) -> str:

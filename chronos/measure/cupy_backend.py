@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from chronos.caching import BoundedCache
 from chronos.measure.compat import driver_problem
 from chronos.measure.instrument import InstrumentedPtx, InstrumentError, instrument
-from chronos.measure.measurement import Measurement, ptx_sha256, summarize
+from chronos.measure.measurement import Measurement, summarize
 from chronos.measure.registry import BackendBase
 from chronos.measure.worker import WorkerFault, WorkerProcess
+from chronos.ptx import ptx_sha256
 
 log = logging.getLogger("chronos.measure")
 
@@ -121,7 +123,9 @@ class CupyBackend(BackendBase):
         config = {"device": device, **(worker_config or {})}
         self.worker = WorkerProcess(worker_target, config, startup_timeout_s=startup_timeout_s)
         self.pool = ThreadPoolExecutor(max_workers=assemble_workers, thread_name_prefix="ptxas")
-        self._data: dict[tuple[str, int, str], tuple[str, dict, dict]] = {}
+        # Host copies of the "full" inputs and references; bounded (they can be large), and
+        # recomputed (deterministically, from the seed) if evicted.
+        self._data: BoundedCache[tuple[str, dict, dict]] = BoundedCache(32, name="cupy.inputs")
         self._sent: set[tuple[int, str]] = set()
         self.faults: dict[str, int] = {}
         self._gpu_lock = threading.Lock()  # one request at a time on the worker's pipe
@@ -205,7 +209,8 @@ class CupyBackend(BackendBase):
     def _kernel_data(self, spec: Any) -> tuple[str, dict, dict]:
         """(inputs key, inputs, reference) for the timed problem; computed once per kernel."""
         key = (spec.id, self.seed, self.problem)
-        if key not in self._data:
+
+        def compute() -> tuple[str, dict, dict]:
             problem = spec.problem(self.problem)
             inputs = spec.make_inputs(problem, self.seed)
             ref = spec.reference(problem, inputs)
@@ -213,8 +218,9 @@ class CupyBackend(BackendBase):
             for name in sorted(inputs):
                 h.update(name.encode())
                 h.update(np.ascontiguousarray(inputs[name]).tobytes())
-            self._data[key] = (h.hexdigest()[:16], dict(inputs), dict(ref))
-        return self._data[key]
+            return h.hexdigest()[:16], dict(inputs), dict(ref)
+
+        return self._data.get(key, compute)
 
     def _request(self, spec: Any, prep: Prepared) -> dict[str, Any]:
         assert prep.instrumented is not None

@@ -20,10 +20,10 @@ context, so it is reported with `fatal=True` and the parent restarts this proces
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 SCALAR_DTYPES = {
     ".u8": np.uint8,
@@ -74,8 +74,11 @@ class CupyHarness:
         self.clock_mhz_max = _clock_mhz(cupy, props, self.device_id)
         # A blocking stream: it orders after the uploads cupy makes on the legacy stream.
         self.stream = cupy.cuda.Stream(non_blocking=False)
-        self.inputs: OrderedDict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = OrderedDict()
         self.input_cache = max(1, int(config.get("input_cache", INPUT_CACHE)))
+        # Least recently used inputs are evicted; the parent resends them when asked.
+        self.inputs: LRUCache[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = LRUCache(
+            maxsize=self.input_cache
+        )
         self.info = {
             "device": self.device_name,
             "arch": f"sm_{major}{minor}",
@@ -122,15 +125,12 @@ class CupyHarness:
     def _device_inputs(self, req: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         key = req["inputs_key"]
         if key in self.inputs:
-            self.inputs.move_to_end(key)
-            return self.inputs[key]
+            return self.inputs[key]  # a read marks it most recently used
         if req.get("inputs") is None:
             raise InputsMissing(f"inputs {key} not cached in the worker; resend them")
         host = {k: np.ascontiguousarray(v) for k, v in req["inputs"].items()}
-        self.inputs[key] = (host, dict(req["reference"]))
-        while len(self.inputs) > self.input_cache:
-            self.inputs.popitem(last=False)
-        return self.inputs[key]
+        entry = self.inputs[key] = (host, dict(req["reference"]))
+        return entry
 
     # --- one measurement ----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from chronos.measure.cached import CachedBackend
 from chronos.measure.registry import create_backend
-from chronos.stores.measurements import MEMORY, MeasurementStore, default_store_path
+from chronos.measure.store import MEMORY, MeasurementStore, default_store_path
 
 StoreArg = str | os.PathLike[str] | MeasurementStore | None | bool
 

@@ -10,18 +10,12 @@ it unchanged.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-
-def ptx_sha256(ptx: str) -> str:
-    """The hash measurement stores key on: sha256 of the PTX text as UTF-8."""
-    return hashlib.sha256(ptx.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

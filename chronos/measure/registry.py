@@ -1,8 +1,10 @@
 """Backend names -> factories, and the `Backend` interface every backend satisfies.
 
-Backends live in different packages (the emulator registers itself from chronos.emulate), so
-the registry maps a name to a factory and imports the built-in ones lazily: asking for
-"emulated" never imports CuPy, asking for "cupy" never imports the emulator.
+Every built-in backend lives in chronos.measure and subclasses `BackendBase`; the registry maps
+a name to a factory and imports the built-in ones lazily, so asking for "emulated" never imports
+CuPy and asking for "cupy" never imports the emulator. Users add their own with
+`register_backend`. `chronos.measure.make_backend` (factory.py) is the one way to build a
+backend for use: it puts the measurement store in front of the bare backend made here.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class BackendBase:
 Factory = Callable[..., Any]
 
 _BUILTIN: dict[str, str] = {
-    "emulated": "chronos.emulate.backend:EmulatedBackend",
+    "emulated": "chronos.measure.emulated_backend:EmulatedBackend",
     "cupy": "chronos.measure.cupy_backend:CupyBackend",
     "replay": "chronos.measure.replay_backend:ReplayBackend",
 }
@@ -103,10 +105,3 @@ def get_factory(name: str) -> Factory:
 def create_backend(name: str, **opts: Any) -> Any:
     """A bare backend (no store) by name."""
     return get_factory(name)(**opts)
-
-
-def make_backend(name: str, **opts: Any) -> Any:
-    """The bare registered backend (no store); kept for registry-level callers and tests.
-
-    Training code wants `chronos.measure.make_backend`, which adds the measurement store."""
-    return create_backend(name, **opts)

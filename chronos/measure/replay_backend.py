@@ -14,9 +14,11 @@ import os
 import threading
 from typing import Any
 
-from chronos.measure.measurement import Measurement, ptx_sha256
+from chronos.caching import BoundedCache
+from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
-from chronos.stores.measurements import MeasurementStore, default_store_path
+from chronos.measure.store import MeasurementStore, default_store_path
+from chronos.ptx import ptx_sha256
 
 BACKEND = "replay"
 
@@ -64,7 +66,7 @@ class ReplayBackend(BackendBase):
         self.fallback_name = fallback
         self._fallback_options = dict(fallback_options or {})
         self._fallback: Any = None
-        self._fallback_cache: dict[tuple[str, str], Measurement] = {}
+        self._fallback_cache: BoundedCache[Measurement] = BoundedCache(4096, name="replay.fallback")
         self._lock = threading.Lock()
         self._stats = {"hits": 0, "misses": 0, "fallbacks": 0}
 
@@ -98,19 +100,19 @@ class ReplayBackend(BackendBase):
         if self.fallback_name is None:
             what = " / ".join(x for x in (self.source, self.recorded_device) if x) or "any"
             raise ReplayMiss(spec.id, sha, what, self.store.summary())
-        key = (spec.id, sha)
-        if key not in self._fallback_cache:
+        return self._fallback_cache.get((spec.id, sha), lambda: self._measure_fallback(spec, ptx))
+
+    def _measure_fallback(self, spec: Any, ptx: str) -> Measurement:
+        with self._lock:
             if self._fallback is None:
                 from chronos.measure.registry import create_backend
 
                 self._fallback = create_backend(self.fallback_name, **self._fallback_options)
-            fm = self._fallback.measure(spec, ptx)
-            self._fallback_cache[key] = fm.replace(
-                extra={**fm.extra, "replay_miss": True, "replay_fallback": self.fallback_name}
-            )
-            with self._lock:
-                self._stats["fallbacks"] += 1
-        return self._fallback_cache[key]
+            self._stats["fallbacks"] += 1
+        fm = self._fallback.measure(spec, ptx)
+        return fm.replace(
+            extra={**fm.extra, "replay_miss": True, "replay_fallback": self.fallback_name}
+        )
 
     def close(self) -> None:
         if self._owns:

@@ -1,5 +1,6 @@
 """PTX model: a line-oriented parser and printer with an exact round trip."""
 
+from chronos.ptx.digest import ptx_sha256
 from chronos.ptx.model import (
     Address,
     BasicBlock,
@@ -38,6 +39,7 @@ __all__ = [
     "parse",
     "parse_instruction",
     "print_ptx",
+    "ptx_sha256",
     "split_vector",
     "type_bytes",
 ]

@@ -7,13 +7,13 @@ once, which `action_mask` enforces together with each transform's precondition.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from chronos.ptx import Module, parse
+from chronos.caching import BoundedCache
+from chronos.ptx import Module, parse, ptx_sha256
 
 from . import async_copy, cache, launch, prefetch, regcap, schedule, vectorize
 from .base import Transform, TransformContext, TransformResult
@@ -38,22 +38,22 @@ ACTION_IDS: dict[str, int] = {n: i for i, n in enumerate(ACTION_NAMES)}
 assert STOP == 20 and len(set(ACTION_NAMES)) == N_ACTIONS
 
 
-_CONTEXTS: dict[tuple[int, str | None], tuple[Any, TransformContext]] = {}
+_CONTEXTS: BoundedCache[tuple[Any, TransformContext]] = BoundedCache(1024, name="contexts")
+_PARSED: BoundedCache[Module] = BoundedCache(512, name="transforms.parse")
 
 
 def transform_context(spec: Any, arch: str | None = None) -> TransformContext:
     """The TransformContext of a KernelSpec (memoized per spec object and arch)."""
-    key = (id(spec), arch)
-    hit = _CONTEXTS.get(key)
-    if hit is None or hit[0] is not spec:
-        hit = (spec, TransformContext.from_spec(spec, arch=arch))
-        _CONTEXTS[key] = hit
+    hit = _CONTEXTS.get(
+        (id(spec), arch), lambda: (spec, TransformContext.from_spec(spec, arch=arch))
+    )
+    if hit[0] is not spec:  # the id of a spec that no longer exists was reused
+        return TransformContext.from_spec(spec, arch=arch)
     return hit[1]
 
 
-@functools.lru_cache(maxsize=512)
 def _parse(ptx: str) -> Module:
-    return parse(ptx)
+    return _PARSED.get(ptx_sha256(ptx), lambda: parse(ptx))
 
 
 def action_id(action: int | str) -> int:

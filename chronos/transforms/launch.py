@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from chronos.emulate.costmodel import arch_profile
+from chronos.arch import arch_profile
 from chronos.ptx import Function, Module
 
 from .base import NotApplicable, Transform, TransformContext, entry_directive_lines

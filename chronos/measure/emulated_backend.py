@@ -2,7 +2,7 @@
 
 For a GPU-less machine. Each measurement assembles the PTX with ptxas (registers, spills,
 SASS count), runs it in the emulator on the kernel's small problem and verifies the outputs,
-then turns the dynamic trace into a cycle estimate (chronos.emulate.costmodel). The result is
+then turns the dynamic trace into a cycle estimate (chronos.measure.costmodel). The result is
 always labelled an estimate: `estimate=True`, `backend="emulated"`,
 `device="cpu-emulator (estimate)"`. A kernel that ptxas rejects, that faults, that the
 emulator does not support or whose outputs differ yields an invalid Measurement whose `error`
@@ -11,13 +11,16 @@ says why; only a missing ptxas (a setup problem) raises.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from chronos.emulate.costmodel import MODEL_VERSION, CostEstimate, arch_profile, estimate
+from chronos.arch import arch_profile
 from chronos.emulate.executor import DEFAULT_MAX_STEPS
 from chronos.emulate.verify import VerifyResult, compare, verify
+from chronos.measure.costmodel import MODEL_VERSION, CostEstimate, estimate
+from chronos.measure.measurement import Measurement
+from chronos.measure.registry import BackendBase
+from chronos.ptx import ptx_sha256
 
 BACKEND = "emulated"
 DEVICE = "cpu-emulator (estimate)"
@@ -38,7 +41,7 @@ class EmulatedReport:
     bit_exact: bool | None = None
 
 
-class EmulatedBackend:
+class EmulatedBackend(BackendBase):
     """Estimate a kernel's cycles without a GPU.
 
     `arch` is the ptxas target and the SM profile of the cost model; `size` the problem the
@@ -52,6 +55,7 @@ class EmulatedBackend:
 
     name = BACKEND
     device = DEVICE
+    harness_version = MODEL_VERSION
 
     def __init__(
         self,
@@ -72,6 +76,18 @@ class EmulatedBackend:
         self.max_steps = max_steps
         self.races = races
 
+    def cache_config(self) -> dict[str, Any]:
+        """Every option that changes the estimate or the verdict: part of the store key."""
+        return {
+            "arch": self.arch,
+            "size": self.size,
+            "seed": self.seed,
+            "exact": self.exact,
+            "occupancy_size": self.occupancy_size,
+            "max_steps": self.max_steps,
+            "races": self.races,
+        }
+
     def __repr__(self) -> str:
         return f"EmulatedBackend(arch={self.arch!r}, size={self.size!r}, seed={self.seed})"
 
@@ -83,7 +99,7 @@ class EmulatedBackend:
         """Assemble, emulate, verify and estimate; never raises for a bad kernel."""
         from chronos.assemble import PtxasError, assemble
 
-        sha = hashlib.sha256(ptx.encode()).hexdigest()
+        sha = ptx_sha256(ptx)
         try:
             asm = assemble(ptx, self.arch)
         except PtxasError as exc:
@@ -146,8 +162,6 @@ class EmulatedBackend:
 
     def measure(self, spec: Any, ptx: str) -> Any:
         """A Measurement (chronos.measure) labelled as an estimate."""
-        from chronos.measure.measurement import Measurement
-
         rep = self.report(spec, ptx)
         common: dict[str, Any] = {
             "backend": BACKEND,
@@ -193,13 +207,3 @@ class EmulatedBackend:
             extra=extra,
             **common,
         )
-
-
-def register() -> bool:
-    """Register the backend with chronos.measure under "emulated" (False if it is absent)."""
-    try:
-        from chronos.measure.registry import register_backend
-    except ImportError:
-        return False
-    register_backend(BACKEND, EmulatedBackend)
-    return True

@@ -1,19 +1,24 @@
-"""In-process LRU cache of assembly results, safe to share between threads.
+"""The one bounded, thread-safe, single-flight memo used across Chronos.
 
 RL episodes revisit the same PTX over and over (every episode starts from the original kernel,
-and popular transform prefixes recur), so a repeated state must not pay ~100 ms of ptxas again.
-Rejections are cached too: ptxas is deterministic, and invalid transforms recur as well.
-Concurrent requests for one key wait for a single ptxas run instead of starting their own.
+and popular transform prefixes recur), so repeated work (ptxas runs, decoding, transforms,
+masks, features) is memoized, always with a bound so a long run's memory stays flat. Storage
+and eviction are cachetools' `LRUCache`; this adds what it lacks: concurrent requests for one
+key wait for a single computation instead of starting their own (single flight), chosen
+exceptions are remembered like values (ptxas rejections are deterministic), hit/miss counts,
+and `clear_all()` for the registry to drop every memo when a kernel spec is replaced.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections import OrderedDict
+import weakref
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Generic, NamedTuple, TypeVar
+
+from cachetools import LRUCache
 
 T = TypeVar("T")
 
@@ -25,28 +30,38 @@ class CacheInfo(NamedTuple):
     maxsize: int
 
 
-class LruCache(Generic[T]):
+_ALL: weakref.WeakSet[BoundedCache] = weakref.WeakSet()
+
+
+class BoundedCache(Generic[T]):
     """Key -> value (or the exception computing it raised), least recently used evicted first.
 
     `remember(exc)` decides which exceptions are cached; others (timeouts) propagate to every
-    waiter but leave no entry, so the next request tries again.
+    waiter but leave no entry, so the next request tries again. `maxsize=0` caches nothing
+    (every call computes) but still merges concurrent calls for one key.
     """
 
-    def __init__(self, maxsize: int, remember: Callable[[BaseException], bool] = lambda exc: False):
+    def __init__(
+        self,
+        maxsize: int,
+        remember: Callable[[BaseException], bool] = lambda exc: False,
+        name: str = "",
+    ):
         self.maxsize = maxsize
+        self.name = name
         self._remember = remember
-        self._data: OrderedDict[Hashable, Future[T]] = OrderedDict()
+        self._data: LRUCache[Hashable, Future[T]] = LRUCache(maxsize=max(1, maxsize))
         self._inflight: dict[Hashable, Future[T]] = {}
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+        _ALL.add(self)
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The cached value for `key`, computing it (once, across threads) on a miss."""
         with self._lock:
-            done = self._data.get(key)
+            done = self._data.get(key)  # get() marks the key most recently used
             if done is not None:
-                self._data.move_to_end(key)
                 self._hits += 1
             else:
                 done = self._inflight.get(key)
@@ -66,10 +81,13 @@ class LruCache(Generic[T]):
             del self._inflight[key]
             error = pending.exception()
             if self.maxsize > 0 and (error is None or self._remember(error)):
-                self._data[key] = pending
-                while len(self._data) > self.maxsize:
-                    self._data.popitem(last=False)
+                self._data[key] = pending  # LRUCache evicts the least recently used
         return pending.result()
+
+    def peek(self, key: Hashable) -> bool:
+        """Is a finished entry cached for `key` (without touching its recency)?"""
+        with self._lock:
+            return key in self._data
 
     def info(self) -> CacheInfo:
         with self._lock:
@@ -80,6 +98,12 @@ class LruCache(Generic[T]):
         with self._lock:
             self._data.clear()
             self._hits = self._misses = 0
+
+
+def clear_all() -> None:
+    """Clear every BoundedCache of the process (a kernel spec was replaced, for example)."""
+    for cache in list(_ALL):
+        cache.clear()
 
 
 def _outcome(done: Future[T]) -> T:
