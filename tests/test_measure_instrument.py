@@ -78,7 +78,11 @@ def test_every_kernel_assembles_instrumented() -> None:
 
 
 def _timers_after(spec, ptx: str) -> tuple[int, int, int]:
-    """Run in the emulator; return (chronos_cycles, chronos_ns, steps) read from its memory."""
+    """Run in the emulator; return (chronos_cycles, chronos_ns, steps) read from its memory.
+
+    The outputs must equal the plain kernel's bit for bit; only dyadic-input families also
+    match their float64 reference exactly, the others within the spec's tolerance.
+    """
     seen: list = []
 
     class Spy(launch.Machine):
@@ -89,10 +93,14 @@ def _timers_after(spec, ptx: str) -> tuple[int, int, int]:
     orig = launch.Machine
     launch.Machine = Spy
     try:
-        v = verify(spec, ptx, exact=True)
+        v = verify(spec, ptx, exact=False)
     finally:
         launch.Machine = orig
     assert v.ok, f"{spec.id}: {v.kind}: {v.error}"
+    assert v.run is not None
+    plain = launch.emulate(spec, spec.ptx()).outputs
+    for name, got in v.run.outputs.items():
+        assert got.tobytes() == plain[name].tobytes(), f"{spec.id}: {name} differs from plain"
     m = seen[-1]
     vals = []
     for name in (CYCLES_SYMBOL, NS_SYMBOL):

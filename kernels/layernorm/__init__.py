@@ -1,0 +1,175 @@
+"""layernorm: per-row normalisation with gamma and beta, fp32 statistics, fp32 or fp16 storage.
+
+Variants differ in the row mapping (one warp or one block per row), the statistics (two-pass,
+Welford, or one-pass sum and sum of squares), block size, items per thread and storage type;
+see layernorm.cu. Accesses are guarded and rows grid-strided, so the contract claims no
+divisibility; "check" has ragged columns and more rows than the grid covers in one step.
+
+Tolerance (the reference is float64 on the same stored inputs, rounded to the output type):
+the fp32 statistics differ from float64 by about cols * 2**-24 relative (the one-pass sum of
+squares loses a little more to cancellation: inputs have mean ~0.25 and variance ~0.33, so
+E[x^2] is only ~1.2x the variance), rsqrt.approx is within 2**-22.9 relative, and outputs
+are up to ~3 in magnitude, so fp32 is held to rtol = atol = 1e-4. An fp16 output may round
+to the neighbouring half of the reference's (one ulp <= 2**-10 relative) after that error:
+fp16 is held to rtol = 2e-3, atol = 2e-3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+
+FAMILY = "layernorm"
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE / "layernorm.cu"
+PTX_DIR = HERE / "ptx"
+TARGET = "sm_80"
+ALIGNMENT = 256
+EPS = 1e-5
+"""The kernel's epsilon (EPS in layernorm.cu)."""
+TOLERANCE_F32 = Tolerance(rtol=1e-4, atol=1e-4)
+TOLERANCE_F16 = Tolerance(rtol=2e-3, atol=2e-3)
+FULL_ROWS, FULL_COLS = 16384, 1024
+MODES = ("warp", "block")
+STATS = ("twopass", "welford", "sumsq")
+
+
+class Variant(NamedTuple):
+    mode: str
+    stats: str
+    block: int
+    ipt: int
+    half: bool
+
+    @property
+    def id(self) -> str:
+        dtype = "f16" if self.half else "f32"
+        return f"{FAMILY}_{self.mode}_{self.stats}_{dtype}_b{self.block}_i{self.ipt}"
+
+    @property
+    def defines(self) -> dict[str, int | str]:
+        return {
+            "MODE": MODES.index(self.mode),
+            "STATS": STATS.index(self.stats),
+            "BLOCK": self.block,
+            "IPT": self.ipt,
+            "HALF": int(self.half),
+            "NAME": self.id,
+        }
+
+    @property
+    def block_shape(self) -> tuple[int, int, int]:
+        return (32, self.block // 32, 1) if self.mode == "warp" else (self.block, 1, 1)
+
+    @property
+    def rows_per_block(self) -> int:
+        return self.block // 32 if self.mode == "warp" else 1
+
+
+VARIANTS = tuple(
+    Variant(*v)
+    for v in (
+        ("block", "twopass", 128, 4, False),
+        ("block", "twopass", 256, 2, False),
+        ("block", "twopass", 512, 1, False),
+        ("block", "welford", 128, 4, False),
+        ("block", "welford", 256, 4, False),
+        ("block", "welford", 1024, 1, False),
+        ("block", "sumsq", 256, 4, False),
+        ("block", "twopass", 256, 4, True),
+        ("block", "welford", 128, 8, True),
+        ("warp", "twopass", 128, 4, False),
+        ("warp", "welford", 128, 2, False),
+        ("warp", "sumsq", 256, 4, False),
+        ("warp", "twopass", 128, 8, True),
+        ("warp", "welford", 64, 4, True),
+    )
+)
+
+
+def _problem(name: str, v: Variant, rows: int, cols: int, grid: int) -> Problem:
+    p = [f"{v.id}_param_{i}" for i in range(6)]
+    return Problem(
+        name=name,
+        sizes={"rows": rows, "cols": cols},
+        grid=(grid, 1, 1),
+        block=v.block_shape,
+        scalars={p[4]: rows, p[5]: cols},
+        shapes={"x": (rows, cols), "gamma": (cols,), "beta": (cols,), "y": (rows, cols)},
+    )
+
+
+def problems(v: Variant) -> dict[str, Problem]:
+    """full: one row per warp/block, thousands of blocks; small: whole steps; check: ragged."""
+    rpb = v.rows_per_block
+    step = (32 if v.mode == "warp" else v.block) * v.ipt
+    return {
+        "full": _problem("full", v, FULL_ROWS, FULL_COLS, FULL_ROWS // rpb),
+        "small": _problem("small", v, 2 * rpb, 2 * step, 2),
+        # Two blocks for three blocks' worth of rows: the row loop runs twice, the last ragged.
+        "check": _problem("check", v, max(3 * rpb - 1, 3), step + 19, 2),
+    }
+
+
+def make_inputs(problem: Problem, rng: np.random.Generator, half: bool) -> dict[str, np.ndarray]:
+    """x uniform in [-0.75, 1.25) (a non-zero mean), gamma around 1, beta around 0."""
+    dt = np.float16 if half else np.float32
+    cols = problem.shapes["gamma"]
+    return {
+        "x": rng.uniform(-0.75, 1.25, size=problem.shapes["x"]).astype(dt),
+        "gamma": rng.uniform(0.5, 1.5, size=cols).astype(dt),
+        "beta": rng.uniform(-0.5, 0.5, size=cols).astype(dt),
+    }
+
+
+def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """float64 layer norm of the stored inputs (biased variance), rounded to the output type."""
+    x = np.asarray(inputs["x"])
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=1, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=1, keepdims=True)
+    g = np.asarray(inputs["gamma"], np.float64)
+    b = np.asarray(inputs["beta"], np.float64)
+    return {"y": ((x64 - mean) / np.sqrt(var + EPS) * g + b).astype(x.dtype)}
+
+
+def make_spec(v: Variant) -> KernelSpec:
+    entry = v.id
+    p = [f"{entry}_param_{i}" for i in range(6)]
+    dtype = "float16" if v.half else "float32"
+    return KernelSpec(
+        id=entry,
+        family=FAMILY,
+        entry=entry,
+        ptx_path=PTX_DIR / f"{entry}.ptx",
+        params=(
+            Param(p[0], ".u64", "buffer", "x"),
+            Param(p[1], ".u64", "buffer", "gamma"),
+            Param(p[2], ".u64", "buffer", "beta"),
+            Param(p[3], ".u64", "buffer", "y"),
+            Param(p[4], ".u32", "scalar"),
+            Param(p[5], ".u32", "scalar"),
+        ),
+        buffers=(
+            BufferSpec("x", dtype, "in"),
+            BufferSpec("gamma", dtype, "in"),
+            BufferSpec("beta", dtype, "in"),
+            BufferSpec("y", dtype, "out"),
+        ),
+        problems=problems(v),
+        reference_fn=reference,
+        inputs_fn=lambda prob, rng, half=v.half: make_inputs(prob, rng, half),
+        alignment={name: ALIGNMENT for name in p[:4]},
+        tolerance=TOLERANCE_F16 if v.half else TOLERANCE_F32,
+        target=TARGET,
+    )
+
+
+def specs() -> list[KernelSpec]:
+    """All variants, in VARIANTS order."""
+    return [make_spec(v) for v in VARIANTS]

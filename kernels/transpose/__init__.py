@@ -1,0 +1,134 @@
+"""transpose: out = in.T for a rows x cols matrix through a padded shared-memory tile.
+
+Variants differ in the tile (16, 32, 64), the rows of the tile each block covers per step
+(BLOCK_ROWS: each thread moves TILE / BLOCK_ROWS elements), the element type (fp32, fp16) and
+whether the shared tile is padded by one column against bank conflicts; see transpose.cu.
+Every access is guarded, so the contract claims no divisibility and the "check" problem has
+ragged edges in both dimensions. A transpose moves values without arithmetic: verification
+is bit-exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+
+FAMILY = "transpose"
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE / "transpose.cu"
+PTX_DIR = HERE / "ptx"
+TARGET = "sm_80"
+ALIGNMENT = 256
+TOLERANCE = Tolerance(rtol=0.0, atol=0.0)
+FULL_ROWS, FULL_COLS = 4096, 3072
+
+
+class Variant(NamedTuple):
+    tile: int
+    block_rows: int
+    half: bool
+    pad: bool = True
+
+    @property
+    def id(self) -> str:
+        dtype = "f16" if self.half else "f32"
+        return f"{FAMILY}_{dtype}_t{self.tile}x{self.block_rows}{'' if self.pad else '_nopad'}"
+
+    @property
+    def defines(self) -> dict[str, int | str]:
+        return {
+            "TILE": self.tile,
+            "BLOCK_ROWS": self.block_rows,
+            "HALF": int(self.half),
+            "PAD": int(self.pad),
+            "NAME": self.id,
+        }
+
+
+VARIANTS = tuple(
+    Variant(*v)
+    for v in (
+        (32, 8, False),
+        (32, 4, False),
+        (32, 16, False),
+        (32, 32, False),
+        (16, 4, False),
+        (16, 8, False),
+        (16, 16, False),
+        (64, 4, False),
+        (64, 8, False),
+        (32, 8, False, False),
+        (32, 8, True),
+        (64, 8, True),
+        (16, 4, True),
+        (32, 16, True),
+        (32, 8, True, False),
+    )
+)
+
+
+def _problem(name: str, v: Variant, rows: int, cols: int) -> Problem:
+    p = [f"{v.id}_param_{i}" for i in range(4)]
+    grid = (-(-cols // v.tile), -(-rows // v.tile), 1)
+    return Problem(
+        name=name,
+        sizes={"rows": rows, "cols": cols},
+        grid=grid,
+        block=(v.tile, v.block_rows, 1),
+        scalars={p[2]: rows, p[3]: cols},
+        shapes={"in": (rows, cols), "out": (cols, rows)},
+    )
+
+
+def problems(v: Variant) -> dict[str, Problem]:
+    """full: thousands of tiles; small: whole tiles; check: ragged edges in both dimensions."""
+    t = v.tile
+    return {
+        "full": _problem("full", v, FULL_ROWS, FULL_COLS),
+        "small": _problem("small", v, 2 * t, 3 * t),
+        "check": _problem("check", v, t + 7, 2 * t + 5),
+    }
+
+
+def make_inputs(problem: Problem, rng: np.random.Generator, half: bool) -> dict[str, np.ndarray]:
+    x = rng.uniform(-1.0, 1.0, size=problem.shapes["in"])
+    return {"in": x.astype(np.float16 if half else np.float32)}
+
+
+def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"out": np.ascontiguousarray(np.asarray(inputs["in"]).T)}
+
+
+def make_spec(v: Variant) -> KernelSpec:
+    entry = v.id
+    p = [f"{entry}_param_{i}" for i in range(4)]
+    dtype = "float16" if v.half else "float32"
+    return KernelSpec(
+        id=entry,
+        family=FAMILY,
+        entry=entry,
+        ptx_path=PTX_DIR / f"{entry}.ptx",
+        params=(
+            Param(p[0], ".u64", "buffer", "in"),
+            Param(p[1], ".u64", "buffer", "out"),
+            Param(p[2], ".u32", "scalar"),
+            Param(p[3], ".u32", "scalar"),
+        ),
+        buffers=(BufferSpec("in", dtype, "in"), BufferSpec("out", dtype, "out")),
+        problems=problems(v),
+        reference_fn=reference,
+        inputs_fn=lambda prob, rng, half=v.half: make_inputs(prob, rng, half),
+        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
+        tolerance=TOLERANCE,
+        target=TARGET,
+    )
+
+
+def specs() -> list[KernelSpec]:
+    """All variants, in VARIANTS order."""
+    return [make_spec(v) for v in VARIANTS]

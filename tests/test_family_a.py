@@ -1,0 +1,302 @@
+"""The reduce, transpose, softmax and layernorm families: specs, PTX, manifests, emulation.
+
+Every kernel verifies untransformed on its "small" and "check" problems and two seeds:
+bit-exact for reduce (dyadic sums) and transpose (a copy), within the spec's stated
+tolerance for softmax and layernorm (float64 references of approximated fp32 arithmetic).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kernels
+from chronos.assemble import Assembly, assemble_many, ptxas_available
+from chronos.emulate import run_kernel, verify
+from kernels.build import sha256_file
+
+FAMILIES = ("reduce", "transpose", "softmax", "layernorm")
+EXACT = {"reduce": True, "transpose": True, "softmax": False, "layernorm": False}
+MODULES = {f: importlib.import_module(f"kernels.{f}") for f in FAMILIES}
+IDS = [s.id for f in FAMILIES for s in MODULES[f].specs()]
+H100_SMS = 132
+requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
+
+
+def family_of(kernel_id: str) -> str:
+    return kernels.load(kernel_id).family
+
+
+def test_families_are_discovered_with_at_least_twelve_variants() -> None:
+    assert set(FAMILIES) <= set(kernels.list_families())
+    for family in FAMILIES:
+        ids = kernels.list_kernels(family)
+        assert len(ids) >= 12, family
+        assert ids == sorted(s.id for s in MODULES[family].specs())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("size", ["small", "check"])
+@pytest.mark.parametrize("kernel_id", IDS)
+def test_untransformed_kernel_verifies(kernel_id: str, size: str, seed: int) -> None:
+    spec = kernels.load(kernel_id)
+    v = verify(spec, spec.ptx(), exact=EXACT[spec.family], seed=seed, size=size)
+    assert v.ok, f"{kernel_id} [{size}, seed {seed}]: {v.kind}: {v.error}"
+
+
+@pytest.mark.parametrize("kernel_id", IDS)
+def test_problems_are_distinct_and_full_fills_an_h100(kernel_id: str) -> None:
+    spec = kernels.load(kernel_id)
+    small, check, full = (spec.problem(s) for s in ("small", "check", "full"))
+    assert check.grid != small.grid or check.sizes != small.sizes
+    # Not just a multiple of "small": some size is not divisible by its "small" counterpart.
+    assert any(check.sizes[k] % small.sizes[k] for k in small.sizes), check.sizes
+    ctas = int(np.prod(full.grid))
+    assert ctas >= 4 * H100_SMS, f"{kernel_id}: full grid {full.grid}"
+    assert not spec.divisibility, "guarded kernels promise no divisibility"
+    for prob in (small, check, full):
+        assert int(np.prod(prob.block)) <= 1024
+
+
+def test_reduce_accumulates_into_zeroed_inout() -> None:
+    """`out` buffers are poisoned by the GPU harness and the emulator: atomics need `inout`."""
+    for spec in MODULES["reduce"].specs():
+        assert spec.buffer("out").role == "inout"
+        inputs = spec.make_inputs(spec.problem("check"), seed=3)
+        assert not inputs["out"].any()
+
+
+def test_reduce_reference_is_exact_for_dyadic_inputs() -> None:
+    spec = kernels.load("reduce_sum_f16_b256_i4_shfl")
+    prob = spec.problem("full")
+    x = spec.make_inputs(prob, seed=0)["x"]
+    assert x.dtype == np.float16 and set(np.unique(x)) <= {-1.0, -0.5, 0.0, 0.5, 1.0}
+    # Any order: a sequential float32 sum equals the float64 one.
+    seq = np.cumsum(x.astype(np.float32), dtype=np.float32)[-1]
+    assert seq == spec.reference(prob, {"x": x, "out": np.zeros(1, np.float32)})["out"][0]
+
+
+def test_broken_kernels_are_caught() -> None:
+    """The references and "check" problems see a dropped atomic, barrier and bounds check."""
+    spec = kernels.load("reduce_sum_f32_b256_i4_satom")
+    bad = spec.ptx().replace("atom.shared.add.f32", "atom.shared.max.f32")
+    assert verify(spec, bad, size="check").kind == "mismatch"
+
+    spec = kernels.load("transpose_f32_t32x8")
+    no_barrier = spec.ptx().replace("bar.sync \t0;", "")
+    assert no_barrier != spec.ptx()
+    assert verify(spec, no_barrier).kind == "race"
+
+    # Without the column guard of the loads the ragged "check" problem reads out of bounds.
+    text = spec.ptx()
+    guard = re.search(r"setp\.ge\.s32 \t(%p\d+), %r\d+, %r\d+;", text)
+    assert guard is not None
+    unguarded = text.replace(guard.group(0), f"setp.ne.s32 \t{guard.group(1)}, 0, 0;", 1)
+    assert verify(spec, unguarded, size="small").ok
+    assert verify(spec, unguarded, size="check").kind in ("fault", "mismatch")
+
+
+def test_softmax_tolerance_is_needed_and_sufficient() -> None:
+    """fast variants are within tolerance but not bit-exact against float64."""
+    spec = kernels.load("softmax_block_f32_b256_i1_fast")
+    assert not verify(spec, spec.ptx(), exact=True).ok
+    assert verify(spec, spec.ptx(), exact=False).ok
+    assert spec.tolerance.rtol <= 1e-5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_manifest_matches_checked_in_ptx(family: str) -> None:
+    mod = MODULES[family]
+    manifest = json.loads((mod.HERE / "manifest.json").read_text())
+    assert manifest["family"] == family and manifest["target"] == "sm_80"
+    assert manifest["source_sha256"] == sha256_file(mod.SOURCE), f"{family}: regenerate the PTX"
+    assert "release 13.0" in manifest["nvcc_version"]
+    recs = manifest["kernels"]
+    assert sorted(recs) == sorted(s.id for s in mod.specs())
+    for spec in mod.specs():
+        rec = recs[spec.id]
+        assert rec["sha256"] == sha256_file(spec.ptx_path), spec.id
+        assert rec["command"].startswith("nvcc -ptx -arch=sm_80 -O3 ")
+        assert rec["command"].endswith(f"{mod.SOURCE.name} -o ptx/{spec.id}.ptx")
+    assert sorted(p.stem for p in (mod.HERE / "ptx").glob("*.ptx")) == sorted(recs)
+
+
+@requires_ptxas
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_ptx_assembles(arch: str) -> None:
+    specs = [kernels.load(k) for k in IDS]
+    results = assemble_many([s.ptx() for s in specs], arch)
+    for spec, result in zip(specs, results, strict=True):
+        assert isinstance(result, Assembly), f"{spec.id}: {result}"
+        assert result.resources[spec.entry].registers > 0, spec.id
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_regenerating_one_variant_reproduces_checked_in_ptx(family: str, tmp_path: Path) -> None:
+    from kernels import build
+
+    gen = importlib.import_module(f"kernels.{family}.generate")
+    spec = MODULES[family].specs()[-1]
+    manifest = build.generate(gen.BUILD, tmp_path, only=[spec.id], jobs=1)
+    assert (tmp_path / "ptx" / f"{spec.id}.ptx").read_bytes() == spec.ptx_path.read_bytes()
+    assert list(manifest["kernels"]) == [spec.id]
+
+
+# --- the SFU and atomic forms these families use, against their documented bounds -----------
+
+SFU_CU = r"""#include <cuda_fp16.h>
+extern "C" __global__ void sfu(const float* a, const float* b, float* out, float* acc)
+{
+    __shared__ float s;
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (threadIdx.x == 0) s = 0.0f;
+    __syncthreads();
+    float x = a[i];
+    out[i * 4 + 0] = __expf(x);
+    out[i * 4 + 1] = rsqrtf(fabsf(x) + 1.0f);
+    out[i * 4 + 2] = __fdividef(x, b[i]);
+    out[i * 4 + 3] = __half2float(__float2half_rn(x * 1000.0f));
+    atomicAdd(&s, b[i]);
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd(acc, s);
+}
+"""
+
+SFU_PTX = """//
+// Generated by NVIDIA NVVM Compiler
+//
+// Compiler Build ID: CL-36424714
+// Cuda compilation tools, release 13.0, V13.0.88
+// Based on NVVM 7.0.1
+//
+
+.version 9.0
+.target sm_80
+.address_size 64
+
+	// .globl	sfu
+// _ZZ3sfuE1s has been demoted
+
+.visible .entry sfu(
+	.param .u64 sfu_param_0,
+	.param .u64 sfu_param_1,
+	.param .u64 sfu_param_2,
+	.param .u64 sfu_param_3
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b16 	%rs<3>;
+	.reg .f32 	%f<15>;
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<14>;
+	// demoted variable
+	.shared .align 4 .f32 _ZZ3sfuE1s;
+
+	ld.param.u64 	%rd1, [sfu_param_0];
+	ld.param.u64 	%rd2, [sfu_param_1];
+	ld.param.u64 	%rd3, [sfu_param_2];
+	ld.param.u64 	%rd4, [sfu_param_3];
+	mov.u32 	%r1, %tid.x;
+	setp.ne.s32 	%p1, %r1, 0;
+	@%p1 bra 	$L__BB0_2;
+
+	mov.u32 	%r2, 0;
+	st.shared.u32 	[_ZZ3sfuE1s], %r2;
+
+$L__BB0_2:
+	mov.u32 	%r3, %ctaid.x;
+	mov.u32 	%r4, %ntid.x;
+	mad.lo.s32 	%r5, %r3, %r4, %r1;
+	bar.sync 	0;
+	cvta.to.global.u64 	%rd5, %rd1;
+	mul.wide.s32 	%rd6, %r5, 4;
+	add.s64 	%rd7, %rd5, %rd6;
+	ld.global.f32 	%f3, [%rd7];
+	mul.f32 	%f4, %f3, 0f3FB8AA3B;
+	ex2.approx.f32 	%f5, %f4;
+	shl.b32 	%r6, %r5, 2;
+	cvta.to.global.u64 	%rd8, %rd3;
+	mul.wide.s32 	%rd9, %r6, 4;
+	add.s64 	%rd10, %rd8, %rd9;
+	st.global.f32 	[%rd10], %f5;
+	abs.f32 	%f6, %f3;
+	add.f32 	%f7, %f6, 0f3F800000;
+	rsqrt.approx.f32 	%f8, %f7;
+	st.global.f32 	[%rd10+4], %f8;
+	cvta.to.global.u64 	%rd11, %rd2;
+	add.s64 	%rd12, %rd11, %rd6;
+	ld.global.f32 	%f9, [%rd12];
+	div.approx.f32 	%f10, %f3, %f9;
+	st.global.f32 	[%rd10+8], %f10;
+	mul.f32 	%f1, %f3, 0f447A0000;
+	// begin inline asm
+	{  cvt.rn.f16.f32 %rs1, %f1;}
+
+	// end inline asm
+	// begin inline asm
+	{  cvt.f32.f16 %f2, %rs1;}
+
+	// end inline asm
+	st.global.f32 	[%rd10+12], %f2;
+	ld.global.f32 	%f11, [%rd12];
+	mov.u32 	%r7, _ZZ3sfuE1s;
+	atom.shared.add.f32 	%f12, [%r7], %f11;
+	bar.sync 	0;
+	@%p1 bra 	$L__BB0_4;
+
+	ld.shared.f32 	%f13, [_ZZ3sfuE1s];
+	cvta.to.global.u64 	%rd13, %rd4;
+	atom.global.add.f32 	%f14, [%rd13], %f13;
+
+$L__BB0_4:
+	ret;
+
+}
+"""
+
+
+def _ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """|got - exact| in units of float32 spacing at the exact value."""
+    return np.abs(got.astype(np.float64) - exact) / np.spacing(np.abs(exact).astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sfu_approximations_and_float_atomics(seed: int) -> None:
+    """Within CUDA's documented bounds (__expf: 2 + floor(1.173|x|) ulp; rsqrtf and
+    __fdividef: 2 ulp); the emulator computes them correctly rounded (docs/emulator.md)."""
+    rng = np.random.default_rng(seed)
+    n, block = 256, 128
+    a = rng.uniform(-10, 10, n).astype(np.float32)
+    b = ((rng.integers(1, 64, n) * rng.choice([-1, 1], n)) / 8).astype(np.float32)
+    res = run_kernel(
+        SFU_PTX,
+        grid=(n // block, 1, 1),
+        block=(block, 1, 1),
+        buffers={
+            "a": a,
+            "b": b,
+            "out": np.zeros(4 * n, np.float32),
+            "acc": np.zeros(1, np.float32),
+        },
+        args={"sfu_param_0": "a", "sfu_param_1": "b", "sfu_param_2": "out", "sfu_param_3": "acc"},
+        read_only={"a", "b"},
+        races=True,
+    )
+    out = res.outputs["out"].reshape(n, 4)
+    x = a.astype(np.float64)
+    t = (a * np.float32(1.4426950216293335)).astype(np.float64)  # the rounded mul.f32
+    assert np.array_equal(out[:, 0], np.exp2(t).astype(np.float32))
+    assert (_ulps(out[:, 0], np.exp(x)) <= 2 + np.floor(1.173 * np.abs(x))).all()
+    assert (_ulps(out[:, 1], 1 / np.sqrt(np.abs(x) + 1)) <= 2).all()
+    assert (_ulps(out[:, 2], x / b) <= 2).all()
+    assert np.array_equal(out[:, 3], (a * np.float32(1000)).astype(np.float16).astype(np.float32))
+    # b is dyadic: the atomic sums are exact in any order.
+    assert res.outputs["acc"][0] == b.astype(np.float64).sum()
