@@ -10,7 +10,6 @@ the emulator's indexing, and compare with NumPy.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
@@ -21,8 +20,10 @@ import numpy as np
 import pytest
 
 import kernels.triton as fam
+from chronos.assemble.ptxas import wheel_ptxas
 from chronos.emulate import run_kernel, verify
 from chronos.emulate.errors import EmulationError, MemoryFault, SharedMemoryRace
+from chronos.measure.compat import min_cuda_version, ptx_isa_version
 from kernels import list_kernels, load
 
 IDS = [v.id for v in fam.VARIANTS]
@@ -99,23 +100,14 @@ def test_manifest_matches_the_checked_in_ptx_and_source() -> None:
         assert rec["command"] == f"python -m kernels.triton.generate --only {kid}"
 
 
-def _ptx_isa(ptx: str) -> tuple[int, int]:
-    m = re.search(r"^\s*\.version\s+(\d+)\.(\d+)", ptx, re.M)
-    assert m
-    return int(m.group(1)), int(m.group(2))
-
-
 def _ptxas_accepting(isa: tuple[int, int]) -> str | None:
-    """A ptxas (PATH or the nvidia-cuda-nvcc wheel) whose release accepts PTX ISA `isa`."""
-    candidates = [shutil.which("ptxas")]
-    spec = importlib.util.find_spec("nvidia")
-    for root in spec.submodule_search_locations or () if spec else ():
-        candidates += [str(p) for p in Path(root).glob("*/bin/ptxas")]
-    for exe in filter(None, candidates):
+    """A ptxas (PATH or the nvidia-cuda-nvcc wheel) whose CUDA release accepts PTX ISA `isa`."""
+    need = min_cuda_version(isa)
+    wheel = wheel_ptxas()
+    for exe in filter(None, [shutil.which("ptxas"), str(wheel) if wheel else None]):
         out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
         rel = re.search(r"release (\d+)\.(\d+)", out)
-        # CUDA 12.x accepts ISA 8.x; CUDA 13.x accepts 9.x (13.0 up to 9.0).
-        if rel and (int(rel.group(1)) - 4, int(rel.group(2))) >= isa:
+        if rel and 1000 * int(rel[1]) + 10 * int(rel[2]) >= need:
             return exe
     return None
 
@@ -123,7 +115,7 @@ def _ptxas_accepting(isa: tuple[int, int]) -> str | None:
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_ptx_assembles(arch: str, tmp_path: Path) -> None:
     ptxs = {k: load(k).ptx() for k in IDS}
-    isa = max(_ptx_isa(p) for p in ptxs.values())
+    isa = max(v for p in ptxs.values() if (v := ptx_isa_version(p)))
     ptxas = _ptxas_accepting(isa)
     if ptxas is None:
         pytest.skip(f"no ptxas accepting PTX ISA {isa[0]}.{isa[1]} on PATH or in the wheel")

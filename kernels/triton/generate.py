@@ -6,9 +6,10 @@ python -m kernels.triton.generate --check             # rebuild in a temp dir, c
 
 Needs `pip install chronos[triton]` and no GPU: the target is given explicitly (sm_80, warp
 32). Line info is off (TRITON_DISABLE_LINE_INFO=1) so that the PTX names no local paths and
-is the same on every machine; FP fusion is on, Triton's default. Each variant is compiled with
-the argument specialisation the JIT would choose for the family's problems (see
-kernels/triton/__init__.py).
+is the same on every machine; FP fusion is on, Triton's default; Triton's on-disk cache is
+bypassed, so `--check` really recompiles. Each variant is compiled with the argument
+specialisation the JIT would choose for the family's problems (see kernels/triton/__init__.py).
+Reuses kernels.build's sha256_file; the rest of that module drives nvcc.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from kernels.triton import FAMILY, HERE, NP_DTYPES, TARGET, VARIANTS, Variant
 
 GENERATOR = f"python -m kernels.{FAMILY}.generate"
 SOURCE = "sources.py"
-ENV = {"TRITON_DISABLE_LINE_INFO": "1", "TRITON_DEFAULT_FP_FUSION": "1"}
-"""Set before triton is imported: they decide what the PTX holds."""
+ENV = {
+    "TRITON_DISABLE_LINE_INFO": "1",
+    "TRITON_DEFAULT_FP_FUSION": "1",
+    "TRITON_ALWAYS_COMPILE": "1",
+}
+"""Set before triton is imported: what the PTX holds, and a real compile (not Triton's cache)."""
 TRITON_TYPES = {"fp32": "*fp32", "fp16": "*fp16"}
 
 
