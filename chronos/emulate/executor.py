@@ -649,8 +649,9 @@ def _one_writer_per_warp(
     writes happens (CUDA programming guide); if they all store the same value the outcome is
     determined, and Triton's cross-warp reductions rely on it. Different values still race.
     """
-    if len(off) < 2:
-        return np.arange(len(off))
+    everyone = np.arange(len(off))
+    if len(off) < 2 or np.unique(off).size == len(off):
+        return everyone
     cols = [threads // 32, np.asarray(off, np.int64)]
     for v in vals:
         v = np.asarray(v)
