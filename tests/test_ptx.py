@@ -32,10 +32,11 @@ def test_round_trip_foreign(path: Path) -> None:
 def test_round_trip_corpus_and_render(kernel_id: str) -> None:
     from kernels import load
 
-    text = load(kernel_id).ptx()
+    spec = load(kernel_id)
+    text = spec.ptx()
     module = parse(text)
     assert str(module) == text
-    entry = module.entry(kernel_id)
+    entry = module.entry(spec.entry)
     assert entry.params and entry.instructions()
     for ins in entry.instructions():
         again = parse_instruction(ins.render())

@@ -341,7 +341,8 @@ class Machine:
         for sp, store, off, pos, aa in segs:
             if sp == ".shared" and self.races is not None:
                 who = threads if pos is None else threads[pos]
-                self._raise_race(self.races.write(off, who, nbytes))
+                one = _one_writer_per_warp(off, who, [v if pos is None else v[pos] for v in vals])
+                self._raise_race(self.races.write(off[one], who[one], nbytes))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
             for j, v in enumerate(vals):
@@ -392,11 +393,21 @@ class Machine:
     ) -> None:
         """Read the source now; the shared destination is written at the matching wait."""
         threads = self._threads(lanes)
-        (_, _, off, _, _) = self._locate(".global", src, threads, size, False)[0]
-        data = self.global_mem.data[off[:, None] + np.arange(size)]
-        if n_src is not None:
-            keep = np.arange(size)[None, :] < np.broadcast_to(n_src, (len(off),))[:, None]
-            data = np.where(keep, data, 0).astype(np.uint8)
+        if n_src is None:
+            (_, _, off, _, _) = self._locate(".global", src, threads, size, False)[0]
+            data = self.global_mem.data[off[:, None] + np.arange(size)]
+        else:
+            # Only the first src-size bytes are read (and must be valid); the rest are zero.
+            # Triton's masked loads pass src-size 0 with an out-of-bounds address.
+            n_src = np.broadcast_to(np.asarray(n_src, np.int64), (len(threads),))
+            data = np.zeros((len(threads), size), np.uint8)
+            reads = n_src > 0
+            check_alignment(src[reads], size, threads[reads])
+            for n in np.unique(n_src[n_src > 0]):
+                sel = np.flatnonzero(n_src == n)
+                n = int(min(n, size))
+                (_, _, off, _, _) = self._locate(".global", src[sel], threads[sel], n, False)[0]
+                data[sel, :n] = self.global_mem.data[off[:, None] + np.arange(n)]
         flat = self.shared.check(dst, self.block_of[threads], size, threads)
         self.cp_pending.append(
             _Copy(
@@ -627,6 +638,26 @@ class Machine:
                 all_live = bool(live.all())
         self.live = live
         return steps
+
+
+def _one_writer_per_warp(
+    off: np.ndarray, threads: np.ndarray, vals: list[np.ndarray]
+) -> np.ndarray:
+    """Positions left after dropping a warp's duplicate same-value stores to one address.
+
+    When threads of one warp store to the same address in one instruction, exactly one of the
+    writes happens (CUDA programming guide); if they all store the same value the outcome is
+    determined, and Triton's cross-warp reductions rely on it. Different values still race.
+    """
+    everyone = np.arange(len(off))
+    if len(off) < 2 or np.unique(off).size == len(off):
+        return everyone
+    cols = [threads // 32, np.asarray(off, np.int64)]
+    for v in vals:
+        v = np.asarray(v)
+        cols.append(v.view(f"u{v.dtype.itemsize}").astype(np.int64))
+    _, first = np.unique(np.stack(cols, axis=1), axis=0, return_index=True)
+    return np.sort(first)
 
 
 def _atomic_apply(

@@ -44,6 +44,7 @@ LATENCY: dict[str, int] = {
     "sfu": 18,
     "idiv": 40,
     "shfl": 24,
+    "mma": 32,
     "ld.global": 400,
     "ld": 400,
     "ld.local": 30,
@@ -65,6 +66,8 @@ ISSUE: dict[str, int] = {
     "sfu": 8,
     "idiv": 20,
     "shfl": 2,
+    # m16n8k16 f16 is 2048 FMAs; an A100 SM sub-partition's tensor core does 256 per cycle.
+    "mma": 8,
     "branch": 2,
     "barrier": 1,
 }
