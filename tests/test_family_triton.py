@@ -24,6 +24,7 @@ from chronos.assemble.ptxas import wheel_ptxas
 from chronos.emulate import run_kernel, verify
 from chronos.emulate.errors import EmulationError, MemoryFault, SharedMemoryRace
 from chronos.measure.compat import min_cuda_version, ptx_isa_version
+from chronos.ptx import ptx_sha256
 from kernels import list_kernels, load
 
 IDS = [v.id for v in fam.VARIANTS]
@@ -95,7 +96,7 @@ def test_manifest_matches_the_checked_in_ptx_and_source() -> None:
     assert sorted(manifest["kernels"]) == sorted(IDS)
     for kid, rec in manifest["kernels"].items():
         assert rec["target"] == fam.TARGET and rec["triton_version"]
-        assert rec["sha256"] == load(kid).ptx_sha256, kid
+        assert rec["sha256"] == ptx_sha256(load(kid).ptx()), kid
         assert rec["shared"] == load(kid).problem("small").dynamic_shared_bytes
         assert rec["command"] == f"python -m kernels.triton.generate --only {kid}"
 
@@ -135,7 +136,7 @@ def test_regenerating_a_variant_reproduces_the_checked_in_ptx(tmp_path: Path) ->
     kid = "triton_matmul_fp16_64x64x32_w4_s3"
     manifest = generate.generate(tmp_path, only=[kid])
     assert (tmp_path / "ptx" / f"{kid}.ptx").read_bytes() == load(kid).ptx_path.read_bytes()
-    assert manifest["kernels"][kid]["sha256"] == load(kid).ptx_sha256
+    assert manifest["kernels"][kid]["sha256"] == ptx_sha256(load(kid).ptx())
 
 
 # --- the instructions Triton's PTX needs --------------------------------------------------------
