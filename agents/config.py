@@ -12,6 +12,7 @@ from typing import Any
 
 from agents.bc import BCConfig
 from agents.monitors import MonitorConfig
+from envs.reward import Reward, make_reward
 
 
 @dataclass
@@ -41,6 +42,13 @@ class EnvConfig:
     max_steps: int = 6
     step_cost: float = 0.005
     invalid_penalty: float = -1.0
+    reward: str = "log_speedup"
+    """A name in envs.reward.REWARDS."""
+
+    def make_reward(self) -> Reward:
+        return make_reward(
+            self.reward, step_cost=self.step_cost, invalid_penalty=self.invalid_penalty
+        )
 
 
 @dataclass

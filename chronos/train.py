@@ -96,7 +96,7 @@ def open_context(cfg: TrainConfig, run_dir: Path) -> Context:
     reason = getattr(backend, "auto_reason", None)
     if reason:
         log.info("measurement backend %s", reason)
-    mdp = TransformMDP(backend, cfg.env.max_steps, cfg.env.step_cost, cfg.env.invalid_penalty)
+    mdp = TransformMDP(backend, cfg.env.max_steps, reward=cfg.env.make_reward())
     device = str(getattr(backend, "device", ""))
     prov = ckpt.provenance(
         config=asdict(cfg),

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from agents.bc import BCConfig, BCData, accuracy, masked_cross_entropy, run_bc
+from envs.spaces import LAYOUT, N_ACTIONS, STOP
 from envs.spaces import OBS_SIZE as OBS_DIM
 
 
@@ -14,11 +15,11 @@ def synthetic(n_kernels: int = 6, steps: int = 4, seed: int = 0) -> BCData:
     rng = np.random.default_rng(seed)
     n = n_kernels * steps
     obs = rng.normal(size=(n, OBS_DIM)).astype(np.float32)
-    mask = np.ones((n, 21), dtype=bool)
+    mask = np.ones((n, N_ACTIONS), dtype=bool)
     mask[rng.random((n, 21)) < 0.2] = False
     mask[:, :3] = True
-    mask[:, 20] = True
-    obs[:, 25:46] = mask
+    mask[:, STOP] = True
+    obs[:, LAYOUT.mask] = mask
     action = obs[:, :3].argmax(1).astype(np.int64)
     kernel = np.repeat([f"k{i}" for i in range(n_kernels)], steps)
     step = np.tile(np.arange(steps), n_kernels)
@@ -40,7 +41,7 @@ def test_bc_and_forest_learn_a_rule() -> None:
 def test_policy_never_predicts_masked_action() -> None:
     data = synthetic(n_kernels=10)
     res = run_bc(data, BCConfig(epochs=5, forest_trees=5), seed=1)
-    mask = np.zeros((4, 21), dtype=bool)
+    mask = np.zeros((4, N_ACTIONS), dtype=bool)
     mask[:, 7] = True
     a, lp = res.policy.act(data.obs[:4], mask, temperature=1.0)
     assert (a == 7).all() and np.allclose(lp, 0.0)
@@ -49,10 +50,13 @@ def test_policy_never_predicts_masked_action() -> None:
 def test_accuracy_counts_first_states() -> None:
     data = synthetic(n_kernels=2, steps=3)
     pred = data.action.copy()
-    pred[data.step == 0] = 20
+    pred[data.step == 0] = STOP
     acc = accuracy(pred, data)
     assert acc["first_action_accuracy"] == 0.0 and acc["n_first"] == 2
-    assert abs(acc["accuracy"] - 4 / 6) < 1e-9 or data.action[data.step == 0].tolist() == [20, 20]
+    assert abs(acc["accuracy"] - 4 / 6) < 1e-9 or data.action[data.step == 0].tolist() == [
+        STOP,
+        STOP,
+    ]
 
 
 def test_masked_cross_entropy_smoothing_is_finite_and_legal_only() -> None:

@@ -10,6 +10,7 @@ from chronos.measure import make_backend
 from chronos.transforms import STOP
 from envs import PtxTransformEnv
 from envs.mdp import TransformMDP
+from envs.spaces import OBS_SIZE
 from kernels import load
 
 KID = "gemm_tile_2_2_2"
@@ -62,7 +63,7 @@ def test_greedy_improves_and_labels_end_with_stop(backend) -> None:  # type: ign
     assert res.final_cycles < res.base_cycles
     assert len(res.labels) == len(res.obs) == len(res.actions) + (res.labels[-1] == STOP)
     data = to_bcdata([res])
-    assert data.obs.shape == (len(res.labels), 67) and data.step[0] == 0
+    assert data.obs.shape == (len(res.labels), OBS_SIZE) and data.step[0] == 0
     # every greedy decision was legal where it was taken
     assert all(data.mask[i, a] for i, a in enumerate(data.action))
     table = improvement_table([res.summary()])

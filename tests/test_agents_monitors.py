@@ -7,14 +7,15 @@ import numpy as np
 from agents.monitors import MonitorConfig, check
 from agents.rollout import Episode, Step
 from chronos.transforms import STOP
+from envs.spaces import N_ACTIONS, OBS_SIZE
 
 
 def step(
     action: int, before: float, after: float | None, invalid: bool = False, iqr: float = 0.0
 ) -> Step:
     return Step(
-        np.zeros(67, np.float32),
-        np.ones(21, bool),
+        np.zeros(OBS_SIZE, np.float32),
+        np.ones(N_ACTIONS, bool),
         action,
         0.0,
         0.0,

@@ -19,6 +19,7 @@ import envs
 from chronos.measure import Measurement
 from envs import ptx_env
 from envs.ptx_env import N_ACTIONS, OBS_SIZE, STOP, PtxTransformEnv
+from envs.spaces import LAYOUT
 
 KERNELS = ["gemm_tile_2_2_2", "gemm_tile_4_6_8", "gemm_tile_8_8_8"]
 NOOP, BAD, MASKED = 7, 8, 19  # fake catalogue: 7 changes nothing, 8 breaks the kernel
@@ -97,16 +98,16 @@ def make(**kw: Any) -> PtxTransformEnv:
 
 def test_spaces_and_reset() -> None:
     env = make()
-    assert env.action_space == gym.spaces.Discrete(21)
-    assert env.observation_space.shape == (OBS_SIZE,) == (67,)
+    assert env.action_space == gym.spaces.Discrete(N_ACTIONS)
+    assert env.observation_space.shape == (OBS_SIZE,) == (LAYOUT.obs_size,)
     assert env.observation_space.dtype == np.float32
     obs, info = env.reset(seed=0)
     assert obs.dtype == np.float32 and env.observation_space.contains(obs)
     assert info["cycles_before"] == info["cycles_after"] == BASE
     assert info["kernel_id"] == "gemm_tile_4_6_8" and info["valid"] is True
     assert info["action_mask"].dtype == np.int8
-    np.testing.assert_array_equal(obs[25:46], env.action_masks())
-    assert not obs[46:].any()
+    np.testing.assert_array_equal(obs[LAYOUT.mask], env.action_masks())
+    assert not obs[LAYOUT.history].any()
     assert env.action_masks().dtype == np.bool_ and env.action_masks()[STOP]
 
 
@@ -227,7 +228,7 @@ def test_registered_make() -> None:
     env = gym.make(envs.ENV_ID, kernels="gemm_tile_2_2_2", backend=FakeBackend())
     obs, info = env.reset(seed=0)
     assert obs.shape == (67,) and info["kernel_id"] == "gemm_tile_2_2_2"
-    assert env.unwrapped.action_masks().shape == (21,)
+    assert env.unwrapped.action_masks().shape == (N_ACTIONS,)
     env.close()
 
 
@@ -237,10 +238,10 @@ def test_make_vec_sync() -> None:
         backend=FakeBackend(),
     )  # fmt: skip
     obs, _ = vec.reset(seed=0)
-    assert obs.shape == (3, 67)
+    assert obs.shape == (3, OBS_SIZE)
     obs, rew, term, trunc, info = vec.step(np.array([0, STOP, NOOP]))
     assert rew.shape == (3,) and list(term) == [False, True, True]
-    assert info["action_mask"].shape == (3, 21)
+    assert info["action_mask"].shape == (3, N_ACTIONS)
     vec.close()
 
 
@@ -252,7 +253,7 @@ def test_fuzz_400_steps_fake() -> None:
     obs, _ = env.reset(seed=0)
     for t in range(400):
         legal = np.flatnonzero(env.action_masks())
-        a = int(rng.integers(21)) if t % 7 == 0 else int(rng.choice(legal))
+        a = int(rng.integers(N_ACTIONS)) if t % 7 == 0 else int(rng.choice(legal))
         obs, r, term, trunc, info = env.step(a)
         assert env.observation_space.contains(obs)
         assert info["cycles_after"] == pytest.approx(fake_cycles(env.ptx))
@@ -271,7 +272,7 @@ def test_maskable_ppo_accepts_made_env() -> None:
     model = MaskablePPO("MlpPolicy", env, n_steps=32, batch_size=16, n_epochs=1, seed=0)
     model.learn(64)
     masks = get_action_masks(model.get_env())
-    assert masks.shape == (1, 21) and masks.dtype == np.bool_
+    assert masks.shape == (1, N_ACTIONS) and masks.dtype == np.bool_
 
 
 def test_forbid_early_stop_wrapper() -> None:

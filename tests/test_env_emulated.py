@@ -11,7 +11,7 @@ import pytest
 
 import envs
 from chronos.assemble import ptxas_available
-from envs.ptx_env import STOP, PtxTransformEnv
+from envs.ptx_env import N_ACTIONS, OBS_SIZE, STOP, PtxTransformEnv
 from envs.shared_backend import SharedMeasurementService
 
 pytestmark = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
@@ -80,7 +80,7 @@ def fuzz(backend, steps: int, seed: int) -> int:  # type: ignore[no-untyped-def]
     for t in range(steps):
         mask = env.action_masks()
         legal = np.flatnonzero(mask)
-        a = int(rng.integers(21)) if t % 50 == 49 else int(rng.choice(legal))
+        a = int(rng.integers(N_ACTIONS)) if t % 50 == 49 else int(rng.choice(legal))
         obs, r, term, trunc, info = env.step(a)
         assert env.observation_space.contains(obs) and math.isfinite(r)
         assert not mask[a] or info["invalid"] != "masked action"
@@ -108,7 +108,7 @@ def test_make_vec_sync_emulated(backend) -> None:  # type: ignore[no-untyped-def
         envs.ENV_ID, num_envs=2, vectorization_mode="sync", kernels=SMALL, backend=backend
     )
     obs, info = vec.reset(seed=0)
-    assert obs.shape == (2, 67)
+    assert obs.shape == (2, OBS_SIZE)
     for _ in range(8):
         masks = np.stack(vec.call("action_masks"))
         acts = np.array([int(np.flatnonzero(m)[0]) for m in masks])
@@ -125,7 +125,7 @@ def test_make_vec_async_with_shared_service() -> None:
         )  # fmt: skip
         try:
             obs, info = vec.reset(seed=0)
-            assert obs.shape == (2, 67) and set(info["kernel_id"]) <= set(SMALL)
+            assert obs.shape == (2, OBS_SIZE) and set(info["kernel_id"]) <= set(SMALL)
             rng = np.random.default_rng(1)
             for _ in range(6):
                 masks = np.stack(vec.call("action_masks"))
