@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 
 import numpy as np
@@ -134,6 +135,17 @@ def test_untransformed_kernel_verifies_small_and_check(kernel_id: str) -> None:
         for seed in (0, 1):
             res = verify(spec, spec.ptx(), exact=True, seed=seed, size=size)
             assert res.ok, f"{size} seed {seed}: {res.kind} {res.error}"
+
+
+def test_specs_pickle() -> None:
+    """Specs cross process boundaries (the shared measurement service pickles them)."""
+    for module in FAMILIES.values():
+        for spec in module.specs():
+            back = pickle.loads(pickle.dumps(spec))
+            prob = back.problem("check")
+            inputs = back.make_inputs(prob, 1)
+            ref = back.reference(prob, inputs)
+            assert all(np.array_equal(ref[k], v) for k, v in spec.reference(prob, inputs).items())
 
 
 @pytest.mark.parametrize("kernel_id", IDS)

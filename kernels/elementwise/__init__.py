@@ -14,6 +14,7 @@ operations or FMA contraction.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -74,28 +75,24 @@ def _dyadic(rng: np.random.Generator, n: int, dtype: str) -> np.ndarray:
     return (rng.integers(-8, 9, size=n) / 4).astype(dtype)
 
 
-def _make_inputs(kind: str):
-    def make_inputs(problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Dyadic x, y (z): exact in the kernel's type (see the module docstring)."""
-        n, dt = problem.sizes["n"], DTYPE[kind]
-        if kind == "fused":
-            return {"x": _dyadic(rng, n, dt), "z": _dyadic(rng, n, dt)}
-        return {"x": _dyadic(rng, n, dt), "y": _dyadic(rng, n, dt)}
-
-    return make_inputs
+def make_inputs(kind: str, problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Dyadic x, y (z): exact in the kernel's type (see the module docstring)."""
+    n, dt = problem.sizes["n"], DTYPE[kind]
+    if kind == "fused":
+        return {"x": _dyadic(rng, n, dt), "z": _dyadic(rng, n, dt)}
+    return {"x": _dyadic(rng, n, dt), "y": _dyadic(rng, n, dt)}
 
 
-def _reference(kind: str):
-    def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """float64 arithmetic, exact for the dyadic inputs, rounded once to the output type."""
-        x = np.asarray(inputs["x"], np.float64)
-        if kind == "fused":
-            z = np.asarray(inputs["z"], np.float64)
-            return {"out": np.maximum(ALPHA * x + BETA * z, 0.0).astype(DTYPE[kind])}
-        y = np.asarray(inputs["y"], np.float64)
-        return {"y": (ALPHA * x + y).astype(DTYPE[kind])}
-
-    return reference
+def reference(
+    kind: str, problem: Problem, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """float64 arithmetic, exact for the dyadic inputs, rounded once to the output type."""
+    x = np.asarray(inputs["x"], np.float64)
+    if kind == "fused":
+        z = np.asarray(inputs["z"], np.float64)
+        return {"out": np.maximum(ALPHA * x + BETA * z, 0.0).astype(DTYPE[kind])}
+    y = np.asarray(inputs["y"], np.float64)
+    return {"y": (ALPHA * x + y).astype(DTYPE[kind])}
 
 
 def make_spec(kind: str, block: int, items: int) -> KernelSpec:
@@ -143,8 +140,8 @@ def make_spec(kind: str, block: int, items: int) -> KernelSpec:
         params=params,
         buffers=buffers,
         problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=_reference(kind),
-        inputs_fn=_make_inputs(kind),
+        reference_fn=partial(reference, kind),
+        inputs_fn=partial(make_inputs, kind),
         alignment={q.name: ALIGNMENT for q in params if q.kind == "buffer"},
         divisibility={},
         tolerance=TOLERANCE,

@@ -14,6 +14,7 @@ exact for any order of the atomics.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,30 @@ def defines(kind: str, data: str, bins: int, block: int, items: int) -> dict[str
             "DATA": DATA[data][1], "BINS": bins, "BLOCK": block, "ITEMS": items}  # fmt: skip
 
 
+def make_inputs(
+    data: str, bins: int, problem: Problem, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Random samples and the zeroed histogram the kernel accumulates into."""
+    n = problem.sizes["n"]
+    if data == "u8":
+        samples = rng.integers(0, 256, size=n).astype(np.uint8)
+    else:
+        samples = rng.integers(-OUT_OF_RANGE, bins + OUT_OF_RANGE, size=n).astype(np.int32)
+    return {"data": samples, "hist": np.zeros(bins, np.uint32)}
+
+
+def reference(
+    data: str, bins: int, problem: Problem, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Exact integer counts, added to the histogram's initial contents."""
+    v = np.asarray(inputs["data"]).astype(np.int64)
+    if data == "u8":
+        v = (v * bins) >> 8
+    v = v[(v >= 0) & (v < bins)]
+    counts = np.bincount(v, minlength=bins).astype(np.uint32)
+    return {"hist": np.asarray(inputs["hist"], np.uint32) + counts}
+
+
 def make_spec(kind: str, data: str, bins: int, block: int, items: int) -> KernelSpec:
     """The spec of one variant, pointing at its checked-in PTX."""
     entry = variant_id(kind, data, bins, block, items)
@@ -83,24 +108,6 @@ def make_spec(kind: str, data: str, bins: int, block: int, items: int) -> Kernel
             shapes={"data": (n,), "hist": (bins,)},
         )
 
-    def make_inputs(prob: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Random samples and the zeroed histogram the kernel accumulates into."""
-        n = prob.sizes["n"]
-        if data == "u8":
-            samples = rng.integers(0, 256, size=n).astype(np.uint8)
-        else:
-            samples = rng.integers(-OUT_OF_RANGE, bins + OUT_OF_RANGE, size=n).astype(np.int32)
-        return {"data": samples, "hist": np.zeros(bins, np.uint32)}
-
-    def reference(prob: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Exact integer counts, added to the histogram's initial contents."""
-        v = np.asarray(inputs["data"]).astype(np.int64)
-        if data == "u8":
-            v = (v * bins) >> 8
-        v = v[(v >= 0) & (v < bins)]
-        counts = np.bincount(v, minlength=bins).astype(np.uint32)
-        return {"hist": np.asarray(inputs["hist"], np.uint32) + counts}
-
     return KernelSpec(
         id=entry,
         family=FAMILY,
@@ -113,8 +120,8 @@ def make_spec(kind: str, data: str, bins: int, block: int, items: int) -> Kernel
         ),
         buffers=(BufferSpec("data", dt, "in"), BufferSpec("hist", "uint32", "inout")),
         problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=reference,
-        inputs_fn=make_inputs,
+        reference_fn=partial(reference, data, bins),
+        inputs_fn=partial(make_inputs, data, bins),
         alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
         divisibility={},
         tolerance=TOLERANCE,

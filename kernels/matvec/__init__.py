@@ -14,6 +14,7 @@ fp16 A and x hold the same values exactly; y is float32.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,25 @@ def defines(kind: str, dtype: str, block: int, items: int) -> dict[str, int | st
             "HALF": int(dtype == "f16"), "BLOCK": block, "ITEMS": items}  # fmt: skip
 
 
+def make_inputs(dtype: str, problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Dyadic A and x (see the module docstring)."""
+    if problem.sizes["N"] > MAX_EXACT_N:
+        raise ValueError(f"N={problem.sizes['N']} > {MAX_EXACT_N}: sums would round")
+    return {
+        "A": (rng.integers(-8, 9, size=problem.shapes["A"]) / 4).astype(dtype),
+        "x": (rng.integers(-8, 9, size=problem.shapes["x"]) / 4).astype(dtype),
+    }
+
+
+def reference(
+    transposed: bool, problem: Problem, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """y = A x in float64, exact for the dyadic inputs."""
+    a = np.asarray(inputs["A"], np.float64)
+    x = np.asarray(inputs["x"], np.float64)
+    return {"y": ((a.T if transposed else a) @ x).astype(np.float32)}
+
+
 def make_spec(kind: str, dtype: str, block: int, items: int) -> KernelSpec:
     """The spec of one variant, pointing at its checked-in PTX."""
     entry = variant_id(kind, dtype, block, items)
@@ -91,21 +111,6 @@ def make_spec(kind: str, dtype: str, block: int, items: int) -> KernelSpec:
             shapes={"A": (n, m) if transposed else (m, n), "x": (n,), "y": (m,)},
         )
 
-    def make_inputs(prob: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Dyadic A and x (see the module docstring)."""
-        if prob.sizes["N"] > MAX_EXACT_N:
-            raise ValueError(f"N={prob.sizes['N']} > {MAX_EXACT_N}: sums would round")
-        return {
-            "A": (rng.integers(-8, 9, size=prob.shapes["A"]) / 4).astype(dt),
-            "x": (rng.integers(-8, 9, size=prob.shapes["x"]) / 4).astype(dt),
-        }
-
-    def reference(prob: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """y = A x in float64, exact for the dyadic inputs."""
-        a = np.asarray(inputs["A"], np.float64)
-        x = np.asarray(inputs["x"], np.float64)
-        return {"y": ((a.T if transposed else a) @ x).astype(np.float32)}
-
     return KernelSpec(
         id=entry,
         family=FAMILY,
@@ -124,8 +129,8 @@ def make_spec(kind: str, dtype: str, block: int, items: int) -> KernelSpec:
             BufferSpec("y", "float32", "out"),
         ),  # fmt: skip
         problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=reference,
-        inputs_fn=make_inputs,
+        reference_fn=partial(reference, transposed),
+        inputs_fn=partial(make_inputs, dt),
         alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT, p[2]: ALIGNMENT},
         divisibility={p[4]: VEC[dtype]} if kind == "warpvec" else {},
         tolerance=TOLERANCE,

@@ -15,6 +15,7 @@ any order of summation or FMA contraction.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def defines(mode: str, points: int, dtype: str, bx: int, by: int, items: int) ->
     }
 
 
-def make_inputs(problem: Problem, rng: np.random.Generator, dtype: str) -> dict[str, np.ndarray]:
+def make_inputs(dtype: str, problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """A dyadic grid (see the module docstring)."""
     return {"inp": (rng.integers(-8, 9, size=problem.shapes["inp"]) / 4).astype(dtype)}
 
@@ -87,6 +88,13 @@ def stencil(grid: np.ndarray, points: int) -> np.ndarray:
     corner = g[:-2, :-2] + g[:-2, 2:] + g[2:, :-2] + g[2:, 2:]
     out[1:-1, 1:-1] = c0 * c + c1 * edge + c2 * corner
     return out
+
+
+def reference(
+    points: int, dtype: str, problem: Problem, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Exact for the dyadic inputs (see the module docstring)."""
+    return {"out": stencil(inputs["inp"], points).astype(dtype)}
 
 
 def make_spec(mode: str, points: int, dtype: str, bx: int, by: int, items: int) -> KernelSpec:
@@ -107,10 +115,6 @@ def make_spec(mode: str, points: int, dtype: str, bx: int, by: int, items: int) 
             shapes={"inp": (ny, nx), "out": (ny, nx)},
         )
 
-    def reference(prob: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Exact for the dyadic inputs (see the module docstring)."""
-        return {"out": stencil(inputs["inp"], points).astype(dt)}
-
     return KernelSpec(
         id=entry,
         family=FAMILY,
@@ -124,8 +128,8 @@ def make_spec(mode: str, points: int, dtype: str, bx: int, by: int, items: int) 
         ),
         buffers=(BufferSpec("inp", dt, "in"), BufferSpec("out", dt, "out")),
         problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=reference,
-        inputs_fn=lambda prob, rng: make_inputs(prob, rng, dt),
+        reference_fn=partial(reference, points, dt),
+        inputs_fn=partial(make_inputs, dt),
         alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
         divisibility={},
         tolerance=TOLERANCE,
