@@ -218,7 +218,6 @@ def test_ptx_assembles(family: str, arch: str) -> None:
         assert asm.resources[spec.entry].registers > 0
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_regenerating_one_variant_reproduces_the_ptx(family: str, tmp_path) -> None:
