@@ -492,7 +492,7 @@ def import_modules(names: Sequence[str]) -> list[str]:
 
     _ensure_builtins()
     cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
+    if names and cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
     added: list[str] = []
     for name in names:
@@ -508,7 +508,8 @@ def import_modules(names: Sequence[str]) -> list[str]:
             with _REGISTRY_LOCK:
                 for kid in set(_REGISTRY) - before:
                     del _REGISTRY[kid]
-            if isinstance(exc, ModuleNotFoundError) and exc.name and name.startswith(exc.name):
+            missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+            if missing and (name == missing or name.startswith(missing + ".")):
                 raise KernelSpecError(
                     f"kernels module {name!r} not found (looked in {cwd} and on sys.path): run "
                     f"from the directory holding {name.split('.')[0]}.py, or add it to PYTHONPATH"

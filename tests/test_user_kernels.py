@@ -102,6 +102,17 @@ def test_module_that_registers_nothing_is_an_error(module_dir: Path) -> None:
         import_modules(["tmpmod_empty"])
 
 
+def test_failed_module_leaves_nothing_registered(module_dir: Path) -> None:
+    """A module that registers one kernel and then fails is rolled back, and says why."""
+    ptx = (EXAMPLE / "mykernels.ptx").read_text()
+    _spec_module(module_dir, "tmpmod_half", "tmp_half", ptx, "vadd")
+    with (module_dir / "tmpmod_half.py").open("a") as f:
+        f.write("import tmpmod_no_such_dependency\n")
+    with pytest.raises(KernelSpecError, match="'tmpmod_half' failed to import: No module named"):
+        import_modules(["tmpmod_half"])
+    assert "tmp_half" not in kernels.list_kernels()
+
+
 def test_mangled_entry_suggests_extern_c(module_dir: Path) -> None:
     _spec_module(module_dir, "tmpmod_mangled", "tmp_mangled", MANGLED_PTX, "_Z4vaddPKfS0_Pfi")
     with pytest.raises(KernelSpecError, match=r'_Z4vaddPKfS0_Pfi is a C\+\+-mangled .*extern "C"'):
