@@ -229,3 +229,35 @@ def test_regenerating_one_variant_reproduces_the_ptx(family: str, tmp_path) -> N
     fresh = (tmp_path / "ptx" / f"{vid}.ptx").read_bytes()
     assert fresh == kernels.load(vid).ptx_path.read_bytes()
     assert list(manifest["kernels"]) == [vid]
+
+
+TRANSFORM_SAMPLE = [
+    "stencil2d_shared_5pt_f32_32x4_4",
+    "stencil2d_direct_9pt_f16_64x4_2",
+    "matvec_row_f32_256_2",
+    "matvec_colsmem_f32_128_1",
+    "elementwise_haxpy_h2_256_2",
+    "elementwise_fused_256_4",
+    "histogram_vec_u8_256_128_2",
+    "histogram_shared_i32_1024_128_4",
+]
+"""A sample per family (the full sweep of every kernel takes ~45 s: see the report)."""
+
+
+@pytest.mark.parametrize("kernel_id", TRANSFORM_SAMPLE)
+def test_every_applicable_action_keeps_the_kernel_correct(kernel_id: str) -> None:
+    """On both emulator problems, so that a transform relying on one problem's sizes fails."""
+    from chronos.transforms import ACTION_NAMES, CATALOGUE, STOP, action_mask, apply_action
+
+    spec = kernels.load(kernel_id)
+    base = spec.ptx()
+    changed = 0
+    for a, legal in enumerate(action_mask(spec, base, ())):
+        if not legal or a == STOP:
+            continue
+        res = apply_action(spec, base, a)
+        changed += res.changed
+        for size in ("small", "check"):
+            v = verify(spec, res.ptx, exact=CATALOGUE[a].exact, size=size)
+            assert v.ok, f"{ACTION_NAMES[a]} on {size}: {v.kind} {v.error}"
+    assert changed >= 6
