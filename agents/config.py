@@ -33,6 +33,7 @@ class KernelsConfig:
     family: str | None = "gemm_tile"
     limit: int | None = None
     stride: int = 1  # take every `stride`-th id of the family: a spread-out small subset
+    modules: list[str] = field(default_factory=list)  # user modules to import (they register)
 
 
 @dataclass
@@ -136,10 +137,15 @@ class TrainConfig:
 
 
 def kernel_ids(cfg: KernelsConfig) -> list[str]:
-    """Resolve a KernelsConfig to the ordered list of kernel ids it names."""
+    """Resolve a KernelsConfig to the ordered list of kernel ids it names.
+
+    `modules` are imported first, so their kernels can be named in `ids` or found by family.
+    """
+    from kernels import import_modules, list_kernels
+
+    import_modules(cfg.modules)
     if cfg.ids:
         return list(cfg.ids)
-    from kernels import list_kernels
 
     ids = list_kernels(cfg.family)[:: max(cfg.stride, 1)]
     return ids[: cfg.limit] if cfg.limit is not None else ids

@@ -3,7 +3,8 @@
     from kernels import load, list_kernels
     spec = load("gemm_tile_4_6_8")
 
-Built-in families are registered on first use; users add their own PTX with `register`.
+Built-in families are registered on first use; users add their own PTX with `register`,
+from modules named on the command line with `import_modules` (see docs/kernels.md).
 """
 
 from kernels.spec import (
@@ -15,6 +16,7 @@ from kernels.spec import (
     Tolerance,
     UnknownKernelError,
     builtin_families,
+    import_modules,
     list_families,
     list_kernels,
     load,
@@ -33,6 +35,7 @@ __all__ = [
     "Tolerance",
     "UnknownKernelError",
     "builtin_families",
+    "import_modules",
     "list_families",
     "list_kernels",
     "load",

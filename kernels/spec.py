@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -295,9 +295,16 @@ def validate(spec: KernelSpec) -> None:
     entries = ptx_entries(ptx)
     if spec.entry not in entries:
         near = difflib.get_close_matches(spec.entry, list(entries), n=3)
+        mangled = sorted(e for e in entries if e.startswith("_Z"))
+        hint = (
+            f'; {mangled[0]} is a C++-mangled name: declare the kernel extern "C" '
+            '(extern "C" __global__ void ...) and regenerate the PTX'
+            if mangled
+            else ""
+        )
         raise KernelSpecError(
             f"{spec.id}: entry {spec.entry!r} not in {spec.ptx_path.name} "
-            f"(entries: {sorted(entries)}; close: {near})"
+            f"(entries: {sorted(entries)}; close: {near}){hint}"
         )
     targets = ptx_targets(ptx)
     if spec.target not in targets:
@@ -459,3 +466,57 @@ def list_kernels(family: str | None = None) -> list[str]:
     """Sorted ids, optionally of one family."""
     _ensure_builtins()
     return sorted(k for k, s in _REGISTRY.items() if family is None or s.family == family)
+
+
+_IMPORTED: dict[str, tuple[str, ...]] = {}
+"""Module name -> the ids it registered when `import_modules` first imported it."""
+
+
+def import_modules(names: Sequence[str]) -> list[str]:
+    """Import user modules that call `register` (config `kernels.modules`, CLI `--module`).
+
+    The current directory is importable, so `kernels.modules=[mykernels]` finds ./mykernels.py.
+    Returns the ids the modules registered. A module that cannot be found, fails to import or
+    registers no kernel raises KernelSpecError naming it (and unregisters what it had added);
+    importing one twice is a no-op.
+    """
+    import importlib
+    import os
+    import sys
+
+    _ensure_builtins()
+    cwd = os.getcwd()
+    if names and cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    added: list[str] = []
+    for name in names:
+        if name in _IMPORTED:
+            added.extend(_IMPORTED[name])
+            continue
+        preloaded = name in sys.modules
+        before = set(_REGISTRY)
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:
+            # A half-run module must not leave its first kernels behind for the next try.
+            with _REGISTRY_LOCK:
+                for kid in set(_REGISTRY) - before:
+                    del _REGISTRY[kid]
+            missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+            if missing and (name == missing or name.startswith(missing + ".")):
+                raise KernelSpecError(
+                    f"kernels module {name!r} not found (looked in {cwd} and on sys.path): run "
+                    f"from the directory holding {name.split('.')[0]}.py, or add it to PYTHONPATH"
+                ) from exc
+            if isinstance(exc, Exception):
+                raise KernelSpecError(f"kernels module {name!r} failed to import: {exc}") from exc
+            raise
+        new = tuple(sorted(set(_REGISTRY) - before))
+        if not new and not preloaded:
+            raise KernelSpecError(
+                f"kernels module {name!r} registered no kernels: it must call "
+                "kernels.register(KernelSpec(...)) when imported"
+            )
+        _IMPORTED[name] = new
+        added.extend(new)
+    return added

@@ -134,7 +134,8 @@ class Decoder:
         if t.startswith("!"):
             inner = self.read(t[1:], _BOOL)
             return lambda m: ~inner(m)
-        if t.startswith("%"):
+        # Inline asm declares scoped registers with plain names ({.reg .f16 low; ...}).
+        if t.startswith("%") or self.reg(t) is not None:
             idx = self.reg(t)
             if idx is not None:
                 sd = self.reg_dtypes[idx]

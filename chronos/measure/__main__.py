@@ -76,14 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fallback", default=None, help="replay only: 'emulated' on a miss")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="import this module first (it registers user kernels); repeatable",
+    )
     args = parser.parse_args(argv)
 
     from chronos.measure.factory import make_backend
-    from kernels import load
+    from kernels import KernelSpecError, import_modules, load
 
     try:
+        import_modules(args.module)
         spec = load(args.kernel)
-    except KeyError as exc:
+    except (KeyError, KernelSpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     base_ptx = spec.ptx()

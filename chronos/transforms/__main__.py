@@ -1,5 +1,6 @@
 """`python -m chronos.transforms coverage [--arch sm_90] [--kernels a,b]` and
-`python -m chronos.transforms show KERNEL TRANSFORM` (unified diff)."""
+`python -m chronos.transforms show KERNEL TRANSFORM` (unified diff); `--module NAME` imports a
+module of user kernels first."""
 
 from __future__ import annotations
 
@@ -10,17 +11,33 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m chronos.transforms")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    cov = sub.add_parser("coverage", help="per-transform action coverage over the corpus")
+    user = argparse.ArgumentParser(add_help=False)
+    user.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="import this module first (it registers user kernels); repeatable",
+    )
+    cov = sub.add_parser(
+        "coverage", parents=[user], help="per-transform action coverage over the corpus"
+    )
     cov.add_argument("--arch", default="sm_90")
     cov.add_argument("--kernels", default=None, help="comma-separated kernel ids (default all)")
-    sh = sub.add_parser("show", help="diff of one transform on one kernel")
+    sh = sub.add_parser("show", parents=[user], help="diff of one transform on one kernel")
     sh.add_argument("kernel")
     sh.add_argument("transform")
     sh.add_argument("-U", "--context", type=int, default=3)
     sub.add_parser("list", help="the catalogue")
     args = ap.parse_args(argv)
 
-    from kernels import list_kernels, load
+    from kernels import KernelSpecError, import_modules, list_kernels, load
+
+    try:
+        import_modules(getattr(args, "module", []))
+    except KernelSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     from .catalogue import ACTION_NAMES, CATALOGUE
     from .coverage import coverage, format_table, show
