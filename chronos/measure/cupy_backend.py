@@ -88,6 +88,7 @@ class CupyBackend(BackendBase):
 
     name = BACKEND
     harness_version = HARNESS_VERSION
+    config_fields = ("arch", "repeats", "warmup", "seed", "exact", "problem", "load")
 
     def __init__(
         self,
@@ -156,17 +157,6 @@ class CupyBackend(BackendBase):
     @property
     def arch(self) -> str:
         return self._arch or str(self._info().get("arch", "sm_90"))
-
-    def cache_config(self) -> dict[str, Any]:
-        return {
-            "arch": self.arch,
-            "repeats": self.repeats,
-            "warmup": self.warmup,
-            "seed": self.seed,
-            "exact": self.exact,
-            "problem": self.problem,
-            "load": self.load,
-        }
 
     # --- CPU side -----------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ class EmulatedBackend(BackendBase):
     name = BACKEND
     device = DEVICE
     harness_version = MODEL_VERSION
+    config_fields = ("arch", "size", "seed", "exact", "occupancy_size", "max_steps", "races")
 
     def __init__(
         self,
@@ -75,18 +76,6 @@ class EmulatedBackend(BackendBase):
         self.occupancy_size = occupancy_size
         self.max_steps = max_steps
         self.races = races
-
-    def cache_config(self) -> dict[str, Any]:
-        """Every option that changes the estimate or the verdict: part of the store key."""
-        return {
-            "arch": self.arch,
-            "size": self.size,
-            "seed": self.seed,
-            "exact": self.exact,
-            "occupancy_size": self.occupancy_size,
-            "max_steps": self.max_steps,
-            "races": self.races,
-        }
 
     def __repr__(self) -> str:
         return f"EmulatedBackend(arch={self.arch!r}, size={self.size!r}, seed={self.seed})"

@@ -49,9 +49,12 @@ class BackendBase:
     def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Measurement]:
         return [self.measure(spec, p) for p in ptxs]
 
+    config_fields: tuple[str, ...] = ()
+    """Attributes whose values change the figures or the verdict."""
+
     def cache_config(self) -> dict[str, Any]:
         """Options that change the figures; part of the store key."""
-        return {}
+        return {name: getattr(self, name) for name in self.config_fields}
 
     def close(self) -> None:
         pass
