@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from agents.bc import BCConfig
 from agents.monitors import MonitorConfig
 from envs.reward import Reward, make_reward
@@ -26,13 +28,14 @@ class BackendConfig:
 
 @dataclass
 class KernelsConfig:
-    """The kernel set: explicit ids, or the first `limit` of a family (null = all)."""
+    """The kernel set: explicit ids, or a selection from families (see `kernel_ids`)."""
 
     name: str = "all"
-    ids: list[str] = field(default_factory=list)
-    family: str | None = "gemm_tile"
-    limit: int | None = None
-    stride: int = 1  # take every `stride`-th id of the family: a spread-out small subset
+    ids: list[str] = field(default_factory=list)  # explicit ids (then the rest is ignored)
+    families: list[str] = field(default_factory=list)  # families to draw from; [] = every one
+    per_family: int | None = None  # evenly spaced ids per family (null = all of each)
+    limit: int | None = None  # at most this many ids in all
+    stride: int = 1  # take every `stride`-th id of each family: a spread-out subset
     modules: list[str] = field(default_factory=list)  # user modules to import (they register)
 
 
@@ -141,11 +144,21 @@ def kernel_ids(cfg: KernelsConfig) -> list[str]:
 
     `modules` are imported first, so their kernels can be named in `ids` or found by family.
     """
-    from kernels import import_modules, list_kernels
+    from kernels import import_modules, list_families, list_kernels
 
     import_modules(cfg.modules)
     if cfg.ids:
         return list(cfg.ids)
-
-    ids = list_kernels(cfg.family)[:: max(cfg.stride, 1)]
+    known = list_families()
+    unknown = [f for f in cfg.families if f not in known]
+    if unknown:
+        raise ValueError(f"unknown kernel families {unknown}; known: {', '.join(known)}")
+    ids: list[str] = []
+    for family in cfg.families or known:
+        members = list_kernels(family)[:: max(cfg.stride, 1)]
+        if cfg.per_family is not None and len(members) > cfg.per_family:
+            # the middles of per_family equal slices: spread out, away from the extremes
+            picks = ((np.arange(cfg.per_family) + 0.5) * len(members) / cfg.per_family).astype(int)
+            members = [members[i] for i in picks]
+        ids += members
     return ids[: cfg.limit] if cfg.limit is not None else ids
