@@ -110,11 +110,12 @@ class EvalConfig:
 
 @dataclass
 class LokoConfig:
-    """Leave-one-kernel-out: which learners, and how long GRPO trains per fold."""
+    """Leave-one-kernel-out (or -family-out): learners, GRPO epochs per fold, the grouping."""
 
     learners: list[str] = field(default_factory=lambda: ["rf", "bc", "grpo"])
     grpo_epochs: int = 2
     max_folds: int | None = None
+    group: str = "kernel"  # "kernel": leave one kernel out; "family": leave one family out
 
 
 @dataclass

@@ -31,9 +31,10 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
         )
     out = run(to_config(cfg), tmp_path)
     loko = out["loko"]
-    assert loko["folds"] == 2 and set(loko["per_kernel"]) == {"gemm_tile_2_2_2", "gemm_tile_2_4_2"}
-    for row in loko["per_kernel"].values():
-        assert set(row) == {"rf", "bc", "grpo"}
+    assert loko["folds"] == 2 and set(loko["per_fold"]) == {"gemm_tile_2_2_2", "gemm_tile_2_4_2"}
+    assert loko["group"] == "kernel"
+    for kid, row in loko["per_fold"].items():
+        assert set(row) == {"rf", "bc", "grpo", "kernels"} and row["kernels"] == [kid]
         for learner in ("rf", "bc", "grpo"):
             assert 0.0 <= row[learner]["first_action_accuracy"] <= 1.0
         assert row["grpo"]["improvement"] < 0.0
@@ -44,6 +45,34 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     assert "Leave-one-kernel-out" in text
     assert text.startswith("# Chronos leave-one-kernel-out report")
     assert "- LOKO: learners rf, bc, grpo; GRPO epochs per fold: 1," in text
+
+
+def test_lofo_holds_out_whole_families(cache: Path, tmp_path: Path) -> None:
+    ids = "[gemm_tile_2_2_2,gemm_tile_2_4_2,reduce_sum_f32_b256_i4_satom]"
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose(
+            "config",
+            overrides=[
+                "+exp=ci",
+                "+exp@_global_=lofo",
+                f"kernels.ids={ids}",
+                "loko.learners=[rf,bc]",
+                f"backend.store={cache / 'm.sqlite'}",
+                f"greedy.dataset_dir={cache / 'greedy'}",
+            ],
+        )
+    assert cfg.loko.group == "family"
+    out = run(to_config(cfg), tmp_path)
+    lofo = out["loko"]
+    assert lofo["group"] == "family" and lofo["folds"] == 2
+    assert lofo["per_fold"]["gemm_tile"]["kernels"] == ["gemm_tile_2_2_2", "gemm_tile_2_4_2"]
+    assert lofo["per_fold"]["reduce"]["kernels"] == ["reduce_sum_f32_b256_i4_satom"]
+    for row in lofo["per_fold"].values():
+        assert {"rf", "bc"} <= set(row) and row["bc"]["n"] > 0
+    text = (tmp_path / "report.md").read_text()
+    assert text.startswith("# Chronos leave-one-family-out report")
+    assert "## Leave-one-family-out" in text and "| held-out family | kernels |" in text
+    assert "| gemm_tile | 2 |" in text and "| reduce | 1 |" in text
 
 
 def test_report_of_empty_run_dir(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""Leave-one-kernel-out evaluation (design §6.4, §7): does a policy generalize to a new kernel?
+"""Leave-one-kernel-out (LOKO) and leave-one-family-out (LOFO) evaluation (design §6.4, §7).
 
-scikit-learn's LeaveOneGroupOut with kernels as groups: each fold trains on every kernel but
-one and scores the held-out kernel. RF and BC are scored on greedy's decisions (accuracy over
+Does a policy generalize to a new kernel (LOKO), or to a kind of kernel it never saw (LOFO)?
+scikit-learn's LeaveOneGroupOut with kernels (`loko.group=kernel`) or kernel families
+(`loko.group=family`, `+exp=lofo`) as groups: each fold trains on every group but one and
+scores the held-out group. RF and BC are scored on greedy's decisions (accuracy over
 all states, first-action accuracy on the initial state); BC and GRPO (a short GRPO run
 warm-started from the fold's BC policy, on the fold's training kernels only) are also rolled
 out on the held-out kernel to measure its improvement against greedy's.
@@ -26,21 +28,31 @@ def _copy(policy: PolicyMLP) -> PolicyMLP:
     return ckpt.load_policy(ckpt.policy_payload(policy))
 
 
-def _improvement(ctx: Any, kid: str, policy: PolicyMLP) -> float:
+def group_of(spec: Any, group: str) -> str:
+    """The fold a kernel belongs to: its id (LOKO) or its family (LOFO)."""
+    if group == "kernel":
+        return str(spec.id)
+    if group == "family":
+        return str(spec.family)
+    raise ValueError(f"loko.group must be 'kernel' or 'family', not {group!r}")
+
+
+def _improvement(ctx: Any, held: list[Any], policy: PolicyMLP) -> float:
+    """Mean improvement of the policy's argmax rollouts over the held-out kernels."""
     from agents.grpo import evaluate
 
-    spec = next(s for s in ctx.specs if s.id == kid)
-    return float(evaluate(ctx.mdp, [spec], policy, epoch=-1).mean_improvement)
+    return float(evaluate(ctx.mdp, held, policy, epoch=-1).mean_improvement)
 
 
-def _grpo_fold(ctx: Any, kid: str, bc: PolicyMLP) -> PolicyMLP:
-    """A short GRPO run on every kernel but `kid`, in its own resumable fold directory."""
+def _grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP) -> PolicyMLP:
+    """A short GRPO run on every kernel not held out, in its own resumable fold directory."""
     from agents.grpo import train
     from chronos.stores.trajectories import TrajectoryLog
 
     cfg = replace(ctx.cfg.grpo, epochs=ctx.cfg.loko.grpo_epochs, eval_every=10**9)
-    fold_dir = ctx.run_dir / "loko" / f"fold_{kid}"
-    specs = [s for s in ctx.specs if s.id != kid]
+    fold_dir = ctx.run_dir / "loko" / f"fold_{name}"
+    held_ids = {s.id for s in held}
+    specs = [s for s in ctx.specs if s.id not in held_ids]
     with TrajectoryLog(fold_dir / "trajectories.sqlite") as traj:
         policy, _ = train(
             cfg,
@@ -59,19 +71,24 @@ def _grpo_fold(ctx: Any, kid: str, bc: PolicyMLP) -> PolicyMLP:
     return policy
 
 
-def loko(ctx: Any, data: BCData, learners: list[str]) -> dict[str, Any]:
-    """Per held-out kernel scores for each learner, and their means."""
-    groups = data.kernel
+def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> dict[str, Any]:
+    """Per held-out group (kernel or family) scores for each learner, and their means."""
+    by_id = {s.id: s for s in ctx.specs}
+    groups = np.asarray([group_of(by_id[str(k)], group) for k in data.kernel], dtype=str)
     folds = list(LeaveOneGroupOut().split(data.obs, data.action, groups=groups))
     if ctx.cfg.loko.max_folds is not None:
         folds = folds[: ctx.cfg.loko.max_folds]
     seed, bc_cfg = ctx.cfg.seed, ctx.cfg.bc
-    per_kernel: dict[str, dict[str, Any]] = {}
-    bar = tqdm(folds, desc=f"loko {'+'.join(learners)}", unit="fold", disable=not ctx.cfg.progress)
+    per_fold: dict[str, dict[str, Any]] = {}
+    study = "lofo" if group == "family" else "loko"
+    bar = tqdm(
+        folds, desc=f"{study} {'+'.join(learners)}", unit="fold", disable=not ctx.cfg.progress
+    )
     for tr, te in bar:
         train_d, held = data.subset(tr), data.subset(te)
-        kid = str(held.kernel[0])
-        row: dict[str, Any] = {}
+        name = str(groups[te[0]])
+        held_specs = [by_id[k] for k in dict.fromkeys(str(k) for k in held.kernel)]
+        row: dict[str, Any] = {"kernels": [s.id for s in held_specs]}
         if "rf" in learners:
             forest = train_forest(train_d, bc_cfg, seed)
             row["rf"] = accuracy(forest_predict(forest, held.obs, held.mask), held)
@@ -79,15 +96,15 @@ def loko(ctx: Any, data: BCData, learners: list[str]) -> dict[str, Any]:
             mlp = train_mlp(train_d, bc_cfg, seed)
             if "bc" in learners:
                 row["bc"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
-                row["bc"]["improvement"] = _improvement(ctx, kid, mlp)
+                row["bc"]["improvement"] = _improvement(ctx, held_specs, mlp)
             if "grpo" in learners:
-                pol = _grpo_fold(ctx, kid, mlp)
+                pol = _grpo_fold(ctx, name, held_specs, mlp)
                 row["grpo"] = accuracy(mlp_predict(pol, held.obs, held.mask), held)
-                row["grpo"]["improvement"] = _improvement(ctx, kid, pol)
-        per_kernel[kid] = row
+                row["grpo"]["improvement"] = _improvement(ctx, held_specs, pol)
+        per_fold[name] = row
     means: dict[str, dict[str, float]] = {}
     for learner in learners:
-        rows = [r[learner] for r in per_kernel.values() if learner in r]
+        rows = [r[learner] for r in per_fold.values() if learner in r]
         if not rows:
             continue
         n = sum(r["n"] for r in rows)
@@ -99,12 +116,18 @@ def loko(ctx: Any, data: BCData, learners: list[str]) -> dict[str, Any]:
         imps = [r["improvement"] for r in rows if "improvement" in r]
         if imps:
             means[learner]["improvement"] = float(np.mean(imps))
-    return {"learners": learners, "folds": len(folds), "mean": means, "per_kernel": per_kernel}
+    return {
+        "learners": learners,
+        "group": group,
+        "folds": len(folds),
+        "mean": means,
+        "per_fold": per_fold,
+    }
 
 
 def run_loko(ctx: Any, data: BCData) -> dict[str, Any]:
     """The `loko` stage: every configured learner; writes loko/loko.json in the run dir."""
-    res = loko(ctx, data, list(ctx.cfg.loko.learners))
+    res = loko(ctx, data, list(ctx.cfg.loko.learners), ctx.cfg.loko.group)
     out = ctx.run_dir / "loko" / "loko.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))

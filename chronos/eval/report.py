@@ -152,15 +152,24 @@ def plot_per_kernel(per_kernel: dict[str, dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def _study(loko: dict[str, Any]) -> tuple[str, str, str]:
+    """(short name, title, held-out unit) of a LOKO or LOFO result."""
+    if loko.get("group") == "family":
+        return "LOFO", "Leave-one-family-out", "family"
+    return "LOKO", "Leave-one-kernel-out", "kernel"
+
+
 def plot_loko(loko: dict[str, Any], path: Path) -> Path:
-    """Held-out accuracy and first-action accuracy per learner and kernel."""
-    kids = sorted(loko["per_kernel"])
+    """Held-out accuracy and first-action accuracy per learner and held-out kernel or family."""
+    folds = loko["per_fold"]
+    kids = sorted(folds)
+    short, _, unit = _study(loko)
     learners = loko["learners"]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(kids) + 4), 4))
     width = 0.8 / max(len(learners), 1)
     for ax, key in zip(axes, ("accuracy", "first_action_accuracy"), strict=True):
         for j, learner in enumerate(learners):
-            ys = [loko["per_kernel"][k].get(learner, {}).get(key, math.nan) * 100 for k in kids]
+            ys = [folds[k].get(learner, {}).get(key, math.nan) * 100 for k in kids]
             ax.bar(
                 [i + (j - (len(learners) - 1) / 2) * width for i in range(len(kids))],
                 ys,
@@ -168,8 +177,9 @@ def plot_loko(loko: dict[str, Any], path: Path) -> Path:
                 label=learner,
             )
         ax.set_xticks(range(len(kids)))
-        ax.set_xticklabels([k.replace("gemm_tile_", "") for k in kids], rotation=45)
-        ax.set_title(f"LOKO {key.replace('_', ' ')} (%)")
+        ax.set_xticklabels(kids, rotation=45, ha="right", fontsize=7)
+        ax.set_xlabel(f"held-out {unit}")
+        ax.set_title(f"{short} {key.replace('_', ' ')} (%)")
         ax.set_ylim(0, 105)
         ax.legend()
         ax.grid(axis="y", alpha=0.3)
@@ -243,7 +253,11 @@ def write_report(run_dir: str | Path) -> Path:
         )
     else:
         grpo_line = f"- No GRPO stage (stages: {', '.join(stages)}); seed {prov.get('seed')}"
-    title = "leave-one-kernel-out report" if "loko" in stages else "training report"
+    loko_group = cfg.get("loko", {}).get("group", "kernel")
+    if "loko" in stages:
+        title = f"leave-one-{loko_group}-out report"
+    else:
+        title = "training report"
     lines = [
         f"# Chronos {title}",
         "",
@@ -332,18 +346,20 @@ def write_report(run_dir: str | Path) -> Path:
     if loko:
         plot_loko(loko, plots / "loko.png")
         lcfg = cfg.get("loko", {})
+        short, heading, unit = _study(loko)
         lines += [
-            "## Leave-one-kernel-out",
+            f"## {heading}",
             "",
-            f"LeaveOneGroupOut over {loko.get('folds')} kernels; learners "
+            f"LeaveOneGroupOut over {loko.get('folds')} {unit} folds; learners "
             f"{', '.join(loko.get('learners', []))}"
             + (
                 f"; GRPO {lcfg.get('grpo_epochs')} epochs per fold from the fold's BC policy"
                 if "grpo" in loko.get("learners", [])
                 else ""
             )
-            + ". Accuracy is against greedy's decisions on the held-out kernel; improvement is"
-            " the argmax policy's on it (greedy's own is in the per-kernel table).",
+            + f". Accuracy is against greedy's decisions on the held-out {unit}; improvement is"
+            " the argmax policy's mean over its kernels (greedy's own is in the per-kernel"
+            " table).",
             "",
             "![loko](plots/loko.png)",
             "",
@@ -362,21 +378,24 @@ def write_report(run_dir: str | Path) -> Path:
         learners = list(loko.get("learners", []))
         lines += [
             "",
-            "Per held-out kernel (accuracy / first action right / improvement):",
+            f"Per held-out {unit} (accuracy / first-action accuracy / improvement):",
             "",
-            "| held-out kernel | greedy | " + " | ".join(learners) + " |",
-            "|---|---:|" + "---|" * len(learners),
+            f"| held-out {unit} | kernels | greedy | " + " | ".join(learners) + " |",
+            "|---|---:|---:|" + "---|" * len(learners),
         ]
-        for kid in sorted(loko.get("per_kernel", {})):
-            row = loko["per_kernel"][kid]
+        for name in sorted(loko.get("per_fold", {})):
+            row = loko["per_fold"][name]
+            members = row.get("kernels", [name])
+            gains = [greedy[k] for k in members if k in greedy]
             cells = []
             for learner in learners:
                 r = row.get(learner, {})
-                cell = f"{_acc(r.get('accuracy'))} / {'yes' if r.get(FA) == 1 else 'no'}"
+                cell = f"{_acc(r.get('accuracy'))} / {_acc(r.get(FA))}"
                 if "improvement" in r:
                     cell += f" / {_pct(r['improvement'])}"
                 cells.append(cell)
-            lines.append(f"| {kid} | {_pct(greedy.get(kid))} | " + " | ".join(cells) + " |")
+            g = _pct(sum(gains) / len(gains)) if gains else "n/a"
+            lines.append(f"| {name} | {len(members)} | {g} | " + " | ".join(cells) + " |")
         lines.append("")
     out = rdir / "report.md"
     out.write_text("\n".join(lines) + "\n")
