@@ -175,6 +175,30 @@ def test_ptxas_error_message_quotes_the_line_and_pickles() -> None:
     assert "sm_99" in str(fatal_only) and fatal_only.errors == []
 
 
+def test_fatal_diagnostics_keep_the_cause_and_the_line() -> None:
+    """ptxas reports some causes as `line N; fatal`; the "aborted" summary is not the cause."""
+    ptx = "//\n\n\n\n.version 9.4\n.target sm_90a\n"
+    log = (
+        "ptxas kernel.ptx, line 5; fatal   : Unsupported .version 9.4; current version is '9.0'\n"
+        "ptxas fatal   : Ptx assembly aborted due to errors\n"
+    )
+    err = PtxasError.from_log(255, log, ptx)
+    assert err.errors == [(5, "Unsupported .version 9.4; current version is '9.0'")]
+    assert "line 5: .version 9.4" in str(err) and "Unsupported .version 9.4" in str(err)
+    assert "aborted" not in str(err)
+
+
+@needs_ptxas
+def test_ptxas_parse_error_names_its_line() -> None:
+    lines = vector_op().splitlines()
+    n = next(i for i, line in enumerate(lines) if "st.global" in line)
+    lines[n] = lines[n].replace(";", "")
+    with pytest.raises(PtxasError) as info:
+        assemble("\n".join(lines) + "\n", "sm_80")
+    assert info.value.errors and "Parsing error" in info.value.errors[0][1]
+    assert f"line {info.value.errors[0][0]}:" in str(info.value)
+
+
 def _insn(lo: int, hi: int = 0x000FC00000000000) -> bytes:
     return struct.pack("<QQ", lo, hi)
 
