@@ -19,7 +19,10 @@ from kernels.spec import (
     list_kernels,
     load,
     ptx_entries,
+    ptx_param_decls,
     register,
+    registry_generation,
+    spec_fingerprint,
     unregister,
     validate,
 )
@@ -37,7 +40,10 @@ __all__ = [
     "list_kernels",
     "load",
     "ptx_entries",
+    "ptx_param_decls",
     "register",
+    "registry_generation",
+    "spec_fingerprint",
     "unregister",
     "validate",
 ]

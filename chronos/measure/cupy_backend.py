@@ -28,6 +28,8 @@ from chronos.measure.instrument import InstrumentedPtx, InstrumentError, instrum
 from chronos.measure.measurement import Measurement, ptx_sha256, summarize
 from chronos.measure.registry import BackendBase
 from chronos.measure.worker import WorkerFault, WorkerProcess
+from kernels.params import encode_scalar
+from kernels.spec import ptx_param_decls
 
 log = logging.getLogger("chronos.measure")
 
@@ -41,6 +43,21 @@ MIN_CLOCK_WINDOW_NS = 2000.0
 class CupyBackendError(RuntimeError):
     """The GPU worker cannot run at all (no device, no CuPy, driver too old)."""
 
+
+
+def launch_arguments(spec: Any, problem: Any, ptx: str) -> list[tuple[Any, ...]]:
+    """The worker's argument list: ("buffer", name) or ("scalar", PTX type, bytes), the bytes
+    from the one scalar encoder the emulator uses, sized by the PTX's own declaration (an
+    nvcc `half` is `.param .align 2 .b8 h[2]`: two bytes, not one)."""
+    sizes = {name: n for name, _, n in ptx_param_decls(ptx).get(spec.entry, [])}
+    args: list[tuple[Any, ...]] = []
+    for p in spec.params:
+        if p.kind == "buffer":
+            args.append(("buffer", p.buffer))
+        else:
+            raw = encode_scalar(problem.scalars[p.name], p.ptx_type, sizes.get(p.name), p.name)
+            args.append(("scalar", p.ptx_type, raw))
+    return args
 
 @dataclass
 class Prepared:
@@ -221,12 +238,7 @@ class CupyBackend(BackendBase):
         problem = spec.problem(self.problem)
         key, inputs, ref = self._kernel_data(spec)
         sent = (self.worker.generation, key) in self._sent and self.worker.alive
-        args: list[tuple[Any, ...]] = []
-        for p in spec.params:
-            if p.kind == "buffer":
-                args.append(("buffer", p.buffer))
-            else:
-                args.append(("scalar", p.ptx_type, int(problem.scalars[p.name])))
+        args = launch_arguments(spec, problem, prep.ptx)
         tol = spec.tolerance
         return {
             "op": "measure",
