@@ -37,6 +37,7 @@ from chronos.assemble.sass import NOP
 needs_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 ARCHS = pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 
+DATA = Path(__file__).parent / "data"
 HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"
 
 
@@ -509,3 +510,44 @@ def test_corpus_kernels_assemble() -> None:
             assert isinstance(result, Assembly), f"{spec.id}: {result}"
             assert result.resources[spec.entry].registers > 0, spec.id
             assert result.sass_instructions[spec.entry] > 0, spec.id
+
+
+# --- PTX ISA versions (issue 13, item 9) ------------------------------------------------------
+
+
+def _triton(version: str) -> str:
+    text = (DATA / "triton_add.ptx").read_text()
+    return re.sub(r"(?m)^\.version .*$", f".version {version}", text)
+
+
+@needs_ptxas
+def test_a_ptxas_that_takes_the_module_isa_is_chosen() -> None:
+    """Triton emits `.version 9.4`; the CUDA 13.0 ptxas takes 9.0, the 13.5 wheel's 9.5."""
+    from chronos.assemble import max_ptx_isa, ptx_isa
+    from chronos.assemble.ptxas import candidates
+
+    newest = max(filter(None, (max_ptx_isa(p) for p in candidates())), default=None)
+    if newest is None or newest < (9, 4):
+        pytest.skip("no ptxas here takes PTX ISA 9.4")
+    ptx = _triton("9.4")
+    assert ptx_isa(ptx) == (9, 4)
+    asm = assemble(ptx, "sm_90a")
+    assert asm.resources["add_kernel"].registers > 0
+    chosen = ptxas_module.find_ptxas_for((9, 4))
+    assert max_ptx_isa(chosen) >= (9, 4) and asm.ptxas_version == ptxas_module.ptxas_version(chosen)
+
+
+@needs_ptxas
+def test_no_ptxas_for_the_isa_is_a_clear_setup_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chronos.assemble import PtxasIsaError, PtxasNotFoundError
+
+    with pytest.raises(PtxasIsaError, match=r"ISA 99\.0 \(\.version\), which none") as info:
+        assemble(_triton("99.0"), "sm_90a")
+    assert isinstance(info.value, PtxasNotFoundError)  # setup, never an invalid kernel
+
+
+@needs_ptxas
+def test_sm_90a_targets_assemble_without_extra_options() -> None:
+    """`.target sm_90a` asked for as sm_90 (the backends' default arch) assembles for sm_90a."""
+    asm = assemble((DATA / "triton_add.ptx").read_text(), "sm_90")
+    assert asm.arch == "sm_90a" and asm.resources["add_kernel"].registers > 0
