@@ -22,6 +22,7 @@ import numpy as np
 
 import chronos.transforms
 from chronos.features import FEATURE_NAMES, extract
+from kernels.spec import spec_fingerprint
 
 N_FEATURES = len(FEATURE_NAMES)  # 25
 N_ACTIONS = 21  # 20 transforms + stop; fixed by the spec (checked against the catalogue)
@@ -35,10 +36,11 @@ FEATURE_LOW, FEATURE_HIGH = -1.0, 32.0
 class LruCache(OrderedDict[Any, Any]):
     """A bounded memo shared by every MDP (and so every env) of one process.
 
-    Transforms, masks and features are deterministic functions of (catalogue, kernel, PTX,
-    applied) that cost tens of milliseconds (alignment analysis, re-parsing), as much as an
-    emulated measurement; episodes and groups revisit the same states constantly. The bound
-    keeps a long run's memory flat: each entry can hold a whole PTX text.
+    Transforms, masks and features are deterministic functions of (catalogue, spec
+    fingerprint, PTX, applied) that cost tens of milliseconds (alignment analysis,
+    re-parsing), as much as an emulated measurement; episodes and groups revisit the same
+    states constantly. The bound keeps a long run's memory flat: each entry can hold a whole
+    PTX text.
     """
 
     def __init__(self, maxsize: int) -> None:
@@ -75,6 +77,12 @@ class State:
     @property
     def kernel_id(self) -> str:
         return str(self.spec.id)
+
+    @property
+    def spec_key(self) -> str:
+        """The spec's fingerprint: the memos key on it, not on the id, so that a kernel
+        registered again with another contract is never served its predecessor's masks."""
+        return spec_fingerprint(self.spec)
 
     @property
     def ptx_sha256(self) -> str:
@@ -143,7 +151,7 @@ class TransformMDP:
             res = self.tx.apply_action(state.spec, state.ptx, action)
             return str(res.ptx), bool(res.changed), str(res.reason or "")
 
-        key = (id(self.tx), state.kernel_id, _digest(state.ptx), action)
+        key = (id(self.tx), state.spec_key, _digest(state.ptx), action)
         return APPLY_CACHE.get_or(key, compute)
 
     def mask(self, state: State) -> np.ndarray:
@@ -159,7 +167,7 @@ class TransformMDP:
             m[STOP] = True
             return m
 
-        key = (id(self.tx), state.kernel_id, _digest(state.ptx), state.applied)
+        key = (id(self.tx), state.spec_key, _digest(state.ptx), state.applied)
         return MASK_CACHE.get_or(key, compute).copy()
 
     def features(self, state: State) -> np.ndarray:
@@ -171,7 +179,7 @@ class TransformMDP:
             f = extract(state.ptx, entry=state.spec.entry, registers=regs, spill_bytes=spills)
             return np.clip(f, FEATURE_LOW, FEATURE_HIGH).astype(np.float32)
 
-        key = (state.kernel_id, _digest(state.ptx), regs, spills)
+        key = (state.spec_key, _digest(state.ptx), regs, spills)
         return FEATURE_CACHE.get_or(key, compute)
 
     def observe(self, state: State) -> np.ndarray:
@@ -187,13 +195,14 @@ class TransformMDP:
 
     def initial(self, spec: Any) -> State:
         """The original PTX, measured once per MDP (the G rollouts of a group share it)."""
-        if spec.id not in self._initial:
+        key = spec_fingerprint(spec)
+        if key not in self._initial:
             ptx = spec.ptx()
             m = self.measure(spec, ptx)
             if not m.valid or m.cycles is None:
                 raise RuntimeError(f"the original PTX of {spec.id} does not measure: {m.error}")
-            self._initial[spec.id] = State(spec, ptx, (), float(m.cycles), m)
-        return self._initial[spec.id]
+            self._initial[key] = State(spec, ptx, (), float(m.cycles), m)
+        return self._initial[key]
 
     def step(self, state: State, action: int) -> StepOut:
         """The env's transition: rewards log(c_prev / c_new) - step_cost, ends as the env does."""
