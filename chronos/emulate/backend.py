@@ -146,7 +146,9 @@ class EmulatedBackend:
 
     def measure(self, spec: Any, ptx: str) -> Any:
         """A Measurement (chronos.measure) labelled as an estimate."""
+        from chronos.assemble import ptxas_version_for
         from chronos.measure.measurement import Measurement
+        from kernels.spec import spec_fingerprint
 
         rep = self.report(spec, ptx)
         common: dict[str, Any] = {
@@ -159,6 +161,8 @@ class EmulatedBackend:
             "estimate": True,
             "ptx_sha256": rep.ptx_sha256,
             "kernel_id": spec.id,
+            "spec_fingerprint": spec_fingerprint(spec),
+            "ptxas_version": ptxas_version_for(ptx),
         }
         if not rep.valid or rep.cost is None:
             return Measurement(

@@ -29,7 +29,7 @@ from chronos.measure.measurement import Measurement, ptx_sha256, summarize
 from chronos.measure.registry import BackendBase
 from chronos.measure.worker import WorkerFault, WorkerProcess
 from kernels.params import encode_scalar
-from kernels.spec import ptx_param_decls
+from kernels.spec import ptx_param_decls, spec_fingerprint
 
 log = logging.getLogger("chronos.measure")
 
@@ -43,6 +43,11 @@ MIN_CLOCK_WINDOW_NS = 2000.0
 class CupyBackendError(RuntimeError):
     """The GPU worker cannot run at all (no device, no CuPy, driver too old)."""
 
+
+def _ptxas_version(ptx: str) -> str:
+    from chronos.assemble import ptxas_version_for
+
+    return ptxas_version_for(ptx)
 
 
 def launch_arguments(spec: Any, problem: Any, ptx: str) -> list[tuple[Any, ...]]:
@@ -58,6 +63,7 @@ def launch_arguments(spec: Any, problem: Any, ptx: str) -> list[tuple[Any, ...]]
             raw = encode_scalar(problem.scalars[p.name], p.ptx_type, sizes.get(p.name), p.name)
             args.append(("scalar", p.ptx_type, raw))
     return args
+
 
 @dataclass
 class Prepared:
@@ -221,7 +227,7 @@ class CupyBackend(BackendBase):
 
     def _kernel_data(self, spec: Any) -> tuple[str, dict, dict]:
         """(inputs key, inputs, reference) for the timed problem; computed once per kernel."""
-        key = (spec.id, self.seed, self.problem)
+        key = (spec.id, spec_fingerprint(spec), self.seed, self.problem)
         if key not in self._data:
             problem = spec.problem(self.problem)
             inputs = spec.make_inputs(problem, self.seed)
@@ -296,6 +302,8 @@ class CupyBackend(BackendBase):
             regs=prep.regs,
             spills=prep.spills,
             extra={**prep.extra, **extra},
+            spec_fingerprint=spec_fingerprint(spec),
+            ptxas_version=_ptxas_version(prep.ptx),
         )
 
     def _run(self, spec: Any, prep: Prepared) -> Measurement:
@@ -394,6 +402,8 @@ class CupyBackend(BackendBase):
             ptx_sha256=prep.sha,
             kernel_id=spec.id,
             extra=extra,
+            spec_fingerprint=spec_fingerprint(spec),
+            ptxas_version=_ptxas_version(prep.ptx),
         )
 
     def close(self) -> None:

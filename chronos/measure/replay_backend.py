@@ -17,6 +17,7 @@ from typing import Any
 from chronos.measure.measurement import Measurement, ptx_sha256
 from chronos.measure.registry import BackendBase
 from chronos.stores.measurements import MeasurementStore, default_store_path
+from kernels.spec import spec_fingerprint
 
 BACKEND = "replay"
 
@@ -28,7 +29,8 @@ class ReplayMiss(LookupError):
         self.kernel_id, self.ptx_sha256 = kernel_id, sha
         super().__init__(
             f"replay miss: no recorded {source} measurement of kernel {kernel_id!r} with PTX "
-            f"sha256 {sha}; the store holds {recorded or 'nothing'}. Record it on a GPU "
+            f"sha256 {sha} under this spec's fingerprint (a changed reference or contract "
+            f"misses); the store holds {recorded or 'nothing'}. Record it on a GPU "
             "(backend 'cupy' with the same store) or pass fallback='emulated'."
         )
 
@@ -64,7 +66,7 @@ class ReplayBackend(BackendBase):
         self.fallback_name = fallback
         self._fallback_options = dict(fallback_options or {})
         self._fallback: Any = None
-        self._fallback_cache: dict[tuple[str, str], Measurement] = {}
+        self._fallback_cache: dict[tuple[str, str], Measurement] = {}  # (spec fingerprint, sha)
         self._lock = threading.Lock()
         self._stats = {"hits": 0, "misses": 0, "fallbacks": 0}
 
@@ -88,7 +90,14 @@ class ReplayBackend(BackendBase):
 
     def measure(self, spec: Any, ptx: str) -> Measurement:
         sha = ptx_sha256(ptx)
-        m = self.store.find(sha, spec.id, self.source, self.recorded_device, self.recorded_harness)
+        m = self.store.find(
+            sha,
+            spec.id,
+            self.source,
+            self.recorded_device,
+            self.recorded_harness,
+            spec_fingerprint=spec_fingerprint(spec),
+        )
         if m is not None:
             with self._lock:
                 self._stats["hits"] += 1
@@ -98,7 +107,7 @@ class ReplayBackend(BackendBase):
         if self.fallback_name is None:
             what = " / ".join(x for x in (self.source, self.recorded_device) if x) or "any"
             raise ReplayMiss(spec.id, sha, what, self.store.summary())
-        key = (spec.id, sha)
+        key = (spec_fingerprint(spec), sha)
         if key not in self._fallback_cache:
             if self._fallback is None:
                 from chronos.measure.registry import create_backend
