@@ -341,7 +341,9 @@ class Machine:
         for sp, store, off, pos, aa in segs:
             if sp == ".shared" and self.races is not None:
                 who = threads if pos is None else threads[pos]
-                self._raise_race(self.races.write(off, who, nbytes))
+                rows = np.stack([np.asarray(v if pos is None else v[pos], dt) for v in vals], 1)
+                data = rows.view(np.uint8).reshape(len(who), nbytes)
+                self._raise_race(self.races.write(off, who, nbytes, data, self.shared.data))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
             for j, v in enumerate(vals):
@@ -432,7 +434,10 @@ class Machine:
             if sel.any():
                 width = rec.data.shape[1]
                 if self.races is not None:
-                    self._raise_race(self.races.write(rec.dst[sel], rec.threads[sel], width))
+                    race = self.races.write(
+                        rec.dst[sel], rec.threads[sel], width, rec.data[sel], self.shared.data
+                    )
+                    self._raise_race(race)
                 self.shared.data[rec.dst[sel][:, None] + np.arange(width)] = rec.data[sel]
                 rec.done = rec.done | sel
         self.cp_pending = [r for r in self.cp_pending if not r.done.all()]
