@@ -27,14 +27,12 @@ from chronos.assemble import (
     find_ptxas,
     parse_errors,
     parse_resources,
-    ptxas_available,
     text_sections,
 )
 from chronos.assemble import ptxas as ptxas_module
 from chronos.assemble.__main__ import main
 from chronos.assemble.sass import NOP
 
-needs_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 ARCHS = pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 
 DATA = Path(__file__).parent / "data"
@@ -189,7 +187,7 @@ def test_fatal_diagnostics_keep_the_cause_and_the_line() -> None:
     assert "aborted" not in str(err)
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_ptxas_parse_error_names_its_line() -> None:
     lines = vector_op().splitlines()
     n = next(i for i, line in enumerate(lines) if "st.global" in line)
@@ -300,7 +298,7 @@ def test_bad_arguments() -> None:
 # --- with ptxas -----------------------------------------------------------------------------
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_vector_add(arch: str) -> None:
     asm = assemble(vector_op(), arch)
@@ -316,7 +314,7 @@ def test_vector_add(arch: str) -> None:
     assert pickle.loads(pickle.dumps(asm)) == asm  # crosses process boundaries
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_sass_count_grows_with_code(arch: str) -> None:
     base = assemble(vector_op(), arch).sass_instructions["vop"]
@@ -324,7 +322,7 @@ def test_sass_count_grows_with_code(arch: str) -> None:
     assert more >= base + 6
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_text_hash_stable_and_discriminating(arch: str) -> None:
     first = assemble(vector_op("add"), arch)
@@ -341,7 +339,7 @@ def test_text_hash_stable_and_discriminating(arch: str) -> None:
     assert commented.module_text_sha256 == first.module_text_sha256
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_maxnreg_caps_registers_and_spills(arch: str) -> None:
     free = assemble(register_hog(96), arch).resources["hog"]
@@ -352,7 +350,7 @@ def test_maxnreg_caps_registers_and_spills(arch: str) -> None:
     assert capped.barriers == 1
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_invalid_ptx_reports_the_line(arch: str) -> None:
     lines = vector_op().splitlines()
@@ -368,14 +366,14 @@ def test_invalid_ptx_reports_the_line(arch: str) -> None:
     assert "error" in err.log
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_target_above_arch_is_a_ptxas_error() -> None:
     ptx = vector_op().replace(".target sm_80", ".target sm_90")
     with pytest.raises(PtxasError, match="SM version"):
         assemble(ptx, "sm_80")
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_cache_hits_and_isolation() -> None:
     cache_clear()
     ptx = vector_op(extra=3)
@@ -396,7 +394,7 @@ def test_cache_hits_and_isolation() -> None:
     assert cache_info().misses == 5  # rejections are cached too
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_timeout_is_not_cached() -> None:
     cache_clear()
     ptx = register_hog(120, maxnreg=32)
@@ -405,7 +403,7 @@ def test_timeout_is_not_cached() -> None:
     assert assemble(ptx, "sm_90").resources["hog"].registers <= 32
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_assemble_many_keeps_order_and_returns_errors() -> None:
     cache_clear()
     bad = vector_op().replace("ret;", "bogus;")
@@ -428,7 +426,7 @@ def test_assemble_many_keeps_order_and_returns_errors() -> None:
     ]
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     src = tmp_path / "hog.ptx"
     src.write_text(register_hog(64, maxnreg=32))
@@ -476,7 +474,7 @@ def _disassembler_count(listing: str) -> dict[str, int]:
     return counts
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.skipif(_nvdisasm() is None, reason="needs nvdisasm (pip install nvidia-cuda-nvdisasm)")
 @ARCHS
 def test_sass_count_matches_nvdisasm(arch: str, tmp_path: Path) -> None:
@@ -492,7 +490,7 @@ def test_sass_count_matches_nvdisasm(arch: str, tmp_path: Path) -> None:
         assert _disassembler_count(listing) == asm.sass_instructions
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_corpus_kernels_assemble() -> None:
     kernels = pytest.importorskip("kernels")
     if not hasattr(kernels, "list_kernels") or not hasattr(kernels, "load"):
@@ -520,7 +518,7 @@ def _triton(version: str) -> str:
     return re.sub(r"(?m)^\.version .*$", f".version {version}", text)
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_a_ptxas_that_takes_the_module_isa_is_chosen() -> None:
     """Triton emits `.version 9.4`; the CUDA 13.0 ptxas takes 9.0, the 13.5 wheel's 9.5."""
     from chronos.assemble import max_ptx_isa, ptx_isa
@@ -537,7 +535,7 @@ def test_a_ptxas_that_takes_the_module_isa_is_chosen() -> None:
     assert max_ptx_isa(chosen) >= (9, 4) and asm.ptxas_version == ptxas_module.ptxas_version(chosen)
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_no_ptxas_for_the_isa_is_a_clear_setup_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from chronos.assemble import PtxasIsaError, PtxasNotFoundError
 
@@ -546,7 +544,7 @@ def test_no_ptxas_for_the_isa_is_a_clear_setup_error(monkeypatch: pytest.MonkeyP
     assert isinstance(info.value, PtxasNotFoundError)  # setup, never an invalid kernel
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_sm_90a_targets_assemble_without_extra_options() -> None:
     """`.target sm_90a` asked for as sm_90 (the backends' default arch) assembles for sm_90a."""
     asm = assemble((DATA / "triton_add.ptx").read_text(), "sm_90")

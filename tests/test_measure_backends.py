@@ -11,14 +11,11 @@ from pathlib import Path
 import pytest
 
 import chronos.measure.auto as auto
-from chronos.assemble import ptxas_available
 from chronos.measure import Backend, Measurement, backend_names, make_backend, register_backend
 from chronos.measure.__main__ import main as cli
 from chronos.measure.replay_backend import ReplayMiss
 from chronos.stores.measurements import MeasurementStore
 from kernels import load
-
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +119,7 @@ def test_invalid_results_are_cached(spec) -> None:
         assert b.inner.calls == 1
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_emulated_through_make_backend(spec, tmp_path: Path) -> None:
     with make_backend("emulated", store=tmp_path / "e.sqlite") as b:
         m = b.measure(spec, spec.ptx())
@@ -215,7 +212,7 @@ def test_replay_serves_records_and_misses_clearly(spec, tmp_path: Path) -> None:
             r.measure(changed, spec.ptx())
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_replay_fallback_to_emulated(spec, tmp_path: Path) -> None:
     path = tmp_path / "h100.sqlite"
     _record(path, spec, 999.0)
@@ -228,7 +225,7 @@ def test_replay_fallback_to_emulated(spec, tmp_path: Path) -> None:
     assert path.read_bytes() == before  # the recorded file is never written
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_cli_text_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     store = str(tmp_path / "cli.sqlite")
     assert cli(["gemm_tile_2_2_2", "--backend", "emulated", "--store", store]) == 0
