@@ -152,26 +152,28 @@ def _default_inputs(spec: KernelSpec, problem: Problem, rng: np.random.Generator
     return out
 
 
-def _value_digest(value: Any) -> str:
+def _value_digest(value: Any, depth: int = 0) -> str:
     """A stable text for a value a reference depends on (arrays by their bytes)."""
     if isinstance(value, np.ndarray):
         return f"ndarray {value.dtype} {value.shape} " + hashlib.sha256(value.tobytes()).hexdigest()
     if isinstance(value, np.generic):
         return f"{value.dtype} {value.tobytes().hex()}"
     if callable(value) and not isinstance(value, type):
-        return _code_digest(value)
+        return _code_digest(value, depth + 1)
     return repr(value)
 
 
-def _code_digest(fn: Any) -> str:
+def _code_digest(fn: Any, depth: int = 0) -> str:
     """sha256 of a function's source, defaults and closure (its code object's bytes when
     there is no source), so that an edited reference or generator changes the fingerprint."""
     h = hashlib.sha256()
-    inner = getattr(fn, "func", None)  # functools.partial
-    if inner is not None:
-        h.update(_code_digest(inner).encode())
-        h.update(repr([_value_digest(a) for a in getattr(fn, "args", ())]).encode())
-        kw = sorted((k, _value_digest(v)) for k, v in (getattr(fn, "keywords", None) or {}).items())
+    if depth > 4:  # a closure that reaches itself: its own source already counted
+        return h.hexdigest()
+    if isinstance(fn, functools.partial):
+        h.update(_code_digest(fn.func, depth + 1).encode())
+        h.update(repr([_value_digest(a, depth) for a in fn.args]).encode())
+        keywords = (fn.keywords or {}).items()
+        kw = sorted((k, _value_digest(v, depth)) for k, v in keywords)
         h.update(repr(kw).encode())
         return h.hexdigest()
     target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
@@ -183,7 +185,7 @@ def _code_digest(fn: Any) -> str:
     h.update(repr(getattr(fn, "__defaults__", None)).encode())
     for cell in getattr(fn, "__closure__", None) or ():
         try:
-            h.update(_value_digest(cell.cell_contents).encode())
+            h.update(_value_digest(cell.cell_contents, depth).encode())
         except ValueError:  # an empty cell
             h.update(b"<empty>")
     return h.hexdigest()
