@@ -22,12 +22,13 @@ from chronos.features import extract
 from chronos.ptx import ptx_sha256
 from envs.reward import LogSpeedup, Reward
 from envs.spaces import FEATURE_HIGH, FEATURE_LOW, Layout, layout_of
+from kernels.spec import spec_fingerprint
 
-# Transforms, masks and features are deterministic functions of (catalogue, kernel, PTX,
-# applied) that cost tens of milliseconds (alignment analysis, re-parsing), as much as an
-# emulated measurement; episodes and groups revisit the same states constantly. One memo per
-# kind is shared by every MDP (and so every env) of the process, bounded because each entry
-# can hold a whole PTX text.
+# Transforms, masks and features are deterministic functions of (catalogue, spec
+# fingerprint, PTX, applied) that cost tens of milliseconds (alignment analysis, re-parsing),
+# as much as an emulated measurement; episodes and groups revisit the same states constantly.
+# One memo per kind is shared by every MDP (and so every env) of the process, bounded because
+# each entry can hold a whole PTX text.
 APPLY_CACHE: BoundedCache[tuple[str, bool, str]] = BoundedCache(4096, name="mdp.apply")
 MASK_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.mask")
 FEATURE_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.features")
@@ -48,6 +49,12 @@ class State:
     @property
     def kernel_id(self) -> str:
         return str(self.spec.id)
+
+    @property
+    def spec_key(self) -> str:
+        """The spec's fingerprint: the memos key on it, not on the id, so that a kernel
+        registered again with another contract is never served its predecessor's masks."""
+        return spec_fingerprint(self.spec)
 
     @property
     def ptx_sha256(self) -> str:
@@ -130,7 +137,7 @@ class TransformMDP:
             res = self.tx.apply_action(state.spec, state.ptx, action)
             return str(res.ptx), bool(res.changed), str(res.reason or "")
 
-        key = (id(self.tx), state.kernel_id, ptx_sha256(state.ptx), action)
+        key = (id(self.tx), state.spec_key, ptx_sha256(state.ptx), action)
         return APPLY_CACHE.get(key, compute)
 
     def mask(self, state: State) -> np.ndarray:
@@ -147,7 +154,7 @@ class TransformMDP:
             m[stop] = True
             return m
 
-        key = (id(self.tx), state.kernel_id, ptx_sha256(state.ptx), state.applied)
+        key = (id(self.tx), state.spec_key, ptx_sha256(state.ptx), state.applied)
         return MASK_CACHE.get(key, compute).copy()
 
     def features(self, state: State) -> np.ndarray:
@@ -159,7 +166,7 @@ class TransformMDP:
             f = extract(state.ptx, entry=state.spec.entry, registers=regs, spill_bytes=spills)
             return np.clip(f, FEATURE_LOW, FEATURE_HIGH).astype(np.float32)
 
-        key = (state.kernel_id, ptx_sha256(state.ptx), regs, spills)
+        key = (state.spec_key, ptx_sha256(state.ptx), regs, spills)
         return FEATURE_CACHE.get(key, compute)
 
     def observe(self, state: State) -> np.ndarray:
@@ -176,13 +183,14 @@ class TransformMDP:
 
     def initial(self, spec: Any) -> State:
         """The original PTX, measured once per MDP (the G rollouts of a group share it)."""
-        if spec.id not in self._initial:
+        key = spec_fingerprint(spec)
+        if key not in self._initial:
             ptx = spec.ptx()
             m = self.measure(spec, ptx)
             if not m.valid or m.cycles is None:
                 raise RuntimeError(f"the original PTX of {spec.id} does not measure: {m.error}")
-            self._initial[spec.id] = State(spec, ptx, (), float(m.cycles), m)
-        return self._initial[spec.id]
+            self._initial[key] = State(spec, ptx, (), float(m.cycles), m)
+        return self._initial[key]
 
     def step(self, state: State, action: int) -> StepOut:
         """The env's transition: rewarded by `self.reward`, ends as the env's docstring says."""

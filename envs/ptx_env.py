@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -33,8 +32,9 @@ def _transforms() -> Any:
     return tx
 
 
-@lru_cache(maxsize=256)
 def _load_spec(kernel_id: str) -> Any:
+    """The spec registered now (a dict lookup, not memoized: after `register(spec,
+    replace=True)` a memo would hand out the old contract and reward what it allowed)."""
     from kernels import load
 
     return load(kernel_id)

@@ -21,7 +21,10 @@ from kernels.spec import (
     list_kernels,
     load,
     ptx_entries,
+    ptx_param_decls,
     register,
+    registry_generation,
+    spec_fingerprint,
     unregister,
     validate,
 )
@@ -40,7 +43,10 @@ __all__ = [
     "list_kernels",
     "load",
     "ptx_entries",
+    "ptx_param_decls",
     "register",
+    "registry_generation",
+    "spec_fingerprint",
     "unregister",
     "validate",
 ]

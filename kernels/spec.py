@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import hashlib
+import inspect
+import marshal
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+
+from kernels.params import ParamEncodingError, ScalarValue, encode_scalar, type_size
 
 ParamKind = Literal["buffer", "scalar"]
 BufferRole = Literal["in", "out", "inout"]
@@ -75,13 +81,16 @@ class BufferSpec:
 class Problem:
     """One launch: sizes, grid/block, scalar arguments and buffer shapes.
 
-    `params` is filled in by the owning KernelSpec so that `args` can order the arguments.
+    `scalars` hold typed values (int, float, a NumPy scalar or raw bytes) that
+    `kernels.params.encode_scalar` turns into the parameter's bytes by its PTX type: an
+    `.f32` scalar 1.5 stays 1.5. `params` is filled in by the owning KernelSpec so that `args`
+    can order the arguments.
     """
 
     sizes: Mapping[str, int]
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
-    scalars: Mapping[str, int]
+    scalars: Mapping[str, ScalarValue]
     shapes: Mapping[str, tuple[int, ...]]
     dynamic_shared_bytes: int = 0
     name: str = ""
@@ -96,7 +105,7 @@ class Problem:
         return int(np.prod(self.grid) * np.prod(self.block))
 
     def args(self, inputs: Mapping[str, Any]) -> list[Any]:
-        """Launch arguments in PTX parameter order: the buffer arrays and the scalars as ints."""
+        """Launch arguments in PTX parameter order: the buffer arrays and the typed scalars."""
         if not self.params:
             raise KernelSpecError("Problem has no parameter list; get it from KernelSpec.problem")
         out: list[Any] = []
@@ -106,7 +115,7 @@ class Problem:
                     raise KeyError(f"no array for buffer {p.buffer!r} (parameter {p.name})")
                 out.append(inputs[p.buffer])
             else:
-                out.append(int(self.scalars[p.name]))
+                out.append(self.scalars[p.name])
         return out
 
 
@@ -141,6 +150,45 @@ def _default_inputs(spec: KernelSpec, problem: Problem, rng: np.random.Generator
         else:
             out[b.name] = np.zeros(shape, dt)
     return out
+
+
+def _value_digest(value: Any, depth: int = 0) -> str:
+    """A stable text for a value a reference depends on (arrays by their bytes)."""
+    if isinstance(value, np.ndarray):
+        return f"ndarray {value.dtype} {value.shape} " + hashlib.sha256(value.tobytes()).hexdigest()
+    if isinstance(value, np.generic):
+        return f"{value.dtype} {value.tobytes().hex()}"
+    if callable(value) and not isinstance(value, type):
+        return _code_digest(value, depth + 1)
+    return repr(value)
+
+
+def _code_digest(fn: Any, depth: int = 0) -> str:
+    """sha256 of a function's source, defaults and closure (its code object's bytes when
+    there is no source), so that an edited reference or generator changes the fingerprint."""
+    h = hashlib.sha256()
+    if depth > 4:  # a closure that reaches itself: its own source already counted
+        return h.hexdigest()
+    if isinstance(fn, functools.partial):
+        h.update(_code_digest(fn.func, depth + 1).encode())
+        h.update(repr([_value_digest(a, depth) for a in fn.args]).encode())
+        keywords = (fn.keywords or {}).items()
+        kw = sorted((k, _value_digest(v, depth)) for k, v in keywords)
+        h.update(repr(kw).encode())
+        return h.hexdigest()
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
+    try:
+        h.update(inspect.getsource(target).encode())
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        h.update(marshal.dumps(code) if code is not None else repr(fn).encode())
+    h.update(repr(getattr(fn, "__defaults__", None)).encode())
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            h.update(_value_digest(cell.cell_contents, depth).encode())
+        except ValueError:  # an empty cell
+            h.update(b"<empty>")
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -190,6 +238,37 @@ class KernelSpec:
         """The checked-in PTX text (read once, then cached)."""
         return _read_ptx(self.ptx_path)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of everything that decides whether a PTX text of this kernel is valid.
+
+        PTX, the code of `reference_fn` and `inputs_fn`, problems, buffers, parameters and the
+        contract (read_only, alignment, divisibility, tolerance, target). Every cache or store
+        that remembers a verdict keys on it, so that a spec registered again with a weaker
+        contract or a corrected reference is never judged by its predecessor's results.
+        """
+        h = hashlib.sha256()
+
+        def put(*parts: Any) -> None:
+            for part in parts:
+                data = part if isinstance(part, bytes) else repr(part).encode()
+                h.update(len(data).to_bytes(8, "little"))
+                h.update(data)
+
+        put("chronos-spec-v1", self.id, self.family, self.entry, self.target)
+        put(self.ptx().encode("utf-8"))
+        put(_code_digest(self.reference_fn), _code_digest(self.inputs_fn or _default_inputs))
+        put([(p.name, p.ptx_type, p.kind, p.buffer) for p in self.params])
+        put([(b.name, b.dtype, b.role) for b in self.buffers])
+        put(sorted(self.read_only or ()), sorted(self.alignment.items()))
+        put(sorted(self.divisibility.items()), tuple(self.tolerance))
+        for key in sorted(self.problems):
+            p = self.problems[key]
+            put(key, p.name, sorted(p.sizes.items()), tuple(p.grid), tuple(p.block))
+            put(sorted((k, type(v).__name__, _value_digest(v)) for k, v in p.scalars.items()))
+            put(sorted((k, tuple(v)) for k, v in p.shapes.items()), p.dynamic_shared_bytes)
+        return h.hexdigest()
+
     def buffer(self, name: str) -> BufferSpec:
         for b in self.buffers:
             if b.name == name:
@@ -233,7 +312,9 @@ class KernelSpec:
         self, problem: Problem, inputs: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Expected contents of the output buffers (roles out and inout) only."""
-        got = self.reference_fn(problem, inputs)
+        # Copies: a reference that updates its inputs in place must not change the arrays
+        # the kernel is then run on.
+        got = self.reference_fn(problem, {k: np.array(v, copy=True) for k, v in inputs.items()})
         out: dict[str, np.ndarray] = {}
         for name in self.outputs:
             if name not in got:
@@ -263,21 +344,37 @@ _TARGET = re.compile(r"^\s*\.target\s+([^\n;]+)", re.M)
 _TYPE = re.compile(r"^\.(?:[usbf]\d+|pred)$")
 
 
-def ptx_entries(ptx: str) -> dict[str, list[tuple[str, str]]]:
-    """Entry name -> [(param name, param type)] from the `.entry` headers of a module."""
+_ARRAY = re.compile(r"\[\s*(\d+)\s*\]")
+
+
+def ptx_param_decls(ptx: str) -> dict[str, list[tuple[str, str, int]]]:
+    """Entry name -> [(param name, param type, bytes)]; `.b8 h[2]` is (h, .b8, 2)."""
     text = _COMMENT.sub(" ", ptx)
-    entries: dict[str, list[tuple[str, str]]] = {}
+    entries: dict[str, list[tuple[str, str, int]]] = {}
     for m in _ENTRY.finditer(text):
-        params: list[tuple[str, str]] = []
+        params: list[tuple[str, str, int]] = []
         for raw in (m.group(2) or "").split(","):
             tokens = raw.split()
             if not tokens:
                 continue
             name = tokens[-1].split("[", 1)[0]
             ptx_type = next((t for t in tokens[1:-1] if _TYPE.match(t)), "")
-            params.append((name, ptx_type))
+            count = _ARRAY.search(raw)
+            try:
+                size = type_size(ptx_type) if ptx_type and ptx_type != ".pred" else 0
+            except ParamEncodingError:
+                size = 0
+            params.append((name, ptx_type, size * (int(count[1]) if count else 1)))
         entries[m.group(1)] = params
     return entries
+
+
+def ptx_entries(ptx: str) -> dict[str, list[tuple[str, str]]]:
+    """Entry name -> [(param name, param type)] from the `.entry` headers of a module."""
+    return {
+        entry: [(name, ptx_type) for name, ptx_type, _ in params]
+        for entry, params in ptx_param_decls(ptx).items()
+    }
 
 
 def ptx_targets(ptx: str) -> list[str]:
@@ -332,6 +429,15 @@ def validate(spec: KernelSpec) -> None:
                 errors.append(f"param {p.name} carries unknown buffer {p.buffer!r}")
             if p.ptx_type not in _POINTER_TYPES:
                 errors.append(f"pointer param {p.name} has type {p.ptx_type}, expected 64-bit")
+            if p.buffer in pointers.values():
+                other = next(k for k, v in pointers.items() if v == p.buffer)
+                # The memory transforms (vec_ld/vec_st, sink_st, cp_async, ld_nc) reorder and
+                # merge accesses of distinct pointer parameters: they assume no aliasing.
+                errors.append(
+                    f"params {other} and {p.name} both pass buffer {p.buffer!r}: aliasing "
+                    "pointer parameters are not supported (the memory transforms assume "
+                    "distinct buffers); give each pointer its own buffer"
+                )
             pointers[p.name] = str(p.buffer)
         elif p.kind != "scalar":
             errors.append(f"param {p.name}: kind {p.kind!r} not buffer/scalar")
@@ -351,6 +457,17 @@ def validate(spec: KernelSpec) -> None:
             errors.append(f"alignment names {name!r}, not a pointer parameter")
         if align <= 0 or align & (align - 1):
             errors.append(f"alignment of {name} is {align}, not a power of two")
+        elif name in pointers and pointers[name] in buffers:
+            try:
+                item = np.dtype(buffers[pointers[name]].dtype).itemsize
+            except TypeError:
+                continue
+            if align < item:
+                errors.append(
+                    f"alignment of {name} is {align} bytes, less than its "
+                    f"{buffers[pointers[name]].dtype} elements ({item} bytes): every element "
+                    "access would be misaligned"
+                )
     for name, div in spec.divisibility.items():
         if name not in scalars:
             errors.append(f"divisibility names {name!r}, not a scalar parameter")
@@ -362,10 +479,17 @@ def validate(spec: KernelSpec) -> None:
     for size in ("full", "small"):
         if size not in spec.problems:
             errors.append(f"no {size!r} problem")
+    decl_bytes = {name: n for name, _, n in ptx_param_decls(ptx)[spec.entry]}
     for size, prob in spec.problems.items():
         where = f"problem {size!r}"
         if set(prob.scalars) != scalars:
             errors.append(f"{where}: scalars {sorted(prob.scalars)} != {sorted(scalars)}")
+        for p in spec.params:
+            if p.kind == "scalar" and p.name in prob.scalars:
+                try:
+                    encode_scalar(prob.scalars[p.name], p.ptx_type, decl_bytes.get(p.name), p.name)
+                except ParamEncodingError as exc:
+                    errors.append(f"{where}: {exc}")
         if set(prob.shapes) != set(buffers):
             errors.append(f"{where}: shapes for {sorted(prob.shapes)} != {sorted(buffers)}")
         for dims, what in ((prob.grid, "grid"), (prob.block, "block")):
@@ -375,7 +499,9 @@ def validate(spec: KernelSpec) -> None:
             errors.append(f"{where}: block {prob.block} exceeds 1024 threads")
         for name, div in spec.divisibility.items():
             value = prob.scalars.get(name)
-            if value is not None and div > 0 and value % div:
+            if value is not None and not isinstance(value, int | np.integer):
+                errors.append(f"{where}: {name}={value!r} has a divisibility but is not an int")
+            elif value is not None and div > 0 and value % div:
                 errors.append(f"{where}: {name}={value} is not divisible by {div}")
     if errors:
         raise KernelSpecError(f"{spec.id}: " + "; ".join(errors))
@@ -386,6 +512,19 @@ def validate(spec: KernelSpec) -> None:
 _REGISTRY: dict[str, KernelSpec] = {}
 _BUILTINS_LOADED = False
 _REGISTRY_LOCK = threading.RLock()
+_GENERATION = 0
+
+
+def registry_generation() -> int:
+    """A counter that every register/unregister bumps: a memo of `load` results keyed on it
+    never serves a replaced spec."""
+    return _GENERATION
+
+
+def spec_fingerprint(spec: Any) -> str:
+    """`spec.fingerprint` for a KernelSpec; for a stand-in without one (test fakes), its id."""
+    fp = getattr(spec, "fingerprint", None)
+    return str(fp) if isinstance(fp, str) else f"id:{spec.id}"
 
 
 def builtin_families() -> list[Any]:
@@ -427,20 +566,27 @@ def _ensure_builtins() -> None:
 
 def register(spec: KernelSpec, *, replace: bool = False) -> KernelSpec:
     """Validate `spec` against its PTX and add it; an existing id needs `replace=True`."""
+    global _GENERATION
     _ensure_builtins()
+    if replace:
+        with _PTX_LOCK:  # the file may have been rewritten: read it again
+            _PTX_CACHE.pop(Path(spec.ptx_path), None)
     validate(spec)
     with _REGISTRY_LOCK:
         if spec.id in _REGISTRY and not replace:
             raise KernelSpecError(f"kernel id {spec.id!r} is already registered")
         _REGISTRY[spec.id] = spec
+        _GENERATION += 1
     return spec
 
 
 def unregister(kernel_id: str) -> None:
     """Remove a kernel (tests and notebooks that register temporary kernels)."""
+    global _GENERATION
     _ensure_builtins()
     with _REGISTRY_LOCK:
         _REGISTRY.pop(kernel_id, None)
+        _GENERATION += 1
 
 
 def load(kernel_id: str) -> KernelSpec:

@@ -1,4 +1,5 @@
-"""Shared test configuration: `gpu` tests run only where CuPy sees a CUDA device."""
+"""Shared test configuration: `gpu` tests run only where CuPy sees a CUDA device, and
+`requires_ptxas` tests only where a ptxas is found (the one definition of both skips)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,19 @@ def gpu_available() -> bool:
         return False
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires_ptxas: needs a ptxas executable (skipped when none is found)"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if gpu_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU visible to CuPy")
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU visible to CuPy")
+    no_ptxas = pytest.mark.skip(reason="needs ptxas")
+    gpu = gpu_available()
+    ptxas = ptxas_available()
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
-
-
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
+        if "gpu" in item.keywords and not gpu:
+            item.add_marker(no_gpu)
+        if "requires_ptxas" in item.keywords and not ptxas:
+            item.add_marker(no_ptxas)

@@ -51,10 +51,14 @@ def test_mdp_branches_without_mutation(backend) -> None:  # type: ignore[no-unty
     outs = [mdp.step(s0, int(a)) for a in legal]
     assert s0.applied == () and s0.steps == 0
     assert all(o.state.steps == 1 for o in outs)
-    masked = int(np.flatnonzero(~mdp.mask(s0))[0]) if (~mdp.mask(s0)).any() else None
-    if masked is not None:
-        bad = mdp.step(s0, masked)
-        assert bad.invalid and bad.terminated and bad.reward == mdp.invalid_penalty
+    # After one transform its exclusive group is masked: stepping a masked action is invalid.
+    s1 = outs[0].state
+    assert not outs[0].invalid and not s1.done
+    masked = np.flatnonzero(~mdp.mask(s1))
+    assert masked.size, "the applied transform's conflict group must be masked"
+    bad = mdp.step(s1, int(masked[0]))
+    assert bad.invalid and bad.terminated and bad.reward == mdp.invalid_penalty
+    assert bad.info["invalid"] == "masked action" and s1.steps == 1
 
 
 def test_greedy_improves_and_labels_end_with_stop(backend) -> None:  # type: ignore[no-untyped-def]

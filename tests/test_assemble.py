@@ -27,16 +27,15 @@ from chronos.assemble import (
     find_ptxas,
     parse_errors,
     parse_resources,
-    ptxas_available,
     text_sections,
 )
 from chronos.assemble import ptxas as ptxas_module
 from chronos.assemble.__main__ import main
 from chronos.assemble.sass import NOP
 
-needs_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 ARCHS = pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 
+DATA = Path(__file__).parent / "data"
 HEADER = ".version 8.0\n.target sm_80\n.address_size 64\n"
 
 
@@ -175,6 +174,30 @@ def test_ptxas_error_message_quotes_the_line_and_pickles() -> None:
     assert "sm_99" in str(fatal_only) and fatal_only.errors == []
 
 
+def test_fatal_diagnostics_keep_the_cause_and_the_line() -> None:
+    """ptxas reports some causes as `line N; fatal`; the "aborted" summary is not the cause."""
+    ptx = "//\n\n\n\n.version 9.4\n.target sm_90a\n"
+    log = (
+        "ptxas kernel.ptx, line 5; fatal   : Unsupported .version 9.4; current version is '9.0'\n"
+        "ptxas fatal   : Ptx assembly aborted due to errors\n"
+    )
+    err = PtxasError.from_log(255, log, ptx)
+    assert err.errors == [(5, "Unsupported .version 9.4; current version is '9.0'")]
+    assert "line 5: .version 9.4" in str(err) and "Unsupported .version 9.4" in str(err)
+    assert "aborted" not in str(err)
+
+
+@pytest.mark.requires_ptxas
+def test_ptxas_parse_error_names_its_line() -> None:
+    lines = vector_op().splitlines()
+    n = next(i for i, line in enumerate(lines) if "st.global" in line)
+    lines[n] = lines[n].replace(";", "")
+    with pytest.raises(PtxasError) as info:
+        assemble("\n".join(lines) + "\n", "sm_80")
+    assert info.value.errors and "Parsing error" in info.value.errors[0][1]
+    assert f"line {info.value.errors[0][0]}:" in str(info.value)
+
+
 def _insn(lo: int, hi: int = 0x000FC00000000000) -> bytes:
     return struct.pack("<QQ", lo, hi)
 
@@ -275,7 +298,7 @@ def test_bad_arguments() -> None:
 # --- with ptxas -----------------------------------------------------------------------------
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_vector_add(arch: str) -> None:
     asm = assemble(vector_op(), arch)
@@ -291,7 +314,7 @@ def test_vector_add(arch: str) -> None:
     assert pickle.loads(pickle.dumps(asm)) == asm  # crosses process boundaries
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_sass_count_grows_with_code(arch: str) -> None:
     base = assemble(vector_op(), arch).sass_instructions["vop"]
@@ -299,7 +322,7 @@ def test_sass_count_grows_with_code(arch: str) -> None:
     assert more >= base + 6
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_text_hash_stable_and_discriminating(arch: str) -> None:
     first = assemble(vector_op("add"), arch)
@@ -316,7 +339,7 @@ def test_text_hash_stable_and_discriminating(arch: str) -> None:
     assert commented.module_text_sha256 == first.module_text_sha256
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_maxnreg_caps_registers_and_spills(arch: str) -> None:
     free = assemble(register_hog(96), arch).resources["hog"]
@@ -327,7 +350,7 @@ def test_maxnreg_caps_registers_and_spills(arch: str) -> None:
     assert capped.barriers == 1
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @ARCHS
 def test_invalid_ptx_reports_the_line(arch: str) -> None:
     lines = vector_op().splitlines()
@@ -343,14 +366,14 @@ def test_invalid_ptx_reports_the_line(arch: str) -> None:
     assert "error" in err.log
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_target_above_arch_is_a_ptxas_error() -> None:
     ptx = vector_op().replace(".target sm_80", ".target sm_90")
     with pytest.raises(PtxasError, match="SM version"):
         assemble(ptx, "sm_80")
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_cache_hits_and_isolation() -> None:
     cache_clear()
     ptx = vector_op(extra=3)
@@ -371,7 +394,7 @@ def test_cache_hits_and_isolation() -> None:
     assert cache_info().misses == 5  # rejections are cached too
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_timeout_is_not_cached() -> None:
     cache_clear()
     ptx = register_hog(120, maxnreg=32)
@@ -380,7 +403,7 @@ def test_timeout_is_not_cached() -> None:
     assert assemble(ptx, "sm_90").resources["hog"].registers <= 32
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_assemble_many_keeps_order_and_returns_errors() -> None:
     cache_clear()
     bad = vector_op().replace("ret;", "bogus;")
@@ -403,7 +426,7 @@ def test_assemble_many_keeps_order_and_returns_errors() -> None:
     ]
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     src = tmp_path / "hog.ptx"
     src.write_text(register_hog(64, maxnreg=32))
@@ -451,7 +474,7 @@ def _disassembler_count(listing: str) -> dict[str, int]:
     return counts
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.skipif(_nvdisasm() is None, reason="needs nvdisasm (pip install nvidia-cuda-nvdisasm)")
 @ARCHS
 def test_sass_count_matches_nvdisasm(arch: str, tmp_path: Path) -> None:
@@ -467,7 +490,7 @@ def test_sass_count_matches_nvdisasm(arch: str, tmp_path: Path) -> None:
         assert _disassembler_count(listing) == asm.sass_instructions
 
 
-@needs_ptxas
+@pytest.mark.requires_ptxas
 def test_corpus_kernels_assemble() -> None:
     kernels = pytest.importorskip("kernels")
     if not hasattr(kernels, "list_kernels") or not hasattr(kernels, "load"):
@@ -485,3 +508,44 @@ def test_corpus_kernels_assemble() -> None:
             assert isinstance(result, Assembly), f"{spec.id}: {result}"
             assert result.resources[spec.entry].registers > 0, spec.id
             assert result.sass_instructions[spec.entry] > 0, spec.id
+
+
+# --- PTX ISA versions (issue 13, item 9) ------------------------------------------------------
+
+
+def _triton(version: str) -> str:
+    text = (DATA / "triton_add.ptx").read_text()
+    return re.sub(r"(?m)^\.version .*$", f".version {version}", text)
+
+
+@pytest.mark.requires_ptxas
+def test_a_ptxas_that_takes_the_module_isa_is_chosen() -> None:
+    """Triton emits `.version 9.4`; the CUDA 13.0 ptxas takes 9.0, the 13.5 wheel's 9.5."""
+    from chronos.assemble import max_ptx_isa, ptx_isa
+    from chronos.assemble.ptxas import candidates
+
+    newest = max(filter(None, (max_ptx_isa(p) for p in candidates())), default=None)
+    if newest is None or newest < (9, 4):
+        pytest.skip("no ptxas here takes PTX ISA 9.4")
+    ptx = _triton("9.4")
+    assert ptx_isa(ptx) == (9, 4)
+    asm = assemble(ptx, "sm_90a")
+    assert asm.resources["add_kernel"].registers > 0
+    chosen = ptxas_module.find_ptxas_for((9, 4))
+    assert max_ptx_isa(chosen) >= (9, 4) and asm.ptxas_version == ptxas_module.ptxas_version(chosen)
+
+
+@pytest.mark.requires_ptxas
+def test_no_ptxas_for_the_isa_is_a_clear_setup_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chronos.assemble import PtxasIsaError, PtxasNotFoundError
+
+    with pytest.raises(PtxasIsaError, match=r"ISA 99\.0 \(\.version\), which none") as info:
+        assemble(_triton("99.0"), "sm_90a")
+    assert isinstance(info.value, PtxasNotFoundError)  # setup, never an invalid kernel
+
+
+@pytest.mark.requires_ptxas
+def test_sm_90a_targets_assemble_without_extra_options() -> None:
+    """`.target sm_90a` asked for as sm_90 (the backends' default arch) assembles for sm_90a."""
+    asm = assemble((DATA / "triton_add.ptx").read_text(), "sm_90")
+    assert asm.arch == "sm_90a" and asm.resources["add_kernel"].registers > 0

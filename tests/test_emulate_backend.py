@@ -12,19 +12,8 @@ from chronos.arch import arch_profile, occupancy
 from chronos.emulate import emulate, run_kernel
 from chronos.measure.costmodel import estimate
 from chronos.measure.emulated_backend import BACKEND, DEVICE, EmulatedBackend
-
-
-def _have_ptxas() -> bool:
-    from chronos.assemble import PtxasNotFoundError, find_ptxas
-
-    try:
-        find_ptxas()
-    except PtxasNotFoundError:
-        return False
-    return True
-
-
-requires_ptxas = pytest.mark.skipif(not _have_ptxas(), reason="needs ptxas")
+from chronos.measure.registry import BackendBase, create_backend
+from chronos.transforms import ACTION_NAMES, apply_action
 
 KERNEL = "gemm_tile_4_4_8"
 """TN = 4: rows of B are 16-byte aligned, so both copy runs can use v4 loads."""
@@ -82,7 +71,7 @@ def spec() -> kernels.KernelSpec:
     return kernels.load(KERNEL)
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_cost_model_directions(backend: EmulatedBackend, spec: kernels.KernelSpec) -> None:
     """Vectorized loads and hoisted loads cost less; spills under a tight cap cost more."""
     base = spec.ptx()
@@ -107,14 +96,10 @@ def test_cost_model_directions(backend: EmulatedBackend, spec: kernels.KernelSpe
     assert "ld.global.b32" not in vec_counts
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_cost_model_directions_with_the_transform_catalogue(
     backend: EmulatedBackend, spec: kernels.KernelSpec
 ) -> None:
-    try:
-        from chronos.transforms import ACTION_NAMES, apply_action
-    except ImportError:
-        pytest.skip("chronos.transforms is not importable")
     ids = {name: i for i, name in enumerate(ACTION_NAMES)}
     base = spec.ptx()
     est = {"base": backend.report(spec, base).cost.estimate}  # type: ignore[union-attr]
@@ -129,7 +114,7 @@ def test_cost_model_directions_with_the_transform_catalogue(
     assert est["maxnreg_32"] > est["base"]
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_estimates_are_deterministic(backend: EmulatedBackend, spec: kernels.KernelSpec) -> None:
     a = backend.report(spec, spec.ptx())
     b = EmulatedBackend(arch="sm_90").report(spec, spec.ptx())
@@ -137,7 +122,7 @@ def test_estimates_are_deterministic(backend: EmulatedBackend, spec: kernels.Ker
     assert a.cost.as_dict() == b.cost.as_dict()
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_invalid_steps_say_why(backend: EmulatedBackend, spec: kernels.KernelSpec) -> None:
     base = spec.ptx()
     rejected = base.replace("ret;", "add.f32 %f9999, %f1, %f2;\n\tret;", 1)
@@ -157,11 +142,10 @@ def test_invalid_steps_say_why(backend: EmulatedBackend, spec: kernels.KernelSpe
     assert not rep.valid and rep.error and "fault" in rep.error and "misaligned" in rep.error
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_measurement_is_labelled_an_estimate(
     backend: EmulatedBackend, spec: kernels.KernelSpec
 ) -> None:
-    pytest.importorskip("chronos.measure.measurement")
     m = backend.measure(spec, spec.ptx())
     assert m.valid and m.estimate is True
     assert m.backend == BACKEND == "emulated" and m.device == DEVICE
@@ -173,8 +157,6 @@ def test_measurement_is_labelled_an_estimate(
 
 
 def test_registered_with_the_measure_registry() -> None:
-    from chronos.measure.registry import BackendBase, create_backend
-
     backend = create_backend("emulated")
     assert isinstance(backend, EmulatedBackend) and isinstance(backend, BackendBase)
 

@@ -106,3 +106,42 @@ def test_missing_barrier_is_reported_even_though_lockstep_gets_it_right() -> Non
     assert np.array_equal(run(racy, races=False), expected)  # lockstep hides the race
     with pytest.raises(SharedMemoryRace, match=r"write-read race.*ld\.shared\.u32"):
         run(racy, races=True)
+
+
+def test_same_value_writes_are_no_race_different_values_are() -> None:
+    """Issue 13, item 3: the bytes each thread writes decide (the memory holds zeros)."""
+    memory = np.zeros(128, np.uint8)
+    same = np.tile(np.frombuffer(np.float32(2.5).tobytes(), np.uint8), (3, 1))
+    d = detector()
+    assert d.write(at(0, 0, 0), at(1, 2, 3), 4, same, memory) is None  # one instruction
+    memory[0:4] = same[0]
+    assert d.write(at(0), at(4), 4, same[:1], memory) is None  # a later instruction
+    differ = same.copy()
+    differ[2] = np.frombuffer(np.float32(3.5).tobytes(), np.uint8)
+    race = detector().write(at(0, 0, 0), at(1, 2, 3), 4, differ, np.zeros(128, np.uint8))
+    assert race is not None and race.kind == "write-write"
+    race = d.write(at(0), at(5), 4, differ[2:], memory)  # another value after thread 4's
+    assert race is not None and race.kind == "write-write"
+
+
+def broadcast_kernel(value: str) -> str:
+    """All 32 lanes store `value` to one shared slot, barrier, then each reads it back
+    (Triton's cross-warp reduction stores a warp's partial sum this way)."""
+    return (
+        HEADER
+        + ".visible .entry k(.param .u64 out)\n{\n"
+        + "\t.reg .b32 %r<6>;\n\t.reg .b64 %rd<4>;\n"
+        + "\t.shared .align 4 .b8 buf[4];\n"
+        + "\tld.param.u64 %rd1, [out];\n\tcvta.to.global.u64 %rd1, %rd1;\n"
+        + "\tmov.u32 %r1, %tid.x;\n\tmov.u32 %r3, buf;\n"
+        + f"\tmov.u32 %r2, {value};\n"
+        + "\tst.shared.u32 [%r3], %r2;\n\tbar.sync 0;\n\tld.shared.u32 %r5, [%r3];\n"
+        + "\tmul.wide.u32 %rd2, %r1, 4;\n\tadd.s64 %rd3, %rd1, %rd2;\n"
+        + "\tst.global.u32 [%rd3], %r5;\n\tret;\n}\n"
+    )
+
+
+def test_all_lanes_storing_one_value_to_one_slot_is_no_race() -> None:
+    assert np.array_equal(run(broadcast_kernel("7"), races=True), np.full(32, 7, np.uint32))
+    with pytest.raises(SharedMemoryRace, match="write-write race"):
+        run(broadcast_kernel("%r1"), races=True)  # each lane its own id: a real race

@@ -285,3 +285,34 @@ def test_forbid_early_stop_wrapper() -> None:
     assert not env.action_masks()[STOP]
     obs, *_, info = env.step(1)
     assert env.action_masks()[STOP] and info["action_mask"][STOP] == 1 and obs[25 + STOP] == 1
+
+
+def test_replaced_spec_is_never_served_stale(tmp_path: Any) -> None:
+    """Issue 13, item 1: after `register(spec, replace=True)` with a weaker alignment
+    contract (256 -> 4 bytes) neither the env's spec lookup nor the MDP's mask memo may offer
+    vec_ld/vec_st from the old contract."""
+    import dataclasses
+
+    import chronos.transforms as tx
+    from envs.mdp import TransformMDP
+    from kernels import load, register, unregister
+
+    base = load("gemm_tile_4_6_8")
+    path = tmp_path / "stale.ptx"
+    path.write_text(base.ptx())
+    strong = register(dataclasses.replace(base, id="test_stale", family="test", ptx_path=path))
+    try:
+        mdp = TransformMDP(FakeBackend())
+        vec = [tx.ACTION_IDS["vec_ld"], tx.ACTION_IDS["vec_st"]]
+        first = mdp.initial(ptx_env._load_spec("test_stale"))
+        assert first.spec is strong and mdp.mask(first)[vec].all()
+        weak = register(
+            dataclasses.replace(strong, alignment={k: 4 for k in strong.alignment}),
+            replace=True,
+        )
+        assert ptx_env._load_spec("test_stale") is weak
+        second = mdp.initial(ptx_env._load_spec("test_stale"))
+        assert second.spec is weak and not mdp.mask(second)[vec].any()
+        assert mdp.mask(first)[vec].all()  # the old spec keeps its own verdicts
+    finally:
+        unregister("test_stale")

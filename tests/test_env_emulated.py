@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 import envs
-from chronos.assemble import ptxas_available
 from envs.ptx_env import N_ACTIONS, OBS_SIZE, STOP, PtxTransformEnv
 from envs.shared_backend import SharedMeasurementService
 
-pytestmark = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
+pytestmark = pytest.mark.requires_ptxas
 
 # Small tiles: the emulator measures them in ~0.05 s, and the in-memory store makes repeats free.
 SMALL = ["gemm_tile_2_2_2", "gemm_tile_2_4_2", "gemm_tile_4_2_2"]

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chronos.assemble import ptxas_available
-
 pytestmark = [
     pytest.mark.slow,  # ~4 min cold on 2 CPU cores: ~2,000 new states to emulate
-    pytest.mark.skipif(not ptxas_available(), reason="needs ptxas"),
+    pytest.mark.requires_ptxas,
 ]
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "maskable_ppo.py"

@@ -36,7 +36,11 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     for kid, row in loko["per_fold"].items():
         assert set(row) == {"rf", "bc", "grpo", "kernels"} and row["kernels"] == [kid]
         for learner in ("rf", "bc", "grpo"):
-            assert 0.0 <= row[learner]["first_action_accuracy"] <= 1.0
+            # one held-out kernel, one first state: the first action is right or wrong
+            assert row[learner]["n_first"] == 1
+            assert row[learner]["first_action_accuracy"] in (0.0, 1.0)
+            hits = row[learner]["accuracy"] * row[learner]["n"]
+            assert row[learner]["n"] > 1 and abs(hits - round(hits)) < 1e-9
         assert row["grpo"]["improvement"] < 0.0
     assert set(loko["mean"]) == {"rf", "bc", "grpo"}
     assert (tmp_path / "loko" / "loko.json").exists()

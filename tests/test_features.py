@@ -13,17 +13,6 @@ from chronos.ptx import parse
 DATA = Path(__file__).parent / "data"
 
 
-def _have_ptxas() -> bool:
-    from chronos.assemble import PtxasNotFoundError, find_ptxas
-
-    try:
-        find_ptxas()
-    except PtxasNotFoundError:
-        return False
-    return True
-
-
-requires_ptxas = pytest.mark.skipif(not _have_ptxas(), reason="needs ptxas")
 TRITON = (DATA / "triton_add.ptx").read_text()
 NVCC = (DATA / "nvcc_printf_launch_bounds.ptx").read_text()
 
@@ -83,7 +72,7 @@ def test_module_and_text_give_the_same_vector() -> None:
     np.testing.assert_array_equal(extract(TRITON), extract(parse(TRITON)))
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_cli_prints_ptxas_figures_and_features(tmp_path: Path, capsys) -> None:
     from chronos.assemble import assemble
     from chronos.features.__main__ import main

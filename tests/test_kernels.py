@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import kernels
+from chronos.ptx import ptx_sha256
 from kernels import (
     BufferSpec,
     KernelSpec,
@@ -24,6 +26,7 @@ from kernels import (
     load,
     ptx_entries,
     register,
+    registry_generation,
     unregister,
 )
 from kernels import gemm_tile as gt
@@ -111,7 +114,7 @@ def test_manifest_matches_checked_in_ptx() -> None:
         tm, tn, tk = tiles(kernel_id)
         path = gt.HERE / rec["ptx"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"], kernel_id
-        assert load(kernel_id).ptx_sha256 == rec["sha256"]
+        assert ptx_sha256(load(kernel_id).ptx()) == rec["sha256"]
         assert rec["command"].startswith("nvcc -ptx -arch=sm_80 -O3 ")
         assert f"-DTM={tm} -DTN={tn} -DTK={tk} gemm_tile.cu" in rec["command"]
         assert rec["target"] == "sm_80" and rec["nvcc_version"] and rec["date"]
@@ -121,7 +124,7 @@ def test_manifest_matches_checked_in_ptx() -> None:
 def test_ptx_is_read_once() -> None:
     spec = load("gemm_tile_4_6_8")
     assert spec.ptx() is spec.ptx()
-    assert spec.ptx_sha256 == hashlib.sha256(spec.ptx_path.read_bytes()).hexdigest()
+    assert ptx_sha256(spec.ptx()) == hashlib.sha256(spec.ptx_path.read_bytes()).hexdigest()
 
 
 # --- problems, inputs, reference --------------------------------------------------------------
@@ -379,6 +382,47 @@ def test_register_user_kernel(user_ptx: Path) -> None:
         ({"alignment": {"user_scale_param_0": 12}}, "not a power of two"),
         ({"read_only": frozenset({"y"})}, "read_only buffer y has role out"),
         ({"problems": {}}, "no 'full' problem"),
+        # issue 13, item 7: an alignment below the element size faults at every access
+        ({"alignment": {"user_scale_param_0": 2}}, "less than its float32 elements"),
+        # issue 13, item 4: two pointers naming one buffer
+        (
+            {
+                "params": (
+                    Param("user_scale_param_0", ".u64", "buffer", "x"),
+                    Param("user_scale_param_1", ".u64", "buffer", "x"),
+                    Param("user_scale_param_2", ".u32", "scalar"),
+                ),
+                "buffers": (BufferSpec("x", "float32", "inout"),),
+                "problems": {
+                    k: Problem(
+                        {"n": 256},
+                        (2, 1, 1),
+                        (128, 1, 1),
+                        {"user_scale_param_2": 256},
+                        {"x": (256,)},
+                    )
+                    for k in ("full", "small")
+                },
+            },
+            "both pass buffer 'x': aliasing",
+        ),
+        # issue 13, item 2: no silent truncation of a scalar to its parameter type
+        (
+            {
+                "problems": {
+                    k: Problem(
+                        {"n": 256},
+                        (2, 1, 1),
+                        (128, 1, 1),
+                        {"user_scale_param_2": 1.5},
+                        {"x": (256,), "y": (256,)},
+                    )
+                    for k in ("full", "small")
+                },
+                "divisibility": {},
+            },
+            r"user_scale_param_2 \(.u32\): 1.5 is a float",
+        ),
     ],
 )
 def test_register_rejects_inconsistent_specs(user_ptx: Path, changes: dict, message: str) -> None:
@@ -392,6 +436,54 @@ def test_user_functions_with_wrong_shapes_fail_loudly(user_ptx: Path) -> None:
     prob = spec.problem("small")
     with pytest.raises(KernelSpecError, match=r"reference_fn gave y float32\[3\]"):
         spec.reference(prob, spec.make_inputs(prob, 0))
+
+
+def test_reference_gets_copies_of_the_inputs(user_ptx: Path) -> None:
+    """A reference that updates its inputs in place must not change what the kernel sees."""
+
+    def in_place(prob: Problem, inp: dict) -> dict:
+        x = inp["x"]
+        x *= np.float32(2)
+        return {"y": x}
+
+    spec = register(user_spec(user_ptx, reference_fn=in_place))
+    prob = spec.problem("small")
+    inputs = spec.make_inputs(prob, 0)
+    before = inputs["x"].copy()
+    np.testing.assert_array_equal(spec.reference(prob, inputs)["y"], 2 * before)
+    np.testing.assert_array_equal(inputs["x"], before)
+
+
+def test_fingerprint_covers_everything_that_decides_validity(user_ptx: Path) -> None:
+    base = user_spec(user_ptx)
+    assert base.fingerprint == user_spec(user_ptx).fingerprint
+    variants = {
+        "alignment": user_spec(user_ptx, alignment={"user_scale_param_0": 4}),
+        "divisibility": user_spec(user_ptx, divisibility={"user_scale_param_2": 256}),
+        "tolerance": user_spec(user_ptx, tolerance=(0.0, 0.0)),
+        "read_only": user_spec(user_ptx, read_only=frozenset()),
+        "reference": user_spec(user_ptx, reference_fn=lambda p, i: {"y": i["x"] * 3}),
+        "inputs": user_spec(user_ptx, inputs_fn=lambda p, r: {"x": np.ones(p.shapes["x"])}),
+    }
+    for what, spec in variants.items():
+        assert spec.fingerprint != base.fingerprint, what
+    scaled = [
+        user_spec(user_ptx, reference_fn=functools.partial(lambda k, p, i: {"y": i["x"] * k}, k))
+        for k in (2, 3)
+    ]
+    assert scaled[0].fingerprint != scaled[1].fingerprint  # closure/partial values count
+    other_ptx = user_ptx.with_name("other.ptx")
+    other_ptx.write_text(USER_PTX.replace("ret;", "exit;"))
+    assert user_spec(other_ptx).fingerprint != base.fingerprint
+
+
+def test_register_replace_rereads_the_ptx_and_bumps_the_generation(user_ptx: Path) -> None:
+    first = register(user_spec(user_ptx)).fingerprint
+    gen = registry_generation()
+    user_ptx.write_text(USER_PTX.replace("ret;", "exit;"))
+    second = register(user_spec(user_ptx), replace=True)
+    assert registry_generation() > gen
+    assert "exit;" in second.ptx() and second.fingerprint != first
 
 
 def test_unknown_id_names_close_matches() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import types
@@ -10,14 +11,11 @@ from pathlib import Path
 import pytest
 
 import chronos.measure.auto as auto
-from chronos.assemble import ptxas_available
 from chronos.measure import Backend, Measurement, backend_names, make_backend, register_backend
 from chronos.measure.__main__ import main as cli
 from chronos.measure.replay_backend import ReplayMiss
 from chronos.measure.store import MeasurementStore
 from kernels import load
-
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +97,20 @@ def test_store_wrapper_read_and_write_through(spec, tmp_path: Path) -> None:
     assert len(store) == 1
 
 
+def test_store_key_covers_the_spec_and_ptxas(spec) -> None:
+    """Issue 13, item 1: a spec registered again with a weaker contract or another reference
+    is measured afresh, never served the old verdict."""
+    with make_backend("counting") as b:
+        m = b.measure(spec, spec.ptx())
+        assert m.spec_fingerprint == spec.fingerprint and m.ptxas_version
+        weaker = dataclasses.replace(spec, alignment={k: 4 for k in spec.alignment})
+        fixed = dataclasses.replace(spec, reference_fn=lambda p, i: {"C": i["C"]})
+        for changed in (weaker, fixed):
+            assert b.measure(changed, spec.ptx()).spec_fingerprint == changed.fingerprint
+        assert b.inner.calls == 3
+        assert b.measure(spec, spec.ptx()) == m and b.inner.calls == 3
+
+
 def test_invalid_results_are_cached(spec) -> None:
     with make_backend("counting", fail=True) as b:
         m = b.measure(spec, spec.ptx())
@@ -107,11 +119,12 @@ def test_invalid_results_are_cached(spec) -> None:
         assert b.inner.calls == 1
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_emulated_through_make_backend(spec, tmp_path: Path) -> None:
     with make_backend("emulated", store=tmp_path / "e.sqlite") as b:
         m = b.measure(spec, spec.ptx())
         assert m.valid and m.estimate and m.backend == "emulated"
+        assert m.ptxas_version[:3] in ("12.", "13.") and m.spec_fingerprint == spec.fingerprint
         assert b.measure(spec, spec.ptx()) == m and b.stats["hits"] == 1
     # Options that change the estimate are part of the key.
     with make_backend("emulated", store=tmp_path / "e.sqlite", arch="sm_80") as b:
@@ -173,6 +186,7 @@ def _record(path: Path, spec, cycles: float, device: str = "NVIDIA H100 80GB HBM
                 harness_version="cupy-harness-1",
                 ptx_sha256=ptx_sha256(spec.ptx()),
                 kernel_id=spec.id,
+                spec_fingerprint=spec.fingerprint,
             ),
             "cfg",
         )
@@ -192,9 +206,13 @@ def test_replay_serves_records_and_misses_clearly(spec, tmp_path: Path) -> None:
         assert r.stats == {"hits": 1, "misses": 1, "fallbacks": 0, "hit_rate": 0.5}
     with make_backend("replay", store=path, device="NVIDIA A100") as r:
         assert r.measure(spec, spec.ptx()).cycles == 1234.0
+        # issue 13, item 1: a spec changed since the recording (here its reference) misses
+        changed = dataclasses.replace(spec, reference_fn=lambda p, i: {"C": i["C"]})
+        with pytest.raises(ReplayMiss, match="fingerprint"):
+            r.measure(changed, spec.ptx())
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_replay_fallback_to_emulated(spec, tmp_path: Path) -> None:
     path = tmp_path / "h100.sqlite"
     _record(path, spec, 999.0)
@@ -207,7 +225,7 @@ def test_replay_fallback_to_emulated(spec, tmp_path: Path) -> None:
     assert path.read_bytes() == before  # the recorded file is never written
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_cli_text_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     store = str(tmp_path / "cli.sqlite")
     assert cli(["gemm_tile_2_2_2", "--backend", "emulated", "--store", store]) == 0

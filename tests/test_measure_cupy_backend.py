@@ -9,12 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chronos.assemble import ptxas_available
 from chronos.measure import make_backend
 from chronos.measure.cupy_backend import CupyBackend, CupyBackendError, throttle_stats
 from kernels import load
-
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 HERE = os.path.abspath(__file__)
 FAKE = f"{HERE}:fake_gpu"
@@ -97,7 +94,7 @@ def marked(ptx: str, mark: str) -> str:
     return ptx + f"// FAKE:{mark}\n"
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_measurement_from_samples(backend: CupyBackend, spec) -> None:
     m = backend.measure(spec, spec.ptx())
     assert m.valid, m.error
@@ -110,7 +107,7 @@ def test_measurement_from_samples(backend: CupyBackend, spec) -> None:
     assert m.harness_version == "cupy-harness-1"
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.parametrize(
     "mark,kind", [("hang", "timeout"), ("crash", "crash"), ("garbage", "garbage")]
 )
@@ -125,7 +122,7 @@ def test_faults_become_invalid_and_restart(spec, mark: str, kind: str) -> None:
         assert b.faults == {kind: 1}
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_exception_and_fatal_and_mismatch(backend: CupyBackend, spec) -> None:
     m = backend.measure(spec, marked(spec.ptx(), "raise"))
     assert not m.valid and "ILLEGAL_ADDRESS" in m.error
@@ -139,14 +136,14 @@ def test_exception_and_fatal_and_mismatch(backend: CupyBackend, spec) -> None:
     assert backend.measure(spec, spec.ptx()).valid
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_ptxas_rejection_is_invalid_without_the_gpu(backend: CupyBackend, spec) -> None:
     bad = spec.ptx().replace("fma.rn.f32", "fma.rn.f99", 1)
     m = backend.measure(spec, bad)
     assert not m.valid and "ptxas rejected" in m.error
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_measure_many_keeps_order_and_store_caches(spec, tmp_path) -> None:
     texts = [spec.ptx() + f"// variant {i}\n" for i in range(4)]
     with make_backend("cupy", store=tmp_path / "s.sqlite", worker_target=FAKE, repeats=5) as b:

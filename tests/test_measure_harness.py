@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chronos.assemble import ptxas_available
 from chronos.measure.cupy_backend import CupyBackend
 from kernels import load
 
 HERE = os.path.abspath(__file__)
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 
 class CUDADriverError(RuntimeError):
@@ -246,7 +244,7 @@ def backend():
     b.close()
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_harness_measures_instrumented_cycles(backend: CupyBackend) -> None:
     spec = load("gemm_tile_4_4_4")
     m = backend.measure(spec, spec.ptx())
@@ -260,7 +258,7 @@ def test_harness_measures_instrumented_cycles(backend: CupyBackend) -> None:
     assert {"assemble", "load", "verify", "time"} <= set(m.extra["phases"])
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_harness_rejects_wrong_outputs(backend: CupyBackend) -> None:
     spec = load("gemm_tile_4_4_4")
     wrong = spec.ptx().replace("0f00000000", "0f3F800000")  # accumulators start at 1.0
@@ -268,7 +266,7 @@ def test_harness_rejects_wrong_outputs(backend: CupyBackend) -> None:
     assert not m.valid and "output mismatch (plain build)" in m.error
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_harness_fault_is_fatal_and_restarts(backend: CupyBackend) -> None:
     spec = load("gemm_tile_4_4_4")
     bad = spec.ptx().replace("st.global.f32 \t[%rd20]", "st.global.f32 \t[%rd20+2]", 1)
@@ -293,7 +291,7 @@ def one_shot_backend(**worker_config: Any) -> CupyBackend:
     )
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_inputs_evicted_from_the_worker_are_resent() -> None:
     """The worker keeps a bounded input cache; a kernel evicted from it still measures."""
     with one_shot_backend(input_cache=1) as b:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import chronos.emulate.launch as launch
-from chronos.assemble import ptxas_available
 from chronos.emulate import verify
 from chronos.measure.instrument import (
     CYCLES_SYMBOL,
@@ -17,7 +16,6 @@ from chronos.measure.instrument import (
 from chronos.ptx import parse
 from kernels import list_kernels, load
 
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 KERNELS = [k if isinstance(k, str) else k.id for k in list_kernels()]
 
 
@@ -64,7 +62,7 @@ def test_errors() -> None:
         instrument(spec.ptx(), "nope")
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_every_kernel_assembles_instrumented() -> None:
     from chronos.assemble import Assembly, assemble_many
 
@@ -140,7 +138,7 @@ $top:
 """
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_scopes_and_loops_at_the_top() -> None:
     """Declarations go at function scope, the clock reads before the first label."""
     from chronos.assemble import assemble

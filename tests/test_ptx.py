@@ -148,6 +148,10 @@ def test_overlapping_edits_are_refused() -> None:
     ("text", "line", "col", "fragment"),
     [
         (".version 8.0\n.entry k()\n{\n\tadd.s32 %r1, %r2\n}\n", 4, 2, "missing its ';'"),
+        # a `;` missing mid-body: the next line starts an instruction (issue 13, item 10)
+        (".entry k()\n{\n\tmov.u32 %r1, %tid.x\n\tsetp.lt.s32 %p1, %r1, 9;\n}\n", 3, 2, "its ';'"),
+        (".entry k()\n{\n\tmov.u32 %r1, 1\n\t@%p1 bra L;\n}\n", 3, 2, "missing its ';'"),
+        (".entry k()\n{\n\tmov.u32 %r1, 1\n\tret;\n}\n", 3, 2, "missing its ';'"),
         (".entry k()\n{\n\tret;\n}\n}\n", 5, 1, "unmatched '}'"),
         (".entry k()\n{\n\tret;\n", 2, 1, "unclosed '{'"),
         ("add.s32 %r1, %r2, %r3;\n", 1, 1, "outside a function body"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import sqlite3
@@ -31,6 +32,8 @@ def make(
             harness_version="h1",
             kernel_id=kernel,
             ptx_sha256=f"{i:064x}",
+            spec_fingerprint=FP,
+            ptxas_version="13.0.88",
         )
     return Measurement(
         cycles=1000.0 + i,
@@ -49,11 +52,25 @@ def make(
         ptx_sha256=f"{i:064x}",
         kernel_id=kernel,
         extra={"phases": {"time": 0.01}, "samples": [1, 2, 3]},
+        spec_fingerprint=FP,
+        ptxas_version="13.0.88",
     )
 
 
+FP = "f" * 64
+
+
 def key(m: Measurement, config: str = "") -> tuple[str, ...]:
-    return (m.ptx_sha256, m.kernel_id, m.backend, m.device, m.harness_version, config)
+    return (
+        m.ptx_sha256,
+        m.kernel_id,
+        m.backend,
+        m.device,
+        m.harness_version,
+        config,
+        m.spec_fingerprint,
+        m.ptxas_version,
+    )
 
 
 def test_round_trip_and_key(tmp_path: Path) -> None:
@@ -63,7 +80,10 @@ def test_round_trip_and_key(tmp_path: Path) -> None:
         s.put(m, "cfg")
         assert s.get(*key(m, "cfg")) == m
         assert s.get(*key(m, "other")) is None
-        assert s.get(m.ptx_sha256, m.kernel_id, "emulated", m.device, "h1", "cfg") is None
+        assert s.get(m.ptx_sha256, m.kernel_id, "emulated", m.device, "h1", "cfg", FP, "") is None
+        other_spec = (*key(m, "cfg")[:6], "e" * 64, m.ptxas_version)
+        assert s.get(*other_spec) is None  # another spec: another verdict
+        assert s.get(*key(m, "cfg")[:7], "13.5.37") is None  # another ptxas
         s.put(make(1).replace(cycles=7.0), "cfg")  # same key: replaced
         s.put(make(2, valid=False), "cfg")
         assert len(s) == 2 and s.get(*key(m, "cfg")).cycles == 7.0
@@ -221,3 +241,48 @@ def test_readonly_falls_back_to_an_immutable_snapshot(
     with MeasurementStore(path, readonly=True) as s:
         assert s.get(*key(make(5))) == make(5)
     assert calls == [False, True]
+
+
+V1_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE measurements (
+    ptx_sha256 TEXT NOT NULL, kernel_id TEXT NOT NULL, backend TEXT NOT NULL,
+    device TEXT NOT NULL, harness_version TEXT NOT NULL, config TEXT NOT NULL DEFAULT '',
+    valid INTEGER NOT NULL, cycles REAL, created REAL NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (ptx_sha256, kernel_id, backend, device, harness_version, config)
+);
+CREATE INDEX measurements_lookup ON measurements (ptx_sha256, kernel_id, backend, created);
+"""
+
+
+def test_version_1_stores_are_migrated_and_their_verdicts_never_served(tmp_path: Path) -> None:
+    """Issue 13, item 1: v1 keys ignore the spec, so a v1 verdict may belong to another
+    reference or contract. Read-only: refused with the reason; writable: migrated, kept for
+    iteration, never returned by get/find with a fingerprint."""
+    path = tmp_path / "v1.sqlite"
+    old = make(7).replace(spec_fingerprint="", ptxas_version="")
+    record = {
+        k: v for k, v in old.to_dict().items() if k not in ("spec_fingerprint", "ptxas_version")
+    }
+    con = sqlite3.connect(path)
+    con.executescript(V1_SCHEMA)
+    con.execute(
+        "INSERT INTO measurements VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (old.ptx_sha256, "k", "cupy", "GPU", "h1", "", 1, old.cycles, 1.0, json.dumps(record)),
+    )
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="schema version 1, keyed without the kernel spec"):
+        MeasurementStore(path, readonly=True)
+    with MeasurementStore(path) as s:
+        assert list(s) == [old] and len(s) == 1  # kept, readable
+        assert s.get(*key(make(7))) is None  # never served under a real fingerprint
+        assert s.find(old.ptx_sha256, "k", spec_fingerprint=FP) is None
+        with pytest.raises(ValueError, match="fingerprint"):
+            s.get(*key(old))
+        s.put(make(7))
+        assert s.get(*key(make(7))) == make(7)
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    con.close()

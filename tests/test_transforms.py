@@ -431,3 +431,20 @@ def test_reorder_cp_moves_latch_barrier_only_for_read_only_loads(spec: kernels.K
     head = lines.index("$L__BB0_3:")
     nxt = lines.index("$L__BB0_4:")
     assert sum(ln == "bar.sync \t0;" for ln in lines[head:nxt]) == 1  # only the original one
+
+
+def test_launch_bounds_hold_for_every_problem_of_the_spec() -> None:
+    """Issue 13, item 6: `.reqntid` of one problem's block would make the GPU refuse the
+    other problem's launch; with differing blocks the LAUNCH group does not apply."""
+    import dataclasses
+
+    base = kernels.load("gemm_tile_4_6_8")
+    assert apply_action(base, base.ptx(), "reqntid").changed  # one block shape: applies
+    small = base.problem("small")
+    wide = (small.block[0] * 2, small.block[1], small.block[2])
+    problems = {**base.problems, "small": dataclasses.replace(small, block=wide)}
+    mixed = dataclasses.replace(base, id="test_mixed_blocks", problems=problems)
+    for name in ("reqntid", "occupancy_75"):
+        res = apply_action(mixed, mixed.ptx(), name)
+        assert not res.changed and "no one shape holds for all" in res.reason, name
+        assert not action_mask(mixed, mixed.ptx(), ())[ACTION_IDS[name]]

@@ -13,10 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
-from chronos.assemble import PtxasError, assemble_many, ptxas_available
+from chronos.assemble import PtxasError, assemble_many
 from chronos.transforms import ACTION_NAMES, CATALOGUE, STOP, action_mask, apply_action
 
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 ALL = sorted(k for k in kernels.list_kernels() if k.startswith("gemm_tile"))
 SAMPLE = ["gemm_tile_2_2_2", "gemm_tile_4_6_8", "gemm_tile_8_8_8", "gemm_tile_6_4_2"]
 
@@ -38,13 +37,13 @@ def _assemble_all(kernel_ids: list[str], arch: str) -> list[str]:
     ]
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_each_transform_assembles_sample(arch: str) -> None:
     assert _assemble_all(SAMPLE, arch) == []
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_each_transform_assembles_all_kernels(arch: str) -> None:
@@ -76,7 +75,7 @@ def _check_sequence(kernel_id: str, data: st.DataObject) -> None:
         assert not isinstance(res, PtxasError), f"{kernel_id} {names} {arch}: {res}"
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @settings(
     max_examples=12,
     deadline=None,
@@ -88,7 +87,7 @@ def test_random_sequences_assemble(kernel_id: str, data: st.DataObject) -> None:
     _check_sequence(kernel_id, data)
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.slow
 def test_random_sequences_assemble_many() -> None:
 
@@ -105,7 +104,7 @@ def test_random_sequences_assemble_many() -> None:
     run()
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_coverage_sample_has_no_dead_transform() -> None:
     """On a sample every transform applies and changes SASS, and nothing is rejected."""
     from chronos.transforms.coverage import coverage, format_table
@@ -125,7 +124,7 @@ def test_coverage_sample_has_no_dead_transform() -> None:
         assert by[n].changes_sass == len(SAMPLE), n
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.slow
 def test_coverage_all_kernels() -> None:
     from chronos.transforms.coverage import coverage

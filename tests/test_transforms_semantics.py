@@ -77,15 +77,31 @@ def test_random_sequences_keep_outputs_on_every_kernel(kernel_id: str) -> None:
         ["vec_ld", "vec_lds", "cp_async", "maxnreg_128"],
         ["reorder_cp", "vec_st", "sink_st", "ld_nc", "prefetch_l2"],
         ["vec_ld", "reorder_cp", "st_cs", "ld_l2_256B", "reqntid", "vec_lds"],
-        ["cp_async", "vec_ld", "vec_st", "ld_evict_last"],
+        ["ld_evict_last", "vec_ld", "cp_async", "vec_st"],
     ],
 )
 @pytest.mark.parametrize("kernel_id", ["gemm_tile_4_6_8", "gemm_tile_2_2_2", "gemm_tile_6_8_4"])
 def test_sequences_verify(kernel_id: str, seq: list[str]) -> None:
+    """Every named transform applies, in order, and the result verifies bit-exactly."""
     spec = kernels.load(kernel_id)
-    ptx = apply_sequence(spec, spec.ptx(), seq)
+    ptx = spec.ptx()
+    for name in seq:
+        res = apply_action(spec, ptx, name)
+        assert res.changed, (kernel_id, seq, name, res.reason)
+        ptx = res.ptx
+    assert ptx == apply_sequence(spec, spec.ptx(), seq)
     v = verify(spec, ptx, exact=True)
     assert v.ok, (kernel_id, seq, v.kind, v.error)
+
+
+def test_cp_async_leaves_no_global_load_to_vectorize_or_hint() -> None:
+    """cp_async turns the tile loads into async copies: vec_ld and ld_evict_last then have
+    nothing left, which is why a sequence naming them after it applies fewer transforms."""
+    spec = kernels.load("gemm_tile_4_6_8")
+    ptx = apply_action(spec, spec.ptx(), "cp_async").ptx
+    for name in ("vec_ld", "ld_evict_last"):
+        res = apply_action(spec, ptx, name)
+        assert not res.changed and res.reason, name
 
 
 def test_misaligned_vector_would_fault() -> None:

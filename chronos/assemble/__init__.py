@@ -15,6 +15,7 @@ from chronos.assemble.assembly import (
     assemble_many,
     cache_clear,
     cache_info,
+    ptxas_version_for,
 )
 from chronos.assemble.elf import ElfError, text_sections
 from chronos.assemble.errors import (
@@ -23,7 +24,15 @@ from chronos.assemble.errors import (
     PtxasTimeoutError,
     parse_errors,
 )
-from chronos.assemble.ptxas import find_ptxas, ptxas_available, ptxas_version
+from chronos.assemble.ptxas import (
+    PtxasIsaError,
+    find_ptxas,
+    find_ptxas_for,
+    max_ptx_isa,
+    ptx_isa,
+    ptxas_available,
+    ptxas_version,
+)
 from chronos.assemble.resources import Resources, parse_resources
 from chronos.assemble.sass import count_instructions
 from chronos.caching import CacheInfo
@@ -34,6 +43,7 @@ __all__ = [
     "CacheInfo",
     "ElfError",
     "PtxasError",
+    "PtxasIsaError",
     "PtxasNotFoundError",
     "PtxasTimeoutError",
     "Resources",
@@ -43,9 +53,13 @@ __all__ = [
     "cache_info",
     "count_instructions",
     "find_ptxas",
+    "find_ptxas_for",
+    "max_ptx_isa",
     "parse_errors",
     "parse_resources",
     "ptxas_available",
+    "ptx_isa",
     "ptxas_version",
+    "ptxas_version_for",
     "text_sections",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 from chronos.assemble import ptxas as ptxas_module
 from chronos.assemble.elf import text_sections
 from chronos.assemble.errors import PtxasError, PtxasTimeoutError
-from chronos.assemble.ptxas import find_ptxas, ptxas_version, run_ptxas
+from chronos.assemble.ptxas import find_ptxas_for, ptx_isa, ptxas_version, run_ptxas
 from chronos.assemble.resources import Resources, parse_resources
 from chronos.assemble.sass import count_instructions
 from chronos.caching import BoundedCache, CacheInfo
@@ -90,7 +90,8 @@ def assemble(
     extra = tuple(str(a) for a in extra_args)
     if reserved := [a for a in extra if _RESERVED_ARGS.match(a)]:
         raise ValueError(f"extra_args may not set {reserved}: assemble() controls them")
-    exe = ptxas or _ptxas_for_environment()
+    exe = ptxas or _ptxas_for_environment(ptx_isa(ptx))
+    arch = _arch_for(ptx, arch)
     ptx_sha = ptx_sha256(ptx)
     version = ptxas_version(exe)
     key = (ptx_sha, arch, opt_level, extra, str(exe), version)
@@ -117,11 +118,11 @@ def assemble_many(
     CPU count. Duplicates and cached texts cost one ptxas run at most. `progress`: a label
     for a progress bar on stderr (none when None).
     """
-    exe = _ptxas_for_environment()
     n = workers or os.cpu_count() or 1
 
     def one(ptx: str) -> Assembly | PtxasError:
         try:
+            exe = _ptxas_for_environment(ptx_isa(ptx))
             return assemble(ptx, arch, opt_level, extra_args, ptxas=exe, timeout=timeout)
         except PtxasError as exc:
             return exc
@@ -139,15 +140,38 @@ def assemble_many(
         return bar(pool.map(one, ptxs))
 
 
-def _ptxas_for_environment() -> Path:
-    """find_ptxas(), remembered per lookup environment: the search stats a dozen paths, which
-    would cost more than the cache hit it precedes."""
+def _arch_for(ptx: str, arch: str) -> str:
+    """`arch`, or its arch-specific variant when the PTX targets that (`.target sm_90a`
+    asked for as sm_90): such PTX assembles only for the variant, and it runs on that SM."""
+    m = _TARGET.search(ptx)
+    if m:
+        for target in (t.strip() for t in m[1].split(",")):
+            if target[:-1] == arch and target[-1:] in ("a", "f"):
+                return target
+    return arch
+
+
+_TARGET = re.compile(r"^\s*\.target\s+([^\n;/]+)", re.M)
+
+
+def _ptxas_for_environment(isa: tuple[int, int] | None = None) -> Path:
+    """find_ptxas_for(isa), remembered per lookup environment: the search stats a dozen
+    paths, which would cost more than the cache hit it precedes."""
     key = tuple(os.environ.get(v) for v in ("CHRONOS_PTXAS", "PATH", "CUDA_HOME"))
-    key += (ptxas_module.DEFAULT_DIRS,)
+    key += (ptxas_module.DEFAULT_DIRS, isa)
     found = _found_ptxas.get(key)
     if found is None or not found.is_file():
-        found = _found_ptxas[key] = find_ptxas()
+        found = _found_ptxas[key] = find_ptxas_for(isa)
     return found
+
+
+def ptxas_version_for(ptx: str) -> str:
+    """The version of the ptxas `assemble` would use for `ptx` ("none" without one): it is
+    part of every measurement's provenance and store key."""
+    try:
+        return ptxas_version(_ptxas_for_environment(ptx_isa(ptx)))
+    except ptxas_module.PtxasNotFoundError:
+        return "none"
 
 
 _found_ptxas: dict[tuple, Path] = {}

@@ -11,9 +11,13 @@ from __future__ import annotations
 import re
 
 # ptxas kernel.ptx, line 12; error   : Unknown symbol '%r9'
+# ptxas kernel.ptx, line 5; fatal   : Unsupported .version 9.4; current version is '9.0'
 _DIAGNOSTIC = re.compile(
-    r"^ptxas (?P<file>.+?), line (?P<line>\d+); (?P<severity>error|warning)\s*: (?P<msg>.*)$"
+    r"^ptxas (?P<file>.+?), line (?P<line>\d+); (?P<severity>error|fatal|warning)\s*: "
+    r"(?P<msg>.*)$"
 )
+# The summary ptxas prints after any error; it says nothing about the cause.
+_ABORTED = "Ptx assembly aborted due to errors"
 _FATAL = re.compile(r"^ptxas fatal\s*: (?P<msg>.*)$")
 
 INSTALL_HINT = (
@@ -59,7 +63,11 @@ class PtxasError(Exception):
                 lines.append(f"  line {line}: {text}".rstrip())
                 previous = line
             lines.append(f"    error: {msg}")
-        fatal = [m["msg"] for m in map(_FATAL.match, log.splitlines()) if m]
+        fatal = [
+            m["msg"]
+            for m in map(_FATAL.match, log.splitlines())
+            if m and m["msg"].strip() != _ABORTED
+        ]
         if not errors:
             lines.extend(f"  {msg}" for msg in fatal)
             if not fatal:
@@ -72,10 +80,12 @@ class PtxasTimeoutError(PtxasError):
 
 
 def parse_errors(log: str) -> list[tuple[int, str]]:
-    """(line, message) of every error ptxas reported against a PTX line, sorted by line."""
+    """(line, message) of every error (or fatal error) ptxas reported against a PTX line,
+    sorted by line: "line 5; fatal : Unsupported .version 9.4" and "line 39; fatal : Parsing
+    error near '}'" are the cause that the closing "assembly aborted" line hides."""
     found = []
     for text in log.splitlines():
         m = _DIAGNOSTIC.match(text)
-        if m and m["severity"] == "error":
+        if m and m["severity"] in ("error", "fatal"):
             found.append((int(m["line"]), m["msg"].strip()))
     return sorted(found, key=lambda e: e[0])

@@ -1,5 +1,11 @@
 """Finding and running the ptxas executable.
 
+Each ptxas takes PTX up to one ISA version (CUDA 13.0's takes `.version 9.0`, the 13.5 wheel's
+9.5; Triton emits 9.4), so `find_ptxas(isa)` walks the candidates in order and returns the
+first whose ISA covers the module's `.version`. What a binary takes is asked of the binary
+itself (a probe module with an impossible version makes ptxas name its own), so no release
+table needs updating.
+
 Chronos needs no CUDA toolkit: the `nvidia-cuda-nvcc` wheel on PyPI ships ptxas, as
 `nvidia/cu13/bin/ptxas` (CUDA 13 wheels) or `nvidia/cuda_nvcc/bin/ptxas` (the CUDA 12
 `nvidia-cuda-nvcc-cu12` wheels). `nvidia` is a namespace package without `__init__`, so
@@ -25,6 +31,81 @@ from chronos.assemble.errors import INSTALL_HINT, PtxasNotFoundError
 ENV_VAR = "CHRONOS_PTXAS"
 DEFAULT_DIRS: tuple[Path, ...] = (Path("/usr/local/cuda/bin"),)
 WHEEL_LAYOUTS: tuple[str, ...] = ("cu13/bin", "cuda_nvcc/bin")
+
+
+class PtxasIsaError(PtxasNotFoundError):
+    """ptxas binaries exist, but none takes the module's PTX ISA version (a setup problem)."""
+
+
+_VERSION_LINE = re.compile(r"^\s*\.version\s+(\d+)\.(\d+)", re.M)
+_CURRENT = re.compile(r"current version is '(\d+)\.(\d+)'")
+
+
+def ptx_isa(ptx: str) -> tuple[int, int] | None:
+    """The `.version` of a PTX module, e.g. (9, 4); None when it has none."""
+    m = _VERSION_LINE.search(ptx)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def max_ptx_isa(ptxas: Path) -> tuple[int, int] | None:
+    """The newest PTX ISA `ptxas` assembles (None if it would not say)."""
+    stat = ptxas.stat()
+    return _max_isa(str(ptxas), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _max_isa(ptxas: str, mtime_ns: int, size: int) -> tuple[int, int] | None:
+    with tempfile.TemporaryDirectory(prefix="chronos-ptxas-isa-") as tmp:
+        Path(tmp, "probe.ptx").write_text(".version 99.9\n.target sm_80\n.address_size 64\n")
+        out = subprocess.run(
+            [ptxas, "-arch=sm_80", "-o", "probe.cubin", "probe.ptx"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    m = _CURRENT.search(out.stdout + out.stderr)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def candidates() -> list[Path]:
+    """Every ptxas in search order ($CHRONOS_PTXAS alone when set), without duplicates."""
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        return [find_ptxas()]
+    found: list[Path] = []
+    dirs = list(DEFAULT_DIRS)
+    if cuda_home := os.environ.get("CUDA_HOME"):
+        dirs.insert(0, Path(cuda_home) / "bin")
+    for hit in (shutil.which("ptxas"), *(shutil.which("ptxas", path=str(d)) for d in dirs)):
+        if hit and Path(hit).resolve() not in found:
+            found.append(Path(hit).resolve())
+    wheel = wheel_ptxas()
+    if wheel and wheel not in found:
+        found.append(wheel)
+    return found
+
+
+def find_ptxas_for(isa: tuple[int, int] | None) -> Path:
+    """The first ptxas (in `find_ptxas` order) that takes PTX ISA `isa`; any when None.
+
+    Raises PtxasIsaError naming each binary and the ISA it takes when none is new enough.
+    """
+    first = find_ptxas()
+    if isa is None:
+        return first
+    seen = []
+    for exe in candidates():
+        top = max_ptx_isa(exe)
+        if top is None or top >= isa:
+            return exe
+        seen.append(f"{exe} (ISA {top[0]}.{top[1]}, ptxas {ptxas_version(exe)})")
+    raise PtxasIsaError(
+        f"the PTX is ISA {isa[0]}.{isa[1]} (.version), which none of the ptxas found takes: "
+        f"{'; '.join(seen)}. Install a newer ptxas (`pip install -U nvidia-cuda-nvcc`) or "
+        f"point {ENV_VAR} at one."
+    )
 
 
 def find_ptxas() -> Path:

@@ -341,8 +341,9 @@ class Machine:
         for sp, store, off, pos, aa in segs:
             if sp == ".shared" and self.races is not None:
                 who = threads if pos is None else threads[pos]
-                one = _one_writer_per_warp(off, who, [v if pos is None else v[pos] for v in vals])
-                self._raise_race(self.races.write(off[one], who[one], nbytes))
+                rows = np.stack([np.asarray(v if pos is None else v[pos], dt) for v in vals], 1)
+                data = rows.view(np.uint8).reshape(len(who), nbytes)
+                self._raise_race(self.races.write(off, who, nbytes, data, self.shared.data))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
             for j, v in enumerate(vals):
@@ -443,7 +444,10 @@ class Machine:
             if sel.any():
                 width = rec.data.shape[1]
                 if self.races is not None:
-                    self._raise_race(self.races.write(rec.dst[sel], rec.threads[sel], width))
+                    race = self.races.write(
+                        rec.dst[sel], rec.threads[sel], width, rec.data[sel], self.shared.data
+                    )
+                    self._raise_race(race)
                 self.shared.data[rec.dst[sel][:, None] + np.arange(width)] = rec.data[sel]
                 rec.done = rec.done | sel
         self.cp_pending = [r for r in self.cp_pending if not r.done.all()]
@@ -638,26 +642,6 @@ class Machine:
                 all_live = bool(live.all())
         self.live = live
         return steps
-
-
-def _one_writer_per_warp(
-    off: np.ndarray, threads: np.ndarray, vals: list[np.ndarray]
-) -> np.ndarray:
-    """Positions left after dropping a warp's duplicate same-value stores to one address.
-
-    When threads of one warp store to the same address in one instruction, exactly one of the
-    writes happens (CUDA programming guide); if they all store the same value the outcome is
-    determined, and Triton's cross-warp reductions rely on it. Different values still race.
-    """
-    everyone = np.arange(len(off))
-    if len(off) < 2 or np.unique(off).size == len(off):
-        return everyone
-    cols = [threads // 32, np.asarray(off, np.int64)]
-    for v in vals:
-        v = np.asarray(v)
-        cols.append(v.view(f"u{v.dtype.itemsize}").astype(np.int64))
-    _, first = np.unique(np.stack(cols, axis=1), axis=0, return_index=True)
-    return np.sort(first)
 
 
 def _atomic_apply(

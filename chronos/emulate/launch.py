@@ -6,7 +6,6 @@ KernelSpec's problem with its seeded inputs and alignment contract.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from chronos.emulate.executor import DEFAULT_MAX_STEPS, Machine
 from chronos.emulate.memory import GLOBAL_BASE, POISON, Arena
 from chronos.emulate.program import Program
 from chronos.emulate.trace import Trace
-from chronos.ptx.model import type_bytes
+from kernels.params import encode_scalar
 
 DEFAULT_ALIGNMENT = 256
 """What cudaMalloc guarantees; used for pointers the caller gives no alignment for."""
@@ -38,11 +37,21 @@ class RunResult:
     addresses: dict[str, int]
 
 
-def _encode_scalar(value: Any, ptx_type: str) -> bytes:
-    size = type_bytes(ptx_type) if ptx_type else 8
-    if ptx_type.startswith(".f"):
-        return struct.pack("<f" if size == 4 else "<d", float(value))
-    return (int(value) % (1 << (8 * size))).to_bytes(size, "little")
+def param_values(
+    program: Program, args: Mapping[str, Any], addresses: Mapping[str, int]
+) -> dict[str, bytes]:
+    """The bytes of each parameter in the .param space: buffer addresses, and scalars from
+    the one encoder the GPU harness uses too (`kernels.params.encode_scalar`)."""
+    values: dict[str, bytes] = {}
+    for slot in program.params:
+        if slot.name not in args:
+            continue
+        v = args[slot.name]
+        if isinstance(v, str):
+            values[slot.name] = addresses[v].to_bytes(8, "little")
+        else:
+            values[slot.name] = encode_scalar(v, slot.type, slot.size, slot.name)
+    return values
 
 
 def run_kernel(
@@ -77,15 +86,7 @@ def run_kernel(
         addresses[name] = arena.allocate(
             name, len(raw), alignment.get(name, DEFAULT_ALIGNMENT), name in read_only, raw
         )
-    values: dict[str, bytes] = {}
-    for slot in program.params:
-        if slot.name not in args:
-            continue
-        v = args[slot.name]
-        if isinstance(v, str):
-            values[slot.name] = addresses[v].to_bytes(8, "little")
-        else:
-            values[slot.name] = _encode_scalar(v, slot.type)
+    values = param_values(program, args, addresses)
     m = Machine(program, grid, block, arena, values, dynamic_shared, trace, races=races)
     steps = m.run(max_steps)
     outputs = {}

@@ -11,6 +11,11 @@ them. Each byte remembers its last writer and its readers (one thread or "severa
 with the block's barrier epoch at the time; a barrier starts a new epoch. Threads of one warp
 count as different threads (since Volta they are not guaranteed to run in lockstep without
 `bar.warp.sync`). A cp.async write lands when the issuing thread's wait completes it.
+
+A write of the value a byte already holds is no race: whichever order the threads run in,
+the byte ends with that value and every reader sees it. That is how Triton's cross-warp
+reductions work (all 32 lanes of a warp store the same partial sum to one shared slot).
+Writes of different values, and reads of a byte another thread writes, still race.
 """
 
 from __future__ import annotations
@@ -79,18 +84,34 @@ class SharedRaceDetector:
         o = int(other[i])
         return Race(kind, offset, block, int(t[i]), NOBODY if o == SEVERAL else o)
 
-    def write(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> Race | None:
-        """Record a store of `nbytes` at byte offsets `off` by `threads`; the first race, if any."""
+    def write(
+        self,
+        off: np.ndarray,
+        threads: np.ndarray,
+        nbytes: int,
+        data: np.ndarray | None = None,
+        memory: np.ndarray | None = None,
+    ) -> Race | None:
+        """Record a store of `nbytes` at byte offsets `off` by `threads`; the first race, if any.
+
+        `data` (one row of `nbytes` bytes per thread) and `memory` (the shared bytes before
+        the store) let a same-value write pass; without them every conflict is a race.
+        """
         b, t, e = self._entries(off, threads, nbytes)
+        same: np.ndarray | bool = False
+        flat = None
+        if data is not None and memory is not None:
+            flat = np.ascontiguousarray(data, np.uint8).reshape(-1)
+            same = flat == memory[b]
         w = self.w_tag[b]
-        ww = ((w & ~_THREAD_MASK) == e) & ((w & _THREAD_MASK) != t)
+        ww = ((w & ~_THREAD_MASK) == e) & ((w & _THREAD_MASK) != t) & ~same
         if ww.any():
             return self._race("write-write", b, t, w & _THREAD_MASK, ww)
         r = self.r_tag[b]
-        rw = ((r & ~_THREAD_MASK) == e) & ((r & _THREAD_MASK) != t)
+        rw = ((r & ~_THREAD_MASK) == e) & ((r & _THREAD_MASK) != t) & ~same
         if rw.any():
             return self._race("read-write", b, t, r & _THREAD_MASK, rw)
-        if (dup := self._shared_by_two(b, t)) is not None:
+        if (dup := self._shared_by_two(b, t, flat)) is not None:
             return self._race("write-write", b, t, dup[1], dup[0])
         self.w_tag[b] = e | t
         return None
@@ -110,15 +131,21 @@ class SharedRaceDetector:
             self.r_tag[b[dup[0]]] = several[dup[0]]
         return None
 
-    def _shared_by_two(self, b: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def _shared_by_two(
+        self, b: np.ndarray, t: np.ndarray, values: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Bytes two different threads touch in one instruction: (mask over b, other thread).
 
         One scatter and one gather: after `scratch[b] = t` a byte holds one of its threads, so
-        every entry of another thread on that byte reads back a different one.
+        every entry of another thread on that byte reads back a different one. With `values`
+        (the bytes written), only entries writing another value than that thread clash.
         """
         if b.size < 2:
             return None
         self._scratch[b] = t
         other = self._scratch[b]
         clash = other != t
+        if values is not None and clash.any():
+            self._scratch[b] = values
+            clash &= self._scratch[b] != values
         return (clash, other) if clash.any() else None

@@ -1,8 +1,10 @@
 """The store wrapper every backend is used through: read-through, write-through, hit counting.
 
 Training revisits states constantly (GRPO groups share prefixes, greedy re-measures parents),
-so each (PTX, kernel, backend, device, harness, config) is measured once per store and then
-served from SQLite. `stats` reports hits and misses for the training log's cache hit rate.
+so each (PTX, kernel spec fingerprint, backend, device, harness, ptxas version, config) is
+measured once per store and then served from SQLite. The spec fingerprint keeps a verdict
+from outliving the reference and contract it was reached under. `stats` reports hits and
+misses for the training log's cache hit rate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
 from chronos.measure.store import MeasurementStore
 from chronos.ptx import ptx_sha256
+from kernels.spec import spec_fingerprint
 
 
 def backend_harness_version(backend: Any) -> str:
@@ -90,10 +93,23 @@ class CachedBackend(BackendBase):
             s["faults"] = dict(inner)
         return s
 
+    def _ptxas_version(self, ptx: str) -> str:
+        """The ptxas that would assemble `ptx` (part of the key: another ptxas, other SASS)."""
+        from chronos.assemble import ptxas_version_for
+
+        return ptxas_version_for(ptx)
+
     def lookup(self, spec: Any, ptx: str) -> Measurement | None:
         """The stored measurement of this PTX, or None (does not count as a hit or miss)."""
         return self.store.get(
-            ptx_sha256(ptx), spec.id, self.name, self.device, self.harness_version, self.config
+            ptx_sha256(ptx),
+            spec.id,
+            self.name,
+            self.device,
+            self.harness_version,
+            self.config,
+            spec_fingerprint(spec),
+            self._ptxas_version(ptx),
         )
 
     def _cacheable(self, m: Measurement) -> bool:
@@ -101,11 +117,23 @@ class CachedBackend(BackendBase):
             return False
         return m.valid or self.cache_invalid
 
-    def _save(self, m: Measurement) -> None:
+    def _save(self, spec: Any, ptx: str, m: Measurement) -> Measurement:
+        """Store `m` under the key `lookup` will ask for; returns it stamped with that key's
+        spec fingerprint and ptxas version, so that a hit equals the fresh result."""
+        fp, pv = spec_fingerprint(spec), self._ptxas_version(ptx)
+        m = m.replace(spec_fingerprint=fp, ptxas_version=m.ptxas_version or pv)
         if self._cacheable(m):
-            self.store.put(m, self.config, device=self.device, harness_version=self.harness_version)
+            self.store.put(
+                m,
+                self.config,
+                device=self.device,
+                harness_version=self.harness_version,
+                spec_fingerprint=fp,
+                ptxas_version=pv,
+            )
             with self._lock:
                 self._stats["writes"] += 1
+        return m
 
     def measure(self, spec: Any, ptx: str) -> Measurement:
         return self.measure_many(spec, [ptx])[0]
@@ -128,9 +156,8 @@ class CachedBackend(BackendBase):
                 if callable(batch)
                 else [self.inner.measure(spec, p) for p in texts]
             )
-            for sha, m in zip(todo, results, strict=True):
-                fresh[sha] = m
-                self._save(m)
+            for (sha, text), m in zip(todo.items(), results, strict=True):
+                fresh[sha] = self._save(spec, text, m)
         t2 = time.perf_counter()
         hits = sum(m is not None for m in out)
         with self._lock:

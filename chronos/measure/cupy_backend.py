@@ -30,6 +30,8 @@ from chronos.measure.measurement import Measurement, summarize
 from chronos.measure.registry import BackendBase
 from chronos.measure.worker import WorkerFault, WorkerProcess
 from chronos.ptx import ptx_sha256
+from kernels.params import encode_scalar
+from kernels.spec import ptx_param_decls, spec_fingerprint
 
 log = logging.getLogger("chronos.measure")
 
@@ -42,6 +44,27 @@ MIN_CLOCK_WINDOW_NS = 2000.0
 
 class CupyBackendError(RuntimeError):
     """The GPU worker cannot run at all (no device, no CuPy, driver too old)."""
+
+
+def _ptxas_version(ptx: str) -> str:
+    from chronos.assemble import ptxas_version_for
+
+    return ptxas_version_for(ptx)
+
+
+def launch_arguments(spec: Any, problem: Any, ptx: str) -> list[tuple[Any, ...]]:
+    """The worker's argument list: ("buffer", name) or ("scalar", PTX type, bytes), the bytes
+    from the one scalar encoder the emulator uses, sized by the PTX's own declaration (an
+    nvcc `half` is `.param .align 2 .b8 h[2]`: two bytes, not one)."""
+    sizes = {name: n for name, _, n in ptx_param_decls(ptx).get(spec.entry, [])}
+    args: list[tuple[Any, ...]] = []
+    for p in spec.params:
+        if p.kind == "buffer":
+            args.append(("buffer", p.buffer))
+        else:
+            raw = encode_scalar(problem.scalars[p.name], p.ptx_type, sizes.get(p.name), p.name)
+            args.append(("scalar", p.ptx_type, raw))
+    return args
 
 
 @dataclass
@@ -198,7 +221,7 @@ class CupyBackend(BackendBase):
 
     def _kernel_data(self, spec: Any) -> tuple[str, dict, dict]:
         """(inputs key, inputs, reference) for the timed problem; computed once per kernel."""
-        key = (spec.id, self.seed, self.problem)
+        key = (spec.id, spec_fingerprint(spec), self.seed, self.problem)
 
         def compute() -> tuple[str, dict, dict]:
             problem = spec.problem(self.problem)
@@ -217,12 +240,7 @@ class CupyBackend(BackendBase):
         problem = spec.problem(self.problem)
         key, inputs, ref = self._kernel_data(spec)
         sent = (self.worker.generation, key) in self._sent and self.worker.alive
-        args: list[tuple[Any, ...]] = []
-        for p in spec.params:
-            if p.kind == "buffer":
-                args.append(("buffer", p.buffer))
-            else:
-                args.append(("scalar", p.ptx_type, int(problem.scalars[p.name])))
+        args = launch_arguments(spec, problem, prep.ptx)
         tol = spec.tolerance
         return {
             "op": "measure",
@@ -280,6 +298,8 @@ class CupyBackend(BackendBase):
             regs=prep.regs,
             spills=prep.spills,
             extra={**prep.extra, **extra},
+            spec_fingerprint=spec_fingerprint(spec),
+            ptxas_version=_ptxas_version(prep.ptx),
         )
 
     def _run(self, spec: Any, prep: Prepared) -> Measurement:
@@ -378,6 +398,8 @@ class CupyBackend(BackendBase):
             ptx_sha256=prep.sha,
             kernel_id=spec.id,
             extra=extra,
+            spec_fingerprint=spec_fingerprint(spec),
+            ptxas_version=_ptxas_version(prep.ptx),
         )
 
     def close(self) -> None:

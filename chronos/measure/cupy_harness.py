@@ -25,26 +25,22 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
-SCALAR_DTYPES = {
-    ".u8": np.uint8,
-    ".s8": np.int8,
-    ".b8": np.uint8,
-    ".u16": np.uint16,
-    ".s16": np.int16,
-    ".b16": np.uint16,
-    ".u32": np.uint32,
-    ".s32": np.int32,
-    ".b32": np.uint32,
-    ".u64": np.uint64,
-    ".s64": np.int64,
-    ".b64": np.uint64,
-    ".f32": np.float32,
-    ".f64": np.float64,
-}
+from kernels.params import launch_scalar
+
 POISON = 0xFF
 INPUT_CACHE = 8
 DEFAULT_DYNAMIC_SHARED = 48 * 1024
 """Above this a launch needs CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES raised first."""
+
+
+def launch_args(spec_args: list[tuple[Any, ...]], bufs: dict[str, Any]) -> list[Any]:
+    """Kernel arguments from the parent's list: device arrays for buffers, and for scalars a
+    NumPy scalar holding exactly the bytes `kernels.params.encode_scalar` made (the same bytes
+    the emulator writes into its .param space)."""
+    out: list[Any] = []
+    for a in spec_args:
+        out.append(bufs[a[1]] if a[0] == "buffer" else launch_scalar(bytes(a[2])))
+    return out
 
 
 class CudaFault(RuntimeError):
@@ -179,12 +175,7 @@ class CupyHarness:
                     _allow_dynamic_shared(f, shmem)
             bufs = {name: cp.asarray(a) for name, a in host.items()}
             self.stream.synchronize()
-            args = []
-            for a in req["args"]:
-                if a[0] == "buffer":
-                    args.append(bufs[a[1]])
-                else:
-                    args.append(SCALAR_DTYPES.get(a[1], np.int64)(a[2]))
+            args = launch_args(req["args"], bufs)
             outs = list(req["outputs"])
             inout = [n for n in req.get("inout", ()) if n in host]
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from chronos.arch import arch_profile
+from chronos.assemble import ptxas_version_for
 from chronos.emulate.executor import DEFAULT_MAX_STEPS
 from chronos.emulate.verify import VerifyResult, compare, verify
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate, estimate
 from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
 from chronos.ptx import ptx_sha256
+from kernels.spec import spec_fingerprint
 
 BACKEND = "emulated"
 DEVICE = "cpu-emulator (estimate)"
@@ -162,6 +164,8 @@ class EmulatedBackend(BackendBase):
             "estimate": True,
             "ptx_sha256": rep.ptx_sha256,
             "kernel_id": spec.id,
+            "spec_fingerprint": spec_fingerprint(spec),
+            "ptxas_version": ptxas_version_for(ptx),
         }
         if not rep.valid or rep.cost is None:
             return Measurement(

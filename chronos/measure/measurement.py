@@ -26,7 +26,9 @@ class Measurement:
     for `cupy`, a model estimate for `emulated`), with `cycles_q1`/`cycles_q3` its
     interquartile range. `time_ns` is the median CUDA-event time of the uninstrumented build
     (or the estimate converted at `clock_mhz`). `regs`/`spills` are ptxas's figures for the
-    build that was measured (spills in bytes, stores plus loads). An invalid measurement has
+    build that was measured (spills in bytes, stores plus loads). `spec_fingerprint` is the
+    `KernelSpec.fingerprint` the verdict was reached under and `ptxas_version` the ptxas that
+    assembled the PTX ("" in records older than these fields). An invalid measurement has
     `valid=False`, `error` set and no cycles. `extra` holds backend-specific detail (phase
     times, the instrumented build's registers, throttled samples, ...) and must be JSON-able.
     """
@@ -48,6 +50,8 @@ class Measurement:
     ptx_sha256: str = ""
     kernel_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    spec_fingerprint: str = ""
+    ptxas_version: str = ""
 
     def __post_init__(self) -> None:
         # Frozen: normalise once so that equality survives a JSON/SQLite round trip.
@@ -88,6 +92,8 @@ class Measurement:
         regs: int | None = None,
         spills: int | None = None,
         extra: dict[str, Any] | None = None,
+        spec_fingerprint: str = "",
+        ptxas_version: str = "",
     ) -> Measurement:
         """A failed step: no figures, `valid=False`, and the reason in `error`."""
         return cls(
@@ -108,6 +114,8 @@ class Measurement:
             ptx_sha256=ptx_sha256,
             kernel_id=kernel_id,
             extra=dict(extra or {}),
+            spec_fingerprint=spec_fingerprint,
+            ptxas_version=ptxas_version,
         )
 
     def replace(self, **changes: Any) -> Measurement:

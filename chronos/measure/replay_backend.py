@@ -19,6 +19,7 @@ from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
 from chronos.measure.store import MeasurementStore, default_store_path
 from chronos.ptx import ptx_sha256
+from kernels.spec import spec_fingerprint
 
 BACKEND = "replay"
 
@@ -30,7 +31,8 @@ class ReplayMiss(LookupError):
         self.kernel_id, self.ptx_sha256 = kernel_id, sha
         super().__init__(
             f"replay miss: no recorded {source} measurement of kernel {kernel_id!r} with PTX "
-            f"sha256 {sha}; the store holds {recorded or 'nothing'}. Record it on a GPU "
+            f"sha256 {sha} under this spec's fingerprint (a changed reference or contract "
+            f"misses); the store holds {recorded or 'nothing'}. Record it on a GPU "
             "(backend 'cupy' with the same store) or pass fallback='emulated'."
         )
 
@@ -90,7 +92,14 @@ class ReplayBackend(BackendBase):
 
     def measure(self, spec: Any, ptx: str) -> Measurement:
         sha = ptx_sha256(ptx)
-        m = self.store.find(sha, spec.id, self.source, self.recorded_device, self.recorded_harness)
+        m = self.store.find(
+            sha,
+            spec.id,
+            self.source,
+            self.recorded_device,
+            self.recorded_harness,
+            spec_fingerprint=spec_fingerprint(spec),
+        )
         if m is not None:
             with self._lock:
                 self._stats["hits"] += 1
@@ -100,7 +109,8 @@ class ReplayBackend(BackendBase):
         if self.fallback_name is None:
             what = " / ".join(x for x in (self.source, self.recorded_device) if x) or "any"
             raise ReplayMiss(spec.id, sha, what, self.store.summary())
-        return self._fallback_cache.get((spec.id, sha), lambda: self._measure_fallback(spec, ptx))
+        key = (spec_fingerprint(spec), sha)
+        return self._fallback_cache.get(key, lambda: self._measure_fallback(spec, ptx))
 
     def _measure_fallback(self, spec: Any, ptx: str) -> Measurement:
         with self._lock:

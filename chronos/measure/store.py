@@ -2,9 +2,13 @@
 
 Training revisits the same PTX texts over and over; a GPU measurement takes ~100 ms and an
 emulated one up to a second, a store hit ~0.1 ms. The key is (sha256 of the PTX, kernel id,
-backend, device, harness version, config), where `config` fingerprints the backend options
-that change the number (arch, problem size, seed, repetitions). Records are whole
-Measurements as JSON, so a store file recorded on a GPU machine can be replayed on a laptop.
+spec fingerprint, backend, device, harness version, ptxas version, config), where the spec
+fingerprint covers everything that decides validity (reference, inputs, problems, contract)
+and `config` the backend options that change the number (arch, problem size, seed,
+repetitions). A version-1 store (keyed without the spec) is migrated on opening: its records
+stay readable by iteration but, having no fingerprint, are never served as a verdict.
+Records are whole Measurements as JSON, so a store file recorded on a GPU machine can be
+replayed on a laptop.
 
 WAL journalling lets many processes read while one writes; writers wait on SQLite's busy
 timeout instead of failing. A file that is not a SQLite database, fails SQLite's quick check,
@@ -15,6 +19,7 @@ or carries another schema version raises StoreError naming the path, never a bar
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -25,7 +30,7 @@ from typing import Any
 
 from chronos.measure.measurement import Measurement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_STORE_ENV = "CHRONOS_STORE"
 MEMORY = ":memory:"
 
@@ -34,19 +39,33 @@ CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS measurements (
     ptx_sha256 TEXT NOT NULL,
     kernel_id TEXT NOT NULL,
+    spec_fingerprint TEXT NOT NULL DEFAULT '',
     backend TEXT NOT NULL,
     device TEXT NOT NULL,
     harness_version TEXT NOT NULL,
+    ptxas_version TEXT NOT NULL DEFAULT '',
     config TEXT NOT NULL DEFAULT '',
     valid INTEGER NOT NULL,
     cycles REAL,
     created REAL NOT NULL,
     record TEXT NOT NULL,
-    PRIMARY KEY (ptx_sha256, kernel_id, backend, device, harness_version, config)
+    PRIMARY KEY (ptx_sha256, kernel_id, spec_fingerprint, backend, device, harness_version,
+                 ptxas_version, config)
 );
 CREATE INDEX IF NOT EXISTS measurements_lookup
     ON measurements (ptx_sha256, kernel_id, backend, created);
 """
+
+
+_COLUMNS = (
+    "ptx_sha256, kernel_id, spec_fingerprint, backend, device, harness_version, ptxas_version, "
+    "config, valid, cycles, created, record"
+)
+_V1_COLUMNS = (
+    "ptx_sha256, kernel_id, '', backend, device, harness_version, '', config, valid, cycles, "
+    "created, record"
+)
+log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
@@ -131,6 +150,7 @@ class MeasurementStore:
                     raise StoreError(f"measurement store {self.path}: cannot enable WAL ({mode})")
                 conn.execute("PRAGMA synchronous = NORMAL")
             with self._write():
+                self._migrate_v1(conn)
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -143,11 +163,44 @@ class MeasurementStore:
                 f"(tables: {sorted(tables)})"
             )
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
+        if versions == [1]:
+            raise StoreError(
+                f"measurement store {self.path} has schema version 1, keyed without the "
+                "kernel spec's fingerprint: its verdicts may belong to another reference or "
+                "contract. Open it writable once to migrate it (its old records are kept but "
+                "never served), or record a new store"
+            )
         if versions != [SCHEMA_VERSION]:
             raise StoreError(
                 f"measurement store {self.path} has schema version {versions}, this Chronos "
                 f"reads version {SCHEMA_VERSION}"
             )
+
+    def _migrate_v1(self, conn: sqlite3.Connection) -> None:
+        """Version 1 -> 2: the key gains the spec fingerprint and ptxas version. Old rows get
+        empty ones, which no lookup asks for: kept for inspection, never served."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "schema_version" not in tables or "measurements" not in tables:
+            return
+        if [r[0] for r in conn.execute("SELECT version FROM schema_version")] != [1]:
+            return
+        conn.execute("DROP INDEX IF EXISTS measurements_lookup")
+        conn.execute("ALTER TABLE measurements RENAME TO measurements_v1")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO measurements ({_COLUMNS}) SELECT {_V1_COLUMNS} FROM measurements_v1"
+        )
+        n = conn.execute("SELECT COUNT(*) FROM measurements_v1").fetchone()[0]
+        conn.execute("DROP TABLE measurements_v1")
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        log.warning(
+            "measurement store %s: migrated from schema version 1; its %d records predate "
+            "spec fingerprints and will not be served",
+            self.path,
+            n,
+        )
 
     def _error(self, exc: BaseException) -> StoreError:
         if isinstance(exc, StoreError):
@@ -190,15 +243,30 @@ class MeasurementStore:
         backend: str,
         device: str,
         harness_version: str,
-        config: str = "",
+        config: str,
+        spec_fingerprint: str,
+        ptxas_version: str,
     ) -> Measurement | None:
-        """The record under the full key, or None."""
+        """The record under the full key, or None. An empty `spec_fingerprint` is refused:
+        it would match the migrated records that no spec vouches for."""
+        if not spec_fingerprint:
+            raise ValueError("MeasurementStore.get needs the spec's fingerprint")
         try:
             with self._lock:
                 row = self._conn.execute(
                     "SELECT record FROM measurements WHERE ptx_sha256=? AND kernel_id=? "
-                    "AND backend=? AND device=? AND harness_version=? AND config=?",
-                    (ptx_sha256, kernel_id, backend, device, harness_version, config),
+                    "AND spec_fingerprint=? AND backend=? AND device=? AND harness_version=? "
+                    "AND ptxas_version=? AND config=?",
+                    (
+                        ptx_sha256,
+                        kernel_id,
+                        spec_fingerprint,
+                        backend,
+                        device,
+                        harness_version,
+                        ptxas_version,
+                        config,
+                    ),
                 ).fetchone()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
@@ -212,12 +280,18 @@ class MeasurementStore:
         device: str | None = None,
         harness_version: str | None = None,
         *,
+        spec_fingerprint: str | None = None,
         valid_only: bool = False,
     ) -> Measurement | None:
-        """The newest record for (PTX, kernel) among those matching the given fields (replay)."""
+        """The newest record for (PTX, kernel) among those matching the given fields (replay).
+
+        Replay passes `spec_fingerprint`, so that a spec changed since the recording (a
+        corrected reference, a weaker contract) misses rather than replays an old verdict.
+        """
         sql = "SELECT record FROM measurements WHERE ptx_sha256=? AND kernel_id=?"
         args: list[Any] = [ptx_sha256, kernel_id]
         for col, value in (
+            ("spec_fingerprint", spec_fingerprint),
             ("backend", backend),
             ("device", device),
             ("harness_version", harness_version),
@@ -242,15 +316,20 @@ class MeasurementStore:
         *,
         device: str | None = None,
         harness_version: str | None = None,
+        spec_fingerprint: str | None = None,
+        ptxas_version: str | None = None,
     ) -> None:
-        """Insert or replace the record under its key (`device`/`harness_version` override the
-        record's own, so that the key a backend predicts before measuring always matches)."""
+        """Insert or replace the record under its key (`device`, `harness_version`,
+        `spec_fingerprint` and `ptxas_version` override the record's own, so that the key a
+        backend predicts before measuring always matches)."""
         row = (
             m.ptx_sha256,
             m.kernel_id,
+            m.spec_fingerprint if spec_fingerprint is None else spec_fingerprint,
             m.backend,
             m.device if device is None else device,
             m.harness_version if harness_version is None else harness_version,
+            m.ptxas_version if ptxas_version is None else ptxas_version,
             config,
             int(m.valid),
             m.cycles,
@@ -260,7 +339,9 @@ class MeasurementStore:
         try:
             with self._write() as conn:
                 conn.execute(
-                    "INSERT OR REPLACE INTO measurements VALUES (?,?,?,?,?,?,?,?,?,?)", row
+                    f"INSERT OR REPLACE INTO measurements ({_COLUMNS}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    row,
                 )
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc

@@ -64,6 +64,13 @@ _INSTR_RE = re.compile(
     r"(?:\s+(?P<ops>.*))?$",
     re.S,
 )
+# The start of a line that begins a new instruction: a guard, or an opcode with modifiers, or
+# one of the bare opcodes. After an unfinished instruction it means a `;` is missing.
+_NEXT_INSTR_RE = re.compile(
+    r"[ \t]*(?:@!?%?[A-Za-z_$][\w$]*[ \t]+[A-Za-z_]"
+    r"|[a-z][a-z0-9_]*(?:\.[\w$]+(?:::[\w$]+)*)+[ \t]"
+    r"|(?:ret|exit|trap|brkpt)(?:\.uni)?[ \t]*;)"
+)
 _PERF_DIRECTIVE_RE = re.compile(
     r"(\.maxnreg|\.maxntid|\.reqntid|\.minnctapersm|\.maxnctapersm|\.noreturn|"
     r"\.explicitcluster|\.reqnctapercluster|\.maxclusterrank|\.blocksareclusters|\.pragma)"
@@ -181,6 +188,7 @@ class _Scanner:
                 if self.line_directive() and self.depth() == 0:
                     self.emit(off)
                 else:
+                    self.check_continuation(off)
                     self.add(" ", off)
                 continue
             if kind in ("str", "o"):
@@ -215,6 +223,19 @@ class _Scanner:
         if self.block_braces:
             raise self.error("unclosed '{'", self.block_braces[-1])
         return self.stmts
+
+    def check_continuation(self, newline: int) -> None:
+        """An instruction followed by a line that starts another one lacks its `;`.
+
+        Without this check the two would merge into one statement whose operands name
+        registers like `%r1 setp.lt.s32 %p1`, and the error would blame a register.
+        """
+        text = self.buffered()
+        if not text or text.startswith(".") or self.depth() or text.endswith((",", "{", "(")):
+            return
+        if _NEXT_INSTR_RE.match(self.text, newline + 1):
+            assert self.buf_start is not None
+            raise self.error("statement is missing its ';'", self.buf_start)
 
     def punct(self, tok: str, off: int) -> None:
         if tok == ";":

@@ -8,7 +8,7 @@ measurement store key on the PTX hash and lets episodes be replayed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -37,7 +37,8 @@ class TransformContext:
 
     `alignment`: pointer parameter -> guaranteed byte alignment; `divisibility`: scalar parameter
     -> a guaranteed divisor of its value; `read_only`: pointer parameters whose buffer nobody
-    writes during the launch; `block`: the exact launch block shape; `arch`: the target SM.
+    writes during the launch; `block`: the exact launch block shape; `blocks`: the block shapes
+    of every problem of the spec (launch bounds must hold for all); `arch`: the target SM.
     Mappings are stored as sorted tuples so that a context is hashable (analyses cache on it).
     """
 
@@ -47,6 +48,7 @@ class TransformContext:
     read_only: frozenset[str] = frozenset()
     block: tuple[int, int, int] | None = None
     arch: str = "sm_80"
+    blocks: tuple[tuple[int, int, int], ...] = ()
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @classmethod
@@ -58,9 +60,11 @@ class TransformContext:
         read_only: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
         block: tuple[int, int, int] | None = None,
         arch: str = "sm_80",
+        blocks: Sequence[Sequence[int]] = (),
     ) -> TransformContext:
         """Build from plain mappings (the convenient form for hand-written PTX in tests)."""
         return cls(
+            blocks=tuple(sorted({tuple(int(b) for b in blk) for blk in blocks})),  # type: ignore[misc]
             entry=entry,
             alignment=_frozen(alignment),
             divisibility=_frozen(divisibility),
@@ -81,6 +85,7 @@ class TransformContext:
             read_only=read_only,
             block=tuple(spec.problem("full").block),
             arch=arch or spec.target,
+            blocks=[tuple(p.block) for p in spec.problems.values()],
         )
 
     def align_of(self, param: str) -> int:

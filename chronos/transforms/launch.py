@@ -26,6 +26,14 @@ _LAUNCH_DIRECTIVES = (".maxntid", ".reqntid", ".minnctapersm", ".maxnreg")
 def _block(ctx: TransformContext) -> str:
     if not ctx.block:
         raise NotApplicable("launch bounds need the kernel's block shape in the context")
+    others = [b for b in ctx.blocks if tuple(b) != tuple(ctx.block)]
+    if others:
+        # Every problem is launched (the "small" one in the emulator, "full" on the GPU): a
+        # bound written for one block shape makes the driver refuse the other launch.
+        raise NotApplicable(
+            f"launch bounds: the spec's problems launch blocks {ctx.block} and "
+            f"{', '.join(map(str, others))}; no one shape holds for all"
+        )
     return ", ".join(str(b) for b in ctx.block)
 
 
@@ -73,7 +81,7 @@ class ReqNTid(Transform):
     group = "LAUNCH"
     exclusive = True
     summary = "declare the exact block shape (.reqntid)"
-    safety = "directive only; launching with another block shape would fail, the spec forbids it"
+    safety = "directive only; refused unless every problem of the spec launches this block"
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
         present = [d for d in (".maxntid", ".reqntid", ".minnctapersm") if d in fn.directives]
