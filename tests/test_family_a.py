@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import kernels
-from chronos.assemble import Assembly, assemble_many, ptxas_available
+from chronos.assemble import Assembly, assemble_many
 from chronos.emulate import run_kernel, verify
 from kernels.build import sha256_file
 
@@ -26,7 +26,6 @@ EXACT = {"reduce": True, "transpose": True, "softmax": False, "layernorm": False
 MODULES = {f: importlib.import_module(f"kernels.{f}") for f in FAMILIES}
 IDS = [s.id for f in FAMILIES for s in MODULES[f].specs()]
 H100_SMS = 132
-requires_ptxas = pytest.mark.skipif(not ptxas_available(), reason="needs ptxas")
 
 
 def family_of(kernel_id: str) -> str:
@@ -127,7 +126,7 @@ def test_manifest_matches_checked_in_ptx(family: str) -> None:
     assert sorted(p.stem for p in (mod.HERE / "ptx").glob("*.ptx")) == sorted(recs)
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_ptx_assembles(arch: str) -> None:

@@ -21,7 +21,6 @@ from chronos.assemble import assemble
 from chronos.emulate import run_kernel, verify
 from chronos.ptx import ptx_sha256
 from kernels import elementwise, histogram, matvec, stencil2d
-from tests.conftest import requires_ptxas
 
 FAMILIES = {m.FAMILY: m for m in (stencil2d, matvec, elementwise, histogram)}
 IDS = [s.id for m in FAMILIES.values() for s in m.specs()]
@@ -210,7 +209,7 @@ def test_manifest_sha256_matches_checked_in_ptx(family: str) -> None:
         assert ptx_sha256(kernels.load(kid).ptx()) == rec["sha256"]
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_ptx_assembles(family: str, arch: str) -> None:

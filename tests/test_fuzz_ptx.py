@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
-from chronos.emulate import EmulatedBackend
+from chronos.measure.emulated_backend import EmulatedBackend
 from chronos.emulate.launch import emulate
 from chronos.emulate.verify import verify
 from chronos.measure.measurement import Measurement
