@@ -67,13 +67,25 @@ class ForcedStepsConfig:
 
 
 @dataclass
+class DynamicSamplingConfig:
+    """DAPO dynamic sampling: re-roll groups whose G returns are all equal (no gradient)."""
+
+    max_retries: int = 2  # re-rolls of a zero-spread group before it is dropped (0 = off)
+    temperature_factor: float = 1.5  # each re-roll samples at T * factor^retry
+    max_temperature: float = 3.0  # cap on the re-roll temperature
+
+
+@dataclass
 class GRPOConfig:
     """Design §5: every number of the GRPO loop."""
 
     epochs: int = 500
     batch_kernels: int = 32
     group_size: int = 8
-    clip_eps: float = 0.2
+    clip_eps_low: float = 0.2  # PPO clip below 1 (the design's clip_eps)
+    clip_eps_high: float = 0.28  # DAPO clip-higher above 1: rare good actions can grow
+    entropy_floor: float = 0.3  # nats; below it a hinge bonus pushes entropy back up
+    entropy_coef: float = 0.05  # weight of the hinge max(0, floor - H)
     kl_beta: float = 0.01
     lr: float = 3e-4
     update_epochs: int = 4
@@ -85,6 +97,7 @@ class GRPOConfig:
     promotion_min_delta: float = 0.0
     temperature: TemperatureConfig = field(default_factory=TemperatureConfig)
     forced_steps: ForcedStepsConfig = field(default_factory=ForcedStepsConfig)
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
     monitors: MonitorConfig = field(default_factory=MonitorConfig)
 
 
