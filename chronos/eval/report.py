@@ -101,15 +101,15 @@ def plot_learning_curves(
     ax.set_title("mean improvement % (lower is faster)")
     ax = axes[0, 2]
     line(ax, "losses/entropy")
-    line(ax, "losses/kl_ref", "KL to BC")
+    line(ax, "losses/kl", "KL to BC")
     line(ax, "losses/approx_kl", "approx KL (old→new)")
-    line(ax, "losses/clip_frac", "clip fraction")
+    line(ax, "losses/clip_ratio/region_mean", "clip ratio")
     ax.set_title("policy")
     ax = axes[1, 0]
     for key in (
         "charts/stop_rate",
         "charts/invalid_rate",
-        "charts/zero_spread_frac",
+        "charts/frac_reward_zero_std",
         "charts/cache_hit_rate",
     ):
         line(ax, key)
