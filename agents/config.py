@@ -107,6 +107,9 @@ class EvalConfig:
 
     novel_min_gain: float = 0.01  # design §6.3: a sequence must beat greedy by > 1% to count
     loko_in_report: bool = True  # LOKO of BC and RF (cheap) inside the train report
+    # Exhaustive search per eval kernel for the report's optimum column; 0 = off. Each state
+    # costs up to ~20 measurements; past the budget the column is a lower bound (marked).
+    optimum_max_states: int = 0
 
 
 @dataclass
