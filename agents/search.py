@@ -269,7 +269,8 @@ def exhaustive(
     """The optimum over every mask-respecting sequence of up to `mdp.max_steps` transforms.
 
     Raises SearchBudgetExceeded after `max_states` distinct states unless `partial_ok`, in
-    which case the result carries `complete=False` (the best found, not the optimum).
+    which case the result carries `complete=False` (the best found, not the optimum; children
+    are searched best first, so it is at least greedy's result given a few states).
     """
     memo: dict[tuple[str, frozenset[int], int], State] = {}
     complete = True
@@ -288,7 +289,9 @@ def exhaustive(
             complete = False
             return state
         best = state
-        for _, child in children(mdp, state):
+        # Best child first: the first descent is greedy's path, so a budget-limited search
+        # (partial_ok) is still never worse than greedy.
+        for _, child in sorted(children(mdp, state), key=lambda c: (c[1].cycles, c[0])):
             cand = solve(child)
             if (cand.cycles, len(cand.applied)) < (best.cycles, len(best.applied)):
                 best = cand
