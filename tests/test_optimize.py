@@ -138,3 +138,24 @@ def test_optimize_exhaustive_budget_is_an_error(capsys) -> None:  # type: ignore
     ]
     assert optimize.main(argv) == 2
     assert "budget of 3 states" in capsys.readouterr().err
+
+
+def test_optimize_with_a_policy_checkpoint(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--search policy replays the checkpoint's argmax rollout (biased here to cp_async first)."""
+    import torch
+
+    from agents import checkpoint as ckpt
+    from agents.policy import PolicyMLP
+    from chronos.transforms import ACTION_NAMES
+
+    torch.manual_seed(0)
+    policy = PolicyMLP()
+    with torch.no_grad():
+        policy.net[-1].bias[ACTION_NAMES.index("cp_async")] += 100.0
+    path = ckpt.save(tmp_path / "p.pt", ckpt.policy_payload(policy))
+    out = tmp_path / "p.ptx"
+    argv = ["gemm_tile_2_2_2", "--backend", "emulated", "--search", "policy"]
+    assert optimize.main([*argv, "--checkpoint", str(path), "--out", str(out)]) == 0
+    rec = json.loads(out.with_suffix(".json").read_text())
+    assert rec["search"] == "policy" and rec["checkpoint"] == str(path)
+    assert rec["sequence"][0] == "cp_async" and rec["final_cycles"] < rec["base_cycles"]
