@@ -70,7 +70,7 @@ class ForcedStepsConfig:
 class DynamicSamplingConfig:
     """DAPO dynamic sampling: re-roll groups whose G returns are all equal (no gradient)."""
 
-    max_retries: int = 2  # re-rolls of a zero-spread group before it is dropped (0 = off)
+    max_retries: int = 2  # re-rolls of a zero-spread group before it is dropped (0: drop at once)
     temperature_factor: float = 1.5  # each re-roll samples at T * factor^retry
     max_temperature: float = 3.0  # cap on the re-roll temperature
 
