@@ -49,7 +49,7 @@ def test_zero_spread_groups_are_resampled_hotter_then_dropped() -> None:
     assert torch.equal(ds.returns[0], torch.full((G,), 0.5, dtype=torch.float64))
 
 
-def test_dynamic_sampling_off_keeps_the_batch_as_sampled() -> None:
+def test_no_retries_drops_flat_groups_at_once() -> None:
     sample = Synthetic()
     ds = dynamic_sample(sample, 3, G, 1.0, DynamicSamplingConfig(max_retries=0))
     assert len(sample.calls) == 1 and ds.resampled == 0
