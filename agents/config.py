@@ -70,7 +70,7 @@ class ForcedStepsConfig:
 class DynamicSamplingConfig:
     """DAPO dynamic sampling: re-roll groups whose G returns are all equal (no gradient)."""
 
-    max_retries: int = 2  # re-rolls of a zero-spread group before it is dropped (0: drop at once)
+    max_retries: int = 3  # re-rolls of a zero-spread group before it is dropped (0: drop at once)
     temperature_factor: float = 1.5  # each re-roll samples at T * factor^retry
     max_temperature: float = 3.0  # cap on the re-roll temperature
 
@@ -85,7 +85,7 @@ class GRPOConfig:
     clip_eps_low: float = 0.2  # PPO clip below 1 (the design's clip_eps)
     clip_eps_high: float = 0.28  # DAPO clip-higher above 1: rare good actions can grow
     entropy_floor: float = 0.3  # nats; below it a hinge bonus pushes entropy back up
-    entropy_coef: float = 0.05  # weight of the hinge max(0, floor - H)
+    entropy_coef: float = 0.2  # weight of the hinge max(0, floor - H)
     kl_beta: float = 0.01
     lr: float = 3e-4
     update_epochs: int = 4
