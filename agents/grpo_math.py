@@ -35,8 +35,7 @@ def group_advantages(
 
 def zero_spread_fraction(returns: torch.Tensor, tol: float = 1e-12) -> float:
     """Fraction of kernel groups whose G returns are all equal (no learning signal)."""
-    spread = returns.max(dim=1).values - returns.min(dim=1).values
-    return float((spread <= tol).double().mean())
+    return float(zero_spread_groups(returns, tol).double().mean())
 
 
 def zero_spread_groups(returns: torch.Tensor, tol: float = 1e-12) -> torch.Tensor:
