@@ -79,13 +79,25 @@ class ForcedStepsConfig:
 
 
 @dataclass
+class DynamicSamplingConfig:
+    """DAPO dynamic sampling: re-roll groups whose G returns are all equal (no gradient)."""
+
+    max_retries: int = 3  # re-rolls of a zero-spread group before it is dropped (0: drop at once)
+    temperature_factor: float = 1.5  # each re-roll samples at T * factor^retry
+    max_temperature: float = 3.0  # cap on the re-roll temperature
+
+
+@dataclass
 class GRPOConfig:
     """Design §5: every number of the GRPO loop."""
 
     epochs: int = 500
     batch_kernels: int = 32
     group_size: int = 8
-    clip_eps: float = 0.2
+    clip_eps_low: float = 0.2  # PPO clip below 1 (the design's clip_eps)
+    clip_eps_high: float = 0.28  # DAPO clip-higher above 1: rare good actions can grow
+    entropy_floor: float = 0.3  # nats; below it a hinge bonus pushes entropy back up
+    entropy_coef: float = 0.2  # weight of the hinge max(0, floor - H)
     kl_beta: float = 0.01
     lr: float = 3e-4
     update_epochs: int = 4
@@ -97,6 +109,7 @@ class GRPOConfig:
     promotion_min_delta: float = 0.0
     temperature: TemperatureConfig = field(default_factory=TemperatureConfig)
     forced_steps: ForcedStepsConfig = field(default_factory=ForcedStepsConfig)
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
     monitors: MonitorConfig = field(default_factory=MonitorConfig)
 
 
@@ -106,6 +119,9 @@ class EvalConfig:
 
     novel_min_gain: float = 0.01  # design §6.3: a sequence must beat greedy by > 1% to count
     loko_in_report: bool = True  # LOKO of BC and RF (cheap) inside the train report
+    # Exhaustive search per eval kernel for the report's optimum column; 0 = off. Each state
+    # costs up to ~20 measurements; past the budget the column is a lower bound (marked).
+    optimum_max_states: int = 0
 
 
 @dataclass

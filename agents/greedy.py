@@ -1,4 +1,4 @@
-"""Greedy v2 (design §7 baseline): measure every legal transform, take the best, repeat.
+"""Greedy v2 (design §7 baseline) as the BC data set: the search is `agents.search.greedy`.
 
 Greedy is the baseline the agent must beat and the teacher BC clones. At each step it
 measures every unmasked transform from the current state and takes the one with the fewest
@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from agents import search
 from agents.bc import BCData
+from agents.search import GreedyTrace
 from chronos.ptx import ptx_sha256
-from envs.mdp import State, TransformMDP
+from envs.mdp import TransformMDP
 from envs.spaces import LAYOUT, Layout
 
 
@@ -63,34 +65,19 @@ class GreedyResult:
 
 
 def greedy_kernel(mdp: TransformMDP, spec: Any, min_gain: float = 0.0) -> GreedyResult:
-    """Greedy v2 on one kernel; ties go to the lower action id (deterministic)."""
-    state: State = mdp.initial(spec)
-    res = GreedyResult(spec.id, state.cycles, state.cycles, [], 0)
-    while not state.done:
-        mask = mdp.mask(state)
-        best: tuple[float, int, State] | None = None
-        stop = mdp.layout.stop
-        for a in np.flatnonzero(mask):
-            if a == stop:
-                continue
-            out = mdp.step(state, int(a))
-            res.measurements += 1
-            if out.invalid or out.info.get("reason") != "applied":
-                continue
-            if best is None or out.state.cycles < best[0]:
-                best = (out.state.cycles, int(a), out.state)
-        res.obs.append(mdp.observe(state))
-        res.masks.append(mask)
-        if best is None or not best[0] < state.cycles * (1.0 - min_gain):
-            res.labels.append(stop)
-            break
-        res.labels.append(best[1])
-        res.actions.append(mdp.layout.action_names[best[1]])
-        state = best[2]
-        if state.steps >= mdp.max_steps:
-            break
-    res.final_cycles = state.cycles
-    return res
+    """Greedy v2 on one kernel (`agents.search.greedy`) with its decisions kept as BC rows."""
+    trace = GreedyTrace()
+    r = search.greedy(mdp, spec, min_gain, trace)
+    return GreedyResult(
+        spec.id,
+        r.base_cycles,
+        r.best_cycles,
+        r.sequence,
+        r.measurements,
+        trace.obs,
+        trace.masks,
+        trace.labels,
+    )
 
 
 def run_greedy(
@@ -120,16 +107,17 @@ def to_bcdata(results: Sequence[GreedyResult], layout: Layout = LAYOUT) -> BCDat
     )
 
 
-_DATASET_SOURCES = ("chronos/transforms", "chronos/features")
-"""Packages whose code decides the data set's labels (action ids) and states (features)."""
+_DATASET_SOURCES = ("chronos/transforms", "chronos/features", "agents/search.py")
+"""Packages (and files) whose code decides the data set's labels (action ids) and states."""
 
 
 def code_fingerprint(packages: Sequence[str] = _DATASET_SOURCES) -> str:
-    """sha256 of the Python sources of `packages` (paths relative to the repository root)."""
+    """sha256 of the Python sources of `packages` (folders or files, relative to the root)."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for pkg in packages:
-        for f in sorted((root / pkg).glob("*.py")):
+        path = root / pkg
+        for f in [path] if path.is_file() else sorted(path.glob("*.py")):
             h.update(f.relative_to(root).as_posix().encode())
             h.update(f.read_bytes())
     return h.hexdigest()

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,14 @@ import torch
 from tqdm import tqdm
 
 from agents import checkpoint as ckpt
-from agents.config import GRPOConfig
-from agents.grpo_math import approx_kl, clipped_surrogate, group_advantages, zero_spread_fraction
+from agents.config import DynamicSamplingConfig, GRPOConfig
+from agents.grpo_math import (
+    approx_kl,
+    clipped_surrogate,
+    group_advantages,
+    zero_spread_fraction,
+    zero_spread_groups,
+)
 from agents.metrics import MetricsLogger
 from agents.monitors import check
 from agents.policy import PolicyMLP, entropy, kl_divergence, log_probs
@@ -137,6 +143,60 @@ def step_records(
     return rows
 
 
+@dataclass
+class Sampled:
+    """One epoch's groups after dynamic sampling: episodes [K*G], kept groups, counts."""
+
+    episodes: list[Episode]
+    returns: torch.Tensor  # [K, G]
+    keep: torch.Tensor  # bool [K]: groups with reward spread (the others are dropped)
+    first_zero_std: float  # frac_reward_zero_std of the first sampling, before any re-roll
+    resampled: int  # re-rolls done
+    recovered: int  # groups that got a spread from a re-roll
+
+
+def returns_of(episodes: Sequence[Episode], k: int, g: int) -> torch.Tensor:
+    return torch.tensor([e.ret for e in episodes], dtype=torch.float64).view(k, g)
+
+
+def dynamic_sample(
+    sample: Callable[[list[int], float], list[Episode]],
+    k: int,
+    group_size: int,
+    temperature: float,
+    cfg: DynamicSamplingConfig,
+) -> Sampled:
+    """DAPO dynamic sampling over the groups of a batch of `k` kernels.
+
+    `sample(kernel_indices, T)` rolls out `group_size` episodes for each listed kernel at
+    temperature T. A group whose returns are all equal carries no advantage; it is re-rolled
+    at T * temperature_factor^retry (capped at max_temperature) up to `max_retries` times, and
+    dropped from the update if it is still flat. Re-rolled episodes keep the temperature they
+    were sampled at, so their importance ratios stay exact.
+    """
+    episodes = sample(list(range(k)), temperature)
+    returns = returns_of(episodes, k, group_size)
+    flat = zero_spread_groups(returns)
+    first = float(flat.double().mean()) if k else 0.0
+    resampled = recovered = 0
+    for retry in range(1, cfg.max_retries + 1):
+        idx = [int(i) for i in torch.nonzero(flat).flatten()]
+        if not idx:
+            break
+        t = min(temperature * cfg.temperature_factor**retry, cfg.max_temperature)
+        fresh = sample(idx, t)
+        resampled += len(idx)
+        for j, i in enumerate(idx):
+            group = fresh[j * group_size : (j + 1) * group_size]
+            r = torch.tensor([e.ret for e in group], dtype=torch.float64)
+            if float(r.max() - r.min()) > 1e-12:
+                episodes[i * group_size : (i + 1) * group_size] = group
+                returns[i] = r
+                flat[i] = False
+                recovered += 1
+    return Sampled(episodes, returns, ~flat, first, resampled, recovered)
+
+
 def update(
     policy: PolicyMLP,
     ref: PolicyMLP,
@@ -147,17 +207,25 @@ def update(
     cfg: GRPOConfig,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    """Clipped surrogate + β·KL(π‖π_BC) over every step; each step carries its episode's A.
+    """Clipped surrogate (clip-higher) + β·KL(π‖π_BC) + the entropy-floor hinge over every
+    step; each step carries its episode's A and is scored at the temperature it was sampled at.
 
     Dropout is off during updates (eval mode): with it on, the ratio of an unchanged policy is
     not 1 and clipping would fire on noise.
     """
-    steps = [(s, float(advantages[i])) for i, e in enumerate(episodes) for s in e.steps]
-    obs = torch.as_tensor(np.stack([s.obs for s, _ in steps]))
-    mask = torch.as_tensor(np.stack([s.mask for s, _ in steps]))
-    act = torch.as_tensor([s.action for s, _ in steps])
-    old_logp = torch.as_tensor([s.logp for s, _ in steps], dtype=torch.float32)
-    adv = torch.as_tensor([a for _, a in steps], dtype=torch.float32)
+    steps = [
+        (s, float(advantages[i]), e.temperature or temperature)
+        for i, e in enumerate(episodes)
+        for s in e.steps
+    ]
+    if not steps:
+        return {}
+    obs = torch.as_tensor(np.stack([s.obs for s, _, _ in steps]))
+    mask = torch.as_tensor(np.stack([s.mask for s, _, _ in steps]))
+    act = torch.as_tensor([s.action for s, _, _ in steps])
+    old_logp = torch.as_tensor([s.logp for s, _, _ in steps], dtype=torch.float32)
+    adv = torch.as_tensor([a for _, a, _ in steps], dtype=torch.float32)
+    temps = torch.as_tensor([t for _, _, t in steps], dtype=torch.float32)[:, None]
     with torch.no_grad():
         ref_logits = ref(obs, mask)
     policy.eval()
@@ -169,21 +237,27 @@ def update(
         for start in range(0, n, cfg.minibatch_size):
             idx = perm[start : start + cfg.minibatch_size]
             logits = policy(obs[idx], mask[idx])
-            logp = log_probs(logits, temperature).gather(-1, act[idx, None]).squeeze(-1)
-            pg_loss, clip_frac = clipped_surrogate(logp, old_logp[idx], adv[idx], cfg.clip_eps)
+            logp = log_probs(logits, temps[idx]).gather(-1, act[idx, None]).squeeze(-1)
+            pg_loss, clip = clipped_surrogate(
+                logp, old_logp[idx], adv[idx], cfg.clip_eps_low, cfg.clip_eps_high
+            )
             kl_ref = kl_divergence(logits, ref_logits[idx]).mean()
-            loss = pg_loss + cfg.kl_beta * kl_ref
+            ent = entropy(logits, temps[idx]).mean()
+            ent_loss = torch.relu(cfg.entropy_floor - ent)
+            loss = pg_loss + cfg.kl_beta * kl_ref + cfg.entropy_coef * ent_loss
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             opt.step()
             with torch.no_grad():
                 sums["losses/policy_loss"] += float(pg_loss)
-                sums["losses/kl_ref"] += float(kl_ref)
+                sums["losses/kl"] += float(kl_ref)
+                sums["losses/entropy_floor_loss"] += float(ent_loss)
                 sums["losses/total_loss"] += float(loss)
-                sums["losses/clip_frac"] += float(clip_frac)
+                for name, v in clip.items():
+                    sums[f"losses/clip_ratio/{name}"] += float(v)
                 sums["losses/approx_kl"] += float(approx_kl(logp, old_logp[idx]))
-                sums["losses/entropy"] += float(entropy(logits, temperature).mean())
+                sums["losses/entropy"] += float(ent)
             count += 1
     return {k: v / max(count, 1) for k, v in sums.items()}
 
@@ -198,7 +272,7 @@ def epoch_metrics(
     m = {
         "charts/reward_mean": float(returns.mean()),
         "charts/reward_std": float(returns.std(unbiased=False)),
-        "charts/zero_spread_frac": zero_spread_fraction(returns),
+        "charts/frac_reward_zero_std": zero_spread_fraction(returns),
         "charts/improvement_mean": float(np.mean([e.improvement for e in episodes])),
         "charts/episode_len": len(steps) / max(len(episodes), 1),
         "charts/stop_rate": float(np.mean([e.steps[-1].action == STOP for e in episodes])),
@@ -289,31 +363,44 @@ def train(
 
         measure0 = mdp.measure_s
         t0 = time.perf_counter()
-        episodes = rollout(
-            mdp,
-            batch,
-            policy,
-            group_size=cfg.group_size,
-            temperature=temperature,
-            stop_masked_steps=n_forced,
-            generator=gen,
-        )
+
+        def sample(
+            idx: list[int],
+            t: float,
+            batch: list[Any] = batch,
+            n_forced: int = n_forced,
+            gen: torch.Generator = gen,
+        ) -> list[Episode]:
+            return rollout(
+                mdp,
+                [batch[i] for i in idx],
+                policy,
+                group_size=cfg.group_size,
+                temperature=t,
+                stop_masked_steps=n_forced,
+                generator=gen,
+            )
+
+        ds = dynamic_sample(sample, k, cfg.group_size, temperature, cfg.dynamic_sampling)
         rollout_s = time.perf_counter() - t0
         measure_s = mdp.measure_s - measure0
-
-        returns = torch.tensor([e.ret for e in episodes], dtype=torch.float64).view(
-            k, cfg.group_size
-        )
+        kept = ds.keep.repeat_interleave(cfg.group_size).tolist()
+        episodes = [e for e, keep in zip(ds.episodes, kept, strict=True) if keep]
+        returns = ds.returns[ds.keep]
         lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
-            k, cfg.group_size
+            -1, cfg.group_size
         )
-        adv = group_advantages(returns, lengths, cfg.adv_eps).flatten()
+        adv = (
+            group_advantages(returns, lengths, cfg.adv_eps).flatten()
+            if len(episodes)
+            else torch.zeros(0)
+        )
 
         t1 = time.perf_counter()
         losses = update(policy, ref, opt, episodes, adv, temperature, cfg, gen)
         update_s = time.perf_counter() - t1
 
-        _best_found(state, episodes)
+        _best_found(state, ds.episodes)
         traj.append(
             step_records(
                 episodes,
@@ -329,11 +416,15 @@ def train(
         hits = stats.get("hits", 0) - stats0.get("hits", 0)
         misses = stats.get("misses", 0) - stats0.get("misses", 0)
         stats0 = stats
-        mon = check(episodes, cfg.monitors)
+        mon = check(ds.episodes, cfg.monitors)
         for msg in mon.alarms:
             log.warning("epoch %d alarm: %s", epoch, msg)
         metrics = {
-            **epoch_metrics(episodes, returns, temperature, n_forced),
+            **epoch_metrics(ds.episodes, ds.returns, temperature, n_forced),
+            "charts/frac_reward_zero_std_sampled": ds.first_zero_std,
+            "charts/resampled_groups": float(ds.resampled),
+            "charts/recovered_groups": float(ds.recovered),
+            "charts/dropped_groups": float((~ds.keep).sum()),
             **losses,
             **mon.values,
             "charts/cache_hit_rate": hits / (hits + misses) if hits + misses else 1.0,
@@ -342,7 +433,7 @@ def train(
             "perf/update_s": update_s,
         }
         if logger.writer is not None:
-            acts = [s.action for e in episodes for s in e.steps]
+            acts = [s.action for e in ds.episodes for s in e.steps]
             logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
 
         is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1

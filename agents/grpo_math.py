@@ -35,20 +35,41 @@ def group_advantages(
 
 def zero_spread_fraction(returns: torch.Tensor, tol: float = 1e-12) -> float:
     """Fraction of kernel groups whose G returns are all equal (no learning signal)."""
-    spread = returns.max(dim=1).values - returns.min(dim=1).values
-    return float((spread <= tol).double().mean())
+    return float(zero_spread_groups(returns, tol).double().mean())
+
+
+def zero_spread_groups(returns: torch.Tensor, tol: float = 1e-12) -> torch.Tensor:
+    """bool [K]: groups whose G returns are all equal (their advantages are all zero)."""
+    return (returns.max(dim=1).values - returns.min(dim=1).values) <= tol
 
 
 def clipped_surrogate(
-    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip_eps: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO clipped surrogate loss (to minimize) and the fraction of clipped ratios."""
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    eps_low: float,
+    eps_high: float | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO clipped surrogate loss (to minimize) with DAPO's clip-higher, and clip ratios.
+
+    The ratio is clipped to [1 - eps_low, 1 + eps_high] (eps_high defaults to eps_low: the
+    symmetric PPO clip). The ratios are TRL GRPOTrainer's: `low` counts steps whose ratio fell
+    below 1 - eps_low with a negative advantage (the clip took their gradient), `high` those
+    above 1 + eps_high with a positive one, `region` either.
+    """
+    hi = eps_low if eps_high is None else eps_high
     ratio = (logp - old_logp).exp()
     surr1 = ratio * advantages
-    surr2 = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    surr2 = ratio.clamp(1.0 - eps_low, 1.0 + hi) * advantages
     loss = -torch.min(surr1, surr2).mean()
-    clip_frac = ((ratio - 1.0).abs() > clip_eps).float().mean()
-    return loss, clip_frac
+    low = (ratio < 1.0 - eps_low) & (advantages < 0)
+    high = (ratio > 1.0 + hi) & (advantages > 0)
+    clip = {
+        "low_mean": low.float().mean(),
+        "high_mean": high.float().mean(),
+        "region_mean": (low | high).float().mean(),
+    }
+    return loss, clip
 
 
 def approx_kl(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:

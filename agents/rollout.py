@@ -44,6 +44,7 @@ class Episode:
     base_cycles: float
     steps: list[Step] = field(default_factory=list)
     final_cycles: float = math.nan
+    temperature: float = 0.0  # what it was sampled at (its steps' logp are at this T)
 
     @property
     def ret(self) -> float:
@@ -102,7 +103,7 @@ def rollout(
         s0 = mdp.initial(spec)
         for g in range(group_size):
             states.append(s0)
-            episodes.append(Episode(spec.id, g, cycles_of(s0)))
+            episodes.append(Episode(spec.id, g, cycles_of(s0), temperature=temperature))
     live = list(range(len(states)))
     t = 0
     while live:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -279,6 +280,8 @@ def stage_eval(
         "grpo_train_s": float(getattr(grpo_state, "train_s", 0.0) or 0.0),
         "stage_times_s": dict(ctx.times),
     }
+    if ctx.cfg.eval.optimum_max_states > 0:
+        add_optimum(ctx, summary, ctx.cfg.eval.optimum_max_states)
     if ctx.cfg.eval.loko_in_report and len(set(data.kernel.tolist())) > 1:
         from chronos.eval.loko import loko
 
@@ -287,6 +290,37 @@ def stage_eval(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def add_optimum(ctx: Context, summary: dict[str, Any], max_states: int) -> None:
+    """Exhaustive search per eval kernel (same MDP and backend): the report's reference.
+
+    Fills per_kernel[k]["optimum"] (improvement), "optimum_actions", "optimum_complete"
+    (False: the state budget stopped it, so it is a lower bound on the optimum's gain) and
+    summary["optimum_share"]: each learner's summed log-gain over the optimum's.
+    """
+    from agents.search import exhaustive
+
+    pk = summary["per_kernel"]
+    for spec in ctx.specs:
+        r = exhaustive(ctx.mdp, spec, max_states=max_states, partial_ok=True)
+        row = pk.setdefault(spec.id, {})
+        row["optimum"] = r.improvement
+        row["optimum_actions"] = r.sequence
+        row["optimum_complete"] = r.complete
+        row["optimum_states"] = r.states
+    summary["optimum_share"] = optimum_share(pk)
+
+
+def optimum_share(per_kernel: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Summed log-gain of greedy/BC/GRPO over the optimum's (kernels with an optimum)."""
+    rows = [r for r in per_kernel.values() if r.get("optimum") is not None]
+    best = sum(-math.log1p(r["optimum"]) for r in rows)
+    out = {}
+    for key in ("grpo", "greedy", "bc"):
+        if best > 0 and all(r.get(key) is not None for r in rows):
+            out[key] = sum(-math.log1p(r[key]) for r in rows) / best
+    return out
 
 
 def run(cfg: TrainConfig, run_dir: str | Path | None = None) -> dict[str, Any]:

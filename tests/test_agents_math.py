@@ -61,7 +61,22 @@ def test_clipped_surrogate_matches_hand_computation() -> None:
     loss, clip = clipped_surrogate(logp, old, adv, 0.2)
     # min(r·A, clip(r)·A): 1.2 (clipped), -0.8 (clipped: min(-0.5, -0.8)), 2.2
     assert math.isclose(float(loss), -(1.2 - 0.8 + 2.2) / 3, rel_tol=1e-6)
-    assert math.isclose(float(clip), 2 / 3, rel_tol=1e-6)
+    assert math.isclose(float(clip["region_mean"]), 2 / 3, rel_tol=1e-6)
+    assert math.isclose(float(clip["low_mean"]), 1 / 3, rel_tol=1e-6)
+    assert math.isclose(float(clip["high_mean"]), 1 / 3, rel_tol=1e-6)
+
+
+def test_clip_higher_lets_a_positive_ratio_grow_further() -> None:
+    """DAPO clip-higher: with eps_high=0.28 a ratio of 1.25 with A>0 is not clipped."""
+    logp = torch.log(torch.tensor([1.25, 0.75])).requires_grad_()
+    adv = torch.tensor([1.0, -1.0])
+    loss, clip = clipped_surrogate(logp, torch.zeros(2), adv, 0.2, 0.28)
+    assert math.isclose(float(loss.detach()), -(1.25 - 0.8) / 2, rel_tol=1e-6)
+    assert float(clip["high_mean"]) == 0.0 and float(clip["low_mean"]) == 0.5
+    loss.backward()
+    assert float(logp.grad[0]) != 0.0 and float(logp.grad[1]) == 0.0
+    _, sym = clipped_surrogate(logp.detach(), torch.zeros(2), adv, 0.2)
+    assert float(sym["high_mean"]) == 0.5
 
 
 def test_clipped_surrogate_gradient_vanishes_outside_trust_region() -> None:

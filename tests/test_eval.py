@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,22 @@ def test_eval_cli_runs_loko_under_hydra(cache: Path, tmp_path: Path) -> None:
     ]
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=600)
     assert (tmp_path / "loko" / "loko.json").exists() and (tmp_path / "report.md").exists()
+
+
+def test_report_optimum_column_and_headline(tmp_path: Path) -> None:
+    from chronos.train import optimum_share
+
+    pk = {
+        "k1": {"greedy": -0.5, "bc": -0.5, "grpo": -0.75, "optimum": -0.75},
+        "k2": {"greedy": -0.2, "bc": 0.0, "grpo": -0.2, "optimum": -0.3, "optimum_complete": False},
+    }
+    share = optimum_share(pk)
+    best = math.log(4) + math.log(1 / 0.7)
+    assert share["grpo"] == pytest.approx((math.log(4) + math.log(1 / 0.8)) / best)
+    assert share["greedy"] == pytest.approx((math.log(2) + math.log(1 / 0.8)) / best)
+    (tmp_path / "eval").mkdir()
+    summary = {"backend": "emulated", "per_kernel": pk, "optimum_share": share}
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary))
+    text = write_report(tmp_path).read_text()
+    assert f"GRPO reaches {share['grpo']:.1%} of the optimum's log-gain, greedy" in text
+    assert "| optimum |" in text and "-30.0%*" in text and "on 2 of 2 kernels" in text

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
-from chronos.measure.emulated_backend import EmulatedBackend
 from chronos.emulate.launch import emulate
 from chronos.emulate.verify import verify
+from chronos.measure.emulated_backend import EmulatedBackend
 from chronos.measure.measurement import Measurement
 from chronos.ptx import PtxParseError, parse
 

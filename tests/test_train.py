@@ -46,7 +46,7 @@ def test_every_exp_composes(cache: Path) -> None:
     for exp in ("grpo", "grpo_full", "bc", "greedy", "loko", "ci"):
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
             tc = to_config(compose("config", overrides=[f"+exp={exp}"]))
-        assert tc.grpo.clip_eps == 0.2 and tc.grpo.kl_beta == 0.01
+        assert tc.grpo.clip_eps_low == 0.2 and tc.grpo.kl_beta == 0.01
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         full = to_config(compose("config", overrides=["+exp=grpo_full"]))
     assert (full.grpo.epochs, full.grpo.batch_kernels, full.grpo.eval_every) == (500, 32, 50)
@@ -75,10 +75,12 @@ def test_ci_pipeline_end_to_end(cache: Path, tmp_path: Path) -> None:
     for key in (
         "charts/reward_mean",
         "charts/reward_std",
-        "charts/zero_spread_frac",
+        "charts/frac_reward_zero_std",
+        "charts/frac_reward_zero_std_sampled",
         "losses/entropy",
-        "losses/kl_ref",
-        "losses/clip_frac",
+        "losses/kl",
+        "losses/clip_ratio/low_mean",
+        "losses/clip_ratio/high_mean",
         "charts/stop_rate",
         "actions/vec_ld",
         "charts/invalid_rate",

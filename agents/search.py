@@ -1,0 +1,318 @@
+"""Search baselines over the one MDP (envs/mdp.py): greedy, beam, random and exhaustive.
+
+Every search branches from `TransformMDP` states and measures through the MDP's backend (and so
+its measurement store: a PTX text measured once is a cache hit afterwards). Each returns a
+`SearchResult`: the best sequence found, its cycles and log-gain (labelled with the backend
+that produced them), the measurements it spent and its wall time.
+
+- greedy: measure every legal transform, take the best, stop when none improves (greedy v2,
+  the BC teacher; `agents/greedy.py` builds its data set from this search).
+- beam(k): keep the k best states per depth. Lane 0 of the beam is always the greedy
+  successor of the previous lane 0, so beam(k) is never worse than greedy (beam(1) is greedy
+  without its stopping rule).
+- random(N): N episodes of uniformly random legal actions (stop included), seeded.
+- exhaustive: every mask-respecting sequence up to `max_steps`, by depth-first search memoised
+  on (PTX hash, set of applied transforms, steps left): the mask depends only on the PTX and
+  the applied set, so two orders reaching the same PTX with the same applied set are one
+  state. It is the optimum the learners are measured against; `max_states` bounds it.
+
+The best state of a search is the best state it visited (any prefix is a valid sequence: the
+agent may stop there), and invalid or no-op steps are never part of a result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chronos.ptx import ptx_sha256
+from envs.mdp import State, TransformMDP
+
+METHODS = ("greedy", "beam", "random", "exhaustive")
+
+
+class SearchBudgetExceeded(RuntimeError):
+    """Exhaustive search visited more than `max_states` states (the result is not the optimum)."""
+
+
+@dataclass
+class SearchResult:
+    """One kernel's search: best sequence, its cycles and gain, and what the search cost.
+
+    `measurements` is the number of distinct PTX texts the search measured (the base
+    included): what it costs on an empty store. `cache_hits` counts measurement requests that
+    repeated one of them. `backend_misses` is what the backend actually had to measure (the
+    rest came from its store; None when the backend keeps no statistics).
+    """
+
+    method: str
+    kernel_id: str
+    backend: str
+    device: str
+    estimate: bool
+    base_cycles: float
+    best_cycles: float
+    actions: list[int]
+    sequence: list[str]
+    measurements: int
+    cache_hits: int
+    backend_misses: int | None
+    wall_s: float
+    states: int = 0  # distinct states expanded (exhaustive: the size of the search space)
+    complete: bool = True  # exhaustive: False when the state budget stopped it
+    best_ptx: str = field(default="", repr=False)
+    best_measurement: Any = field(default=None, repr=False)
+
+    @property
+    def log_gain(self) -> float:
+        """log(base / best): the MDP's summed reward without step costs (0 = no change)."""
+        return math.log(self.base_cycles / self.best_cycles)
+
+    @property
+    def improvement(self) -> float:
+        """best/base - 1 (negative is faster), as the design quotes improvements."""
+        return self.best_cycles / self.base_cycles - 1.0
+
+    @property
+    def backend_label(self) -> str:
+        return "emulated estimate" if self.estimate else self.backend
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "kernel_id": self.kernel_id,
+            "backend": self.backend,
+            "device": self.device,
+            "estimate": self.estimate,
+            "base_cycles": self.base_cycles,
+            "best_cycles": self.best_cycles,
+            "log_gain": self.log_gain,
+            "improvement": self.improvement,
+            "actions": self.sequence,
+            "measurements": self.measurements,
+            "cache_hits": self.cache_hits,
+            "backend_misses": self.backend_misses,
+            "states": self.states,
+            "complete": self.complete,
+            "wall_s": self.wall_s,
+        }
+
+
+class _Meter:
+    """Counts the distinct PTX texts a search measures, wrapping `mdp.measure`."""
+
+    def __init__(self, mdp: TransformMDP) -> None:
+        self.mdp = mdp
+        self.seen: set[str] = set()
+        self.calls = 0
+        self._inner: Callable[[Any, str], Any] = mdp.measure
+        self._prev = mdp.__dict__.get("measure")  # an enclosing meter's wrapper, if any
+        self._t0 = time.perf_counter()
+        self._misses0 = self._misses()
+
+    def _misses(self) -> int | None:
+        stats = getattr(self.mdp.backend, "stats", None)
+        return int(stats["misses"]) if isinstance(stats, dict) and "misses" in stats else None
+
+    def __enter__(self) -> _Meter:
+        def measure(spec: Any, ptx: str) -> Any:
+            self.calls += 1
+            self.seen.add(ptx_sha256(ptx))
+            return self._inner(spec, ptx)
+
+        self.mdp.measure = measure  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._prev is None:
+            del self.mdp.measure  # back to the class method
+        else:
+            self.mdp.measure = self._prev  # type: ignore[method-assign]
+
+    def result(self, method: str, s0: State, best: State, **kw: Any) -> SearchResult:
+        m0 = self._misses0
+        m1 = self._misses()
+        backend = self.mdp.backend
+        meas = best.measurement
+        return SearchResult(
+            method=method,
+            kernel_id=s0.kernel_id,
+            backend=str(getattr(backend, "name", getattr(meas, "backend", "?"))),
+            device=str(getattr(backend, "device", getattr(meas, "device", ""))),
+            estimate=bool(getattr(meas, "estimate", False)),
+            base_cycles=s0.cycles,
+            best_cycles=best.cycles,
+            actions=list(best.applied),
+            sequence=[str(self.mdp.layout.action_names[a]) for a in best.applied],
+            # The base is measured by mdp.initial, possibly before this search: count it once.
+            measurements=len(self.seen | {ptx_sha256(s0.ptx)}),
+            cache_hits=self.calls - len(self.seen),
+            backend_misses=None if m0 is None or m1 is None else m1 - m0,
+            wall_s=time.perf_counter() - self._t0,
+            best_ptx=best.ptx,
+            best_measurement=meas,
+            **kw,
+        )
+
+
+def children(mdp: TransformMDP, state: State) -> list[tuple[int, State]]:
+    """(action, next state) for every legal transform that applied and measured valid."""
+    if state.done or state.steps >= mdp.max_steps:
+        return []
+    out = []
+    for a in np.flatnonzero(mdp.mask(state)):
+        if a == mdp.layout.stop:
+            continue
+        step = mdp.step(state, int(a))
+        if not step.invalid and step.info.get("reason") == "applied":
+            out.append((int(a), step.state))
+    return out
+
+
+@dataclass
+class GreedyTrace:
+    """Greedy's decisions as BC rows: what it saw (obs, mask) and chose (label, stop last)."""
+
+    obs: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+
+
+def greedy(
+    mdp: TransformMDP, spec: Any, min_gain: float = 0.0, trace: GreedyTrace | None = None
+) -> SearchResult:
+    """Greedy v2: take the legal transform with the fewest cycles while it improves by more
+    than `min_gain`; ties go to the lower action id (deterministic)."""
+    with _Meter(mdp) as meter:
+        s0 = state = mdp.initial(spec)
+        while True:
+            kids = children(mdp, state)
+            if trace is not None:
+                trace.obs.append(mdp.observe(state))
+                trace.masks.append(mdp.mask(state))
+            best = min(kids, key=lambda c: (c[1].cycles, c[0]), default=None)
+            if best is None or not best[1].cycles < state.cycles * (1.0 - min_gain):
+                if trace is not None:
+                    trace.labels.append(mdp.layout.stop)
+                break
+            if trace is not None:
+                trace.labels.append(best[0])
+            state = best[1]
+            if state.done or state.steps >= mdp.max_steps:
+                break
+        return meter.result("greedy", s0, state)
+
+
+def _key(state: State) -> tuple[str, frozenset[int]]:
+    return ptx_sha256(state.ptx), frozenset(state.applied)
+
+
+def beam(mdp: TransformMDP, spec: Any, width: int = 4) -> SearchResult:
+    """Beam search of width `width` whose lane 0 follows greedy (so it never loses to it)."""
+    if width < 1:
+        raise ValueError("beam width must be at least 1")
+    with _Meter(mdp) as meter:
+        s0 = mdp.initial(spec)
+        best, frontier, n = s0, [s0], 0
+        while frontier:
+            lane0: State | None = None
+            pool: dict[tuple[str, frozenset[int]], State] = {}
+            for i, st in enumerate(frontier):
+                n += 1
+                kids = children(mdp, st)
+                if i == 0 and kids:
+                    lane0 = min(kids, key=lambda c: (c[1].cycles, c[0]))[1]
+                for _, c in kids:
+                    pool.setdefault(_key(c), c)
+            ranked = sorted(pool.values(), key=lambda c: (c.cycles, c.applied))
+            if lane0 is not None:
+                ranked = [lane0] + [c for c in ranked if _key(c) != _key(lane0)]
+            frontier = ranked[:width]
+            for c in frontier:
+                if c.cycles < best.cycles:
+                    best = c
+        return meter.result(f"beam{width}", s0, best, states=n)
+
+
+def random_search(mdp: TransformMDP, spec: Any, episodes: int = 64, seed: int = 0) -> SearchResult:
+    """`episodes` episodes of uniformly random legal actions (stop included), seeded."""
+    rng = np.random.default_rng(seed)
+    with _Meter(mdp) as meter:
+        s0 = mdp.initial(spec)
+        best = s0
+        for _ in range(episodes):
+            state = s0
+            while not state.done:
+                legal = np.flatnonzero(mdp.mask(state))
+                out = mdp.step(state, int(rng.choice(legal)))
+                if out.invalid or out.info.get("reason") != "applied":
+                    break
+                state = out.state
+                if state.cycles < best.cycles:
+                    best = state
+        return meter.result("random", s0, best, states=episodes)
+
+
+def exhaustive(
+    mdp: TransformMDP, spec: Any, max_states: int = 20_000, partial_ok: bool = False
+) -> SearchResult:
+    """The optimum over every mask-respecting sequence of up to `mdp.max_steps` transforms.
+
+    Raises SearchBudgetExceeded after `max_states` distinct states unless `partial_ok`, in
+    which case the result carries `complete=False` (the best found, not the optimum; children
+    are searched best first, so it is at least greedy's result given a few states).
+    """
+    memo: dict[tuple[str, frozenset[int], int], State] = {}
+    complete = True
+
+    def solve(state: State) -> State:
+        nonlocal complete
+        key = (*_key(state), mdp.max_steps - state.steps)
+        if key in memo:
+            return memo[key]
+        if len(memo) >= max_states:
+            if not partial_ok:
+                raise SearchBudgetExceeded(
+                    f"exhaustive search of {state.kernel_id} passed its budget of {max_states} "
+                    f"states (max_steps={mdp.max_steps}); raise max_states or use beam search"
+                )
+            complete = False
+            return state
+        best = state
+        # Best child first: the first descent is greedy's path, so a budget-limited search
+        # (partial_ok) is still never worse than greedy.
+        for _, child in sorted(children(mdp, state), key=lambda c: (c[1].cycles, c[0])):
+            cand = solve(child)
+            if (cand.cycles, len(cand.applied)) < (best.cycles, len(best.applied)):
+                best = cand
+        memo[key] = best
+        return best
+
+    with _Meter(mdp) as meter:
+        s0 = mdp.initial(spec)
+        best = solve(s0)
+        return meter.result("exhaustive", s0, best, states=len(memo), complete=complete)
+
+
+def search(mdp: TransformMDP, spec: Any, method: str, **kw: Any) -> SearchResult:
+    """Dispatch by name: greedy | beam | random | exhaustive (keyword options per method)."""
+    fns: dict[str, Callable[..., SearchResult]] = {
+        "greedy": greedy,
+        "beam": beam,
+        "random": random_search,
+        "exhaustive": exhaustive,
+    }
+    if method not in fns:
+        raise ValueError(f"unknown search {method!r}; known: {', '.join(METHODS)}")
+    return fns[method](mdp, spec, **kw)
+
+
+def run_search(
+    mdp: TransformMDP, specs: Sequence[Any], method: str, **kw: Any
+) -> list[SearchResult]:
+    return [search(mdp, s, method, **kw) for s in specs]

@@ -1,0 +1,128 @@
+"""Search baselines: exhaustive >= beam >= greedy, memoised transpositions, the state budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from agents.search import SearchBudgetExceeded, beam, exhaustive, greedy, random_search, search
+from envs.mdp import TransformMDP
+
+# A synthetic catalogue where greedy is myopic: `a` gains most at once but excludes `c`,
+# and `c` (only after `b`) gains more than `a`. `d` breaks the kernel; `e` is a no-op.
+A, B, C, D, E = range(5)
+FACTOR = {"a": 0.7, "b": 0.9, "c": 0.5}
+
+
+@dataclass
+class _Res:
+    ptx: str
+    changed: bool
+    reason: str = ""
+
+
+def _apply(spec, ptx, action):  # type: ignore[no-untyped-def]
+    tokens = set(ptx.split(":")[1])
+    name = "abcde"[action]
+    if name == "e":
+        return _Res(ptx, False, "nothing to do")
+    return _Res("k:" + "".join(sorted(tokens | {name})), True)
+
+
+def _mask(spec, ptx, applied):  # type: ignore[no-untyped-def]
+    m = np.zeros(21, dtype=bool)
+    m[[A, B, D, E]] = True
+    m[C] = B in applied and A not in applied
+    m[list(applied)] = False
+    m[A] &= C not in applied
+    m[20] = True
+    return m
+
+
+FAKE_TX = SimpleNamespace(
+    N_ACTIONS=21,
+    STOP=20,
+    ACTION_NAMES=[*"abcde", *(f"x{i}" for i in range(15)), "stop"],
+    apply_action=_apply,
+    action_mask=_mask,
+)
+
+
+class FakeBackend:
+    name = "fake"
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+        self.calls.append(ptx)
+        tokens = ptx.split(":")[1]
+        if "d" in tokens:
+            return SimpleNamespace(valid=False, cycles=None, error="wrong output", estimate=False)
+        cycles = 1000.0
+        for t in tokens:
+            cycles *= FACTOR[t]
+        return SimpleNamespace(valid=True, cycles=cycles, error=None, estimate=False)
+
+
+SPEC = SimpleNamespace(id="fake", ptx=lambda: "k:")
+
+
+@pytest.fixture
+def mdp() -> TransformMDP:
+    return TransformMDP(FakeBackend(), max_steps=3, transforms=FAKE_TX)
+
+
+def test_exhaustive_beats_myopic_greedy_and_beam_is_between(mdp: TransformMDP) -> None:
+    g, b1, b2, ex = greedy(mdp, SPEC), beam(mdp, SPEC, 1), beam(mdp, SPEC, 2), exhaustive(mdp, SPEC)
+    assert g.sequence == ["a", "b"] and g.best_cycles == pytest.approx(630.0)
+    assert ex.sequence == ["b", "c"] and ex.best_cycles == pytest.approx(450.0)
+    assert b1.best_cycles == pytest.approx(630.0)  # width 1 is greedy's lane
+    assert b2.best_cycles == pytest.approx(450.0)
+    assert ex.log_gain >= b2.log_gain >= b1.log_gain >= g.log_gain
+    assert ex.complete and ex.backend == "fake" and not ex.estimate
+
+
+def test_exhaustive_memoises_transpositions(mdp: TransformMDP) -> None:
+    ex = exhaustive(mdp, SPEC)
+    # states (PTX, applied set, steps left): the root; a, b; {a,b} (reached as a→b and b→a,
+    # expanded once) and {b,c}: 5, not the 6 nodes of the search tree
+    assert ex.states == 5
+    # distinct PTX measured: k:, k:a, k:b, k:d, k:ab, k:ad, k:bd, k:bc, k:bcd, k:abd
+    assert ex.measurements == len(set(mdp.backend.calls)) == 10
+    assert ex.cache_hits == 1  # k:ab requested from both parents; the second is a repeat
+
+
+def test_exhaustive_budget_raises_or_flags(mdp: TransformMDP) -> None:
+    with pytest.raises(SearchBudgetExceeded, match="budget of 2 states"):
+        exhaustive(mdp, SPEC, max_states=2)
+    part = exhaustive(mdp, SPEC, max_states=2, partial_ok=True)
+    # best child first: the cut-off search has still followed greedy's path a → b
+    assert not part.complete and part.best_cycles == pytest.approx(630.0)
+
+
+def test_random_search_is_seeded_and_never_keeps_invalid_steps(mdp: TransformMDP) -> None:
+    r1, r2 = random_search(mdp, SPEC, 20, seed=3), random_search(mdp, SPEC, 20, seed=3)
+    assert r1.sequence == r2.sequence and "d" not in r1.sequence
+    assert r1.best_cycles <= 1000.0
+    with pytest.raises(ValueError, match="unknown search"):
+        search(mdp, SPEC, "anneal")
+
+
+@pytest.mark.slow
+def test_exhaustive_ge_beam_ge_greedy_on_a_real_kernel() -> None:
+    """gemm_tile_2_2_2 on the emulated backend, two steps deep (about 400 measurements)."""
+    from chronos.measure import make_backend
+    from kernels import load
+
+    spec = load("gemm_tile_2_2_2")
+    with make_backend("emulated", store=None) as backend:
+        mdp = TransformMDP(backend, max_steps=2)
+        g, b, ex = greedy(mdp, spec), beam(mdp, spec, 4), exhaustive(mdp, spec)
+    assert ex.complete and ex.backend == "emulated" and ex.estimate
+    assert ex.log_gain >= b.log_gain >= g.log_gain > 0
+    assert len(ex.sequence) <= 2 and ex.cache_hits > 0
