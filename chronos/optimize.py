@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import json
 import math
 import sys
@@ -37,18 +36,14 @@ class OptimizeError(RuntimeError):
 
 
 def import_modules(names: Sequence[str]) -> None:
-    """Import user modules that register kernels (`kernels.import_modules` when it exists)."""
-    import kernels
+    """Import user modules that register kernels; a module that fails is an OptimizeError."""
+    from kernels import KernelSpecError
+    from kernels import import_modules as import_kernel_modules
 
-    fn = getattr(kernels, "import_modules", None)
-    if fn is not None:
-        fn(list(names))
-        return
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise OptimizeError(f"--module {name}: cannot import it ({exc})") from exc
+    try:
+        import_kernel_modules(list(names))
+    except KernelSpecError as exc:
+        raise OptimizeError(f"--module: {exc}") from None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
