@@ -44,10 +44,25 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     assert "Leave-one-kernel-out" in text
     assert text.startswith("# Chronos leave-one-kernel-out report")
     assert "- LOKO: learners rf, bc, grpo; GRPO epochs per fold: 1," in text
+    # every LOKO rate has its n and a 95% interval; speed-ups read as ratios
+    n_states = sum(r["rf"]["n"] for r in loko["per_kernel"].values())
+    assert f"(n={n_states}, 95% CI " in text and "x (cycles -" in text
 
 
 def test_report_of_empty_run_dir(tmp_path: Path) -> None:
     assert write_report(tmp_path).read_text().startswith("# Chronos training report")
+
+
+def test_kernel_axis_names_the_family() -> None:
+    from chronos.eval.report import kernel_axis
+
+    assert kernel_axis(["gemm_tile_2_2_2"], {}) == ("gemm_tile kernel", ["2_2_2"])
+    assert kernel_axis(["saxpy_1", "saxpy_2"], {"saxpy_1": "saxpy", "saxpy_2": "saxpy"}) == (
+        "saxpy kernel",
+        ["1", "2"],
+    )
+    label, ticks = kernel_axis(["a_k", "gemm_tile_2_2_2"], {"a_k": "mine"})
+    assert label == "kernel (gemm_tile, mine)" and ticks == ["a_k", "gemm_tile_2_2_2"]
 
 
 def test_backend_label_names_estimates() -> None:
