@@ -111,8 +111,11 @@ class TrainConfig:
 
     seed: int = 0
     stages: list[str] = field(default_factory=lambda: ["greedy", "bc", "grpo", "eval", "report"])
-    resume: bool = True  # continue from run_dir/checkpoints/last.pt when it exists
+    # auto: continue the latest unfinished run with the same config hash under runs_root (or
+    # the given run dir); true: continue the run dir's checkpoints; false: start from scratch
+    resume: str = "auto"
     run_dir: str | None = None  # null: Hydra's run dir (the working directory)
+    runs_root: str = "outputs"  # where Hydra's run dirs go and resume=auto looks
     progress: bool = True
     tensorboard: bool = True
     torch_threads: int = 1

@@ -32,6 +32,7 @@ from agents.monitors import check
 from agents.policy import PolicyMLP, entropy, kl_divergence, log_probs
 from agents.rollout import Episode, rollout
 from agents.schedules import ForcedSteps, TemperatureSchedule
+from chronos.fmt import speedup
 from chronos.stores.trajectories import StepRecord, TrajectoryLog
 from chronos.transforms import ACTION_NAMES, STOP
 
@@ -225,6 +226,19 @@ def _best_found(state: GRPOState, episodes: Sequence[Episode]) -> None:
             }
 
 
+def _payload(
+    policy: PolicyMLP, opt: torch.optim.Optimizer, state: GRPOState, provenance: dict[str, Any]
+) -> dict[str, Any]:
+    """What last.pt holds: weights, optimizer, GRPO state at the end of `state.epoch`."""
+    return ckpt.policy_payload(
+        policy,
+        optimizer=opt.state_dict(),
+        grpo_state=vars(state),
+        epoch=state.epoch,
+        provenance=provenance,
+    )
+
+
 def train(
     cfg: GRPOConfig,
     *,
@@ -279,108 +293,114 @@ def train(
         disable=not progress,
     )
     stats0 = dict(getattr(mdp.backend, "stats", {}) or {})
-    for epoch in bar:
-        t_epoch = time.perf_counter()
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        rng = np.random.default_rng([seed, epoch])
-        k = min(cfg.batch_kernels, len(specs))
-        batch = [specs[i] for i in sorted(rng.choice(len(specs), size=k, replace=False))]
-        temperature, n_forced = temp(epoch), forced(epoch)
+    saved = state.epoch  # the last epoch whose state last.pt holds
+    clean = True  # policy, optimizer and state are exactly those at the end of state.epoch
+    try:
+        for epoch in bar:
+            t_epoch = time.perf_counter()
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            rng = np.random.default_rng([seed, epoch])
+            k = min(cfg.batch_kernels, len(specs))
+            batch = [specs[i] for i in sorted(rng.choice(len(specs), size=k, replace=False))]
+            temperature, n_forced = temp(epoch), forced(epoch)
 
-        measure0 = mdp.measure_s
-        t0 = time.perf_counter()
-        episodes = rollout(
-            mdp,
-            batch,
-            policy,
-            group_size=cfg.group_size,
-            temperature=temperature,
-            stop_masked_steps=n_forced,
-            generator=gen,
-        )
-        rollout_s = time.perf_counter() - t0
-        measure_s = mdp.measure_s - measure0
-
-        returns = torch.tensor([e.ret for e in episodes], dtype=torch.float64).view(
-            k, cfg.group_size
-        )
-        lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
-            k, cfg.group_size
-        )
-        adv = group_advantages(returns, lengths, cfg.adv_eps).flatten()
-
-        t1 = time.perf_counter()
-        losses = update(policy, ref, opt, episodes, adv, temperature, cfg, gen)
-        update_s = time.perf_counter() - t1
-
-        _best_found(state, episodes)
-        traj.append(
-            step_records(
-                episodes,
-                "grpo",
-                epoch,
-                backend,
-                device,
-                temperature,
-                {i: float(a) for i, a in enumerate(adv)},
-            )
-        )
-        stats = dict(getattr(mdp.backend, "stats", {}) or {})
-        hits = stats.get("hits", 0) - stats0.get("hits", 0)
-        misses = stats.get("misses", 0) - stats0.get("misses", 0)
-        stats0 = stats
-        mon = check(episodes, cfg.monitors)
-        for msg in mon.alarms:
-            log.warning("epoch %d alarm: %s", epoch, msg)
-        metrics = {
-            **epoch_metrics(episodes, returns, temperature, n_forced),
-            **losses,
-            **mon.values,
-            "charts/cache_hit_rate": hits / (hits + misses) if hits + misses else 1.0,
-            "perf/rollout_s": rollout_s - measure_s,
-            "perf/measure_s": measure_s,
-            "perf/update_s": update_s,
-        }
-        if logger.writer is not None:
-            acts = [s.action for e in episodes for s in e.steps]
-            logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
-
-        is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
-        ev = evaluate(mdp, specs, policy, epoch) if is_eval else None
-        state.epoch = epoch
-        epoch_s = time.perf_counter() - t_epoch
-        state.train_s += epoch_s
-        metrics["perf/epoch_s"] = epoch_s
-        logger.log("train", epoch, metrics)
-        if ev is not None:
-            state.evals.append(ev.summary())
-            traj.append(step_records(ev.episodes, "eval", epoch, backend, device, 0.0))
-            logger.log(
-                "eval",
-                epoch,
-                {"eval/mean_improvement": ev.mean_improvement, "eval/score": ev.score},
-            )
-        if ev is not None or (epoch + 1) % cfg.checkpoint_every == 0:
-            payload = ckpt.policy_payload(
+            measure0 = mdp.measure_s
+            t0 = time.perf_counter()
+            episodes = rollout(
+                mdp,
+                batch,
                 policy,
-                optimizer=opt.state_dict(),
-                grpo_state=vars(state),
-                epoch=epoch,
-                provenance=provenance,
+                group_size=cfg.group_size,
+                temperature=temperature,
+                stop_masked_steps=n_forced,
+                generator=gen,
             )
-            ckpt.save(last, payload)
+            rollout_s = time.perf_counter() - t0
+            measure_s = mdp.measure_s - measure0
+
+            returns = torch.tensor([e.ret for e in episodes], dtype=torch.float64).view(
+                k, cfg.group_size
+            )
+            lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
+                k, cfg.group_size
+            )
+            adv = group_advantages(returns, lengths, cfg.adv_eps).flatten()
+
+            t1 = time.perf_counter()
+            clean = False
+            losses = update(policy, ref, opt, episodes, adv, temperature, cfg, gen)
+            update_s = time.perf_counter() - t1
+
+            _best_found(state, episodes)
+            traj.append(
+                step_records(
+                    episodes,
+                    "grpo",
+                    epoch,
+                    backend,
+                    device,
+                    temperature,
+                    {i: float(a) for i, a in enumerate(adv)},
+                )
+            )
+            stats = dict(getattr(mdp.backend, "stats", {}) or {})
+            hits = stats.get("hits", 0) - stats0.get("hits", 0)
+            misses = stats.get("misses", 0) - stats0.get("misses", 0)
+            stats0 = stats
+            mon = check(episodes, cfg.monitors)
+            for msg in mon.alarms:
+                log.warning("epoch %d alarm: %s", epoch, msg)
+            metrics = {
+                **epoch_metrics(episodes, returns, temperature, n_forced),
+                **losses,
+                **mon.values,
+                "charts/cache_hit_rate": hits / (hits + misses) if hits + misses else 1.0,
+                "perf/rollout_s": rollout_s - measure_s,
+                "perf/measure_s": measure_s,
+                "perf/update_s": update_s,
+            }
+            if logger.writer is not None:
+                acts = [s.action for e in episodes for s in e.steps]
+                logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
+
+            is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
+            ev = evaluate(mdp, specs, policy, epoch) if is_eval else None
+            state.epoch = epoch
+            epoch_s = time.perf_counter() - t_epoch
+            state.train_s += epoch_s
+            metrics["perf/epoch_s"] = epoch_s
+            logger.log("train", epoch, metrics)
             if ev is not None:
-                path = ckpt.save(ckdir / f"epoch_{epoch:04d}.pt", payload)
-                if gate.consider(path, ev.score, epoch):
-                    log.info("epoch %d promoted to best (score %.4f)", epoch, ev.score)
-        logger.flush()
-        bar.set_postfix(
-            R=f"{metrics['charts/reward_mean']:+.3f}",
-            imp=f"{metrics['charts/improvement_mean']:+.1%}",
-            T=f"{temperature:.2f}",
-        )
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            logger.close()
-            raise Interrupted(f"stopped after epoch {epoch} (stop_after_epoch)")
-    logger.close()
+                state.evals.append(ev.summary())
+                traj.append(step_records(ev.episodes, "eval", epoch, backend, device, 0.0))
+                logger.log(
+                    "eval",
+                    epoch,
+                    {"eval/mean_improvement": ev.mean_improvement, "eval/score": ev.score},
+                )
+            if ev is not None or (epoch + 1) % cfg.checkpoint_every == 0:
+                payload = _payload(policy, opt, state, provenance)
+                ckpt.save(last, payload)
+                saved = epoch
+                if ev is not None:
+                    path = ckpt.save(ckdir / f"epoch_{epoch:04d}.pt", payload)
+                    if gate.consider(path, ev.score, epoch):
+                        log.info("epoch %d promoted to best (score %.4f)", epoch, ev.score)
+            logger.flush()
+            clean = True
+            bar.set_postfix(
+                R=f"{metrics['charts/reward_mean']:+.3f}",
+                speedup=speedup(metrics["charts/improvement_mean"], short=True),
+                T=f"{temperature:.2f}",
+            )
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                raise Interrupted(f"stopped after epoch {epoch} (stop_after_epoch)")
+    except KeyboardInterrupt:
+        # Ctrl-C between epochs: keep the last completed epoch (checkpoint_every may be > 1).
+        if clean and state.epoch > saved:
+            ckpt.save(last, _payload(policy, opt, state, provenance))
+            log.info("saved epoch %d to %s", state.epoch, last)
+        raise
+    finally:
+        logger.close()
     return policy, state
