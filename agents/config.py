@@ -1,8 +1,8 @@
 """Typed configuration of the pipeline: the Hydra structured-config schema.
 
-`conf/config.yaml` fills these dataclasses; `chronos.train` turns the composed DictConfig into a
-`TrainConfig` with `OmegaConf.to_object`, so every stage receives typed objects and a typo in
-an override fails at start-up instead of deep inside a run.
+`conf/config.yaml` fills these dataclasses; `chronos.pipeline.to_config` turns the composed
+DictConfig into a `TrainConfig` with `OmegaConf.to_object`, so every stage receives typed
+objects and a typo in an override fails at start-up instead of deep inside a run.
 """
 
 from __future__ import annotations
