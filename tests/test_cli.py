@@ -90,12 +90,16 @@ def test_bad_override_is_one_line_and_leaves_no_run_dir(cache: Path, tmp_path: P
 
 
 def _wait_for_epochs(root: Path, proc: subprocess.Popen[str], n: int) -> Path:
-    """The run dir once its train.csv has `n` epoch rows (the run is still going)."""
+    """The run dir once its train.csv has `n` epoch rows and last.pt exists (still running)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         for csv in root.glob("*/*/metrics/train.csv"):
-            if len(csv.read_text().splitlines()) > n:
-                return csv.parents[1]
+            run_dir = csv.parents[1]
+            if (
+                len(csv.read_text().splitlines()) > n
+                and (run_dir / "checkpoints" / "last.pt").exists()
+            ):
+                return run_dir
         time.sleep(0.05)
     raise AssertionError(f"no {n} epochs before the run ended: {proc.communicate()}")
 
