@@ -404,8 +404,10 @@ def _file_handlers_in(d: Path) -> list[logging.FileHandler]:
 
 
 def _is_litter(d: Path) -> bool:
-    """True for a run dir holding only what Hydra writes before the job (.hydra, *.log)."""
-    return d.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in d.iterdir())
+    """True for a run dir holding nothing a run made: Hydra's .hydra and *.log, our status."""
+    return d.is_dir() and all(
+        p.name in (".hydra", STATUS_FILE) or p.suffix == ".log" for p in d.iterdir()
+    )
 
 
 def _remove_litter(d: Path, root: Path) -> None:
@@ -542,6 +544,7 @@ def cli(cfg: DictConfig, evals: EvalStages, module: str) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except BaseException:
         write_status(rdir, chash, "failed", cmd)
+        _remove_litter(rdir, Path(tc.runs_root).expanduser())  # failed before it made anything
         raise
     write_status(rdir, chash, "finished", cmd)
     if "report" in out:

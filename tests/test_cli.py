@@ -211,3 +211,33 @@ def test_summarize_mean_and_spread() -> None:
     assert s["grpo_mean_improvement"]["sd"] == pytest.approx(0.1414, abs=1e-4)
     assert s["novel_sequences"]["mean"] == 2 and s["first_action_accuracy"]["max"] == 1.0
     assert "loko_accuracy" not in s  # no job has one
+
+
+def _imports(path: Path) -> set[str]:
+    """Every absolute module a file imports (function-level imports included)."""
+    import ast
+
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return out
+
+
+def test_entry_points_import_one_way() -> None:
+    """agents never import the pipeline layer; the pipeline never imports its entry points or
+    chronos.eval; chronos.eval never imports chronos.train (no sys.argv tricks either)."""
+    forbidden = {
+        "agents": ("chronos.train", "chronos.eval", "chronos.pipeline"),
+        "chronos/pipeline.py": ("chronos.train", "chronos.eval"),
+        "chronos/eval": ("chronos.train",),
+    }
+    for where, banned in forbidden.items():
+        files = [ROOT / where] if where.endswith(".py") else sorted((ROOT / where).glob("*.py"))
+        for f in files:
+            bad = {m for m in _imports(f) if m.startswith(banned)}
+            assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
+    for f in (ROOT / "chronos" / "pipeline.py", ROOT / "chronos" / "train.py"):
+        assert "sys.argv" not in f.read_text()
