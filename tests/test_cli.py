@@ -241,3 +241,15 @@ def test_entry_points_import_one_way() -> None:
             assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
     for f in (ROOT / "chronos" / "pipeline.py", ROOT / "chronos" / "train.py"):
         assert "sys.argv" not in f.read_text()
+
+
+def test_maskable_ppo_example_says_what_to_install_without_sb3(tmp_path: Path) -> None:
+    code = (
+        "import runpy, sys; sys.modules['sb3_contrib'] = None; sys.argv = ['x', '--steps', '1'];"
+        f" runpy.run_path({str(ROOT / 'examples' / 'maskable_ppo.py')!r}, run_name='__main__')"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env(), capture_output=True, text=True
+    )
+    assert p.returncode == 1 and "pip install -e '.[sb3]'" in p.stderr
+    assert "Traceback" not in p.stderr
