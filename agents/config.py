@@ -1,8 +1,8 @@
 """Typed configuration of the pipeline: the Hydra structured-config schema.
 
-`conf/config.yaml` fills these dataclasses; `chronos.train` turns the composed DictConfig into a
-`TrainConfig` with `OmegaConf.to_object`, so every stage receives typed objects and a typo in
-an override fails at start-up instead of deep inside a run.
+`conf/config.yaml` fills these dataclasses; `chronos.pipeline.to_config` turns the composed
+DictConfig into a `TrainConfig` with `OmegaConf.to_object`, so every stage receives typed
+objects and a typo in an override fails at start-up instead of deep inside a run.
 """
 
 from __future__ import annotations
@@ -140,8 +140,11 @@ class TrainConfig:
 
     seed: int = 0
     stages: list[str] = field(default_factory=lambda: ["greedy", "bc", "grpo", "eval", "report"])
-    resume: bool = True  # continue from run_dir/checkpoints/last.pt when it exists
+    # auto: continue the latest unfinished run with the same config hash under runs_root (or
+    # the given run dir); true: continue the run dir's checkpoints; false: start from scratch
+    resume: str = "auto"
     run_dir: str | None = None  # null: Hydra's run dir (the working directory)
+    runs_root: str = "outputs"  # where Hydra's run dirs go and resume=auto looks
     progress: bool = True
     tensorboard: bool = True
     torch_threads: int = 1

@@ -9,8 +9,9 @@ version, device, kernel PTX hashes and the source of the transforms and features
 are action ids and the states are features), so the pipeline reuses it instead of re-measuring
 and never reuses it across a catalogue change.
 
-    python -m agents.greedy                       # all kernels, backend auto
-    python -m agents.greedy kernels=small backend=emulated
+Functions only: the command is the pipeline's greedy stage,
+
+    python -m chronos.train +exp=greedy kernels=small backend=emulated
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tqdm import tqdm
 from agents import search
 from agents.bc import BCData
 from agents.search import GreedyTrace
+from chronos.fmt import speedup
 from chronos.ptx import ptx_sha256
 from envs.mdp import TransformMDP
 from envs.spaces import LAYOUT, Layout
@@ -87,7 +89,7 @@ def run_greedy(
     results = []
     for spec in bar:
         results.append(greedy_kernel(mdp, spec, min_gain))
-        bar.set_postfix(improvement=f"{results[-1].improvement:+.1%}")
+        bar.set_postfix(speedup=speedup(results[-1].improvement, short=True))
     return results
 
 
@@ -155,30 +157,22 @@ def load_dataset(path: Path) -> tuple[BCData, dict[str, Any]]:
 
 
 def improvement_table(kernels: Sequence[dict[str, Any]]) -> str:
-    """Markdown table of greedy's per-kernel result and the mean improvement."""
+    """Markdown table of greedy's per-kernel result and the mean speed-up."""
     lines = [
-        "| kernel | base cycles | final cycles | improvement | sequence |",
+        "| kernel | base cycles | final cycles | speed-up | sequence |",
         "|---|---:|---:|---:|---|",
     ]
     for k in kernels:
         seq = " → ".join(k["actions"]) or "(stop)"
         lines.append(
             f"| {k['kernel_id']} | {k['base_cycles']:.0f} | {k['final_cycles']:.0f} "
-            f"| {k['improvement']:+.1%} | {seq} |"
+            f"| {speedup(k['improvement'])} | {seq} |"
         )
     if kernels:
         mean = float(np.mean([k["improvement"] for k in kernels]))
         geo = math.exp(np.mean([math.log(k["final_cycles"] / k["base_cycles"]) for k in kernels]))
-        lines.append(f"| **mean** | | | **{mean:+.1%}** (geomean {geo - 1:+.1%}) | |")
+        geomean = speedup(geo - 1, short=True)
+        lines.append(
+            f"| **mean** (n={len(kernels)}) | | | **{speedup(mean)}** (geomean {geomean}) | |"
+        )
     return "\n".join(lines)
-
-
-def main() -> None:
-    """`python -m agents.greedy [overrides]`: the pipeline with only the greedy stage."""
-    from chronos.train import cli
-
-    cli(["+exp=greedy"])
-
-
-if __name__ == "__main__":
-    main()

@@ -38,6 +38,7 @@ from agents.monitors import check
 from agents.policy import PolicyMLP, entropy, kl_divergence, log_probs
 from agents.rollout import Episode, rollout
 from agents.schedules import ForcedSteps, TemperatureSchedule
+from chronos.fmt import speedup
 from chronos.stores.trajectories import StepRecord, TrajectoryLog
 from chronos.transforms import ACTION_NAMES, STOP
 
@@ -299,6 +300,19 @@ def _best_found(state: GRPOState, episodes: Sequence[Episode]) -> None:
             }
 
 
+def _payload(
+    policy: PolicyMLP, opt: torch.optim.Optimizer, state: GRPOState, provenance: dict[str, Any]
+) -> dict[str, Any]:
+    """What last.pt holds: weights, optimizer, GRPO state at the end of `state.epoch`."""
+    return ckpt.policy_payload(
+        policy,
+        optimizer=opt.state_dict(),
+        grpo_state=vars(state),
+        epoch=state.epoch,
+        provenance=provenance,
+    )
+
+
 def train(
     cfg: GRPOConfig,
     *,
@@ -353,125 +367,131 @@ def train(
         disable=not progress,
     )
     stats0 = dict(getattr(mdp.backend, "stats", {}) or {})
-    for epoch in bar:
-        t_epoch = time.perf_counter()
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        rng = np.random.default_rng([seed, epoch])
-        k = min(cfg.batch_kernels, len(specs))
-        batch = [specs[i] for i in sorted(rng.choice(len(specs), size=k, replace=False))]
-        temperature, n_forced = temp(epoch), forced(epoch)
+    saved = state.epoch  # the last epoch whose state last.pt holds
+    clean = True  # policy, optimizer and state are exactly those at the end of state.epoch
+    try:
+        for epoch in bar:
+            t_epoch = time.perf_counter()
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            rng = np.random.default_rng([seed, epoch])
+            k = min(cfg.batch_kernels, len(specs))
+            batch = [specs[i] for i in sorted(rng.choice(len(specs), size=k, replace=False))]
+            temperature, n_forced = temp(epoch), forced(epoch)
 
-        measure0 = mdp.measure_s
-        t0 = time.perf_counter()
+            measure0 = mdp.measure_s
+            t0 = time.perf_counter()
+            clean = False
 
-        def sample(
-            idx: list[int],
-            t: float,
-            batch: list[Any] = batch,
-            n_forced: int = n_forced,
-            gen: torch.Generator = gen,
-        ) -> list[Episode]:
-            return rollout(
-                mdp,
-                [batch[i] for i in idx],
-                policy,
-                group_size=cfg.group_size,
-                temperature=t,
-                stop_masked_steps=n_forced,
-                generator=gen,
+            def sample(
+                idx: list[int],
+                t: float,
+                batch: list[Any] = batch,
+                n_forced: int = n_forced,
+                gen: torch.Generator = gen,
+            ) -> list[Episode]:
+                return rollout(
+                    mdp,
+                    [batch[i] for i in idx],
+                    policy,
+                    group_size=cfg.group_size,
+                    temperature=t,
+                    stop_masked_steps=n_forced,
+                    generator=gen,
+                )
+
+            ds = dynamic_sample(sample, k, cfg.group_size, temperature, cfg.dynamic_sampling)
+            rollout_s = time.perf_counter() - t0
+            measure_s = mdp.measure_s - measure0
+            kept = ds.keep.repeat_interleave(cfg.group_size).tolist()
+            episodes = [e for e, keep in zip(ds.episodes, kept, strict=True) if keep]
+            returns = ds.returns[ds.keep]
+            lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
+                -1, cfg.group_size
+            )
+            adv = (
+                group_advantages(returns, lengths, cfg.adv_eps).flatten()
+                if len(episodes)
+                else torch.zeros(0)
             )
 
-        ds = dynamic_sample(sample, k, cfg.group_size, temperature, cfg.dynamic_sampling)
-        rollout_s = time.perf_counter() - t0
-        measure_s = mdp.measure_s - measure0
-        kept = ds.keep.repeat_interleave(cfg.group_size).tolist()
-        episodes = [e for e, keep in zip(ds.episodes, kept, strict=True) if keep]
-        returns = ds.returns[ds.keep]
-        lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
-            -1, cfg.group_size
-        )
-        adv = (
-            group_advantages(returns, lengths, cfg.adv_eps).flatten()
-            if len(episodes)
-            else torch.zeros(0)
-        )
+            t1 = time.perf_counter()
+            losses = update(policy, ref, opt, episodes, adv, temperature, cfg, gen)
+            update_s = time.perf_counter() - t1
 
-        t1 = time.perf_counter()
-        losses = update(policy, ref, opt, episodes, adv, temperature, cfg, gen)
-        update_s = time.perf_counter() - t1
+            _best_found(state, ds.episodes)
+            traj.append(
+                step_records(
+                    episodes,
+                    "grpo",
+                    epoch,
+                    backend,
+                    device,
+                    temperature,
+                    {i: float(a) for i, a in enumerate(adv)},
+                )
+            )
+            stats = dict(getattr(mdp.backend, "stats", {}) or {})
+            hits = stats.get("hits", 0) - stats0.get("hits", 0)
+            misses = stats.get("misses", 0) - stats0.get("misses", 0)
+            stats0 = stats
+            mon = check(ds.episodes, cfg.monitors)
+            for msg in mon.alarms:
+                log.warning("epoch %d alarm: %s", epoch, msg)
+            metrics = {
+                **epoch_metrics(ds.episodes, ds.returns, temperature, n_forced),
+                "charts/frac_reward_zero_std_sampled": ds.first_zero_std,
+                "charts/resampled_groups": float(ds.resampled),
+                "charts/recovered_groups": float(ds.recovered),
+                "charts/dropped_groups": float((~ds.keep).sum()),
+                **losses,
+                **mon.values,
+                "charts/cache_hit_rate": hits / (hits + misses) if hits + misses else 1.0,
+                "perf/rollout_s": rollout_s - measure_s,
+                "perf/measure_s": measure_s,
+                "perf/update_s": update_s,
+            }
+            if logger.writer is not None:
+                acts = [s.action for e in ds.episodes for s in e.steps]
+                logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
 
-        _best_found(state, ds.episodes)
-        traj.append(
-            step_records(
-                episodes,
-                "grpo",
-                epoch,
-                backend,
-                device,
-                temperature,
-                {i: float(a) for i, a in enumerate(adv)},
-            )
-        )
-        stats = dict(getattr(mdp.backend, "stats", {}) or {})
-        hits = stats.get("hits", 0) - stats0.get("hits", 0)
-        misses = stats.get("misses", 0) - stats0.get("misses", 0)
-        stats0 = stats
-        mon = check(ds.episodes, cfg.monitors)
-        for msg in mon.alarms:
-            log.warning("epoch %d alarm: %s", epoch, msg)
-        metrics = {
-            **epoch_metrics(ds.episodes, ds.returns, temperature, n_forced),
-            "charts/frac_reward_zero_std_sampled": ds.first_zero_std,
-            "charts/resampled_groups": float(ds.resampled),
-            "charts/recovered_groups": float(ds.recovered),
-            "charts/dropped_groups": float((~ds.keep).sum()),
-            **losses,
-            **mon.values,
-            "charts/cache_hit_rate": hits / (hits + misses) if hits + misses else 1.0,
-            "perf/rollout_s": rollout_s - measure_s,
-            "perf/measure_s": measure_s,
-            "perf/update_s": update_s,
-        }
-        if logger.writer is not None:
-            acts = [s.action for e in ds.episodes for s in e.steps]
-            logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
-
-        is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
-        ev = evaluate(mdp, specs, policy, epoch) if is_eval else None
-        state.epoch = epoch
-        epoch_s = time.perf_counter() - t_epoch
-        state.train_s += epoch_s
-        metrics["perf/epoch_s"] = epoch_s
-        logger.log("train", epoch, metrics)
-        if ev is not None:
-            state.evals.append(ev.summary())
-            traj.append(step_records(ev.episodes, "eval", epoch, backend, device, 0.0))
-            logger.log(
-                "eval",
-                epoch,
-                {"eval/mean_improvement": ev.mean_improvement, "eval/score": ev.score},
-            )
-        if ev is not None or (epoch + 1) % cfg.checkpoint_every == 0:
-            payload = ckpt.policy_payload(
-                policy,
-                optimizer=opt.state_dict(),
-                grpo_state=vars(state),
-                epoch=epoch,
-                provenance=provenance,
-            )
-            ckpt.save(last, payload)
+            is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
+            ev = evaluate(mdp, specs, policy, epoch) if is_eval else None
+            state.epoch = epoch
+            epoch_s = time.perf_counter() - t_epoch
+            state.train_s += epoch_s
+            metrics["perf/epoch_s"] = epoch_s
+            logger.log("train", epoch, metrics)
             if ev is not None:
-                path = ckpt.save(ckdir / f"epoch_{epoch:04d}.pt", payload)
-                if gate.consider(path, ev.score, epoch):
-                    log.info("epoch %d promoted to best (score %.4f)", epoch, ev.score)
-        logger.flush()
-        bar.set_postfix(
-            R=f"{metrics['charts/reward_mean']:+.3f}",
-            imp=f"{metrics['charts/improvement_mean']:+.1%}",
-            T=f"{temperature:.2f}",
-        )
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            logger.close()
-            raise Interrupted(f"stopped after epoch {epoch} (stop_after_epoch)")
-    logger.close()
+                state.evals.append(ev.summary())
+                traj.append(step_records(ev.episodes, "eval", epoch, backend, device, 0.0))
+                logger.log(
+                    "eval",
+                    epoch,
+                    {"eval/mean_improvement": ev.mean_improvement, "eval/score": ev.score},
+                )
+            if ev is not None or (epoch + 1) % cfg.checkpoint_every == 0:
+                payload = _payload(policy, opt, state, provenance)
+                ckpt.save(last, payload)
+                saved = epoch
+                if ev is not None:
+                    path = ckpt.save(ckdir / f"epoch_{epoch:04d}.pt", payload)
+                    if gate.consider(path, ev.score, epoch):
+                        log.info("epoch %d promoted to best (score %.4f)", epoch, ev.score)
+            clean = True
+            logger.flush()
+            bar.set_postfix(
+                R=f"{metrics['charts/reward_mean']:+.3f}",
+                speedup=speedup(metrics["charts/improvement_mean"], short=True),
+                T=f"{temperature:.2f}",
+            )
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                raise Interrupted(f"stopped after epoch {epoch} (stop_after_epoch)")
+    except KeyboardInterrupt:
+        # Ctrl-C between epochs: keep the last completed epoch (checkpoint_every may be > 1).
+        if clean and state.epoch > saved:
+            ckpt.save(last, _payload(policy, opt, state, provenance))
+            log.info("saved epoch %d to %s", state.epoch, last)
+        raise
+    finally:
+        logger.close()
     return policy, state

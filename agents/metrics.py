@@ -57,9 +57,8 @@ class MetricsLogger:
         path = self.csv_path(stream)
         header = self._header(stream)
         if header is None or not set(row) <= set(header):
-            self._rewrite(
-                stream, [*(header or ["epoch"]), *(k for k in row if k not in (header or []))]
-            )
+            known = header or ["epoch"]
+            self._rewrite(stream, [*known, *(k for k in row if k not in known)])
             header = self._columns[stream]
         with path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=header).writerow(row)

@@ -66,19 +66,20 @@ def check(episodes: Sequence[Episode], cfg: MonitorConfig) -> MonitorReport:
     checks = {
         "always_stop": (
             first_stop > cfg.always_stop_rate,
-            f"always-stop: {first_stop:.0%} of episodes stop at step 0",
+            f"always-stop: {first_stop:.0%} of {len(episodes)} episodes stop at step 0",
         ),
         "collapse": (
             n_tr >= cfg.min_transform_steps and top2 > cfg.collapse_top2_share,
-            f"collapse: actions {collapse_names} take {top2:.0%} of transform steps",
+            f"collapse: actions {collapse_names} take {top2:.0%} of {n_tr} transform steps",
         ),
         "invalid": (
             invalid > cfg.invalid_rate,
-            f"invalid-step exploitation: {invalid:.0%} of steps are invalid",
+            f"invalid-step exploitation: {invalid:.0%} of {len(steps)} steps are invalid",
         ),
         "noise": (
             noise_share > cfg.noise_share,
-            f"noise exploitation: {noise_share:.0%} of the gain is within measurement noise",
+            f"noise exploitation: {noise_share:.0%} of the gain ({n_noise} of {n_gain} gaining"
+            " steps) is within measurement noise",
         ),
     }
     alarms = [msg for on, msg in checks.values() if on]

@@ -1,5 +1,6 @@
 """Train sb3-contrib's MaskablePPO on PtxTransformEnv and compare it with a random masked policy.
 
+    pip install -e '.[sb3]'    # stable-baselines3 + sb3-contrib (not in the base install)
     python examples/maskable_ppo.py --steps 3000 --store runs/ppo_measurements.sqlite
 
 Runs on the emulated backend by default (CPU only: ptxas + the PTX emulator's cycle estimate),
@@ -53,7 +54,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     import torch
-    from sb3_contrib import MaskablePPO
+
+    try:
+        from sb3_contrib import MaskablePPO
+    except ImportError:
+        raise SystemExit(
+            "this example needs sb3-contrib: pip install -e '.[sb3]' "
+            "(or pip install stable-baselines3 sb3-contrib)"
+        ) from None
 
     from envs.ptx_env import PtxTransformEnv
 

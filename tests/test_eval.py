@@ -51,6 +51,9 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     assert "Leave-one-kernel-out" in text
     assert text.startswith("# Chronos leave-one-kernel-out report")
     assert "- LOKO: learners rf, bc, grpo; GRPO epochs per fold: 1," in text
+    # every LOKO rate has its n and a 95% interval; speed-ups read as ratios
+    n_states = sum(r["rf"]["n"] for r in loko["per_kernel"].values())
+    assert f"(n={n_states}, 95% CI " in text and "x (cycles -" in text
 
 
 def test_lofo_holds_out_whole_families(cache: Path, tmp_path: Path) -> None:
@@ -85,6 +88,18 @@ def test_report_of_empty_run_dir(tmp_path: Path) -> None:
     assert write_report(tmp_path).read_text().startswith("# Chronos training report")
 
 
+def test_kernel_axis_names_the_family() -> None:
+    from chronos.eval.report import kernel_axis
+
+    assert kernel_axis(["gemm_tile_2_2_2"], {}) == ("gemm_tile kernel", ["2_2_2"])
+    assert kernel_axis(["saxpy_1", "saxpy_2"], {"saxpy_1": "saxpy", "saxpy_2": "saxpy"}) == (
+        "saxpy kernel",
+        ["1", "2"],
+    )
+    label, ticks = kernel_axis(["a_k", "gemm_tile_2_2_2"], {"a_k": "mine"})
+    assert label == "kernel (gemm_tile, mine)" and ticks == ["a_k", "gemm_tile_2_2_2"]
+
+
 def test_backend_label_names_estimates() -> None:
     assert backend_label("emulated", "cpu") == "emulated estimate (cpu)"
     assert backend_label("cupy", "NVIDIA H100") == "cupy (NVIDIA H100)"
@@ -110,7 +125,7 @@ def test_eval_cli_runs_loko_under_hydra(cache: Path, tmp_path: Path) -> None:
 
 
 def test_report_optimum_column_and_headline(tmp_path: Path) -> None:
-    from chronos.train import optimum_share
+    from chronos.pipeline import optimum_share
 
     pk = {
         "k1": {"greedy": -0.5, "bc": -0.5, "grpo": -0.75, "optimum": -0.75},

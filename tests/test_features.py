@@ -83,6 +83,8 @@ def test_cli_prints_ptxas_figures_and_features(tmp_path: Path, capsys) -> None:
     assert main([*kernels, "--arch", "sm_80,sm_90", "--csv", str(out_csv)]) == 0
     printed = capsys.readouterr().out
     assert "2 kernels; round trip + ptxas failures: 0" in printed
+    # the feature table's columns are named, not f0..f24
+    assert ["kernel", *FEATURE_NAMES] in [line.split() for line in printed.splitlines()]
     rows = out_csv.read_text().splitlines()
     header = rows[0].split(",")
     assert header[:3] == ["kernel", "roundtrip", "sm_80_regs"]

@@ -70,8 +70,14 @@ def test_ci_pipeline_end_to_end(cache: Path, tmp_path: Path) -> None:
     assert {"config", "git_revision", "kernels", "backend", "device", "seed"} <= set(prov)
     assert prov["backend"] == "emulated" and set(prov["kernels"]) == set(ev["per_kernel"])
     with (tmp_path / "metrics" / "train.csv").open() as f:
+        header = next(csv.reader(f))
+        f.seek(0)
         rows = list(csv.DictReader(f))
+    assert header.count("epoch") == 1  # a fresh run's CSV had `epoch,epoch`
     assert [int(r["epoch"]) for r in rows] == [0, 1]
+    run_prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert run_prov["store"] == str((cache / "m.sqlite").resolve())  # the path, not "default"
+    assert run_prov["families"] == dict.fromkeys(ev["per_kernel"], "gemm_tile")
     for key in (
         "charts/reward_mean",
         "charts/reward_std",

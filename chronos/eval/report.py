@@ -3,7 +3,8 @@
 Reads only files of the run dir (eval/summary.json, metrics/*.csv, loko/loko.json,
 provenance.json, stage_times.json), so `python -m chronos.eval.report <run dir>` can rebuild
 a report after the fact. Every number is labelled with the backend and device it was measured
-on: an emulated estimate is not a GPU measurement.
+on (plots in their titles): an emulated estimate is not a GPU measurement. Speed-ups read
+"1.25x (cycles -20.0%)" and every rate carries its n and 95% interval (chronos.fmt).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from agents.metrics import read_csv  # noqa: E402
+from chronos.fmt import backend_label, rate, speedup  # noqa: E402
 
 FA = "first_action_accuracy"
 # Design §7: greedy v2 baseline and targets.
@@ -35,12 +37,22 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.1%}"
-
-
 def _acc(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def _x(improvement: float | None) -> float:
+    """final/base - 1 as a speed-up ratio base/final (NaN when missing)."""
+    return math.nan if improvement is None else 1.0 / (1.0 + improvement)
+
+
+def kernel_axis(kids: list[str], families: dict[str, str]) -> tuple[str, list[str]]:
+    """Axis label naming the kernel family (or families), and tick labels without it."""
+    fams = {families.get(k) or k.rsplit("_", 3)[0] for k in kids}
+    if len(fams) == 1:
+        fam = fams.pop()
+        return f"{fam} kernel", [k.removeprefix(f"{fam}_") or k for k in kids]
+    return f"kernel ({', '.join(sorted(fams))})", list(kids)
 
 
 def _ok(flag: bool | None) -> str:
@@ -56,19 +68,14 @@ def _beats(agent: float | None, greedy: float | None) -> str:
     return _ok(agent < greedy)
 
 
-def backend_label(backend: str, device: str) -> str:
-    """'emulated estimate (cpu-emulator ...)' or 'cupy (NVIDIA H100 ...)'."""
-    name = "emulated estimate" if backend == "emulated" else backend
-    return f"{name} ({device})" if device else name
-
-
 def plot_learning_curves(
     train: list[dict[str, float]],
     evals: list[dict[str, float]],
     greedy_mean: float | None,
     path: Path,
+    label: str,
 ) -> Path:
-    """Reward, improvement (rollouts and argmax eval vs greedy), entropy/KL, rates, phase times."""
+    """Reward, speed-up (rollouts and argmax eval vs greedy), entropy/KL, rates, phase times."""
     ep = [r["epoch"] for r in train]
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
 
@@ -88,17 +95,18 @@ def plot_learning_curves(
     )
     ax.set_title("reward (mean ± std)")
     ax = axes[0, 1]
-    line(ax, "charts/improvement_mean", "sampled rollouts", 100)
+    ax.plot(ep, [_x(r.get("charts/improvement_mean")) for r in train], label="sampled rollouts")
     if evals:
         ax.plot(
             [r["epoch"] for r in evals],
-            [r["eval/mean_improvement"] * 100 for r in evals],
+            [_x(r["eval/mean_improvement"]) for r in evals],
             "o-",
             label="argmax eval",
         )
     if greedy_mean is not None:
-        ax.axhline(greedy_mean * 100, color="k", ls="--", label="greedy v2")
-    ax.set_title("mean improvement % (lower is faster)")
+        ax.axhline(_x(greedy_mean), color="k", ls="--", label="greedy v2")
+    ax.set_ylabel("speed-up (base/final cycles, x)")
+    ax.set_title("mean speed-up (higher is faster)")
     ax = axes[0, 2]
     line(ax, "losses/entropy")
     line(ax, "losses/kl", "KL to BC")
@@ -126,25 +134,32 @@ def plot_learning_curves(
         a.set_xlabel("epoch")
         a.legend(fontsize=7)
         a.grid(alpha=0.3)
+    fig.suptitle(f"GRPO learning curves; cycles: {label}")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
 
-def plot_per_kernel(per_kernel: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Grouped bars: greedy, BC and GRPO improvement per kernel (negative is faster)."""
+def plot_per_kernel(
+    per_kernel: dict[str, dict[str, Any]], path: Path, label: str, families: dict[str, str]
+) -> Path:
+    """Grouped bars: greedy, BC and GRPO speed-up per kernel (above 1x is faster)."""
     kids = sorted(per_kernel)
+    xlabel, ticks = kernel_axis(kids, families)
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(kids) + 2), 4))
     width = 0.27
     for j, key in enumerate(("greedy", "bc", "grpo")):
-        ys = [(per_kernel[k].get(key) or 0.0) * 100 for k in kids]
+        ys = [_x(per_kernel[k].get(key)) for k in kids]
         ax.bar([i + (j - 1) * width for i in range(len(kids))], ys, width, label=key)
+    ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks(range(len(kids)))
-    ax.set_xticklabels([k.replace("gemm_tile_", "") for k in kids], rotation=45)
-    ax.set_ylabel("improvement % (final/base - 1)")
-    ax.set_xlabel("gemm_tile TM_TN_TK")
-    ax.legend()
+    ax.set_xticklabels(ticks, rotation=45)
+    ax.set_ylabel("speed-up (base/final cycles, x)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"Per-kernel speed-up; cycles: {label}", fontsize=9)
+    ax.set_ylim(0, max([1.0, *(v for v in ax.get_ylim())]) * 1.15)
+    ax.legend(loc="upper center", ncol=3, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -159,11 +174,15 @@ def _study(loko: dict[str, Any]) -> tuple[str, str, str]:
     return "LOKO", "Leave-one-kernel-out", "kernel"
 
 
-def plot_loko(loko: dict[str, Any], path: Path) -> Path:
+def plot_loko(loko: dict[str, Any], path: Path, label: str, families: dict[str, str]) -> Path:
     """Held-out accuracy and first-action accuracy per learner and held-out kernel or family."""
     folds = loko["per_fold"]
     kids = sorted(folds)
-    short, _, unit = _study(loko)
+    short, heading, unit = _study(loko)
+    if unit == "family":
+        xlabel, ticks = "family", kids
+    else:
+        xlabel, ticks = kernel_axis(kids, families)
     learners = loko["learners"]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(kids) + 4), 4))
     width = 0.8 / max(len(learners), 1)
@@ -177,19 +196,21 @@ def plot_loko(loko: dict[str, Any], path: Path) -> Path:
                 label=learner,
             )
         ax.set_xticks(range(len(kids)))
-        ax.set_xticklabels(kids, rotation=45, ha="right", fontsize=7)
-        ax.set_xlabel(f"held-out {unit}")
+        ax.set_xticklabels(ticks, rotation=45, ha="right", fontsize=7)
+        ax.set_xlabel(f"held-out {xlabel}")
         ax.set_title(f"{short} {key.replace('_', ' ')} (%)")
         ax.set_ylim(0, 105)
         ax.legend()
         ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{heading}; greedy labels and rollouts: {label}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
 
-def _loko_accuracy(loko: dict[str, Any]) -> tuple[str, float] | None:
+def loko_best_accuracy(loko: dict[str, Any]) -> tuple[str, float] | None:
+    """(learner, pooled accuracy) of the learner with the best LOKO accuracy."""
     means = loko.get("mean", {})
     if not means:
         return None
@@ -197,27 +218,38 @@ def _loko_accuracy(loko: dict[str, Any]) -> tuple[str, float] | None:
     return best, means[best]["accuracy"]
 
 
+def loko_n(loko: dict[str, Any], learner: str) -> tuple[int, int]:
+    """(held-out states, held-out kernels with a first state) behind a learner's LOKO means."""
+    rows = [r[learner] for r in loko.get("per_fold", {}).values() if learner in r]
+    first = [r for r in rows if not math.isnan(r.get(FA, math.nan))]
+    return sum(int(r.get("n", 0)) for r in rows), len(first)
+
+
 def success_table(summary: dict[str, Any], loko: dict[str, Any], hours: float) -> list[str]:
     g = summary.get("greedy_mean_improvement")
     a = summary.get("grpo_mean_improvement")
     fa = summary.get("first_action_accuracy", {})
+    fn = summary.get("first_action_n", {})
+    n_k = summary.get("n_kernels")
     novel = len(summary.get("novel_sequences", []))
-    la = _loko_accuracy(loko) if loko else None
+    la = loko_best_accuracy(loko) if loko else None
+    rf = loko.get("mean", {}).get("rf", {}).get("accuracy") if loko else None
     rows = [
         "| Metric | Greedy v2 baseline (this run) | Design target | This run | Met |",
         "|---|---|---|---|---|",
-        f"| Mean improvement (GRPO argmax) | {_pct(g)} | better than greedy | {_pct(a)} "
-        f"| {_beats(a, g)} |",
+        f"| Mean speed-up (GRPO argmax, n={n_k} kernels) | {speedup(g)} | better than greedy "
+        f"| {speedup(a)} | {_beats(a, g)} |",
         f"| First-action accuracy (GRPO vs greedy's first move) | BC: "
-        f"{_acc(fa.get('bc_heldout'))} held-out, {_acc(fa.get('bc_all'))} train | > 80% "
-        f"| {_acc(fa.get('grpo'))} "
+        f"{rate(fa.get('bc_heldout'), fn.get('bc_heldout'))} held-out, "
+        f"{rate(fa.get('bc_all'), fn.get('bc_all'))} train | > 80% "
+        f"| {rate(fa.get('grpo'), fn.get('grpo', n_k))} "
         f"| {_ok(None if fa.get('grpo') is None else fa['grpo'] > TARGETS[FA])} |",
         f"| LOKO accuracy (best learner, pooled held-out states) | RF: "
-        f"{_acc(loko.get('mean', {}).get('rf', {}).get('accuracy')) if loko else 'n/a'} | > 70% "
-        f"| {'n/a' if la is None else f'{la[1]:.1%} ({la[0]})'} "
+        f"{rate(rf, loko_n(loko, 'rf')[0]) if loko else 'n/a'} | > 70% "
+        f"| {'n/a' if la is None else f'{rate(la[1], loko_n(loko, la[0])[0])} ({la[0]})'} "
         f"| {_ok(None if la is None else la[1] > TARGETS['loko_accuracy'])} |",
-        f"| Novel sequences greedy missed (> {summary.get('novel_min_gain', 0.01):.0%} better) "
-        f"| 0 | > 5 | {novel} | {_ok(novel > TARGETS['novel_sequences'])} |",
+        f"| Novel sequences greedy missed (> {summary.get('novel_min_gain', 0.01):.0%} better, "
+        f"n={n_k} kernels) | 0 | > 5 | {novel} | {_ok(novel > TARGETS['novel_sequences'])} |",
         f"| Training time (greedy + BC + GRPO) | — | < 24 h | {hours * 60:.1f} min "
         f"| {_ok(hours < TARGETS['training_hours'])} |",
     ]
@@ -257,7 +289,7 @@ def optimum_cell(row: dict[str, Any]) -> str:
     """The per-kernel table's optimum cell: improvement, * when the budget stopped it."""
     if row.get("optimum") is None:
         return "n/a"
-    return _pct(row["optimum"]) + ("" if row.get("optimum_complete", True) else "*")
+    return speedup(row["optimum"]) + ("" if row.get("optimum_complete", True) else "*")
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -272,6 +304,7 @@ def write_report(run_dir: str | Path) -> Path:
     backend = summary.get("backend") or prov.get("backend", "?")
     device = summary.get("device") or prov.get("device", "")
     label = backend_label(backend, device)
+    families = dict(prov.get("families", {}))
     cfg = prov.get("config", {})
     grpo_cfg = cfg.get("grpo", {})
     stages = list(cfg.get("stages", []))
@@ -322,10 +355,12 @@ def write_report(run_dir: str | Path) -> Path:
         ]
         pk = summary.get("per_kernel", {})
         lines += [
-            "## Per-kernel improvement",
+            "## Per-kernel speed-up",
             "",
             *optimum_headline(summary),
             "![per-kernel](plots/per_kernel.png)",
+            "",
+            f"Speed-up = base/final cycles ({label}); above 1x is faster.",
             "",
             "| kernel | greedy | BC | GRPO | optimum | greedy sequence | GRPO sequence |",
             "|---|---:|---:|---:|---:|---|---|",
@@ -333,16 +368,16 @@ def write_report(run_dir: str | Path) -> Path:
         for k in sorted(pk):
             r = pk[k]
             lines.append(
-                f"| {k} | {_pct(r.get('greedy'))} | {_pct(r.get('bc'))} | {_pct(r.get('grpo'))} "
-                f"| {optimum_cell(r)} "
+                f"| {k} | {speedup(r.get('greedy'))} | {speedup(r.get('bc'))} "
+                f"| {speedup(r.get('grpo'))} | {optimum_cell(r)} "
                 f"| {' → '.join(r.get('greedy_actions') or []) or '(stop)'} "
                 f"| {' → '.join(r.get('grpo_actions') or []) or '(stop)'} |"
             )
-        plot_per_kernel(pk, plots / "per_kernel.png")
+        plot_per_kernel(pk, plots / "per_kernel.png", label, families)
         novel = summary.get("novel_sequences", [])
         lines += ["", "## Novel sequences (better than greedy's on the same kernel)", ""]
         lines += [
-            f"- {n['kernel_id']}: {' → '.join(n['actions'])} ({n['vs_greedy']:+.1%} vs "
+            f"- {n['kernel_id']}: {' → '.join(n['actions'])} ({speedup(n['vs_greedy'])} vs "
             "greedy's final cycles)"
             for n in novel
         ] or ["- none"]
@@ -353,7 +388,11 @@ def write_report(run_dir: str | Path) -> Path:
         eval_csv = rdir / "metrics" / "eval.csv"
         evals = read_csv(eval_csv) if eval_csv.exists() else []
         plot_learning_curves(
-            train, evals, summary.get("greedy_mean_improvement"), plots / "learning_curves.png"
+            train,
+            evals,
+            summary.get("greedy_mean_improvement"),
+            plots / "learning_curves.png",
+            label,
         )
         lines += ["## Learning curves", "", "![learning curves](plots/learning_curves.png)", ""]
         if train:
@@ -382,7 +421,7 @@ def write_report(run_dir: str | Path) -> Path:
             ]
             lines.append("")
     if loko:
-        plot_loko(loko, plots / "loko.png")
+        plot_loko(loko, plots / "loko.png", label, families)
         lcfg = cfg.get("loko", {})
         short, heading, unit = _study(loko)
         lines += [
@@ -401,13 +440,15 @@ def write_report(run_dir: str | Path) -> Path:
             "",
             "![loko](plots/loko.png)",
             "",
-            "| learner | accuracy (pooled) | first-action accuracy | held-out improvement |",
+            "| learner | accuracy (pooled) | first-action accuracy | held-out speed-up (mean) |",
             "|---|---:|---:|---:|",
         ]
         for learner, m in loko.get("mean", {}).items():
+            n_states, n_first = loko_n(loko, learner)
             lines.append(
-                f"| {learner} | {_acc(m.get('accuracy'))} | "
-                f"{_acc(m.get('first_action_accuracy'))} | {_pct(m.get('improvement'))} |"
+                f"| {learner} | {rate(m.get('accuracy'), n_states)} | "
+                f"{rate(m.get('first_action_accuracy'), n_first)} "
+                f"| {speedup(m.get('improvement'))} |"
             )
         greedy = {
             k["kernel_id"]: k["improvement"]
@@ -416,7 +457,7 @@ def write_report(run_dir: str | Path) -> Path:
         learners = list(loko.get("learners", []))
         lines += [
             "",
-            f"Per held-out {unit} (accuracy / first-action accuracy / improvement):",
+            f"Per held-out {unit} (accuracy over its n states / first-action accuracy / speed-up):",
             "",
             f"| held-out {unit} | kernels | greedy | " + " | ".join(learners) + " |",
             "|---|---:|---:|" + "---|" * len(learners),
@@ -428,11 +469,11 @@ def write_report(run_dir: str | Path) -> Path:
             cells = []
             for learner in learners:
                 r = row.get(learner, {})
-                cell = f"{_acc(r.get('accuracy'))} / {_acc(r.get(FA))}"
+                cell = f"{_acc(r.get('accuracy'))} (n={r.get('n', '?')}) / {_acc(r.get(FA))}"
                 if "improvement" in r:
-                    cell += f" / {_pct(r['improvement'])}"
+                    cell += f" / {speedup(r['improvement'])}"
                 cells.append(cell)
-            g = _pct(sum(gains) / len(gains)) if gains else "n/a"
+            g = speedup(sum(gains) / len(gains)) if gains else "n/a"
             lines.append(f"| {name} | {len(members)} | {g} | " + " | ".join(cells) + " |")
         lines.append("")
     out = rdir / "report.md"

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_summary(header: list[str], rows: list[list[str]], n_archs: int) -> None:
-    """The ptxas columns, then the features as f0..f24 (names and meanings: `--table`)."""
+    """The ptxas columns, then the features under their names (meanings: `--table`)."""
     fixed = 2 + 4 * n_archs
     widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(header[:fixed])]
     print("  ".join(h.rjust(w) for h, w in zip(header[:fixed], widths, strict=True)))
@@ -116,9 +116,14 @@ def _print_summary(header: list[str], rows: list[list[str]], n_archs: int) -> No
         print("  ".join(c.rjust(w) for c, w in zip(r[:fixed], widths, strict=True)))
     print()
     name_w = max(len(r[0]) for r in rows)
-    print("kernel".ljust(name_w), " ".join(f"f{j}".rjust(5) for j in range(len(FEATURE_NAMES))))
+    widths = [max(len(n), 5) for n in FEATURE_NAMES]
+    print(
+        "kernel".ljust(name_w),
+        " ".join(n.rjust(w) for n, w in zip(FEATURE_NAMES, widths, strict=True)),
+    )
     for r in rows:
-        print(r[0].ljust(name_w), " ".join(f"{float(v):5.2f}" for v in r[fixed:]))
+        cells = (f"{float(v):{w}.2f}" for v, w in zip(r[fixed:], widths, strict=True))
+        print(r[0].ljust(name_w), " ".join(cells))
 
 
 if __name__ == "__main__":

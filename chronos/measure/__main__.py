@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from chronos.fmt import speedup as fmt_speedup
 from chronos.measure.measurement import Measurement
 
 
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print("after transforms:\n  " + describe(final).replace("\n", "\n  "))
             if speedup is not None:
-                print(f"speed-up {speedup:.4f}x{' (estimate)' if final.estimate else ''}")
+                text = fmt_speedup(1.0 / speedup - 1.0)
+                print(f"speed-up {text}{' (estimate)' if final.estimate else ''}")
         else:
             print(describe(final))
         print(f"store hits {stats.get('hits')} misses {stats.get('misses')}")
