@@ -119,7 +119,7 @@ class Context:
 
 def open_context(cfg: TrainConfig, run_dir: Path) -> Context:
     from chronos.measure import make_backend
-    from chronos.stores.measurements import default_store_path
+    from chronos.measure.store import default_store_path
     from kernels import load
 
     run_dir.mkdir(parents=True, exist_ok=True)

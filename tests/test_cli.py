@@ -63,11 +63,13 @@ def test_help_describes_groups_options_and_invocations(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     ).stdout
-    for text in ("+exp=grpo", "+exp=greedy", "+exp=loko", "--multirun", "resume=auto"):
+    for text in ("+exp=grpo", "+exp=greedy", "+exp=loko", "+exp=lofo", "--multirun", "resume=auto"):
         assert text in out, text
     for group in ("backend", "kernels"):  # every config group, with its options
         assert any(line.strip().startswith(group + " ") for line in out.splitlines()), group
-    assert "auto (cupy if a GPU is visible" in out and "small (12 spread-out" in out
+    assert (
+        "auto (cupy if a GPU is visible" in out and "small (2 spread-out kernels per family" in out
+    )
     assert "grpo.epochs=60" in out and "Powered by Hydra" not in out
     assert not list(tmp_path.iterdir())  # --help makes no run dir
 

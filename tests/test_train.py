@@ -43,7 +43,7 @@ def config(cache: Path, *overrides: str):  # type: ignore[no-untyped-def]
 
 
 def test_every_exp_composes(cache: Path) -> None:
-    for exp in ("grpo", "grpo_full", "bc", "greedy", "loko", "ci"):
+    for exp in ("grpo", "grpo_full", "grpo_all", "bc", "greedy", "loko", "lofo", "ci"):
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
             tc = to_config(compose("config", overrides=[f"+exp={exp}"]))
         assert tc.grpo.clip_eps_low == 0.2 and tc.grpo.kl_beta == 0.01
@@ -51,7 +51,7 @@ def test_every_exp_composes(cache: Path) -> None:
         full = to_config(compose("config", overrides=["+exp=grpo_full"]))
     assert (full.grpo.epochs, full.grpo.batch_kernels, full.grpo.eval_every) == (500, 32, 50)
     assert full.grpo.temperature.start == 1.5 and full.grpo.temperature.end == 0.5
-    assert full.grpo.forced_steps.until_epoch == 50 and full.kernels.name == "all"
+    assert full.grpo.forced_steps.until_epoch == 50 and full.kernels.name == "gemm_tile"
     # a typo in an override fails at start-up, naming the key
     with pytest.raises(ConfigKeyError, match="Key 'epoch' not in 'GRPOConfig'"):
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
