@@ -119,12 +119,14 @@ def test_emulated_through_make_backend(spec, tmp_path: Path) -> None:
         assert b.stats["misses"] == 1
 
 
-def test_auto_without_gpu(monkeypatch: pytest.MonkeyPatch, spec) -> None:
+def test_auto_without_gpu(monkeypatch: pytest.MonkeyPatch, spec, caplog) -> None:
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError
     ok, why = auto.gpu_visible()
     assert not ok and "CuPy" in why
-    with make_backend("auto") as b:
+    with caplog.at_level("WARNING", logger="chronos.measure"), make_backend("auto") as b:
         assert b.name == "emulated" and "auto: emulated" in b.auto_reason
+    # Falling back to estimates is a warning, not an INFO line nobody sees.
+    assert any(r.levelname == "WARNING" and "estimates" in r.getMessage() for r in caplog.records)
 
 
 def test_auto_with_a_gpu_picks_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
