@@ -70,6 +70,7 @@ def greedy_kernel(mdp: TransformMDP, spec: Any, min_gain: float = 0.0) -> Greedy
         mask = mdp.mask(state)
         best: tuple[float, int, State] | None = None
         stop = mdp.layout.stop
+        mdp.prefetch(state, [a for a in np.flatnonzero(mask) if a != stop])
         for a in np.flatnonzero(mask):
             if a == stop:
                 continue
