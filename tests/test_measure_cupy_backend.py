@@ -236,9 +236,7 @@ def test_harness_version_follows_the_harness_source(tmp_path, monkeypatch) -> No
 @requires_ptxas
 def test_instrumented_spills_are_recorded_and_flagged(spec) -> None:
     """Under maxnreg 32 the instrumented build spills more than the plain one: flagged."""
-    import re as _re
-
-    tight = _re.sub(r"(\.visible \.entry [^(]+\([^)]*\))", r"\1\n.maxnreg 24", spec.ptx(), 1)
+    tight = re.sub(r"(\.visible \.entry [^(]+\([^)]*\))", r"\1\n.maxnreg 24", spec.ptx(), count=1)
     with CupyBackend(worker_target=FAKE, repeats=5, warmup=0, timeout_s=10) as b:
         prep = b.prepare(spec, tight)
         assert prep.error is None, prep.error
@@ -310,3 +308,30 @@ def test_real_gpu_misaligned_store_restarts_worker() -> None:
         m = b.measure(spec, bad)
         assert not m.valid
         assert b.measure(spec, spec.ptx()).valid
+
+
+@pytest.mark.gpu
+def test_real_gpu_spans_cover_the_grid_and_events_match_them() -> None:
+    """The full grid runs on every SM; the hold-queued event time is the kernel's own span
+    (no host launch latency in it), and the busiest SM's span is within the kernel's."""
+    spec = load("gemm_tile_8_8_8")
+    with CupyBackend(repeats=30, warmup=3) as b:
+        m = b.measure(spec, spec.ptx())
+        sms = int(b.worker.info["sm_count"])
+    assert m.valid, m.error
+    assert m.extra["sms_used"] == sms and m.extra["l2"] == "cold"
+    wall = m.extra["wall_ns_median"]
+    assert m.cycles / m.clock_mhz * 1e3 <= wall * 1.05
+    assert 0.7 * wall <= m.time_ns <= 1.5 * wall, (m.time_ns, wall)
+
+
+@pytest.mark.gpu
+def test_real_gpu_non_sticky_launch_error_keeps_the_worker() -> None:
+    spec = load("gemm_tile_4_4_4")
+    bad = re.sub(r"(\.visible \.entry [^(]+\([^)]*\))", r"\1\n.reqntid 128", spec.ptx(), count=1)
+    with CupyBackend(repeats=5, warmup=1) as b:
+        assert b.measure(spec, spec.ptx()).valid
+        gen = b.worker.generation
+        m = b.measure(spec, bad)
+        assert not m.valid and "fault" not in m.extra, m.error
+        assert b.worker.generation == gen and b.measure(spec, spec.ptx()).valid

@@ -23,12 +23,13 @@ class Measurement:
     """One timing of one PTX text of one kernel.
 
     `cycles` is the median over `n` timed launches (for `cupy` the busiest SM's %clock64 span,
-    first warp in to last warp out; a model estimate for `emulated`), with `cycles_q1`/`cycles_q3` its
-    interquartile range. `time_ns` is the median CUDA-event time of the uninstrumented build
-    (or the estimate converted at `clock_mhz`). `regs`/`spills` are ptxas's figures for the
-    build that was measured (spills in bytes, stores plus loads). An invalid measurement has
-    `valid=False`, `error` set and no cycles. `extra` holds backend-specific detail (phase
-    times, the instrumented build's registers, throttled samples, ...) and must be JSON-able.
+    first warp in to last warp out; a model estimate for `emulated`), with `cycles_q1` /
+    `cycles_q3` its interquartile range. `time_ns` is the median CUDA-event time of the
+    uninstrumented build (or the estimate converted at `clock_mhz`). `regs`/`spills` are
+    ptxas's figures for the build that was measured (spills in bytes, stores plus loads). An
+    invalid measurement has `valid=False`, `error` set and no cycles. `extra` holds
+    backend-specific detail (phase times, the instrumented build's registers, throttled
+    samples, ...) and must be JSON-able.
     """
 
     cycles: float | None

@@ -88,9 +88,9 @@ class ValidateConfig:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     repeats: int = 200
     warmup: int = 20
-    greedy_repeats: int = 50
-    greedy_warmup: int = 5
-    greedy_max_steps: int = 6
+    greedy_repeats: int = 30
+    greedy_warmup: int = 3
+    greedy_max_steps: int = 4
     gemm_kernels: int = 64
     per_family: int = 2
     processes: int = 5
@@ -233,11 +233,12 @@ def step_pytest_gpu(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) 
     """`pytest -m gpu`: a dry run only collects (there is no GPU to run them on)."""
     budget.check(20)
     cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-rfEs"]
-    env = dict(os.environ)
+    env = child_env()
+    files = gpu_test_files()
     if cfg.dry_run:
-        cmd += ["--collect-only", "tests/test_measure_cupy_backend.py"]
+        cmd += ["--collect-only", *files]
     else:
-        cmd += ["tests"]
+        cmd += files
         env[REQUIRE_GPU] = "1"
     timeout = min(cfg.pytest_timeout_s, budget.left())
     t0 = time.monotonic()
@@ -261,6 +262,21 @@ def step_pytest_gpu(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) 
         "seconds": round(time.monotonic() - t0, 1),
         "log": "pytest-gpu.log",
     }
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child process: this checkout first on PYTHONPATH."""
+    path = [str(ROOT), *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def gpu_test_files() -> list[str]:
+    """The test modules holding `gpu` tests (collecting only those saves device time)."""
+    return sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").glob("test_*.py")
+        if "mark.gpu" in p.read_text(errors="replace")
+    )
 
 
 def _specs(ids: Sequence[str]) -> list[Any]:
@@ -467,20 +483,21 @@ def step_sanity(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> d
 
 
 def greedy_kernel_ids(cfg: ValidateConfig) -> list[str]:
-    """All gemm_tile kernels (up to cfg.gemm_kernels) then `per_family` of each other family,
-    spread over the family's ids."""
+    """One kernel of every other family, the gemm_tile kernels (up to cfg.gemm_kernels), then
+    the rest of the `per_family` sample of each other family (spread over its ids): a budget
+    cut still leaves every family measured."""
     from kernels import list_kernels, load
 
     ids = [k if isinstance(k, str) else k.id for k in list_kernels()]
     fams: dict[str, list[str]] = {}
     for k in ids:
         fams.setdefault(load(k).family, []).append(k)
-    out = fams.pop("gemm_tile", [])[: cfg.gemm_kernels]
-    for _, ks in sorted(fams.items()):
-        if cfg.per_family > 0:
-            step = max(1, len(ks) // cfg.per_family)
-            out += ks[::step][: cfg.per_family]
-    return out
+    gemm = fams.pop("gemm_tile", [])[: cfg.gemm_kernels]
+    samples = [
+        ks[:: max(1, len(ks) // cfg.per_family)][: cfg.per_family] if cfg.per_family > 0 else []
+        for _, ks in sorted(fams.items())
+    ]
+    return [s[0] for s in samples if s] + gemm + [k for s in samples for k in s[1:]]
 
 
 def step_greedy(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> dict[str, Any]:
@@ -589,6 +606,8 @@ def save(cfg: ValidateConfig, results: dict[str, Any]) -> None:
     page = cfg.out / PAGE
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(render_page(results))
+    # Beside the page too: `cp -r OUT/docs OUT/data .` publishes the page with its data.
+    (page.parent / RESULTS_JSON).write_text((cfg.out / RESULTS_JSON).read_text())
 
 
 def run(cfg: ValidateConfig) -> tuple[int, dict[str, Any]]:
