@@ -226,7 +226,29 @@ def step_environment(cfg: ValidateConfig, budget: Budget, state: dict[str, Any])
             raise Refused(f"the cupy GPU worker cannot start: {exc}") from None
     res["device"] = info
     state["device"] = str(info.get("device", "unknown GPU"))
+    print(environment_summary(res), flush=True)
     return res
+
+
+def environment_summary(res: dict[str, Any]) -> str:
+    """The environment step's figures as the lines printed at the start of a run."""
+    d = res.get("device") or {}
+    smi = res.get("nvidia_smi") or {}
+    gpu = (smi.get("gpus") or [{}])[0]
+    ptxas = res.get("ptxas") or {}
+    return "\n".join(
+        [
+            f"device   {d.get('device')} ({d.get('arch')}, {d.get('sm_count')} SMs)",
+            f"driver   {d.get('driver_version')}  CUDA runtime {d.get('runtime_version')}  "
+            f"CuPy {d.get('cupy_version')}  ptxas {ptxas.get('version') or ptxas.get('error')}",
+            f"SM clock {gpu.get('clocks.sm', '?')} (max {gpu.get('clocks.max.sm', '?')}; "
+            f"device attribute {d.get('clock_mhz_max')} MHz)  compute mode "
+            f"{gpu.get('compute_mode', '?')}",
+            "other GPU processes: "
+            + ("; ".join(smi.get("other_processes") or []) or "none")
+            + ("" if smi.get("available") else f" (nvidia-smi: {smi.get('error')})"),
+        ]
+    )
 
 
 def step_pytest_gpu(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> dict[str, Any]:
@@ -540,6 +562,7 @@ def step_greedy(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> d
             per_kernel.append(time.monotonic() - t0)
             state["partial"] = {"kernels": rows}
         stats = b.stats
+    compact(store)
     done = [r for r in rows if "error" not in r]
     gemm = [r for r in done if r["family"] == "gemm_tile"]
     return {
@@ -554,6 +577,19 @@ def step_greedy(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> d
         "store_stats": {k: v for k, v in stats.items() if k != "faults"},
         "faults": stats.get("faults", {}),
     }  # fmt: skip
+
+
+def compact(path: Path) -> None:
+    """Fold the WAL into the file and VACUUM it: the store is committed, keep it small."""
+    import sqlite3
+
+    if path.exists():
+        con = sqlite3.connect(path)
+        try:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.execute("VACUUM")
+        finally:
+            con.close()
 
 
 def step_fidelity(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> dict[str, Any]:
