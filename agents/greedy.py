@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agents.bc import BCData
+from chronos.measure.cached import problem_fingerprint
 from chronos.ptx import ptx_sha256
 from envs.mdp import State, TransformMDP
 from envs.spaces import LAYOUT, Layout
@@ -139,13 +140,15 @@ def code_fingerprint(packages: Sequence[str] = _DATASET_SOURCES) -> str:
 def dataset_key(
     specs: Sequence[Any], backend: str, device: str, min_gain: float, harness_version: str = ""
 ) -> str:
-    """Hash of what the data set depends on: kernels' PTX, backend and its harness (or cost
-    model) version, device, min_gain, and the code of the transforms and features."""
+    """Hash of what the data set depends on: kernels' PTX and problem sizes, backend and its
+    harness (or cost model) version, device, min_gain, and the code of the transforms and
+    features."""
     h = hashlib.sha256(f"{backend}|{harness_version}|{device}|{min_gain}".encode())
     h.update(code_fingerprint().encode())
     for s in specs:
         h.update(s.id.encode())
         h.update(ptx_sha256(s.ptx()).encode())
+        h.update(problem_fingerprint(s).encode())  # a resized problem changes every figure
     return h.hexdigest()[:16]
 
 

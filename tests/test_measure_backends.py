@@ -253,3 +253,36 @@ def test_cli_transforms_missing_or_present(capsys: pytest.CaptureFixture[str]) -
     )
     out = capsys.readouterr().out
     assert rc in (0, 1) and "transform maxnreg_128" in out
+
+
+def test_a_resized_problem_is_a_new_store_key(tmp_path) -> None:
+    """Giving a kernel's "full" problem more waves changes every figure: no stored record of
+    the old size may be served for it (the key holds the problems' fingerprint)."""
+    import dataclasses
+
+    from chronos.measure import ptx_sha256
+    from chronos.measure.cached import CachedBackend, problem_fingerprint
+    from chronos.measure.registry import BackendBase
+    from chronos.measure.store import MeasurementStore
+
+    class Sized(BackendBase):
+        name, harness_version = "sized", "1"
+
+        def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+            grid = spec.problem("full").grid
+            return Measurement(
+                cycles=float(grid[0]), cycles_q1=None, cycles_q3=None, time_ns=None, n=1,
+                valid=True, error=None, backend="sized", device="cpu", clock_mhz=None,
+                regs=None, spills=None, harness_version="1", ptx_sha256=ptx_sha256(ptx),
+                kernel_id=spec.id,
+            )  # fmt: skip
+
+    spec = load("gemm_tile_2_2_2")
+    full = spec.problem("full")
+    bigger = dataclasses.replace(full, grid=(full.grid[0] * 2, full.grid[1], 1))
+    resized = dataclasses.replace(spec, problems={**spec.problems, "full": bigger})
+    assert problem_fingerprint(resized) != problem_fingerprint(spec)
+    with CachedBackend(Sized(), MeasurementStore(tmp_path / "s.sqlite")) as b:
+        assert b.measure(spec, spec.ptx()).cycles == full.grid[0]
+        assert b.measure(resized, spec.ptx()).cycles == 2 * full.grid[0]  # not the old record
+        assert b.stats["misses"] == 2

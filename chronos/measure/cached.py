@@ -37,6 +37,25 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def problem_fingerprint(spec: Any) -> str:
+    """A short hash of a kernel's problems (sizes, grid, block, scalars, shapes, dynamic shared
+    memory): a backend's "full" or "small" names a problem, and resizing it (more waves) changes
+    every figure, so it is part of the store key."""
+    problems = getattr(spec, "problems", None) or {}
+    doc = {
+        name: {
+            "sizes": dict(p.sizes),
+            "grid": list(p.grid),
+            "block": list(p.block),
+            "scalars": dict(p.scalars),
+            "shapes": {k: list(v) for k, v in p.shapes.items()},
+            "dynamic_shared": int(p.dynamic_shared_bytes),
+        }
+        for name, p in problems.items()
+    }
+    return config_key(doc)
+
+
 class CachedBackend(BackendBase):
     """`inner` behind `store`. Invalid results are cached too (a ptxas rejection or a wrong
     output repeats exactly), except worker faults (`extra["fault"]`: a timeout, crash or
@@ -71,9 +90,15 @@ class CachedBackend(BackendBase):
 
     @property
     def config(self) -> str:
+        """The backend options' part of the store key (`config_for` adds the kernel's)."""
         if self._config is None:
             self._config = config_key(backend_config(self.inner))
         return self._config
+
+    def config_for(self, spec: Any) -> str:
+        """The `config` column of a kernel's records: the backend's options and the kernel's
+        problem sizes."""
+        return config_key({"backend": self.config, "problems": problem_fingerprint(spec)})
 
     def cache_config(self) -> dict[str, Any]:
         return backend_config(self.inner)
@@ -94,7 +119,12 @@ class CachedBackend(BackendBase):
     def lookup(self, spec: Any, ptx: str) -> Measurement | None:
         """The stored measurement of this PTX, or None (does not count as a hit or miss)."""
         return self.store.get(
-            ptx_sha256(ptx), spec.id, self.name, self.device, self.harness_version, self.config
+            ptx_sha256(ptx),
+            spec.id,
+            self.name,
+            self.device,
+            self.harness_version,
+            self.config_for(spec),
         )
 
     def _cacheable(self, m: Measurement) -> bool:
@@ -102,9 +132,11 @@ class CachedBackend(BackendBase):
             return False
         return m.valid or self.cache_invalid
 
-    def _save(self, m: Measurement) -> None:
+    def _save(self, spec: Any, m: Measurement) -> None:
         if self._cacheable(m):
-            self.store.put(m, self.config, device=self.device, harness_version=self.harness_version)
+            self.store.put(
+                m, self.config_for(spec), device=self.device, harness_version=self.harness_version
+            )
             with self._lock:
                 self._stats["writes"] += 1
 
@@ -131,7 +163,7 @@ class CachedBackend(BackendBase):
             )
             for sha, m in zip(todo, results, strict=True):
                 fresh[sha] = m
-                self._save(m)
+                self._save(spec, m)
         t2 = time.perf_counter()
         hits = sum(m is not None for m in out)
         with self._lock:
