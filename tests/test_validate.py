@@ -69,7 +69,7 @@ def test_budget_stops_cleanly_and_saves(tmp_path: Path) -> None:
         tmp_path, budget_s=10, dry_run=True, steps=("environment", "greedy")
     )
     status, res = run(cfg)
-    assert status == EXIT_OK
+    assert status == EXIT_OK, res["steps"]
     assert res["steps"]["environment"]["status"] == "ok"
     assert res["steps"]["greedy"]["status"] == "skipped"
     assert "out of budget" in res["steps"]["greedy"]["error"]

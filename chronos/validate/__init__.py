@@ -308,11 +308,11 @@ def _specs(ids: Sequence[str]) -> list[Any]:
 
 
 def step_latency(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> dict[str, Any]:
+    budget.check(10)
     from chronos.assemble import cache_clear
     from chronos.measure import make_backend
     from kernels import list_kernels
 
-    budget.check(10)
     ids = [k if isinstance(k, str) else k.id for k in list_kernels()]
     gemm = [k for k in ids if k.startswith("gemm_tile_")]
     picks = gemm[:: max(1, len(gemm) // cfg.latency_kernels)][: cfg.latency_kernels]
@@ -455,9 +455,9 @@ def _transformed(spec: Any, names: Sequence[str]) -> tuple[str | None, str]:
 
 
 def step_sanity(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> dict[str, Any]:
+    budget.check(10)
     from chronos.measure import make_backend
 
-    budget.check(10)
     variants: list[tuple[str, tuple[str, ...]]] = [("baseline", ())]
     variants += [(t, (t,)) for t in SANITY_TRANSFORMS]
     variants += [
@@ -523,11 +523,11 @@ def greedy_kernel_ids(cfg: ValidateConfig) -> list[str]:
 
 
 def step_greedy(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> dict[str, Any]:
+    budget.check(10)
     from agents.greedy import greedy_kernel
     from chronos.measure import make_backend
     from envs.mdp import TransformMDP
 
-    budget.check(10)
     device = state.get("device", "unknown GPU")
     store = cfg.out / REPLAY_DIR / f"{device_slug(device)}.sqlite"
     store.parent.mkdir(parents=True, exist_ok=True)
