@@ -143,3 +143,13 @@ def test_shared_memory_opt_in_counts_static_shared() -> None:
     assert not needs_shared_opt_in(0, 48 << 10)
     assert needs_shared_opt_in(40 << 10, 16 << 10)  # 56 KiB in all: opt in
     assert needs_shared_opt_in(0, 64 << 10)
+
+
+@requires_ptxas
+def test_the_hold_kernel_assembles_for_every_target() -> None:
+    """The spin kernel the event timing queues behind is valid PTX for sm_80 and sm_90."""
+    from chronos.assemble import assemble
+    from chronos.measure.cupy_harness import HOLD_PTX
+
+    for arch in ("sm_80", "sm_90"):
+        assert assemble(HOLD_PTX, arch).resources["chronos_hold"].registers > 0
