@@ -184,3 +184,26 @@ def test_require_gpu_turns_a_skip_into_an_error() -> None:
     )
     assert p.returncode == 4, p.stdout + p.stderr  # a usage error, not "4 skipped"
     assert "CHRONOS_REQUIRE_GPU=1 but the gpu tests cannot run" in p.stdout + p.stderr
+
+
+def test_fidelity_runs_the_benchmark_on_the_recorded_store(tmp_path: Path, monkeypatch) -> None:
+    """The step calls benchmarks/fidelity.py --store STORE --backend cupy --arch ARCH and keeps
+    its output; without the script it is skipped with a note, never silently."""
+    import chronos.validate as v
+
+    script = tmp_path / "fidelity.py"
+    script.write_text("import sys\nprint('Spearman 0.9', *sys.argv[1:])\n")
+    cfg = ValidateConfig.for_mode(tmp_path, budget_s=60, dry_run=True)
+    state = {
+        "results": {
+            "greedy": {"store": "data/replay/x.sqlite"},
+            "environment": {"device": {"arch": "sm_90"}},
+        }
+    }
+    monkeypatch.setattr(v, "FIDELITY_SCRIPT", script)
+    res = v.step_fidelity(cfg, v.Budget(60, 0), state)
+    assert res["ok"] and "Spearman 0.9" in res["output"][0]
+    assert "--store" in res["output"][0] and "x.sqlite --backend cupy" in res["output"][0]
+    assert res["output"][0].endswith("--arch sm_90")
+    monkeypatch.setattr(v, "FIDELITY_SCRIPT", tmp_path / "absent.py")
+    assert "not in this checkout" in v.step_fidelity(cfg, v.Budget(60, 0), state)["skipped"]

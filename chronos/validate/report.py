@@ -90,8 +90,9 @@ STEP_DOCS = (
     ),
     (
         "fidelity",
-        "`benchmarks/fidelity.py --replay STORE --json OUT` (the cost model against the "
-        "store: Spearman, per-action direction agreement), when that script exists",
+        "`benchmarks/fidelity.py --store STORE --backend cupy` (the cost model against the "
+        "store: Spearman, per-action direction agreement), when that script exists; CPU work, "
+        "so it is also rerun from the committed store on any machine",
     ),
 )
 """(step, what it checks): the table at the top of the page."""
@@ -263,13 +264,11 @@ def _greedy(r: dict[str, Any]) -> list[str]:
 def _fidelity(r: dict[str, Any]) -> list[str]:
     if r.get("skipped"):
         return [f"Skipped: {r['skipped']}."]
-    res = r.get("results")
-    line = f"`{r.get('command')}`: exit {r.get('returncode')} (log `{r.get('log')}`)."
-    if not isinstance(res, dict):
-        return [line]
-    rows = [[k, _fmt(v, ".3f") if isinstance(v, float) else _fmt(v)] for k, v in res.items()
-            if not isinstance(v, dict | list)]  # fmt: skip
-    return [line, "", *_table(["figure", "value"], rows)]
+    head = (
+        f"`{r.get('command')}`: exit {r.get('returncode')} ({r.get('seconds')} s, log "
+        f"`{r.get('log')}`; the cost model's estimates against the recorded cycles):"
+    )
+    return [head, "", "```", *(r.get("output") or []), "```"]
 
 
 SECTIONS = (
