@@ -31,9 +31,9 @@ from agents import search
 from agents.bc import BCData
 from agents.search import GreedyTrace
 from chronos.fmt import speedup
-from chronos.ptx import ptx_sha256
 from envs.mdp import TransformMDP
 from envs.spaces import LAYOUT, Layout
+from kernels.spec import spec_fingerprint
 
 
 @dataclass
@@ -128,13 +128,14 @@ def code_fingerprint(packages: Sequence[str] = _DATASET_SOURCES) -> str:
 def dataset_key(
     specs: Sequence[Any], backend: str, device: str, min_gain: float, harness_version: str = ""
 ) -> str:
-    """Hash of what the data set depends on: kernels' PTX, backend and its harness (or cost
-    model) version, device, min_gain, and the code of the transforms and features."""
+    """Hash of what the data set depends on: kernels' spec fingerprints (PTX, problems,
+    contract, reference), backend and its harness (or cost model) version, device, min_gain,
+    and the code of the transforms and features."""
     h = hashlib.sha256(f"{backend}|{harness_version}|{device}|{min_gain}".encode())
     h.update(code_fingerprint().encode())
     for s in specs:
         h.update(s.id.encode())
-        h.update(ptx_sha256(s.ptx()).encode())
+        h.update(spec_fingerprint(s).encode())  # a resized problem changes every figure
     return h.hexdigest()[:16]
 
 

@@ -164,10 +164,10 @@ def children(mdp: TransformMDP, state: State) -> list[tuple[int, State]]:
     """(action, next state) for every legal transform that applied and measured valid."""
     if state.done or state.steps >= mdp.max_steps:
         return []
+    legal = [int(a) for a in np.flatnonzero(mdp.mask(state)) if a != mdp.layout.stop]
+    mdp.prefetch(state, legal)  # one measure_many for the whole step (ptxas beside the GPU)
     out = []
-    for a in np.flatnonzero(mdp.mask(state)):
-        if a == mdp.layout.stop:
-            continue
+    for a in legal:
         step = mdp.step(state, int(a))
         if not step.invalid and step.info.get("reason") == "applied":
             out.append((int(a), step.state))

@@ -161,7 +161,14 @@ def hit_latency(backend_name: str, spec, n: int) -> None:
                 b.measure(spec, ptx)
                 times.append(time.perf_counter() - t0)
             stats = b.stats
-            key = (ptx_sha256(ptx), spec.id, b.name, b.device, b.harness_version, b.config)
+            key = (
+                ptx_sha256(ptx),
+                spec.id,
+                b.name,
+                b.device,
+                b.harness_version,
+                b.config_for(spec),
+            )
         with MeasurementStore(path) as s:
             raw = []
             for _ in range(n):

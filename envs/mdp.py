@@ -179,6 +179,27 @@ class TransformMDP:
             obs[lay.history.start + np.asarray(state.applied, dtype=np.int64)] = 1.0
         return obs
 
+    def prefetch(self, state: State, actions: Any) -> int:
+        """Measure the PTX `actions` lead to from `state` in one batch (`measure_many`), so a
+        backend that overlaps ptxas with GPU timing (cupy) does, and a store-backed backend
+        then serves each `step` from its store. Returns how many texts were sent; a backend
+        without `measure_many` or a store is left alone (0)."""
+        batch = getattr(self.backend, "measure_many", None)
+        # store=False keeps nothing (cache_invalid False): prefetching would measure twice.
+        keeps = getattr(self.backend, "cache_invalid", True) is not False
+        if not callable(batch) or not hasattr(self.backend, "store") or not keeps:
+            return 0
+        texts: dict[str, str] = {}
+        for a in actions:
+            ptx, changed, _ = self.apply(state, int(a))
+            if changed:
+                texts.setdefault(ptx_sha256(ptx), ptx)
+        if texts:
+            t0 = time.perf_counter()
+            batch(state.spec, list(texts.values()))
+            self.measure_s += time.perf_counter() - t0
+        return len(texts)
+
     # -- transitions ----------------------------------------------------------------------
 
     def initial(self, spec: Any) -> State:

@@ -90,3 +90,50 @@ def test_greedy_dataset_key_tracks_what_the_labels_depend_on(monkeypatch) -> Non
     assert greedy.code_fingerprint() != greedy.code_fingerprint(("chronos/transforms",))
     monkeypatch.setattr(greedy, "code_fingerprint", lambda: "edited transforms")
     assert key != greedy.dataset_key(specs, "emulated", "cpu", 0.0, "emulated-cost-1")
+
+
+class _Counting:
+    """A stand-in backend: cycles = PTX length; counts single and batched calls."""
+
+    name, device, harness_version = "counting", "cpu", "1"
+
+    def __init__(self) -> None:
+        self.single = 0
+        self.batches: list[int] = []
+
+    def _m(self, spec, ptx: str):  # type: ignore[no-untyped-def]
+        from chronos.measure import Measurement, ptx_sha256
+
+        return Measurement(
+            cycles=float(len(ptx)), cycles_q1=None, cycles_q3=None, time_ns=None, n=1,
+            valid=True, error=None, backend="counting", device="cpu", clock_mhz=None,
+            regs=None, spills=None, harness_version="1", ptx_sha256=ptx_sha256(ptx),
+            kernel_id=spec.id,
+        )  # fmt: skip
+
+    def measure(self, spec, ptx: str):  # type: ignore[no-untyped-def]
+        self.single += 1
+        return self._m(spec, ptx)
+
+    def measure_many(self, spec, ptxs):  # type: ignore[no-untyped-def]
+        self.batches.append(len(ptxs))
+        return [self._m(spec, p) for p in ptxs]
+
+
+def test_greedy_measures_each_state_s_children_in_one_batch() -> None:
+    """Greedy prefetches a state's children with measure_many (cupy overlaps ptxas with GPU
+    timing there); every step is then a store hit, nothing is measured twice."""
+    from chronos.measure.cached import CachedBackend
+    from chronos.measure.store import MEMORY, MeasurementStore
+
+    inner = _Counting()
+    b = CachedBackend(inner, MeasurementStore(MEMORY))
+    mdp = TransformMDP(b, max_steps=1)
+    res = greedy_kernel(mdp, load("gemm_tile_2_2_2"))
+    # The initial state, then every child of it in one batch; the steps are all hits.
+    assert inner.single == 0 and len(inner.batches) == 2
+    first, children = inner.batches
+    assert first == 1 and children > 1
+    assert b.stats["misses"] == 1 + children and res.measurements >= children
+    uncached = make_backend("emulated", store=False)
+    assert TransformMDP(uncached).prefetch(mdp.initial(load("gemm_tile_2_2_2")), [0, 1]) == 0

@@ -32,6 +32,7 @@ from kernels import (
 from kernels import gemm_tile as gt
 
 IDS = [gt.variant_id(*v) for v in gt.variants()]
+ALL_IDS = [k if isinstance(k, str) else k.id for k in list_kernels()]
 
 
 def tiles(kernel_id: str) -> tuple[int, int, int]:
@@ -135,7 +136,9 @@ def test_problems_satisfy_the_contract(kernel_id: str) -> None:
     spec = load(kernel_id)
     tm, tn, tk = tiles(kernel_id)
     bm, bn, bk = 8 * tm, 8 * tn, 8 * tk
-    expect = {"full": ((8, 8, 1), 4), "small": ((2, 2, 1), 2)}
+    from kernels.gemm_tile import full_grid
+
+    expect = {"full": (full_grid(tm, tn, tk), 4), "small": ((2, 2, 1), 2)}
     for size, (grid, k_steps) in expect.items():
         prob = spec.problem(size)
         m, n, k = prob.sizes["M"], prob.sizes["N"], prob.sizes["K"]
@@ -495,3 +498,32 @@ def test_unknown_id_names_close_matches() -> None:
     assert "gemm_tile_4_6_8" in message
     with pytest.raises(UnknownKernelError, match="list_kernels"):
         load("completely-different")
+
+
+# --- "full" problems: several waves on the largest target --------------------------------------
+
+FULL_SMS = 132
+"""SMs of the largest target (H100 SXM, H200)."""
+MIN_WAVES = 1.9
+"""Two waves, to within the 3% by which 4096 CTAs of 128 threads (the reduce, softmax,
+layernorm and matvec sizing) fall short of 2 x 132 x 2048 threads."""
+_SHARED = re.compile(r"\.shared\s+(?:\.align\s+\d+\s+)?\.[bsuf](8|16|32|64)\s+[\w$]+\[(\d+)\]")
+
+
+def full_waves(spec) -> float:
+    """CTAs of the "full" grid / (SMs x the most CTAs an SM can hold by its thread, block and
+    shared-memory limits); registers can only lower residency, which adds waves."""
+    prob = spec.problem("full")
+    threads = int(np.prod(prob.block))
+    shared = sum(int(m[1]) // 8 * int(m[2]) for m in _SHARED.finditer(spec.ptx()))
+    shared += prob.dynamic_shared_bytes
+    per_sm = min(32, 2048 // threads, (228 * 1024) // (shared + 1024) if shared else 32)
+    return int(np.prod(prob.grid)) / (FULL_SMS * per_sm)
+
+
+@pytest.mark.parametrize("family", sorted({load(k).family for k in ALL_IDS}))
+def test_every_full_problem_is_several_waves(family: str) -> None:
+    """Otherwise an occupancy transform cannot change the kernel's duration (issue 19 b)."""
+    specs = [load(k) for k in ALL_IDS if load(k).family == family]
+    few = {s.id: round(full_waves(s), 2) for s in specs if full_waves(s) < MIN_WAVES}
+    assert not few, f"full problems under {MIN_WAVES} waves on {FULL_SMS} SMs: {few}"

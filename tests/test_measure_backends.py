@@ -132,12 +132,14 @@ def test_emulated_through_make_backend(spec, tmp_path: Path) -> None:
         assert b.stats["misses"] == 1
 
 
-def test_auto_without_gpu(monkeypatch: pytest.MonkeyPatch, spec) -> None:
+def test_auto_without_gpu(monkeypatch: pytest.MonkeyPatch, spec, caplog) -> None:
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError
     ok, why = auto.gpu_visible()
     assert not ok and "CuPy" in why
-    with make_backend("auto") as b:
+    with caplog.at_level("WARNING", logger="chronos.measure"), make_backend("auto") as b:
         assert b.name == "emulated" and "auto: emulated" in b.auto_reason
+    # Falling back to estimates is a warning, not an INFO line nobody sees.
+    assert any(r.levelname == "WARNING" and "estimates" in r.getMessage() for r in caplog.records)
 
 
 def test_auto_with_a_gpu_picks_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,3 +271,37 @@ def test_cli_transforms_missing_or_present(capsys: pytest.CaptureFixture[str]) -
     )
     out = capsys.readouterr().out
     assert rc in (0, 1) and "transform maxnreg_128" in out
+
+
+def test_a_resized_problem_is_a_new_store_key(tmp_path) -> None:
+    """Giving a kernel's "full" problem more waves changes every figure: no stored record of
+    the old size may be served for it (the key holds the spec fingerprint, problems included)."""
+    import dataclasses
+
+    from chronos.measure import ptx_sha256
+    from chronos.measure.cached import CachedBackend
+    from chronos.measure.registry import BackendBase
+    from chronos.measure.store import MeasurementStore
+    from kernels.spec import spec_fingerprint
+
+    class Sized(BackendBase):
+        name, harness_version = "sized", "1"
+
+        def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+            grid = spec.problem("full").grid
+            return Measurement(
+                cycles=float(grid[0]), cycles_q1=None, cycles_q3=None, time_ns=None, n=1,
+                valid=True, error=None, backend="sized", device="cpu", clock_mhz=None,
+                regs=None, spills=None, harness_version="1", ptx_sha256=ptx_sha256(ptx),
+                kernel_id=spec.id,
+            )  # fmt: skip
+
+    spec = load("gemm_tile_2_2_2")
+    full = spec.problem("full")
+    bigger = dataclasses.replace(full, grid=(full.grid[0] * 2, full.grid[1], 1))
+    resized = dataclasses.replace(spec, problems={**spec.problems, "full": bigger})
+    assert spec_fingerprint(resized) != spec_fingerprint(spec)
+    with CachedBackend(Sized(), MeasurementStore(tmp_path / "s.sqlite")) as b:
+        assert b.measure(spec, spec.ptx()).cycles == full.grid[0]
+        assert b.measure(resized, spec.ptx()).cycles == 2 * full.grid[0]  # not the old record
+        assert b.stats["misses"] == 2

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from chronos.measure import make_backend
-from chronos.measure.cupy_backend import CupyBackend, CupyBackendError, throttle_stats
+from chronos.measure.cupy_backend import (
+    HARNESS_VERSION,
+    CupyBackend,
+    CupyBackendError,
+    harness_version,
+    throttle_stats,
+)
 from kernels import load
 
 HERE = os.path.abspath(__file__)
@@ -22,12 +28,14 @@ class FakeGpu:
     """Checks the request like the real harness would, then returns synthetic samples.
 
     A marker comment in the PTX picks a fault: `// FAKE:hang`, `crash`, `raise`, `fatal`,
-    `mismatch`, `garbage` (samples of the wrong shape)."""
+    `mismatch`, `garbage` (samples of the wrong shape), `flaky` (crashes in the first worker
+    only: a first-contact fault), `nonsticky` (an invalid, non-fatal CUDA error)."""
 
     info = {"device": "Fake H100", "arch": "sm_90", "clock_mhz_max": CLOCK}
 
-    def __init__(self) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.inputs: dict[str, Any] = {}
+        self.config = config
 
     def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
         import time
@@ -36,11 +44,16 @@ class FakeGpu:
         ptx = req["plain"]["ptx"]
         for b in ("plain", "instrumented"):
             assert req[b]["cubin"][:4] == b"\x7fELF"
-        assert req["cycles_symbol"] in req["instrumented"]["ptx"]
+        assert req["timer_symbol"] in req["instrumented"]["ptx"]
         if req["inputs"] is not None:
             self.inputs[req["inputs_key"]] = (req["inputs"], req["reference"])
         inputs, ref = self.inputs[req["inputs_key"]]  # KeyError if never sent
         assert set(req["outputs"]) <= set(ref)
+        if "// FAKE:flaky" in ptx and not os.path.exists(self.config["flaky_marker"]):
+            open(self.config["flaky_marker"], "w").close()  # only the first worker crashes
+            os._exit(9)
+        if "// FAKE:nonsticky" in ptx:
+            return {"ok": True, "valid": False, "error": "CUDA error: out of resources"}
         if "// FAKE:hang" in ptx:
             time.sleep(3600)
         if "// FAKE:crash" in ptx:
@@ -56,11 +69,12 @@ class FakeGpu:
         cycles = base + np.arange(n) % 5
         if "// FAKE:garbage" in ptx:
             cycles = cycles[:-1]
+        ns = cycles / CLOCK * 1e3 * 1000  # 1000x longer: above the minimum clock window
         return {
             "ok": True,
             "valid": True,
-            "cycles": cycles.tolist(),
-            "ns": (cycles / CLOCK * 1e3 * 1000).tolist(),  # 1000x longer: above the minimum
+            "timers": timers(cycles, ns, req["timer_bytes"]),
+            "l2": req["l2"],
             "event_ns": [base / CLOCK * 1e3] * n,
             "clock_mhz_max": CLOCK,
             "verify": [{"ok": True, "bit_exact": True, "max_abs_err": 0.0}] * 2,
@@ -70,8 +84,20 @@ class FakeGpu:
         }
 
 
+def timers(cycles: np.ndarray, ns: np.ndarray, nbytes: int) -> np.ndarray:
+    """Per-launch timer arrays: SM 0 spans the given cycles/ns, SM 1 half of them."""
+    slots = nbytes // 32
+    t = np.zeros((cycles.size, 4, slots), np.uint64)
+    for sm, frac in ((0, 1.0), (1, 0.5)):
+        t[:, 0, sm] = ~np.uint64(10_000)
+        t[:, 1, sm] = (10_000 + cycles * frac).astype(np.uint64)
+        t[:, 2, sm] = ~np.uint64(50_000)
+        t[:, 3, sm] = (50_000 + ns * frac).astype(np.uint64)
+    return t.reshape(cycles.size, -1)
+
+
 def fake_gpu(config: dict[str, Any]) -> FakeGpu:
-    return FakeGpu()
+    return FakeGpu(config)
 
 
 def no_gpu(config: dict[str, Any]) -> FakeGpu:
@@ -104,7 +130,8 @@ def test_measurement_from_samples(backend: CupyBackend, spec) -> None:
     assert m.regs == 48 and m.spills == 0
     assert m.extra["regs_instrumented"] >= m.regs
     assert set(m.extra["phases"]) == {"assemble", "load", "verify", "time"}
-    assert m.harness_version == "cupy-harness-1"
+    assert m.harness_version == HARNESS_VERSION and m.extra["l2"] == "cold"
+    assert m.extra["sms_used"] == 2 and m.extra["instrumented_spills_more"] is False
 
 
 @pytest.mark.requires_ptxas
@@ -117,9 +144,10 @@ def test_faults_become_invalid_and_restart(spec, mark: str, kind: str) -> None:
         bad = b.measure(spec, marked(spec.ptx(), mark))
         assert not bad.valid and bad.error.startswith(kind), bad.error
         assert bad.extra["fault"] == kind
+        assert bad.extra["transient"] is True  # never stored: see the caching test
         again = b.measure(spec, spec.ptx())  # a fresh worker, inputs sent again
         assert again.valid, again.error
-        assert b.faults == {kind: 1}
+        assert b.faults == {kind: 2}  # the first attempt and its retry on a fresh worker
 
 
 @pytest.mark.requires_ptxas
@@ -154,6 +182,73 @@ def test_measure_many_keeps_order_and_store_caches(spec, tmp_path) -> None:
         assert again == ms[::-1] and b.stats["hits"] == 4
     with make_backend("replay", store=tmp_path / "s.sqlite") as r:
         assert r.measure(spec, texts[2]).cycles == ms[2].cycles
+
+
+@pytest.mark.requires_ptxas
+def test_a_first_contact_fault_is_retried_on_a_fresh_worker(spec, tmp_path) -> None:
+    """A crash of the first worker only: the retry on a new worker measures it."""
+    marker = {"flaky_marker": str(tmp_path / "crashed")}
+    with CupyBackend(
+        worker_target=FAKE, worker_config=marker, repeats=5, warmup=0, timeout_s=10
+    ) as b:
+        m = b.measure(spec, marked(spec.ptx(), "flaky"))
+        assert m.valid, m.error
+        assert m.extra["retried_after"] == "crash" and b.worker.restarts == 1
+
+
+@pytest.mark.requires_ptxas
+def test_worker_faults_are_never_cached(spec, tmp_path) -> None:
+    """A crash on both attempts is invalid but stays out of the store (and so out of replay
+    data); a real verdict (a wrong output) is stored."""
+    store = tmp_path / "s.sqlite"
+    with make_backend("cupy", store=store, worker_target=FAKE, repeats=5, timeout_s=10) as b:
+        crash, wrong = marked(spec.ptx(), "crash"), marked(spec.ptx(), "mismatch")
+        assert not b.measure(spec, crash).valid and not b.measure(spec, wrong).valid
+        assert b.lookup(spec, crash) is None
+        assert b.lookup(spec, wrong) is not None
+        assert b.stats["writes"] == 1
+
+
+@pytest.mark.requires_ptxas
+def test_a_non_sticky_cuda_error_keeps_the_worker(backend: CupyBackend, spec) -> None:
+    assert backend.measure(spec, spec.ptx()).valid
+    pid = backend.worker.pid
+    m = backend.measure(spec, marked(spec.ptx(), "nonsticky"))
+    assert not m.valid and "out of resources" in m.error
+    assert backend.worker.pid == pid and backend.worker.restarts == 0
+
+
+def test_harness_version_follows_the_harness_source(tmp_path, monkeypatch) -> None:
+    import chronos.measure.cupy_backend as cb
+
+    assert HARNESS_VERSION == harness_version() and HARNESS_VERSION.startswith("cupy-")
+    for name in cb.HARNESS_SOURCES:
+        (tmp_path / name).write_bytes((os.path.dirname(cb.__file__) + "/" + name).encode())
+    monkeypatch.setattr(cb, "__file__", str(tmp_path / "cupy_backend.py"))
+    before = harness_version()
+    (tmp_path / "cupy_harness.py").write_text("# changed\n")
+    assert harness_version() != before
+
+
+@pytest.mark.requires_ptxas
+def test_instrumented_spills_are_recorded_and_flagged(spec) -> None:
+    """Under maxnreg 32 the instrumented build spills more than the plain one: flagged."""
+    tight = re.sub(r"(\.visible \.entry [^(]+\([^)]*\))", r"\1\n.maxnreg 24", spec.ptx(), count=1)
+    with CupyBackend(worker_target=FAKE, repeats=5, warmup=0, timeout_s=10) as b:
+        prep = b.prepare(spec, tight)
+        assert prep.error is None, prep.error
+        m = b.measure(spec, tight)
+    assert m.valid, m.error
+    assert m.extra["spills_instrumented"] == prep.spills_instrumented
+    assert m.extra["instrumented_spills_more"] == (prep.spills_instrumented > (prep.spills or 0))
+    assert prep.spills_instrumented > 0
+
+
+def test_l2_mode_is_checked_and_keyed() -> None:
+    with pytest.raises(ValueError, match="l2 must be"):
+        CupyBackend(l2="warm")
+    with CupyBackend(l2="hot", arch="sm_90") as hot, CupyBackend(arch="sm_90") as cold:
+        assert hot.cache_config()["l2"] == "hot" and cold.cache_config()["l2"] == "cold"
 
 
 def test_worker_that_cannot_start_raises_clearly(spec) -> None:
@@ -210,3 +305,30 @@ def test_real_gpu_misaligned_store_restarts_worker() -> None:
         m = b.measure(spec, bad)
         assert not m.valid
         assert b.measure(spec, spec.ptx()).valid
+
+
+@pytest.mark.gpu
+def test_real_gpu_spans_cover_the_grid_and_events_match_them() -> None:
+    """The full grid runs on every SM; the hold-queued event time is the kernel's own span
+    (no host launch latency in it), and the busiest SM's span is within the kernel's."""
+    spec = load("gemm_tile_8_8_8")
+    with CupyBackend(repeats=30, warmup=3) as b:
+        m = b.measure(spec, spec.ptx())
+        sms = int(b.worker.info["sm_count"])
+    assert m.valid, m.error
+    assert m.extra["sms_used"] == sms and m.extra["l2"] == "cold"
+    wall = m.extra["wall_ns_median"]
+    assert m.cycles / m.clock_mhz * 1e3 <= wall * 1.05
+    assert 0.7 * wall <= m.time_ns <= 1.5 * wall, (m.time_ns, wall)
+
+
+@pytest.mark.gpu
+def test_real_gpu_non_sticky_launch_error_keeps_the_worker() -> None:
+    spec = load("gemm_tile_4_4_4")
+    bad = re.sub(r"(\.visible \.entry [^(]+\([^)]*\))", r"\1\n.reqntid 128", spec.ptx(), count=1)
+    with CupyBackend(repeats=5, warmup=1) as b:
+        assert b.measure(spec, spec.ptx()).valid
+        gen = b.worker.generation
+        m = b.measure(spec, bad)
+        assert not m.valid and "fault" not in m.extra, m.error
+        assert b.worker.generation == gen and b.measure(spec, spec.ptx()).valid

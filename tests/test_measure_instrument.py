@@ -8,9 +8,10 @@ import pytest
 import chronos.emulate.launch as launch
 from chronos.emulate import verify
 from chronos.measure.instrument import (
-    CYCLES_SYMBOL,
-    NS_SYMBOL,
+    SM_SLOTS,
+    TIMER_SYMBOL,
     InstrumentError,
+    decode_timers,
     instrument,
 )
 from chronos.ptx import parse
@@ -29,12 +30,12 @@ def test_structure() -> None:
     mod = parse(out.ptx)
     assert out.entries == (spec.entry,) and out.exits == 1
     decls = [d.text for d in mod.module_variables()]
-    assert any(CYCLES_SYMBOL in d and ".u64" in d for d in decls)
-    assert any(NS_SYMBOL in d for d in decls)
+    assert any(f"{TIMER_SYMBOL}[{4 * SM_SLOTS}]" in d and ".u64" in d for d in decls)
     ins = mod.entry(spec.entry).instructions()
     assert ins[0].operands[1] == "%clock64"  # the first thing the kernel does
     reds = [i for i in ins if i.opcode == "red"]
-    assert len(reds) == 2 and all(i.modifiers == (".global", ".max", ".u64") for i in reds)
+    assert len(reds) == 4 and all(i.modifiers == (".global", ".max", ".u64") for i in reds)
+    assert any(i.operands[1] == "%smid" for i in ins if i.opcode == "mov")
     assert all(i.guard == "%chronos_p".join(["@", ""]) for i in reds)
     assert ins[-1].opcode == "ret"
     # The original instructions are all still there, in order.
@@ -75,8 +76,8 @@ def test_every_kernel_assembles_instrumented() -> None:
         assert r.resources[s.entry].registers > 0
 
 
-def _timers_after(spec, ptx: str) -> tuple[int, int, int]:
-    """Run in the emulator; return (chronos_cycles, chronos_ns, steps) read from its memory.
+def _timers_after(spec, ptx: str) -> tuple[object, int]:
+    """Run in the emulator; return (decoded per-SM spans, steps) read from its memory.
 
     The outputs must equal the plain kernel's bit for bit; only dyadic-input families also
     match their float64 reference exactly, the others within the spec's tolerance.
@@ -100,21 +101,35 @@ def _timers_after(spec, ptx: str) -> tuple[int, int, int]:
     for name, got in v.run.outputs.items():
         assert got.tobytes() == plain[name].tobytes(), f"{spec.id}: {name} differs from plain"
     m = seen[-1]
-    vals = []
-    for name in (CYCLES_SYMBOL, NS_SYMBOL):
-        start, size = m.global_mem.region_bytes(name)
-        vals.append(int(m.global_mem.data[start : start + size].view(np.uint64)[0]))
-    return vals[0], vals[1], m.steps
+    start, size = m.global_mem.region_bytes(TIMER_SYMBOL)
+    timers = m.global_mem.data[start : start + size].view(np.uint64)
+    return decode_timers(timers[None]), m.steps
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_instrumented_kernel_stays_exact_in_the_emulator(kernel: str) -> None:
     spec = load(kernel)
-    cycles, ns, steps = _timers_after(spec, instrument(spec.ptx(), spec.entry).ptx)
-    # The emulator's clock advances per executed step, so the longest warp's delta is positive
-    # and bounded by the run; both timers see the same clock there.
-    assert 0 < cycles <= steps * 64
-    assert ns == cycles
+    spans, steps = _timers_after(spec, instrument(spec.ptx(), spec.entry).ptx)
+    # The emulator's clock advances per executed step (one clock for the whole grid), so the
+    # busiest SM's span is positive and bounded by the run; both timers see the same clock.
+    ctas = int(np.prod(spec.problem("small").grid))
+    assert 0 < spans.cycles[0] <= steps * 4
+    assert spans.ns[0] == spans.cycles[0] and spans.wall_ns[0] >= spans.cycles[0]
+    assert spans.sms[0] == min(ctas, 132)  # the emulator puts block b on SM b % 132
+
+
+def test_decode_timers_takes_the_busiest_sm_span() -> None:
+    """Two SMs: SM 0 runs 100..400 (two waves), SM 1 runs 150..250; wall time spans both."""
+    t = np.zeros((1, 4, SM_SLOTS), np.uint64)
+    t[0, :, 0] = [~np.uint64(100), 400, ~np.uint64(1000), 1300]
+    t[0, :, 1] = [~np.uint64(150), 250, ~np.uint64(1050), 1400]
+    s = decode_timers(t)
+    assert s.cycles[0] == 300 and s.ns[0] == 300 and s.wall_ns[0] == 400 and s.sms[0] == 2
+    with pytest.raises(ValueError, match="no warp"):
+        decode_timers(np.zeros((1, 4 * SM_SLOTS), np.uint64))
+    t[0, 1, 1] = 10  # ends before it starts
+    with pytest.raises(ValueError, match="before it starts"):
+        decode_timers(t)
 
 
 LOOP_AT_TOP = """.version 8.0

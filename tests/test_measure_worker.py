@@ -32,6 +32,12 @@ class Echo:
             return ["not", "a", "dict"]
         if mode == "raw":
             return RawFrame(b"\x80\x05this is not a pickle")
+        if mode == "spawn":  # a grandchild that would outlive a plain kill of the worker
+            import subprocess
+            import sys
+
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+            return {"ok": True, "pid": child.pid, "pgid": os.getpgid(0)}
         if mode == "fatal":
             return {"ok": True, "valid": False, "error": "illegal address", "fatal": True}
         return {"ok": False, "error": f"unknown mode {mode}"}
@@ -120,3 +126,68 @@ def test_load_target_forms() -> None:
     assert callable(load_target(f"{HERE}:echo_target"))
     with pytest.raises(ValueError):
         load_target("no_colon_here")
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    """True once `pid` no longer runs (or is a zombie of another parent)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
+def test_restart_kills_the_whole_group_and_reaps(worker: WorkerProcess) -> None:
+    """The worker is its own process group; a kill takes its children too, and the old
+    worker is reaped (not a zombie) before the next one starts."""
+    worker.start()
+    old = worker.pid
+    reply = worker.request({"mode": "spawn"}, timeout_s=30)
+    assert reply["pgid"] == old != os.getpgid(0)
+    with pytest.raises(WorkerFault, match="timeout"):
+        worker.request({"mode": "hang"}, timeout_s=0.5)
+    assert _gone(reply["pid"]) and not os.path.exists(f"/proc/{old}")
+    worker.start()
+    assert worker.pid != old and worker.restarts == 1
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
+def test_worker_dies_with_its_parent(tmp_path) -> None:
+    """A parent killed without cleaning up leaves no worker behind (PR_SET_PDEATHSIG)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from chronos.measure.worker import WorkerProcess\n"
+        f"w = WorkerProcess({HERE + ':echo_target'!r}, startup_timeout_s=60)\n"
+        "w.start()\n"
+        "print(w.pid, flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        child = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert not _gone(child, within=0.2)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert _gone(child), "the worker outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_default_timeout_is_short() -> None:
+    from chronos.measure.cupy_backend import DEFAULT_TIMEOUT_S, CupyBackend
+
+    with CupyBackend() as b:
+        assert DEFAULT_TIMEOUT_S <= 15 and b.timeout_s == DEFAULT_TIMEOUT_S

@@ -2,7 +2,8 @@
 
 The check imports CuPy lazily and asks the runtime for a device count; anything going wrong
 (CuPy absent, no driver, CUDA_VISIBLE_DEVICES empty) means "no GPU". The choice and its reason
-are logged and kept on the backend (`auto_reason`) so that a run log can say which it was.
+are logged (a fall back to `emulated` as a warning) and kept on the backend (`auto_reason`) so
+that a run log can say which it was; `chronos.validate` refuses anything but `cupy`.
 """
 
 from __future__ import annotations
@@ -52,9 +53,13 @@ def _corpus_driver_problem(driver: int) -> str | None:
 
 
 def choose_backend() -> tuple[str, str]:
-    """('cupy' | 'emulated', reason), logged at INFO."""
+    """('cupy' | 'emulated', reason): the GPU at INFO, the fall back to estimates at WARNING
+    (a run that meant to use a GPU must not slip into estimates unnoticed)."""
     ok, why = gpu_visible()
     name = "cupy" if ok else "emulated"
     reason = f"auto: {name} ({why})"
-    log.info("measurement backend %s", reason)
+    if ok:
+        log.info("measurement backend %s", reason)
+    else:
+        log.warning("measurement backend %s: figures are estimates, not GPU timings", reason)
     return name, reason

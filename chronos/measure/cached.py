@@ -42,8 +42,9 @@ def config_key(config: dict[str, Any]) -> str:
 
 class CachedBackend(BackendBase):
     """`inner` behind `store`. Invalid results are cached too (a ptxas rejection or a wrong
-    output repeats exactly), except those marked `extra["transient"]`; with
-    `cache_invalid=False` only valid ones are."""
+    output repeats exactly), except worker faults (`extra["fault"]`: a timeout, crash or
+    unreadable reply says nothing lasting about the kernel) and results marked
+    `extra["transient"]`; with `cache_invalid=False` only valid ones are."""
 
     def __init__(
         self,
@@ -73,6 +74,7 @@ class CachedBackend(BackendBase):
 
     @property
     def config(self) -> str:
+        """The backend options' part of the store key (the spec fingerprint is another part)."""
         if self._config is None:
             self._config = config_key(backend_config(self.inner))
         return self._config
@@ -113,7 +115,7 @@ class CachedBackend(BackendBase):
         )
 
     def _cacheable(self, m: Measurement) -> bool:
-        if m.extra.get("transient"):
+        if m.extra.get("transient") or m.extra.get("fault"):
             return False
         return m.valid or self.cache_invalid
 

@@ -4,10 +4,12 @@ The parent (this module) never touches CUDA: it instruments the PTX (chronos.mea
 assembles both builds with ptxas in a thread pool (ptxas is a subprocess, so threads run in
 parallel) while the worker times the previous candidate, computes the inputs and the NumPy
 reference once per kernel, and turns the worker's raw samples into a Measurement: median and
-IQR of the cycles, median CUDA-event time of the plain build, the SM clock and the samples
-that ran throttled. Faults in the worker (hang, crash, unreadable reply, poisoned context) come
-back as invalid Measurements and the worker restarts; only a worker that cannot start at all
-(no GPU, no CuPy) raises, since every later step would fail the same way.
+IQR of the per-SM cycle spans, median CUDA-event time of the plain build, the SM clock and
+the samples that ran throttled. A worker fault (hang, crash, unreadable reply) is retried once
+on a fresh worker; if it faults again the result is an invalid Measurement marked
+`extra["transient"]`, which the store never keeps. A poisoned context (a sticky CUDA error:
+the kernel is wrong) is an invalid result like a wrong output. Only a worker that cannot start
+at all (no GPU, no CuPy) raises, since every later step would fail the same way.
 """
 
 from __future__ import annotations
@@ -19,13 +21,20 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chronos.caching import BoundedCache
 from chronos.measure.compat import driver_problem
-from chronos.measure.instrument import InstrumentedPtx, InstrumentError, instrument
+from chronos.measure.instrument import (
+    TIMER_BYTES,
+    InstrumentedPtx,
+    InstrumentError,
+    decode_timers,
+    instrument,
+)
 from chronos.measure.measurement import Measurement, summarize
 from chronos.measure.registry import BackendBase
 from chronos.measure.worker import WorkerFault, WorkerProcess
@@ -36,7 +45,26 @@ from kernels.spec import ptx_param_decls, spec_fingerprint
 log = logging.getLogger("chronos.measure")
 
 BACKEND = "cupy"
-HARNESS_VERSION = "cupy-harness-1"
+HARNESS_SOURCES = ("cupy_backend.py", "cupy_harness.py", "instrument.py", "worker.py")
+"""The modules whose code decides a cupy figure; their hash is the harness version."""
+
+
+def harness_version() -> str:
+    """ "cupy-" + sha256 of the harness sources: any change to them is a new store key."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in HARNESS_SOURCES:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return f"cupy-{h.hexdigest()[:12]}"
+
+
+HARNESS_VERSION = harness_version()
+DEFAULT_TIMEOUT_S = 10.0
+"""Per measurement: the corpus's slowest kernel takes well under a second at 200 repeats."""
+L2_MODES = ("cold", "hot")
+RETRIED_FAULTS = ("timeout", "crash", "garbage")
+"""Worker faults retried once on a fresh worker (the first contact may be what failed)."""
 DEFAULT_TARGET = "chronos.measure.cupy_harness:make_handler"
 MIN_CLOCK_WINDOW_NS = 2000.0
 """%globaltimer ticks coarsely (up to 1 µs on some GPUs): shorter windows give no clock rate."""
@@ -79,6 +107,7 @@ class Prepared:
     regs: int | None = None
     spills: int | None = None
     regs_instrumented: int | None = None
+    spills_instrumented: int | None = None
     error: str | None = None
     assemble_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -106,12 +135,16 @@ class CupyBackend(BackendBase):
     `repeats`/`warmup`: timed and warm-up launches per build. `exact`: True for bit-exact
     verification, False for the kernel's tolerance, None for either. `timeout_s`: per
     measurement, then the worker is killed. `load`: "cubin" (ptxas here, in parallel) or
-    "ptx" (driver JIT in the worker). `worker_target` replaces the GPU harness (tests).
+    "ptx" (driver JIT in the worker; it needs the same driver as cubins of that PTX ISA).
+    `l2`: "cold" flushes the L2 before every timed launch (inputs come from DRAM, as in a real
+    pipeline), "hot" leaves the previous launch's data resident (recorded in the cache key
+    and in every Measurement's `extra["l2"]`). `worker_target` replaces the GPU harness
+    (tests, `chronos.validate --dry-run`).
     """
 
     name = BACKEND
     harness_version = HARNESS_VERSION
-    config_fields = ("arch", "repeats", "warmup", "seed", "exact", "problem", "load")
+    config_fields = ("arch", "repeats", "warmup", "seed", "exact", "problem", "load", "l2")
 
     def __init__(
         self,
@@ -121,17 +154,20 @@ class CupyBackend(BackendBase):
         warmup: int = 20,
         seed: int = 0,
         exact: bool | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         startup_timeout_s: float = 180.0,
         load: str = "cubin",
         assemble_workers: int | None = None,
         throttle_threshold: float = 0.75,
         problem: str = "full",
+        l2: str = "cold",
         worker_target: str = DEFAULT_TARGET,
         worker_config: dict[str, Any] | None = None,
     ):
         if load not in ("cubin", "ptx"):
             raise ValueError(f"load must be 'cubin' or 'ptx', got {load!r}")
+        if l2 not in L2_MODES:
+            raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
         if repeats < 1 or warmup < 0:
             raise ValueError("repeats must be >= 1 and warmup >= 0")
         self.device_index = device
@@ -144,6 +180,7 @@ class CupyBackend(BackendBase):
         self.load = load
         self.throttle_threshold = throttle_threshold
         self.problem = problem
+        self.l2 = l2
         config = {"device": device, **(worker_config or {})}
         self.worker = WorkerProcess(worker_target, config, startup_timeout_s=startup_timeout_s)
         self.pool = ThreadPoolExecutor(max_workers=assemble_workers, thread_name_prefix="ptxas")
@@ -169,7 +206,8 @@ class CupyBackend(BackendBase):
         except WorkerFault as exc:
             raise CupyBackendError(
                 f"the cupy backend cannot start its GPU worker ({exc.message}); is a CUDA GPU "
-                "visible and CuPy installed (pip install 'chronos[cuda12]')? "
+                "visible and one CuPy package installed (cupy-cuda12x or cupy-cuda13x, matching "
+                "the driver)? "
                 "Use backend 'emulated' or 'replay' without a GPU."
             ) from None
 
@@ -213,7 +251,9 @@ class CupyBackend(BackendBase):
             prep.regs = res.registers
             prep.spills = res.spill_stores + res.spill_loads
         ires = instr.resources.get(spec.entry)
-        prep.regs_instrumented = ires.registers if ires else None
+        if ires is not None:
+            prep.regs_instrumented = ires.registers
+            prep.spills_instrumented = ires.spill_stores + ires.spill_loads
         prep.extra["sass_instructions"] = plain.sass_instructions.get(spec.entry)
         if self.load == "cubin":
             prep.plain_cubin, prep.instr_cubin = plain.cubin, instr.cubin
@@ -248,8 +288,9 @@ class CupyBackend(BackendBase):
             "entry": spec.entry,
             "plain": {"cubin": prep.plain_cubin, "ptx": prep.ptx},
             "instrumented": {"cubin": prep.instr_cubin, "ptx": prep.instrumented.ptx},
-            "cycles_symbol": prep.instrumented.cycles_symbol,
-            "ns_symbol": prep.instrumented.ns_symbol,
+            "timer_symbol": prep.instrumented.timer_symbol,
+            "timer_bytes": TIMER_BYTES,
+            "l2": self.l2,
             "grid": list(problem.grid),
             "block": list(problem.block),
             "dynamic_shared": int(problem.dynamic_shared_bytes),
@@ -302,46 +343,83 @@ class CupyBackend(BackendBase):
             ptxas_version=_ptxas_version(prep.ptx),
         )
 
-    def _run(self, spec: Any, prep: Prepared) -> Measurement:
-        if prep.error is not None:
-            return self._invalid(spec, prep, prep.error)
-        try:
-            with self._gpu_lock:
+    def _exchange(self, spec: Any, prep: Prepared) -> dict[str, Any]:
+        """One request (resending evicted inputs once); raises WorkerFault."""
+        with self._gpu_lock:
+            req = self._request(spec, prep)
+            reply = self.worker.request(req, self.timeout_s)
+            if reply.get("need_inputs"):  # evicted from the worker's input cache
+                self._sent.discard((self.worker.generation, req["inputs_key"]))
                 req = self._request(spec, prep)
                 reply = self.worker.request(req, self.timeout_s)
-                if reply.get("need_inputs"):  # evicted from the worker's input cache
-                    self._sent.discard((self.worker.generation, req["inputs_key"]))
-                    req = self._request(spec, prep)
-                    reply = self.worker.request(req, self.timeout_s)
-                if reply.get("ok") and not reply.get("fatal"):
-                    self._sent.add((self.worker.generation, req["inputs_key"]))
-        except WorkerFault as exc:
-            self.faults[exc.kind] = self.faults.get(exc.kind, 0) + 1
-            log.warning("cupy worker fault on %s %s: %s", spec.id, prep.sha[:12], exc)
-            if exc.kind == "start":
-                raise CupyBackendError(f"the GPU worker cannot restart: {exc.message}") from None
-            return self._invalid(spec, prep, str(exc), fault=exc.kind)
+            if reply.get("ok") and not reply.get("fatal"):
+                self._sent.add((self.worker.generation, req["inputs_key"]))
+        return reply
+
+    def _count(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def _run(self, spec: Any, prep: Prepared) -> Measurement:
+        """One measurement; a worker fault is retried once on a fresh worker."""
+        if prep.error is not None:
+            return self._invalid(spec, prep, prep.error)
+        first: WorkerFault | None = None
+        for attempt in (1, 2):
+            try:
+                m = self._attempt(spec, prep)
+            except WorkerFault as exc:
+                self._count(exc.kind)
+                log.warning(
+                    "cupy worker fault on %s %s (attempt %d): %s",
+                    spec.id,
+                    prep.sha[:12],
+                    attempt,
+                    exc,
+                )
+                if exc.kind == "start":
+                    raise CupyBackendError(
+                        f"the GPU worker cannot restart: {exc.message}"
+                    ) from None
+                if exc.kind not in RETRIED_FAULTS or attempt == 2:
+                    retried = {"first_fault": first.kind} if first is not None else {}
+                    return self._invalid(
+                        spec, prep, str(exc), fault=exc.kind, transient=True, **retried
+                    )
+                first = exc
+                self.worker.kill()  # the retry runs on a fresh worker
+                continue
+            if first is not None:
+                m = m.replace(extra={**m.extra, "retried_after": first.kind})
+            return m
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, spec: Any, prep: Prepared) -> Measurement:
+        """One request's Measurement; WorkerFault for a hang, crash or unreadable samples."""
+        reply = self._exchange(spec, prep)
         if reply.get("fatal"):
-            self.faults["fatal"] = self.faults.get("fatal", 0) + 1
+            self._count("fatal")
         if not reply.get("ok"):
             kind = "fatal" if reply.get("fatal") else "error"
-            return self._invalid(spec, prep, f"worker error: {reply.get('error')}", fault=kind)
+            return self._invalid(
+                spec, prep, f"worker error: {reply.get('error')}", fault=kind, transient=True
+            )
         if not reply.get("valid"):
             extra = {k: reply[k] for k in ("verify", "phases") if k in reply}
+            if reply.get("fatal"):
+                extra["context"] = "poisoned (sticky CUDA error); worker restarted"
             return self._invalid(spec, prep, str(reply.get("error")), **extra)
         try:
             return self._from_samples(spec, prep, reply)
         except (KeyError, TypeError, ValueError) as exc:
             self.worker.kill()
-            self.faults["garbage"] = self.faults.get("garbage", 0) + 1
-            return self._invalid(spec, prep, f"garbage: malformed samples ({exc})", fault="garbage")
+            raise WorkerFault("garbage", f"malformed samples ({exc})") from None
 
     def _from_samples(self, spec: Any, prep: Prepared, reply: dict[str, Any]) -> Measurement:
-        cycles = np.asarray(reply["cycles"], np.float64)
-        ns = np.asarray(reply["ns"], np.float64)
+        spans = decode_timers(np.asarray(reply["timers"]))
+        cycles, ns = spans.cycles, spans.ns
         event_ns = np.asarray(reply["event_ns"], np.float64)
-        if cycles.ndim != 1 or cycles.size != self.repeats or cycles.shape != ns.shape:
-            raise ValueError(f"cycles {cycles.shape} / ns {ns.shape}")
+        if cycles.size != self.repeats:
+            raise ValueError(f"{cycles.size} timer samples for {self.repeats} repeats")
         if not np.all(np.isfinite(cycles)) or np.any(cycles <= 0):
             raise ValueError("non-positive or non-finite cycle samples")
         clock_max = reply.get("clock_mhz_max")
@@ -350,8 +428,19 @@ class CupyBackend(BackendBase):
         kept = cycles[~throttled] if (~throttled).sum() >= enough else cycles
         med, q1, q3 = summarize(kept)
         good_mhz = mhz[np.isfinite(mhz)]
-        clock_mhz = float(np.median(good_mhz)) if good_mhz.size else clock_max
+        # Measured, or unknown: the nominal maximum is not what the launch ran at.
+        clock_mhz = float(np.median(good_mhz)) if good_mhz.size else None
         time_ns = float(np.median(event_ns)) if event_ns.size else None
+        more_spills = (prep.spills_instrumented or 0) > (prep.spills or 0)
+        if more_spills:
+            log.warning(
+                "%s %s: the instrumented build spills %s bytes, the plain one %s: its cycles "
+                "overstate the plain build's",
+                spec.id,
+                prep.sha[:12],
+                prep.spills_instrumented,
+                prep.spills,
+            )
         verify = reply.get("verify") or []
         phases = dict(reply.get("phases") or {})
         phases["assemble"] = prep.assemble_s
@@ -359,6 +448,11 @@ class CupyBackend(BackendBase):
             **prep.extra,
             "phases": phases,
             "regs_instrumented": prep.regs_instrumented,
+            "spills_instrumented": prep.spills_instrumented,
+            "instrumented_spills_more": more_spills,
+            "l2": reply.get("l2", self.l2),
+            "wall_ns_median": float(np.median(spans.wall_ns)),
+            "sms_used": int(np.median(spans.sms)),
             "regs_driver": reply.get("regs_plain"),
             "regs_instrumented_driver": reply.get("regs_instrumented"),
             "throttled_samples": int(throttled.sum()),

@@ -7,14 +7,20 @@ importable here. Per request it
 1. loads both builds (plain and instrumented) with the driver (`cuModuleLoadData`);
 2. launches each once on fresh inputs with outputs poisoned (0xFF) and compares them with the
    reference (bit-exact, or within tolerance when `exact` is False; None: either);
-3. warms up, then runs `repeats` instrumented launches, each preceded by zeroing the
-   `chronos_cycles`/`chronos_ns` globals and followed by a device-to-device copy of them into
-   a sample array (one sync for the whole series);
-4. times `repeats` launches of the plain build with CUDA events.
+3. warms up, then runs `repeats` instrumented launches, each preceded by zeroing the per-SM
+   timer array (chronos.measure.instrument) and, with `l2="cold"`, by a memset of a buffer of
+   twice the L2 size (nvbench's and CuAsmRL's flush), and followed by a device-to-device copy
+   of the timers into a sample array (one sync for the whole series);
+4. times `repeats` launches of the plain build with CUDA event pairs, queued in chunks behind a
+   "hold" kernel that spins on %globaltimer while the host enqueues: the GPU then runs the
+   chunk back to back, so an event pair measures the kernel, not the host's launch latency.
 
-It returns raw samples; the parent computes medians, IQR and throttling, so that the
-statistics are testable without a GPU. Any CUDA error after loading may have poisoned the
-context, so it is reported with `fatal=True` and the parent restarts this process.
+It returns raw samples; the parent computes spans, medians, IQR and throttling, so that the
+statistics are testable without a GPU. A CUDA error is followed by a context check (a
+synchronize and a memset): a non-sticky error (launch out of resources, bad launch shape)
+leaves the context usable and is an invalid measurement with `fatal=False`; a sticky one
+(illegal address, misaligned access) is reported with `fatal=True` and the parent restarts
+this process.
 """
 
 from __future__ import annotations
@@ -29,8 +35,34 @@ from kernels.params import launch_scalar
 
 POISON = 0xFF
 INPUT_CACHE = 8
-DEFAULT_DYNAMIC_SHARED = 48 * 1024
-"""Above this a launch needs CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES raised first."""
+DEFAULT_SHARED = 48 * 1024
+"""Above this much shared memory (static + dynamic) a launch needs
+CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES raised to its dynamic part first."""
+L2_MODES = ("cold", "hot")
+FLUSH_FACTOR = 2
+"""The cold-L2 flush writes this many times the L2 size."""
+HOLD_CHUNK = 32
+"""Event-timed launches queued behind one hold kernel."""
+HOLD_NS_PER_LAUNCH = 40_000
+"""Hold time per queued launch: more than the host needs to enqueue one (flush, 2 events)."""
+HOLD_PTX = """.version 7.0
+.target sm_70
+.address_size 64
+.visible .entry chronos_hold(.param .u64 chronos_hold_ns)
+{
+\t.reg .u64 %t<4>;
+\t.reg .pred %p;
+\tld.param.u64 %t3, [chronos_hold_ns];
+\tmov.u64 %t0, %globaltimer;
+$spin:
+\tmov.u64 %t1, %globaltimer;
+\tsub.u64 %t2, %t1, %t0;
+\tsetp.lt.u64 %p, %t2, %t3;
+\t@%p bra $spin;
+\tret;
+}
+"""
+"""Spins for its argument's nanoseconds: the stream waits while the host queues launches."""
 
 
 def launch_args(spec_args: list[tuple[Any, ...]], bufs: dict[str, Any]) -> list[Any]:
@@ -68,6 +100,10 @@ class CupyHarness:
         self.device_name = name.decode() if isinstance(name, bytes) else str(name)
         major, minor = int(props["major"]), int(props["minor"])
         self.clock_mhz_max = _clock_mhz(cupy, props, self.device_id)
+        self.l2_bytes = int(props.get("l2CacheSize") or 0)
+        self.hold_ns_per_launch = int(config.get("hold_ns_per_launch", HOLD_NS_PER_LAUNCH))
+        self._flush: Any = None
+        self._hold: Any = None
         # A blocking stream: it orders after the uploads cupy makes on the legacy stream.
         self.stream = cupy.cuda.Stream(non_blocking=False)
         self.input_cache = max(1, int(config.get("input_cache", INPUT_CACHE)))
@@ -81,6 +117,7 @@ class CupyHarness:
             "compute_capability": [major, minor],
             "clock_mhz_max": self.clock_mhz_max,
             "sm_count": int(props["multiProcessorCount"]),
+            "l2_bytes": self.l2_bytes,
             "driver_version": int(cupy.cuda.runtime.driverGetVersion()),
             "runtime_version": int(cupy.cuda.runtime.runtimeGetVersion()),
             "cupy_version": cupy.__version__,
@@ -111,12 +148,40 @@ class CupyHarness:
             mod.load(build["ptx"].encode() + b"\0")
         return mod
 
-    def _global(self, module: Any, name: str) -> Any:
+    def _global(self, module: Any, name: str, size: int) -> Any:
         """A MemoryPointer to a module-scope variable (what RawModule.get_global does:
         Module.get_global_var returns the bare device address)."""
         cuda = self.cp.cuda
         ptr = module.get_global_var(name)
-        return cuda.MemoryPointer(cuda.UnownedMemory(ptr, 8, module), 0)
+        return cuda.MemoryPointer(cuda.UnownedMemory(ptr, size, module), 0)
+
+    def _flush_buffer(self) -> Any:
+        """A device buffer of FLUSH_FACTOR x the L2 size (allocated once)."""
+        if self._flush is None:
+            if self.l2_bytes <= 0:
+                raise RuntimeError("l2='cold' needs the L2 size, which the device did not report")
+            self._flush = self.cp.zeros(FLUSH_FACTOR * self.l2_bytes, self.cp.uint8)
+        return self._flush
+
+    def _hold_function(self) -> Any:
+        if self._hold is None:
+            from cupy.cuda.function import Module
+
+            mod = Module()
+            mod.load(HOLD_PTX.encode() + b"\0")
+            self._hold = (mod, mod.get_function("chronos_hold"))
+        return self._hold[1]
+
+    def _context_ok(self) -> bool:
+        """After a CUDA error: does the context still work (the error was not sticky)?"""
+        try:
+            self.cp.cuda.runtime.deviceSynchronize()
+            probe = self.cp.zeros(1, self.cp.uint64)
+            probe.data.memset_async(0, 8, self.stream)
+            self.stream.synchronize()
+        except Exception:  # noqa: BLE001 - any failure here means the context is gone
+            return False
+        return True
 
     def _device_inputs(self, req: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         key = req["inputs_key"]
@@ -152,8 +217,8 @@ class CupyHarness:
             instr = self._load(req["instrumented"])
             f_plain = plain.get_function(entry)
             f_instr = instr.get_function(entry)
-            g_cycles = self._global(instr, req["cycles_symbol"])
-            g_ns = self._global(instr, req["ns_symbol"])
+            timer_bytes = int(req["timer_bytes"])
+            g_timers = self._global(instr, req["timer_symbol"], timer_bytes)
         except errors as exc:
             # A bad image is not a poisoned context; check that with a sync before going on.
             try:
@@ -169,10 +234,15 @@ class CupyHarness:
         grid = tuple(int(x) for x in req["grid"])
         block = tuple(int(x) for x in req["block"])
         shmem = int(req.get("dynamic_shared", 0))
+        l2 = req.get("l2", "cold")
+        if l2 not in L2_MODES:
+            return {"ok": False, "error": f"l2 must be one of {L2_MODES}, got {l2!r}"}
         try:
-            if shmem > DEFAULT_DYNAMIC_SHARED:
-                for f in (f_plain, f_instr):
+            for f in (f_plain, f_instr):
+                if needs_shared_opt_in(_static_shared(f) if shmem else 0, shmem):
                     _allow_dynamic_shared(f, shmem)
+            flush = self._flush_buffer() if l2 == "cold" else None
+            hold = self._hold_function()
             bufs = {name: cp.asarray(a) for name, a in host.items()}
             self.stream.synchronize()
             args = launch_args(req["args"], bufs)
@@ -181,6 +251,10 @@ class CupyHarness:
 
             def launch(f: Any) -> None:
                 f(grid, block, tuple(args), shared_mem=shmem, stream=self.stream)
+
+            def flush_l2() -> None:
+                if flush is not None:
+                    flush.data.memset_async(0, flush.nbytes, self.stream)
 
             # 2. verification of both builds on pristine inputs, poisoned outputs
             t1 = time.perf_counter()
@@ -210,42 +284,49 @@ class CupyHarness:
                         **regs,
                     }
 
-            # 3. SM-cycle samples from the instrumented build
+            # 3. per-SM timer samples from the instrumented build
             t2 = time.perf_counter()
             repeats, warmup = int(req["repeats"]), int(req["warmup"])
             for _ in range(warmup):
                 launch(f_instr)
-            s_cycles = cp.zeros(repeats, cp.uint64)
-            s_ns = cp.zeros(repeats, cp.uint64)
+            samples = cp.zeros(repeats * timer_bytes // 8, cp.uint64)
             for i in range(repeats):
-                g_cycles.memset_async(0, 8, self.stream)
-                g_ns.memset_async(0, 8, self.stream)
+                flush_l2()
+                g_timers.memset_async(0, timer_bytes, self.stream)
                 launch(f_instr)
-                (s_cycles.data + 8 * i).copy_from_device_async(g_cycles, 8, self.stream)
-                (s_ns.data + 8 * i).copy_from_device_async(g_ns, 8, self.stream)
+                (samples.data + timer_bytes * i).copy_from_device_async(
+                    g_timers, timer_bytes, self.stream
+                )
             self.stream.synchronize()
-            cycles = cp.asnumpy(s_cycles, stream=self.stream).astype(np.float64)
-            ns = cp.asnumpy(s_ns, stream=self.stream).astype(np.float64)
+            timers = cp.asnumpy(samples, stream=self.stream).reshape(repeats, -1)
 
-            # 4. CUDA-event time of the plain build
+            # 4. CUDA-event time of the plain build, queued behind hold kernels
             for _ in range(warmup):
                 launch(f_plain)
             events = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(repeats)]
-            for start, end in events:
-                start.record(self.stream)
-                launch(f_plain)
-                end.record(self.stream)
+            for c in range(0, repeats, HOLD_CHUNK):
+                chunk = events[c : c + HOLD_CHUNK]
+                hold_ns = np.uint64(self.hold_ns_per_launch * len(chunk))
+                hold((1, 1, 1), (1, 1, 1), (hold_ns,), stream=self.stream)
+                for start, end in chunk:
+                    flush_l2()
+                    start.record(self.stream)
+                    launch(f_plain)
+                    end.record(self.stream)
             self.stream.synchronize()
             event_ns = [cp.cuda.get_elapsed_time(s, e) * 1e6 for s, e in events]
             phases["time"] = time.perf_counter() - t2
         except errors as exc:
+            if self._context_ok():
+                # Not sticky (out of resources, bad launch shape): the worker can go on.
+                return {"ok": True, "valid": False, "error": f"CUDA error: {exc}", "fatal": False}
             raise CudaFault(f"CUDA error: {exc}") from exc
         return {
             "ok": True,
             "valid": True,
             "error": None,
-            "cycles": cycles.tolist(),
-            "ns": ns.tolist(),
+            "timers": timers,
+            "l2": l2,
             "event_ns": event_ns,
             "clock_mhz_max": self.clock_mhz_max,
             "verify": verdicts,
@@ -271,6 +352,22 @@ def _allow_dynamic_shared(func: Any, nbytes: int) -> None:
     driver.funcSetAttribute(
         func.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(nbytes)
     )
+
+
+def needs_shared_opt_in(static: int, dynamic: int) -> bool:
+    """True when a launch with `dynamic` bytes must first raise the function's dynamic limit:
+    the default 48 KiB covers static and dynamic shared memory together."""
+    return dynamic > 0 and static + dynamic > DEFAULT_SHARED
+
+
+def _static_shared(func: Any) -> int:
+    """The function's static shared memory in bytes (0 when the driver does not say)."""
+    try:
+        from cupy.cuda import driver
+
+        return int(driver.funcGetAttribute(driver.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, func.ptr))
+    except Exception:  # noqa: BLE001 - unknown: count only the dynamic part
+        return 0
 
 
 def _num_regs(func: Any) -> int | None:

@@ -1,30 +1,44 @@
 """The SM-clock instrumentation: a pure PTX text transform.
 
-CUDA events time a launch from the host (launch overhead, ~µs resolution); the reward needs
-the kernel's own duration in SM cycles. So the `cupy` backend times an instrumented build:
+CUDA events time a launch from the host (~µs resolution); the reward needs the kernel's own
+duration in SM cycles. So the `cupy` backend times an instrumented build:
 
-* the module gains two `.visible .global .align 8 .u64` variables, `chronos_cycles` and
-  `chronos_ns`, which the harness zeroes before each launch and reads after it;
+* the module gains one `.visible .global .align 8 .u64 chronos_sm[4 * SM_SLOTS]` array, which
+  the harness zeroes before each launch and copies out after it;
 * each instrumented entry reads `%clock64` and `%globaltimer` before its first instruction;
-* before every `ret`/`exit` it computes both deltas, and lane 0 of each warp folds them into
-  the globals with `red.global.max.u64`: after the launch `chronos_cycles` holds the lifetime
-  of the longest-lived warp in SM cycles and `chronos_ns` that warp's wall time, whose ratio is
-  the SM clock the launch ran at (nvbench's throttle check).
+* before every `ret`/`exit` the leader (lowest active lane) of each exiting group of threads
+  folds, into the slot of its SM (`%smid`), with `red.global.max.u64`: the complement of its
+  start clock (so the max of complements is the SM's earliest start), its end clock, and the
+  same two for `%globaltimer`.
+
+After the launch each SM's row holds [~min start cycle, max end cycle, ~min start ns, max end
+ns] over every warp that ran there, in every wave: `%clock64` is a per-SM counter, so a span
+is only meaningful within one SM. The kernel's cycles are the longest per-SM span (the busiest
+SM's first-warp-in to last-warp-out), which tracks the kernel's duration through several CTAs
+per SM and several waves, so lowering occupancy (shorter warps, more waves) is not rewarded;
+that SM's ns span gives the clock the launch ran at (nvbench's throttle check), and the
+global ns span (min start to max end over all SMs) the kernel's wall time.
 
 A guarded exit `@%p ret;` becomes `@!%p bra skip; <record>; ret; skip:` so that the record
 runs exactly when the exit does. The transform never changes what the kernel computes, only
-adds registers (which can change ptxas's allocation: hence the uninstrumented build is timed
-with CUDA events too).
+adds registers (which can change ptxas's allocation, and its spills: hence the uninstrumented
+build is timed with CUDA events too, and the instrumented build's spills are reported).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from chronos.ptx import Brace, Instruction, Label, parse
 
-CYCLES_SYMBOL = "chronos_cycles"
-NS_SYMBOL = "chronos_ns"
+TIMER_SYMBOL = "chronos_sm"
+SM_SLOTS = 256
+"""Rows of the timer array; an SM id at or above it shares the last row (no GPU has as many)."""
+TIMER_FIELDS = 4
+"""Per SM: ~start cycle, end cycle, ~start ns, end ns."""
+TIMER_BYTES = 8 * TIMER_FIELDS * SM_SLOTS
 PREFIX = "%chronos_"
 LABEL_PREFIX = "$chronos_skip_"
 EXITS = ("ret", "exit")
@@ -41,8 +55,8 @@ class InstrumentedPtx:
     ptx: str
     entries: tuple[str, ...]
     exits: int
-    cycles_symbol: str = CYCLES_SYMBOL
-    ns_symbol: str = NS_SYMBOL
+    timer_symbol: str = TIMER_SYMBOL
+    sm_slots: int = SM_SLOTS
 
 
 def _negate(guard: str) -> str:
@@ -51,23 +65,34 @@ def _negate(guard: str) -> str:
 
 def _record_lines() -> list[str]:
     r = PREFIX
+    row = 8 * SM_SLOTS  # bytes between the four fields
     return [
         f"mov.u64 {r}t1, %clock64;",
         f"mov.u64 {r}g1, %globaltimer;",
-        f"sub.u64 {r}d, {r}t1, {r}t0;",
-        f"mov.u32 {r}lane, %laneid;",
-        f"setp.eq.u32 {r}p, {r}lane, 0;",
-        f"@{r}p red.global.max.u64 [{CYCLES_SYMBOL}], {r}d;",
-        f"sub.u64 {r}d, {r}g1, {r}g0;",
-        f"@{r}p red.global.max.u64 [{NS_SYMBOL}], {r}d;",
+        f"activemask.b32 {r}m;",
+        f"neg.s32 {r}low, {r}m;",
+        f"and.b32 {r}low, {r}low, {r}m;",
+        f"mov.u32 {r}lane, %lanemask_eq;",
+        f"setp.eq.b32 {r}p, {r}low, {r}lane;",
+        f"mov.u32 {r}sm, %smid;",
+        f"min.u32 {r}sm, {r}sm, {SM_SLOTS - 1};",
+        f"mul.wide.u32 {r}a, {r}sm, 8;",
+        f"mov.u64 {r}d, {TIMER_SYMBOL};",
+        f"add.u64 {r}a, {r}a, {r}d;",
+        f"not.b64 {r}d, {r}t0;",
+        f"@{r}p red.global.max.u64 [{r}a], {r}d;",
+        f"@{r}p red.global.max.u64 [{r}a+{row}], {r}t1;",
+        f"not.b64 {r}d, {r}g0;",
+        f"@{r}p red.global.max.u64 [{r}a+{2 * row}], {r}d;",
+        f"@{r}p red.global.max.u64 [{r}a+{3 * row}], {r}g1;",
     ]
 
 
 def _declarations() -> list[str]:
     r = PREFIX
     return [
-        f".reg .u64 {r}t0, {r}g0, {r}t1, {r}g1, {r}d;",
-        f".reg .u32 {r}lane;",
+        f".reg .u64 {r}t0, {r}g0, {r}t1, {r}g1, {r}d, {r}a;",
+        f".reg .u32 {r}lane, {r}m, {r}low, {r}sm;",
         f".reg .pred {r}p;",
     ]
 
@@ -79,7 +104,7 @@ def _start_lines() -> list[str]:
 
 def instrument(ptx: str, entries: str | list[str] | None = None) -> InstrumentedPtx:
     """Instrument `entries` (default: every entry) of `ptx`; see the module docstring."""
-    if CYCLES_SYMBOL in ptx or NS_SYMBOL in ptx or PREFIX in ptx:
+    if TIMER_SYMBOL in ptx or PREFIX in ptx:
         raise InstrumentError("PTX is already instrumented (or uses chronos_* names)")
     module = parse(ptx)
     all_entries = [f.name for f in module.entries]
@@ -96,10 +121,7 @@ def instrument(ptx: str, entries: str | list[str] | None = None) -> Instrumented
     nl = module.newline
     editor = module.edit()
     anchor = module.directive(".address_size") or module.directive(".target")
-    decls = [
-        f".visible .global .align 8 .u64 {CYCLES_SYMBOL};",
-        f".visible .global .align 8 .u64 {NS_SYMBOL};",
-    ]
+    decls = [f".visible .global .align 8 .u64 {TIMER_SYMBOL}[{TIMER_FIELDS * SM_SLOTS}];"]
     if anchor is None:
         raise InstrumentError("the PTX has no .target/.address_size directive")
     editor.insert_after(anchor, ["", *decls], indent="")
@@ -145,3 +167,45 @@ def instrument(ptx: str, entries: str | list[str] | None = None) -> Instrumented
 
 def _unguarded(ins: Instruction) -> str:
     return ins.with_(guard=None).render()
+
+
+@dataclass(frozen=True)
+class Spans:
+    """Per-launch figures decoded from the timer array (see the module docstring)."""
+
+    cycles: np.ndarray
+    """The longest per-SM %clock64 span of each launch."""
+    ns: np.ndarray
+    """The %globaltimer span of the same SM: cycles / ns is the clock that SM ran at."""
+    wall_ns: np.ndarray
+    """The %globaltimer span over every SM: the kernel's duration."""
+    sms: np.ndarray
+    """How many SMs ran at least one warp."""
+
+
+def decode_timers(timers: np.ndarray, sm_slots: int = SM_SLOTS) -> Spans:
+    """(launches, 4 * sm_slots) or (launches, 4, sm_slots) uint64 timer arrays -> Spans.
+
+    Raises ValueError when a launch recorded nothing (no warp reached an exit) or an end
+    precedes its start (a corrupted sample).
+    """
+    t = np.asarray(timers)
+    if t.dtype != np.uint64:
+        t = t.astype(np.uint64)
+    t = t.reshape(t.shape[0], TIMER_FIELDS, sm_slots)
+    ran = t[:, 1, :] != 0
+    if not ran.any(axis=1).all():
+        raise ValueError("a launch recorded no warp (timer array all zero)")
+    start_c, end_c = ~t[:, 0, :], t[:, 1, :]
+    start_g, end_g = ~t[:, 2, :], t[:, 3, :]
+    if np.any(ran & ((end_c < start_c) | (end_g < start_g))):
+        raise ValueError("a timer ends before it starts")
+    span_c = np.where(ran, end_c - start_c, 0).astype(np.float64)
+    span_g = np.where(ran, end_g - start_g, 0).astype(np.float64)
+    busiest = np.argmax(span_c, axis=1)
+    rows = np.arange(t.shape[0])
+    big = np.iinfo(np.uint64).max
+    wall = (np.where(ran, end_g, 0).max(axis=1) - np.where(ran, start_g, big).min(axis=1)).astype(
+        np.float64
+    )
+    return Spans(span_c[rows, busiest], span_g[rows, busiest], wall, ran.sum(axis=1))

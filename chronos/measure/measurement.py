@@ -22,15 +22,16 @@ import numpy as np
 class Measurement:
     """One timing of one PTX text of one kernel.
 
-    `cycles` is the median over `n` timed launches (SM clock cycles of the longest-lived warp
-    for `cupy`, a model estimate for `emulated`), with `cycles_q1`/`cycles_q3` its
-    interquartile range. `time_ns` is the median CUDA-event time of the uninstrumented build
-    (or the estimate converted at `clock_mhz`). `regs`/`spills` are ptxas's figures for the
-    build that was measured (spills in bytes, stores plus loads). `spec_fingerprint` is the
-    `KernelSpec.fingerprint` the verdict was reached under and `ptxas_version` the ptxas that
-    assembled the PTX ("" in records older than these fields). An invalid measurement has
-    `valid=False`, `error` set and no cycles. `extra` holds backend-specific detail (phase
-    times, the instrumented build's registers, throttled samples, ...) and must be JSON-able.
+    `cycles` is the median over `n` timed launches (for `cupy` the busiest SM's %clock64 span,
+    first warp in to last warp out; a model estimate for `emulated`), with `cycles_q1` /
+    `cycles_q3` its interquartile range. `time_ns` is the median CUDA-event time of the
+    uninstrumented build (or the estimate converted at `clock_mhz`). `regs`/`spills` are
+    ptxas's figures for the build that was measured (spills in bytes, stores plus loads).
+    `spec_fingerprint` is the `KernelSpec.fingerprint` the verdict was reached under and
+    `ptxas_version` the ptxas that assembled the PTX ("" in records older than these fields).
+    An invalid measurement has `valid=False`, `error` set and no cycles. `extra` holds
+    backend-specific detail (phase times, the instrumented build's registers, throttled
+    samples, ...) and must be JSON-able.
     """
 
     cycles: float | None

@@ -18,6 +18,11 @@ context) makes the parent restart the child after reading it.
 
 `target` is "package.module:factory" or "/path/to/file.py:factory", which is how tests inject
 fake workers that hang, crash, raise or answer garbage.
+
+The child runs in its own process group and asks the kernel (Linux `PR_SET_PDEATHSIG`) to be
+killed when the parent dies, so a killed run leaves no process holding the GPU; a replaced
+child is killed with its whole group and reaped before the next one starts, so a context still
+tearing down after a hang never time-slices the GPU with its successor.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import importlib.util
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -41,6 +47,9 @@ from typing import Any
 
 _HEADER = struct.Struct("<Q")
 MAX_FRAME = 1 << 31
+REAP_TIMEOUT_S = 30.0
+"""How long a killed child may take to exit (a CUDA context tearing down) before we move on."""
+PR_SET_PDEATHSIG = 1
 
 
 class WorkerFault(RuntimeError):
@@ -148,7 +157,7 @@ class WorkerProcess:
             return self.info
         if self.generation > 0:
             self.restarts += 1
-        self._cleanup()
+        self.kill()  # reap the previous child (and its group) before starting the next
         self.generation += 1
         parent_r, child_w = os.pipe()
         child_r, parent_w = os.pipe()
@@ -162,6 +171,8 @@ class WorkerProcess:
             "--fds",
             str(child_r),
             str(child_w),
+            "--parent",
+            str(os.getpid()),
         ]
         try:
             self._proc = subprocess.Popen(
@@ -172,6 +183,7 @@ class WorkerProcess:
                 pass_fds=(child_r, child_w),
                 env=self.env,
                 close_fds=True,
+                start_new_session=True,  # its own process group: killed as one
             )
         finally:
             os.close(child_r)
@@ -258,11 +270,15 @@ class WorkerProcess:
         self.kill()
 
     def kill(self) -> None:
-        """Kill the child (if any) and release its pipes; the next request starts a new one."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+        """Kill the child's process group, reap the child, release its pipes; the next
+        request starts a new one."""
+        if self._proc is not None:
+            if self._proc.poll() is None:  # not reaped yet: its pid is still its group's id
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=10.0)
+                self._proc.wait(timeout=REAP_TIMEOUT_S)
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -355,11 +371,25 @@ def serve(target: str, rfd: int, wfd: int) -> int:
             send_frame(wfd, pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies; exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if parent and os.getppid() != parent:
+        os._exit(3)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Chronos measurement worker (internal)")
     parser.add_argument("--target", required=True)
     parser.add_argument("--fds", nargs=2, type=int, required=True)
+    parser.add_argument("--parent", type=int, default=0, help="the parent's pid")
     args = parser.parse_args(argv)
+    die_with_parent(args.parent)
     return serve(args.target, args.fds[0], args.fds[1])
 
 

@@ -56,7 +56,7 @@ VARIANTS: tuple[tuple[str, int, int], ...] = (
 )
 """(kind, BLOCK, ITEMS) of every kernel."""
 
-PROBLEMS = {"full": (1 << 24, 2048), "small": (4096, 2), "check": (3001, 3)}
+PROBLEMS = {"full": (1 << 24, 4224), "small": (4096, 2), "check": (3001, 3)}
 """name -> (n, blocks); "check" is odd and ragged, so the scalar tails and guards run."""
 
 

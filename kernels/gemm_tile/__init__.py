@@ -16,6 +16,7 @@ something, and only rounding-changing transforms need the tolerance.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,7 +37,17 @@ TARGET = "sm_80"
 ALIGNMENT = 256
 TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 
-FULL_GRID = (8, 8, 1)
+FULL_WAVES = 2
+"""The "full" grid holds at least this many waves of CTAs on FULL_SMS SMs, at the most CTAs per
+SM the thread, block and shared-memory limits allow (registers only lower it, adding waves), so
+that a transform changing occupancy changes the number of waves and shows in the timing."""
+FULL_SMS = 132
+"""SMs of the largest target (H100 SXM / H200)."""
+SM_MAX_CTAS = 32
+SM_MAX_THREADS = 2048
+SM_SHARED_BYTES = 228 * 1024
+CTA_RESERVED_SHARED = 1024
+"""Shared memory the driver reserves per CTA on sm_80/sm_90."""
 FULL_K_STEPS = 4
 SMALL_GRID = (2, 2, 1)
 SMALL_K_STEPS = 2
@@ -52,6 +63,22 @@ def variant_id(tm: int, tn: int, tk: int) -> str:
 def variants() -> list[tuple[int, int, int]]:
     """All (TM, TN, TK) in the corpus, in id order."""
     return [(tm, tn, tk) for tm in TILES for tn in TILES for tk in TILES]
+
+
+def shared_bytes(tm: int, tn: int, tk: int) -> int:
+    """Static shared memory of a variant: the A (BM x BK) and B (BK x BN) float32 tiles."""
+    return 4 * THREADS * THREADS * tk * (tm + tn)
+
+
+def full_grid(tm: int, tn: int, tk: int) -> tuple[int, int, int]:
+    """A square grid of at least FULL_WAVES waves at the highest possible residency."""
+    per_sm = min(
+        SM_MAX_CTAS,
+        SM_MAX_THREADS // (THREADS * THREADS),
+        SM_SHARED_BYTES // (shared_bytes(tm, tn, tk) + CTA_RESERVED_SHARED),
+    )
+    side = math.isqrt(FULL_WAVES * FULL_SMS * per_sm - 1) + 1
+    return (side, side, 1)
 
 
 def _problem(
@@ -109,7 +136,7 @@ def make_spec(tm: int, tn: int, tk: int) -> KernelSpec:
             BufferSpec("C", "float32", "out"),
         ),
         problems={
-            "full": _problem("full", entry, tm, tn, tk, FULL_GRID, FULL_K_STEPS),
+            "full": _problem("full", entry, tm, tn, tk, full_grid(tm, tn, tk), FULL_K_STEPS),
             "small": _problem("small", entry, tm, tn, tk, SMALL_GRID, SMALL_K_STEPS),
         },
         reference_fn=reference,

@@ -51,8 +51,9 @@ VARIANTS: tuple[tuple[str, str, int, int, int], ...] = (
 )
 """(kind, data, BINS, BLOCK, ITEMS) of every kernel."""
 
-PROBLEMS = {"full": (1 << 24, 1056), "small": (4096, 2), "check": (3001, 3)}
-"""name -> (n, blocks); full is 8 blocks per SM of an H100 (132 SMs); "check" is odd, so the
+PROBLEMS = {"full": (1 << 24, 4224), "small": (4096, 2), "check": (3001, 3)}
+"""name -> (n, blocks); full is 32 blocks per SM of an H100 (132 SMs: two waves of the
+128-thread variants); "check" is odd, so the
 guards and the uchar4 tail run."""
 
 

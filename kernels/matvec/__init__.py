@@ -54,7 +54,7 @@ VARIANTS: tuple[tuple[str, str, int, int], ...] = (
 """(kind, dtype, BLOCK threads, ITEMS) of every kernel (ITEMS: rows per thread for the
 thread-per-row kinds, columns per lane step for "warp")."""
 
-PROBLEMS = {"full": (1 << 19, 128), "small": (64, 96), "check": (77, 45)}
+PROBLEMS = {"full": (1 << 20, 64), "small": (64, 96), "check": (77, 45)}
 """name -> (M, N); "check" is ragged against the block, the warp, the shared x tile and every
 vector width: nothing in those kernels needs N to be even."""
 CHECK_VEC = (77, 52)
