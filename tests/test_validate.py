@@ -100,12 +100,14 @@ def _synthetic_store(path: Path) -> dict[str, Measurement]:
     store = MeasurementStore(path)
     recorded = {}
     for i, kid in enumerate(["gemm_tile_2_2_2", "gemm_tile_4_6_8", "reduce_sum_f32_b128_i1_shfl"]):
-        ptx = load(kid).ptx()
+        spec = load(kid)
+        ptx = spec.ptx()
         m = Measurement(
             cycles=10_000.0 + i, cycles_q1=9_990.0, cycles_q3=10_010.0, time_ns=5_300.0, n=200,
             valid=True, error=None, backend="cupy", device="NVIDIA H200", clock_mhz=1980.0,
             regs=40, spills=0, harness_version="cupy-synthetic", ptx_sha256=ptx_sha256(ptx),
-            kernel_id=kid, extra={"l2": "cold"},
+            kernel_id=kid, extra={"l2": "cold"}, spec_fingerprint=spec.fingerprint,
+            ptxas_version="13.0",
         )  # fmt: skip
         store.put(m, "cfg", device=m.device, harness_version=m.harness_version)
         recorded[kid] = m
