@@ -27,6 +27,39 @@ class BackendConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Where measurements run: `local` (this process) or a Ray pool (docs/scale-out.md)."""
+
+    name: str = "local"  # local | ray
+    address: str = "local"  # ray: local (private cluster) | auto (this node's) | ray://host:port
+    workers: int = 2  # ray: measurement actors (one per GPU for cupy)
+    gpus_per_worker: float | None = None  # ray: null = 1 for cupy, 0 for emulated
+    cpus_per_worker: float = 1.0  # ray: CPUs per actor (its ptxas runs there)
+    max_attempts: int = 3  # ray: workers a PTX may kill before it is reported invalid
+    modules: list[str] = field(default_factory=list)  # ray: imported by every actor first
+    runtime_env: dict[str, Any] = field(default_factory=dict)  # ray: passed to ray.init
+
+    def backend_args(self, backend: BackendConfig) -> tuple[str, dict[str, Any]]:
+        """(name, options) for chronos.measure.make_backend: the backend itself, or the Ray
+        pool of it."""
+        if self.name == "local":
+            return backend.name, dict(backend.options)
+        if self.name != "ray":
+            raise ValueError(f"cluster.name must be local or ray, got {self.name!r}")
+        return "ray", {
+            "backend": backend.name,
+            "options": dict(backend.options),
+            "workers": self.workers,
+            "address": self.address,
+            "gpus_per_worker": self.gpus_per_worker,
+            "cpus_per_worker": self.cpus_per_worker,
+            "max_attempts": self.max_attempts,
+            "modules": list(self.modules),
+            "runtime_env": dict(self.runtime_env),
+        }
+
+
+@dataclass
 class KernelsConfig:
     """The kernel set: explicit ids, or a selection from families (see `kernel_ids`)."""
 
@@ -150,6 +183,7 @@ class TrainConfig:
     torch_threads: int = 1
     stop_after_epoch: int | None = None  # raise after this GRPO epoch (tests of resume)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     kernels: KernelsConfig = field(default_factory=KernelsConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     greedy: GreedyConfig = field(default_factory=GreedyConfig)

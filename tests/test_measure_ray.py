@@ -146,3 +146,30 @@ def test_bad_pool_settings_are_clear_errors() -> None:
         make_backend("ray", store=None, backend="emulated", workers=0)
     with pytest.raises(ValueError, match="replay"):
         make_backend("ray", store=None, backend="replay")
+
+
+def test_pipeline_greedy_stage_on_cluster_ray_equals_local(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from chronos.train import run, to_config
+
+    def greedy(cluster: str) -> list:
+        with initialize_config_dir(config_dir=f"{ROOT}/conf", version_base=None):
+            cfg = compose(
+                "config",
+                overrides=[
+                    "+exp=ci",
+                    f"cluster={cluster}",
+                    "stages=[greedy]",
+                    "env.max_steps=1",
+                    f"greedy.dataset_dir={tmp_path / cluster}",
+                    f"run_dir={tmp_path / cluster / 'run'}",
+                    "tensorboard=false",
+                ],
+            )
+        tc = to_config(cfg)
+        assert tc.cluster.name == cluster
+        return run(tc)["greedy"]["kernels"]
+
+    on_ray = greedy("ray")
+    assert on_ray == greedy("local") and len(on_ray) == 2
