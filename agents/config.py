@@ -165,6 +165,7 @@ class LokoConfig:
     grpo_epochs: int = 2
     max_folds: int | None = None
     group: str = "kernel"  # "kernel": leave one kernel out; "family": leave one family out
+    fold: int | None = None  # run only this fold (0-based): one fold per sweep job
 
 
 @dataclass
