@@ -36,6 +36,7 @@ class ClusterConfig:
     gpus_per_worker: float | None = None  # ray: null = 1 for cupy, 0 for emulated
     cpus_per_worker: float = 1.0  # ray: CPUs per actor (its ptxas runs there)
     max_attempts: int = 3  # ray: workers a PTX may kill before it is reported invalid
+    chunk: int = 4  # ray: at most this many PTX texts per task (cupy overlaps their ptxas)
     modules: list[str] = field(default_factory=list)  # ray: imported by every actor first
     runtime_env: dict[str, Any] = field(default_factory=dict)  # ray: passed to ray.init
 
@@ -54,6 +55,7 @@ class ClusterConfig:
             "gpus_per_worker": self.gpus_per_worker,
             "cpus_per_worker": self.cpus_per_worker,
             "max_attempts": self.max_attempts,
+            "chunk": self.chunk,
             "modules": list(self.modules),
             "runtime_env": dict(self.runtime_env),
         }

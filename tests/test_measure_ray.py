@@ -128,7 +128,8 @@ def test_killed_worker_costs_only_its_inflight_measurement(tmp_path: Path) -> No
         worker.join(timeout=300)
         assert not worker.is_alive()
         faults = pool.stats["faults"]
-        assert faults["worker_deaths"] == 1 and faults["retried"] == 1
+        # the victim's chunk (at most 2 of the 4 texts: the batch is split over 2 workers)
+        assert faults["worker_deaths"] == 1 and 1 <= faults["retried"] <= 2
         assert faults["gave_up"] == 0 and pool.inner.workers == 2
         assert [figures(m) for m in first + got] == want
         # the run goes on on the replacement, served by the store for what it already has
@@ -144,6 +145,8 @@ def test_killed_worker_costs_only_its_inflight_measurement(tmp_path: Path) -> No
 def test_bad_pool_settings_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="workers"):
         make_backend("ray", store=None, backend="emulated", workers=0)
+    with pytest.raises(ValueError, match="chunk"):
+        make_backend("ray", store=None, backend="emulated", chunk=0)
     with pytest.raises(ValueError, match="replay"):
         make_backend("ray", store=None, backend="replay")
 

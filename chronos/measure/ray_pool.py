@@ -10,10 +10,10 @@ store keys equal those of the same backend run locally, and a store filled on on
 serves a cluster run and back.
 
 A worker whose process dies (node lost, OOM, killed) costs only the measurements it had in
-flight: they are resubmitted to another worker, a replacement actor is started, and the call
-returns as if nothing had happened. A PTX whose measurement kills `max_attempts` workers in a
-row comes back as an invalid Measurement marked `transient` (never stored). See
-docs/scale-out.md.
+flight (its current chunk): they are resubmitted to another worker, a replacement actor is
+started, and the call returns as if nothing had happened. A PTX whose measurement kills
+`max_attempts` workers in a row comes back as an invalid Measurement marked `transient`
+(never stored). See docs/scale-out.md.
 """
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ class MeasureWorker:
             "pid": os.getpid(),
         }
 
-    def measure(self, spec: Any, ptx: str) -> Measurement:
-        return self.backend.measure(spec, ptx)
+    def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Measurement]:
+        batch = getattr(self.backend, "measure_many", None)
+        if callable(batch):
+            return list(batch(spec, list(ptxs)))
+        return [self.backend.measure(spec, p) for p in ptxs]
 
 
 class RayPoolBackend(BackendBase):
@@ -73,7 +76,9 @@ class RayPoolBackend(BackendBase):
     is used as it is. backend: the measuring backend ("emulated", "cupy", "auto" = cupy when
     the cluster has GPUs, or a name registered by one of `modules`, which every actor imports
     first). gpus_per_worker: null = 1 for cupy, 0 otherwise. runtime_env goes to `ray.init`
-    (e.g. a working_dir for nodes without chronos installed).
+    (e.g. a working_dir for nodes without chronos installed). chunk: at most this many PTX
+    texts per task, fewer when the batch is small, so that every worker gets work; within a
+    chunk the cupy backend assembles the next texts while the GPU times the current one.
     """
 
     def __init__(
@@ -85,12 +90,15 @@ class RayPoolBackend(BackendBase):
         gpus_per_worker: float | None = None,
         cpus_per_worker: float = 1.0,
         max_attempts: int = 3,
+        chunk: int = 4,
         modules: Sequence[str] = (),
         runtime_env: dict[str, Any] | None = None,
         start_timeout_s: float = 300.0,
     ) -> None:
         if workers < 1:
             raise ValueError(f"cluster.workers must be at least 1, got {workers}")
+        if chunk < 1:
+            raise ValueError(f"cluster.chunk must be at least 1, got {chunk}")
         if max_attempts < 1:
             raise ValueError(f"cluster.max_attempts must be at least 1, got {max_attempts}")
         if backend in ("ray", "replay"):
@@ -125,6 +133,7 @@ class RayPoolBackend(BackendBase):
         )(MeasureWorker)
         self._args = (backend, dict(options or {}), tuple(modules))
         self.max_attempts = int(max_attempts)
+        self.chunk = int(chunk)
         self.start_timeout_s = float(start_timeout_s)
         self.faults = {"worker_deaths": 0, "retried": 0, "replaced": 0, "gave_up": 0}
         self._handles = [self._actor_cls.remote(*self._args) for _ in range(workers)]
@@ -164,7 +173,7 @@ class RayPoolBackend(BackendBase):
         return self.measure_many(spec, [ptx])[0]
 
     def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Measurement]:
-        """Measure `ptxs` on the pool, one PTX per task, results in input order."""
+        """Measure `ptxs` on the pool in chunks, results in input order."""
         ray = self._ray
         from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
@@ -173,46 +182,51 @@ class RayPoolBackend(BackendBase):
         attempts = [0] * len(ptxs)
         out: list[Measurement | None] = [None] * len(ptxs)
         idle = list(self._handles)
-        inflight: dict[Any, tuple[Any, int]] = {}
+        inflight: dict[Any, tuple[Any, list[int]]] = {}
         while queue or inflight:
             while queue and idle:
-                h, i = idle.pop(0), queue.popleft()
-                attempts[i] += 1
-                inflight[h.measure.remote(spec_ref, ptxs[i])] = (h, i)
+                k = min(self.chunk, -(-len(queue) // len(self._handles)))
+                h, idx = idle.pop(0), [queue.popleft() for _ in range(k)]
+                for i in idx:
+                    attempts[i] += 1
+                ref = h.measure_many.remote(spec_ref, [ptxs[i] for i in idx])
+                inflight[ref] = (h, idx)
             done, _ = ray.wait(list(inflight), num_returns=1, timeout=self.start_timeout_s)
             if not done:
                 raise RuntimeError(
                     f"no Ray measurement finished in {self.start_timeout_s:.0f} s: are the "
                     "workers waiting for resources? (see `ray status`)"
                 )
-            h, i = inflight.pop(done[0])
+            h, idx = inflight.pop(done[0])
             try:
-                m = ray.get(done[0])
+                ms = ray.get(done[0])
             except (RayActorError, ActorUnavailableError) as exc:
-                # The worker is gone: replace it (its calls wait until it is up) and give the
-                # PTX to whichever worker is free next. Every death uses up one attempt of one
-                # PTX, so a pool that cannot start workers fails after finitely many.
+                # The worker is gone: replace it (its calls wait until it is up) and give its
+                # PTX to whichever workers are free next. Every death uses up an attempt of
+                # each PTX it held, so a pool that cannot start workers fails in finite time.
                 self.faults["worker_deaths"] += 1
                 self._lost(h)
                 new = self._actor_cls.remote(*self._args)
                 self._handles.append(new)
                 idle.append(new)
                 self.faults["replaced"] += 1
-                if attempts[i] < self.max_attempts:
-                    self.faults["retried"] += 1
-                    queue.appendleft(i)
-                else:
-                    self.faults["gave_up"] += 1
-                    out[i] = self._gave_up(spec, ptxs[i], exc)
+                for i in reversed(idx):
+                    if attempts[i] < self.max_attempts:
+                        self.faults["retried"] += 1
+                        queue.appendleft(i)
+                    else:
+                        self.faults["gave_up"] += 1
+                        out[i] = self._gave_up(spec, ptxs[i], exc)
                 continue
             except RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None
-            if m.device != self.device:
-                raise RuntimeError(
-                    f"a Ray measurement worker measured on {m.device!r}, the pool on "
-                    f"{self.device!r}: a pool must be one kind of device"
-                )
-            out[i] = m
+            for i, m in zip(idx, ms, strict=True):
+                if m.device != self.device:
+                    raise RuntimeError(
+                        f"a Ray measurement worker measured on {m.device!r}, the pool on "
+                        f"{self.device!r}: a pool must be one kind of device"
+                    )
+                out[i] = m
             idle.append(h)
         return [m for m in out if m is not None]
 
