@@ -149,6 +149,8 @@ def test_bad_pool_settings_are_clear_errors() -> None:
         make_backend("ray", store=None, backend="emulated", chunk=0)
     with pytest.raises(ValueError, match="replay"):
         make_backend("ray", store=None, backend="replay")
+    with pytest.raises(RuntimeError, match="unknown measurement backend 'no_such'"):
+        make_backend("ray", store=None, backend="no_such", workers=1)
 
 
 def test_pipeline_greedy_stage_on_cluster_ray_equals_local(tmp_path: Path) -> None:

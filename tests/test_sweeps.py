@@ -53,7 +53,7 @@ def test_sweep_and_launcher_configs_compose(sweep: str, launcher: str) -> None:
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == TARGETS[launcher]
     params = dict(cfg.hydra.sweeper.params)
-    assert params == ({"seed": "0,1,2"} if sweep == "seeds" else {"loko.fold": "range(0,12)"})
+    assert params == ({"seed": "0,1,2"} if sweep == "seeds" else {"loko.fold": "range(0,20)"})
     with open_dict(cfg):
         del cfg["hydra"]
     assert to_config(cfg).cluster.name == "ray"

@@ -137,10 +137,17 @@ class RayPoolBackend(BackendBase):
         self.start_timeout_s = float(start_timeout_s)
         self.faults = {"worker_deaths": 0, "retried": 0, "replaced": 0, "gave_up": 0}
         self._handles = [self._actor_cls.remote(*self._args) for _ in range(workers)]
-        infos = ray.get([h.info.remote() for h in self._handles], timeout=self.start_timeout_s)
-        self.identity = {k: infos[0][k] for k in ("name", "device", "harness_version", "config")}
-        for info in infos[1:]:
-            self._check(info)
+        try:
+            infos = ray.get([h.info.remote() for h in self._handles], timeout=self.start_timeout_s)
+            keys = ("name", "device", "harness_version", "config")
+            self.identity = {k: infos[0][k] for k in keys}
+            for info in infos[1:]:
+                self._check(info)
+        except Exception as exc:
+            self.close()
+            raise RuntimeError(
+                f"the Ray measurement workers ({backend}) did not start: {exc}"
+            ) from exc
         self.name = self.identity["name"]
         self.harness_version = self.identity["harness_version"]
         self.pids = [int(i["pid"]) for i in infos]
