@@ -21,11 +21,10 @@ from chronos.measure.store import MeasurementStore
 from chronos.transforms import STOP
 from envs.mdp import TransformMDP
 from kernels import load
-from tests.conftest import requires_ptxas
 
 ray = pytest.importorskip("ray")
 
-pytestmark = requires_ptxas
+pytestmark = pytest.mark.requires_ptxas
 
 ROOT = str(Path(__file__).resolve().parents[1])
 KID = "gemm_tile_2_2_2"

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import requires_ptxas
-
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
     **os.environ,
@@ -38,7 +36,14 @@ TARGETS = {
 }
 
 
-@pytest.mark.parametrize("sweep", ["seeds", "loko_folds"])
+SWEEPS = {
+    "seeds": {"seed": "0,1,2"},
+    "loko_folds": {"loko.fold": "range(0,20)"},
+    "family_folds": {"loko.fold": "range(0,10)"},
+}
+
+
+@pytest.mark.parametrize("sweep", sorted(SWEEPS))
 @pytest.mark.parametrize("launcher", sorted(TARGETS))
 def test_sweep_and_launcher_configs_compose(sweep: str, launcher: str) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
@@ -53,10 +58,26 @@ def test_sweep_and_launcher_configs_compose(sweep: str, launcher: str) -> None:
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == TARGETS[launcher]
     params = dict(cfg.hydra.sweeper.params)
-    assert params == ({"seed": "0,1,2"} if sweep == "seeds" else {"loko.fold": "range(0,20)"})
+    assert params == SWEEPS[sweep]
     with open_dict(cfg):
         del cfg["hydra"]
-    assert to_config(cfg).cluster.name == "ray"
+    tc = to_config(cfg)
+    assert tc.cluster.name == "ray"
+    assert tc.loko.group == ("family" if sweep == "family_folds" else "kernel")
+
+
+def test_the_sweep_ranges_cover_the_default_folds() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from agents.config import kernel_ids
+    from chronos.train import to_config
+    from kernels import list_families, load
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        ids = kernel_ids(to_config(compose("config")).kernels)
+    assert SWEEPS["loko_folds"]["loko.fold"] == f"range(0,{len(ids)})"
+    assert SWEEPS["family_folds"]["loko.fold"] == f"range(0,{len(list_families())})"
+    assert len({load(k).family for k in ids}) == len(list_families())
 
 
 def test_the_ray_launcher_composes_on_the_command_line() -> None:
@@ -65,7 +86,7 @@ def test_the_ray_launcher_composes_on_the_command_line() -> None:
     assert f"_target_: {TARGETS['ray']}" in res.stdout
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_joblib_runs_one_loko_fold_per_job(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep_dir = tmp_path / "multirun"
@@ -88,7 +109,7 @@ def test_joblib_runs_one_loko_fold_per_job(tmp_path: Path) -> None:
     for job in ("0", "1"):
         out = json.loads((sweep_dir / job / "loko" / "loko.json").read_text())
         assert out["folds"] == 1 and list(out["mean"]) == ["rf"]
-        held_out += list(out["per_kernel"])
+        held_out += list(out["per_fold"])
     assert sorted(held_out) == ["gemm_tile_2_2_2", "gemm_tile_2_4_2"]
 
 
