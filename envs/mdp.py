@@ -125,11 +125,19 @@ class TransformMDP:
     # -- pieces ---------------------------------------------------------------------------
 
     def measure(self, spec: Any, ptx: str) -> Any:
+        return self.measure_many(spec, [ptx])[0]
+
+    def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Any]:
+        """Every measurement of the MDP goes through here, in one backend call per batch."""
         t0 = time.perf_counter()
-        m = self.backend.measure(spec, ptx)
+        batch = getattr(self.backend, "measure_many", None)
+        if callable(batch):
+            ms = list(batch(spec, list(ptxs)))
+        else:
+            ms = [self.backend.measure(spec, p) for p in ptxs]
         self.measure_s += time.perf_counter() - t0
-        self.measurements += 1
-        return m
+        self.measurements += len(ptxs)
+        return ms
 
     def apply(self, state: State, action: int) -> tuple[str, bool, str]:
         """(new PTX, changed, reason) of one transform on the state's PTX."""
@@ -221,17 +229,6 @@ class TransformMDP:
             self._outcome(state, int(a), plans[i], measured.get(i))
             for i, (state, a) in enumerate(transitions)
         ]
-
-    def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Any]:
-        t0 = time.perf_counter()
-        batch = getattr(self.backend, "measure_many", None)
-        if callable(batch):
-            ms = list(batch(spec, list(ptxs)))
-        else:
-            ms = [self.backend.measure(spec, p) for p in ptxs]
-        self.measure_s += time.perf_counter() - t0
-        self.measurements += len(ptxs)
-        return ms
 
     def _plan(self, state: State, a: int) -> tuple[str, str]:
         """(kind, detail) of a step before measuring: masked, stop, no-op (reason) or measure
