@@ -90,3 +90,42 @@ def test_greedy_dataset_key_tracks_what_the_labels_depend_on(monkeypatch) -> Non
     assert greedy.code_fingerprint() != greedy.code_fingerprint(("chronos/transforms",))
     monkeypatch.setattr(greedy, "code_fingerprint", lambda: "edited transforms")
     assert key != greedy.dataset_key(specs, "emulated", "cpu", 0.0, "emulated-cost-1")
+
+
+def test_step_many_equals_step_per_action_in_one_backend_call(backend) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    class Counting:
+        """The emulated backend, counting measure_many calls and their sizes."""
+
+        name, device = backend.name, backend.device
+
+        def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+            raise AssertionError("step_many must batch")
+
+        def measure_many(self, spec, ptxs):  # type: ignore[no-untyped-def]
+            calls.append(len(ptxs))
+            return backend.measure_many(spec, ptxs)
+
+    spec = load(KID)
+    one, many = TransformMDP(backend), TransformMDP(Counting())
+    s0 = one.initial(spec)
+    assert many.initial(spec).cycles == s0.cycles
+    calls.clear()
+    actions = [int(a) for a in range(one.layout.n_actions)]  # legal, masked and stop
+    want = [one.step(s0, a) for a in actions]
+    got = many.step_many(s0, actions)
+    assert calls == [sum(o.measurement is not None for o in want)]
+    for w, g in zip(want, got, strict=True):
+        assert (w.reward, w.terminated, w.truncated, w.invalid, w.info) == (
+            g.reward,
+            g.terminated,
+            g.truncated,
+            g.invalid,
+            g.info,
+        )
+        assert (w.state.ptx, w.state.applied, w.state.cycles) == (
+            g.state.ptx,
+            g.state.applied,
+            g.state.cycles,
+        )
