@@ -27,6 +27,41 @@ class BackendConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Where measurements run: `local` (this process) or a Ray pool (docs/scale-out.md)."""
+
+    name: str = "local"  # local | ray
+    address: str = "local"  # ray: local (private cluster) | auto (this node's) | ray://host:port
+    workers: int = 2  # ray: measurement actors (one per GPU for cupy)
+    gpus_per_worker: float | None = None  # ray: null = 1 for cupy, 0 for emulated
+    cpus_per_worker: float = 1.0  # ray: CPUs per actor (its ptxas runs there)
+    max_attempts: int = 3  # ray: workers a PTX may kill before it is reported invalid
+    chunk: int = 4  # ray: at most this many PTX texts per task (cupy overlaps their ptxas)
+    modules: list[str] = field(default_factory=list)  # ray: imported by every actor first
+    runtime_env: dict[str, Any] = field(default_factory=dict)  # ray: passed to ray.init
+
+    def backend_args(self, backend: BackendConfig) -> tuple[str, dict[str, Any]]:
+        """(name, options) for chronos.measure.make_backend: the backend itself, or the Ray
+        pool of it."""
+        if self.name == "local":
+            return backend.name, dict(backend.options)
+        if self.name != "ray":
+            raise ValueError(f"cluster.name must be local or ray, got {self.name!r}")
+        return "ray", {
+            "backend": backend.name,
+            "options": dict(backend.options),
+            "workers": self.workers,
+            "address": self.address,
+            "gpus_per_worker": self.gpus_per_worker,
+            "cpus_per_worker": self.cpus_per_worker,
+            "max_attempts": self.max_attempts,
+            "chunk": self.chunk,
+            "modules": list(self.modules),
+            "runtime_env": dict(self.runtime_env),
+        }
+
+
+@dataclass
 class KernelsConfig:
     """The kernel set: explicit ids, or a selection from families (see `kernel_ids`)."""
 
@@ -132,6 +167,7 @@ class LokoConfig:
     grpo_epochs: int = 2
     max_folds: int | None = None
     group: str = "kernel"  # "kernel": leave one kernel out; "family": leave one family out
+    fold: int | None = None  # run only this fold (0-based): one fold per sweep job
 
 
 @dataclass
@@ -150,6 +186,7 @@ class TrainConfig:
     torch_threads: int = 1
     stop_after_epoch: int | None = None  # raise after this GRPO epoch (tests of resume)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     kernels: KernelsConfig = field(default_factory=KernelsConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     greedy: GreedyConfig = field(default_factory=GreedyConfig)

@@ -115,9 +115,11 @@ def rollout(
             mask[others.any(1), STOP] = False
         actions, logps = policy.act(obs, mask, temperature, generator)
         still: list[int] = []
+        # The whole step of every live episode at once: one measure_many per kernel group.
+        outs = mdp.step_batch([(states[i], int(actions[j])) for j, i in enumerate(live)])
         for j, i in enumerate(live):
             before = states[i]
-            out = mdp.step(before, int(actions[j]))
+            out = outs[j]
             after = out.state
             measured = not out.invalid and int(actions[j]) != STOP
             done = bool(out.terminated or out.truncated)

@@ -104,14 +104,15 @@ class SearchResult:
 
 
 class _Meter:
-    """Counts the distinct PTX texts a search measures, wrapping `mdp.measure`."""
+    """Counts the distinct PTX texts a search measures, wrapping `mdp.measure_many` (which
+    `mdp.measure` and every step go through)."""
 
     def __init__(self, mdp: TransformMDP) -> None:
         self.mdp = mdp
         self.seen: set[str] = set()
         self.calls = 0
-        self._inner: Callable[[Any, str], Any] = mdp.measure
-        self._prev = mdp.__dict__.get("measure")  # an enclosing meter's wrapper, if any
+        self._inner: Callable[[Any, Sequence[str]], list[Any]] = mdp.measure_many
+        self._prev = mdp.__dict__.get("measure_many")  # an enclosing meter's wrapper, if any
         self._t0 = time.perf_counter()
         self._misses0 = self._misses()
 
@@ -120,19 +121,19 @@ class _Meter:
         return int(stats["misses"]) if isinstance(stats, dict) and "misses" in stats else None
 
     def __enter__(self) -> _Meter:
-        def measure(spec: Any, ptx: str) -> Any:
-            self.calls += 1
-            self.seen.add(ptx_sha256(ptx))
-            return self._inner(spec, ptx)
+        def measure_many(spec: Any, ptxs: Sequence[str]) -> list[Any]:
+            self.calls += len(ptxs)
+            self.seen.update(ptx_sha256(p) for p in ptxs)
+            return self._inner(spec, ptxs)
 
-        self.mdp.measure = measure  # type: ignore[method-assign]
+        self.mdp.measure_many = measure_many  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._prev is None:
-            del self.mdp.measure  # back to the class method
+            del self.mdp.measure_many  # back to the class method
         else:
-            self.mdp.measure = self._prev  # type: ignore[method-assign]
+            self.mdp.measure_many = self._prev  # type: ignore[method-assign]
 
     def result(self, method: str, s0: State, best: State, **kw: Any) -> SearchResult:
         m0 = self._misses0
@@ -164,13 +165,12 @@ def children(mdp: TransformMDP, state: State) -> list[tuple[int, State]]:
     """(action, next state) for every legal transform that applied and measured valid."""
     if state.done or state.steps >= mdp.max_steps:
         return []
-    legal = [int(a) for a in np.flatnonzero(mdp.mask(state)) if a != mdp.layout.stop]
-    mdp.prefetch(state, legal)  # one measure_many for the whole step (ptxas beside the GPU)
+    actions = [int(a) for a in np.flatnonzero(mdp.mask(state)) if a != mdp.layout.stop]
     out = []
-    for a in legal:
-        step = mdp.step(state, int(a))
+    # One batch per state: a pool backend (cluster=ray) measures the candidates in parallel.
+    for a, step in zip(actions, mdp.step_many(state, actions), strict=True):
         if not step.invalid and step.info.get("reason") == "applied":
-            out.append((int(a), step.state))
+            out.append((a, step.state))
     return out
 
 

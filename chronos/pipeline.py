@@ -129,7 +129,8 @@ def open_context(cfg: TrainConfig, run_dir: Path) -> Context:
         store = str(default_store_path())
     elif store is not None:
         store = str(Path(store).expanduser().resolve())
-    backend = make_backend(cfg.backend.name, store=store, **dict(cfg.backend.options))
+    name, options = cfg.cluster.backend_args(cfg.backend)
+    backend = make_backend(name, store=store, **options)
     reason = getattr(backend, "auto_reason", None)
     if reason:
         log.info("measurement backend %s", reason)

@@ -10,6 +10,7 @@ old one.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
@@ -124,11 +125,19 @@ class TransformMDP:
     # -- pieces ---------------------------------------------------------------------------
 
     def measure(self, spec: Any, ptx: str) -> Any:
+        return self.measure_many(spec, [ptx])[0]
+
+    def measure_many(self, spec: Any, ptxs: Sequence[str]) -> list[Any]:
+        """Every measurement of the MDP goes through here, in one backend call per batch."""
         t0 = time.perf_counter()
-        m = self.backend.measure(spec, ptx)
+        batch = getattr(self.backend, "measure_many", None)
+        if callable(batch):
+            ms = list(batch(spec, list(ptxs)))
+        else:
+            ms = [self.backend.measure(spec, p) for p in ptxs]
         self.measure_s += time.perf_counter() - t0
-        self.measurements += 1
-        return m
+        self.measurements += len(ptxs)
+        return ms
 
     def apply(self, state: State, action: int) -> tuple[str, bool, str]:
         """(new PTX, changed, reason) of one transform on the state's PTX."""
@@ -179,27 +188,6 @@ class TransformMDP:
             obs[lay.history.start + np.asarray(state.applied, dtype=np.int64)] = 1.0
         return obs
 
-    def prefetch(self, state: State, actions: Any) -> int:
-        """Measure the PTX `actions` lead to from `state` in one batch (`measure_many`), so a
-        backend that overlaps ptxas with GPU timing (cupy) does, and a store-backed backend
-        then serves each `step` from its store. Returns how many texts were sent; a backend
-        without `measure_many` or a store is left alone (0)."""
-        batch = getattr(self.backend, "measure_many", None)
-        # store=False keeps nothing (cache_invalid False): prefetching would measure twice.
-        keeps = getattr(self.backend, "cache_invalid", True) is not False
-        if not callable(batch) or not hasattr(self.backend, "store") or not keeps:
-            return 0
-        texts: dict[str, str] = {}
-        for a in actions:
-            ptx, changed, _ = self.apply(state, int(a))
-            if changed:
-                texts.setdefault(ptx_sha256(ptx), ptx)
-        if texts:
-            t0 = time.perf_counter()
-            batch(state.spec, list(texts.values()))
-            self.measure_s += time.perf_counter() - t0
-        return len(texts)
-
     # -- transitions ----------------------------------------------------------------------
 
     def initial(self, spec: Any) -> State:
@@ -215,41 +203,75 @@ class TransformMDP:
 
     def step(self, state: State, action: int) -> StepOut:
         """The env's transition: rewarded by `self.reward`, ends as the env's docstring says."""
+        return self.step_batch([(state, action)])[0]
+
+    def step_many(self, state: State, actions: Sequence[int]) -> list[StepOut]:
+        """`step(state, a)` for every `a`, with the candidates measured in one batch.
+
+        The PTX of every action is built first and the backend's `measure_many` is called once
+        for all of them, so a pool backend (chronos.measure.ray_pool) measures them in
+        parallel; the outcomes equal those of calling `step` per action.
+        """
+        return self.step_batch([(state, a) for a in actions])
+
+    def step_batch(self, transitions: Sequence[tuple[State, int]]) -> list[StepOut]:
+        """`step` over many (state, action) pairs: one `measure_many` per kernel."""
+        plans = [self._plan(state, int(a)) for state, a in transitions]
+        by_spec: dict[str, tuple[Any, list[int]]] = {}
+        for i, (state, _) in enumerate(transitions):
+            if plans[i][0] == "measure":
+                by_spec.setdefault(state.kernel_id, (state.spec, []))[1].append(i)
+        measured: dict[int, Any] = {}
+        for spec, idx in by_spec.values():
+            for i, m in zip(idx, self.measure_many(spec, [plans[i][1] for i in idx]), strict=True):
+                measured[i] = m
+        return [
+            self._outcome(state, int(a), plans[i], measured.get(i))
+            for i, (state, a) in enumerate(transitions)
+        ]
+
+    def _plan(self, state: State, a: int) -> tuple[str, str]:
+        """(kind, detail) of a step before measuring: masked, stop, no-op (reason) or measure
+        (the new PTX)."""
         if state.done:
             raise RuntimeError("the episode has ended")
-        a = int(action)
-        legal = self.mask(state)
+        if not self.mask(state)[a]:
+            return "masked", ""
+        if a == self.layout.stop:
+            return "stop", ""
+        new_ptx, changed, why = self.apply(state, a)
+        if not changed or new_ptx == state.ptx:
+            return "noop", why
+        return "measure", new_ptx
+
+    def _outcome(self, state: State, a: int, plan: tuple[str, str], m: Any) -> StepOut:
+        kind, detail = plan
         nxt = replace(state, steps=state.steps + 1)
         info: dict[str, Any] = {"reason": "", "invalid": ""}
         invalid = False
-        m = None
-        if not legal[a]:
+        if kind == "masked":
             reward, terminated, invalid = self.reward.invalid(), True, True
             info["invalid"] = info["reason"] = "masked action"
-        elif a == self.layout.stop:
+        elif kind == "stop":
             reward, terminated, info["reason"] = self.reward.stop(), True, "stop"
+        elif kind == "noop":
+            reward, terminated = self.reward.stop(), True
+            info["reason"] = f"no-op: {detail}" if detail else "no-op"
+        elif not m.valid or m.cycles is None or not m.cycles > 0:
+            reward, terminated, invalid = self.reward.invalid(), True, True
+            info["invalid"] = info["reason"] = str(m.error or "invalid measurement")
         else:
-            new_ptx, changed, why = self.apply(state, a)
-            if not changed or new_ptx == state.ptx:
-                reward, terminated = self.reward.stop(), True
-                info["reason"] = f"no-op: {why}" if why else "no-op"
-            else:
-                m = self.measure(state.spec, new_ptx)
-                if not m.valid or m.cycles is None or not m.cycles > 0:
-                    reward, terminated, invalid = self.reward.invalid(), True, True
-                    info["invalid"] = info["reason"] = str(m.error or "invalid measurement")
-                else:
-                    nxt = replace(
-                        nxt,
-                        ptx=new_ptx,
-                        applied=state.applied + (a,),
-                        cycles=float(m.cycles),
-                        measurement=m,
-                    )
-                    c_0 = self.initial(state.spec).cycles
-                    reward = self.reward.applied(state.cycles, nxt.cycles, c_0)
-                    terminated = False
-                    info["reason"] = "applied"
+            nxt = replace(
+                nxt,
+                ptx=detail,
+                applied=state.applied + (a,),
+                cycles=float(m.cycles),
+                measurement=m,
+            )
+            c_0 = self.initial(state.spec).cycles
+            reward = self.reward.applied(state.cycles, nxt.cycles, c_0)
+            terminated = False
+            info["reason"] = "applied"
         truncated = (not terminated) and nxt.steps >= self.max_steps
         nxt = replace(nxt, done=terminated or truncated)
         return StepOut(nxt, float(reward), bool(terminated), bool(truncated), invalid, info, m)

@@ -121,8 +121,8 @@ class _Counting:
 
 
 def test_greedy_measures_each_state_s_children_in_one_batch() -> None:
-    """Greedy prefetches a state's children with measure_many (cupy overlaps ptxas with GPU
-    timing there); every step is then a store hit, nothing is measured twice."""
+    """Greedy measures a state's children with one measure_many (cupy overlaps ptxas with GPU
+    timing there, a Ray pool fans it out); nothing is measured twice."""
     from chronos.measure.cached import CachedBackend
     from chronos.measure.store import MEMORY, MeasurementStore
 
@@ -130,10 +130,47 @@ def test_greedy_measures_each_state_s_children_in_one_batch() -> None:
     b = CachedBackend(inner, MeasurementStore(MEMORY))
     mdp = TransformMDP(b, max_steps=1)
     res = greedy_kernel(mdp, load("gemm_tile_2_2_2"))
-    # The initial state, then every child of it in one batch; the steps are all hits.
+    # The initial state, then every child of it in one batch.
     assert inner.single == 0 and len(inner.batches) == 2
     first, children = inner.batches
     assert first == 1 and children > 1
     assert b.stats["misses"] == 1 + children and res.measurements >= children
-    uncached = make_backend("emulated", store=False)
-    assert TransformMDP(uncached).prefetch(mdp.initial(load("gemm_tile_2_2_2")), [0, 1]) == 0
+
+
+def test_step_many_equals_step_per_action_in_one_backend_call(backend) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    class Counting:
+        """The emulated backend, counting measure_many calls and their sizes."""
+
+        name, device = backend.name, backend.device
+
+        def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+            raise AssertionError("step_many must batch")
+
+        def measure_many(self, spec, ptxs):  # type: ignore[no-untyped-def]
+            calls.append(len(ptxs))
+            return backend.measure_many(spec, ptxs)
+
+    spec = load(KID)
+    one, many = TransformMDP(backend), TransformMDP(Counting())
+    s0 = one.initial(spec)
+    assert many.initial(spec).cycles == s0.cycles
+    calls.clear()
+    actions = [int(a) for a in range(one.layout.n_actions)]  # legal, masked and stop
+    want = [one.step(s0, a) for a in actions]
+    got = many.step_many(s0, actions)
+    assert calls == [sum(o.measurement is not None for o in want)]
+    for w, g in zip(want, got, strict=True):
+        assert (w.reward, w.terminated, w.truncated, w.invalid, w.info) == (
+            g.reward,
+            g.terminated,
+            g.truncated,
+            g.invalid,
+            g.info,
+        )
+        assert (w.state.ptx, w.state.applied, w.state.cycles) == (
+            g.state.ptx,
+            g.state.applied,
+            g.state.cycles,
+        )

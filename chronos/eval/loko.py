@@ -78,6 +78,11 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
     folds = list(LeaveOneGroupOut().split(data.obs, data.action, groups=groups))
     if ctx.cfg.loko.max_folds is not None:
         folds = folds[: ctx.cfg.loko.max_folds]
+    fold = ctx.cfg.loko.fold
+    if fold is not None:
+        if not 0 <= fold < len(folds):
+            raise ValueError(f"loko.fold={fold} is not one of the {len(folds)} folds (0-based)")
+        folds = folds[fold : fold + 1]
     seed, bc_cfg = ctx.cfg.seed, ctx.cfg.bc
     per_fold: dict[str, dict[str, Any]] = {}
     study = "lofo" if group == "family" else "loko"

@@ -72,6 +72,7 @@ _BUILTIN: dict[str, str] = {
     "emulated": "chronos.measure.emulated_backend:EmulatedBackend",
     "cupy": "chronos.measure.cupy_backend:CupyBackend",
     "replay": "chronos.measure.replay_backend:ReplayBackend",
+    "ray": "chronos.measure.ray_pool:RayPoolBackend",
 }
 _registry: dict[str, Factory] = {}
 _lock = threading.Lock()

@@ -1,0 +1,1 @@
+"""Importable test helpers (Ray workers import them by module name)."""
