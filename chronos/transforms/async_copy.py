@@ -4,7 +4,10 @@ A copy is a set of `ld.global` whose destination registers are read by nothing b
 `st.shared` stores of exactly those registers, contiguous in both spaces (a scalar pair,
 or vector accesses of matching total size 4, 8 or 16 bytes) and aligned to that size in
 both spaces (proved by the alignment analysis; the natural alignment of a scalar access is
-given; shared arrays it relies on get `.align 16`). It becomes one
+given; shared arrays it relies on get `.align 16`). Bounds-checked copies (`@%p bra` around
+the load and the store, nvcc's ragged-tile form) are if-converted first and become one
+predicated `@!%p cp.async`: when the guard fails nothing is copied, as before (no zero
+fill, which would write shared bytes the original leaves alone). It becomes one
 `cp.async.ca.shared.global` at the position of its last member, and a `cp.async.wait_all`
 goes before the block's next `bar.sync`, so every thread's copies have landed before anyone
 reads the tile. Refused for a block when anything between a copy and the barrier could
@@ -15,12 +18,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from chronos.ptx import Function, Module
+from chronos.ptx import Function, Instruction, Module, parse
 
 from .alignment import analyze, variables
 from .base import NotApplicable, Transform, TransformContext
 from .deps import Effect, access_size, block_effects, is_plain_access, vector_regs
+from .predicate import if_convert
 from .vectorize import raise_shared_alignment
+
+
+def _holds_copy(instrs: list[Instruction]) -> bool:
+    """A bounds-checked block holding a global load and a shared store (a guarded copy)."""
+    ld = any(i.opcode == "ld" and i.space == ".global" for i in instrs)
+    return ld and any(i.opcode == "st" and i.space == ".shared" for i in instrs)
 
 
 def _is_gld(e: Effect) -> bool:
@@ -30,7 +40,6 @@ def _is_gld(e: Effect) -> bool:
         and i.space == ".global"
         and e.access is not None
         and is_plain_access(i)
-        and i.guard is None
         and len(i.operands) == 2
         and i.type is not None
         and i.type[1] in "fbus"
@@ -44,7 +53,6 @@ def _is_sst(e: Effect) -> bool:
         and i.space == ".shared"
         and e.access is not None
         and is_plain_access(i)
-        and i.guard is None
         and len(i.operands) == 2
     )
 
@@ -65,6 +73,10 @@ class CpAsync(Transform):
     safety = "exact copy sets only; aligned in both spaces; nothing reads shared before the wait"
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        text = if_convert(module, fn, _holds_copy)
+        if text != module.text:  # bounds-checked copies, now predicated in one block
+            module = parse(text)
+            fn = module.entry(fn.name)
         raise_align = {
             name: 16
             for name, var in variables(module, fn).items()
@@ -99,7 +111,7 @@ class CpAsync(Transform):
                 ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
             n_total += len(plan[0])
         if not n_total:
-            raise NotApplicable(f"{self.name}: no global->shared copy before a barrier")
+            raise NotApplicable(f"{self.name}: {_why_not(fn)}")
         raise_shared_alignment(ed, module, fn, roots & set(raise_align))
         return ed.text()
 
@@ -212,6 +224,15 @@ class CpAsync(Transform):
                     return None
         members = set(lds) | set(sts)
         pos = max(members)
+        # a bounds-checked copy: every member under one predicate, which nothing redefines
+        guards = {effs[m].instr.guard for m in members}
+        if len(guards) != 1:
+            return None
+        guard = guards.pop()
+        if guard is not None:
+            pred = guard.lstrip("@!")
+            if any(pred in effs[x].writes for x in range(min(members), pos + 1)):
+                return None
         # the address registers must still hold their values at `pos`
         for i in (g0, s0):
             base = effs[i].access.base
@@ -230,8 +251,30 @@ class CpAsync(Transform):
                     return None
         gaddr = effs[g0].instr.operands[1]
         saddr = effs[s0].instr.operands[0]
-        text = f"cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize};"
+        head = f"{guard} " if guard else ""
+        text = f"{head}cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize};"
         return members, pos, text
 
 
 TRANSFORMS = [CpAsync()]
+
+
+def _why_not(fn: Function) -> str:
+    """Why no copy qualifies, in words a user can act on."""
+    instrs = fn.instructions()
+    sts = [i for i in instrs if i.opcode == "st" and i.space == ".shared"]
+    if not sts:
+        return "no st.shared in the kernel (nothing is staged through shared memory)"
+    loaded = {r for i in instrs if i.opcode == "ld" and i.space == ".global" for r in i.dests}
+    copies = [i for i in sts if set(vector_regs(i.operands[1])) <= loaded]
+    if not copies:
+        return "the shared stores hold computed values, not registers loaded from global memory"
+    sizes = sorted({access_size(i) for i in copies})
+    if all(s < 4 for s in sizes):
+        return f"the copies move {sizes} bytes; cp.async copies 4, 8 or 16 (pair them first)"
+    if not any(i.opcode == "bar" for i in instrs):
+        return "no bar.sync after the copies to wait at"
+    return (
+        "the loaded registers are also used elsewhere, or shared memory / a global store / a "
+        "fence lies between a copy and its barrier"
+    )

@@ -47,6 +47,7 @@ class TransformContext:
     read_only: frozenset[str] = frozenset()
     block: tuple[int, int, int] | None = None
     arch: str = "sm_80"
+    tolerance: tuple[float, float] = (0.0, 0.0)
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @classmethod
@@ -58,6 +59,7 @@ class TransformContext:
         read_only: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
         block: tuple[int, int, int] | None = None,
         arch: str = "sm_80",
+        tolerance: tuple[float, float] = (0.0, 0.0),
     ) -> TransformContext:
         """Build from plain mappings (the convenient form for hand-written PTX in tests)."""
         return cls(
@@ -67,6 +69,7 @@ class TransformContext:
             read_only=frozenset(read_only),
             block=tuple(int(b) for b in block) if block else None,  # type: ignore[arg-type]
             arch=arch,
+            tolerance=(float(tolerance[0]), float(tolerance[1])),
         )
 
     @classmethod
@@ -81,6 +84,7 @@ class TransformContext:
             read_only=read_only,
             block=tuple(spec.problem("full").block),
             arch=arch or spec.target,
+            tolerance=(spec.tolerance.rtol, spec.tolerance.atol),
         )
 
     def align_of(self, param: str) -> int:
@@ -118,7 +122,16 @@ class Transform:
     def run(self, module: Module, ctx: TransformContext) -> TransformResult:
         """Apply to the context's entry; never raises for an inapplicable transform."""
         if ctx.sm < self.min_sm:
-            return TransformResult(module.text, False, f"{self.name} needs sm_{self.min_sm}+")
+            return TransformResult(
+                module.text, False, f"{self.name}: needs sm_{self.min_sm}+, target is {ctx.arch}"
+            )
+        if not self.exact and not any(ctx.tolerance):
+            return TransformResult(
+                module.text,
+                False,
+                f"{self.name}: changes rounding but spec.tolerance is 0 (the kernel must stay "
+                "bit-exact)",
+            )
         try:
             fn = module.entry(ctx.entry)
         except (KeyError, ValueError) as exc:
