@@ -167,3 +167,55 @@ def test_check_catches_a_wrong_exact_transform() -> None:
     assert check(spec, broken, exact=False, size="check", seed=1) is not None
     soft = kernels.load("softmax_block_f32_b128_i4")
     assert check(soft, soft.ptx(), exact=True, size="check", seed=0) is None
+
+
+def test_transforms_kept_out_of_the_catalogue_still_verify() -> None:
+    """vec_st, vec_lds and sink_st left the catalogue (docs/transforms.md) but stay correct."""
+    from chronos.ptx import parse
+    from chronos.transforms import transform_context
+    from chronos.transforms.schedule import SINK_ST
+    from chronos.transforms.vectorize import VEC_LDS, VEC_ST
+
+    spec = kernels.load("gemm_tile_2_2_2")
+    for t in (VEC_ST, VEC_LDS, SINK_ST):
+        res = t.run(parse(spec.ptx()), transform_context(spec))
+        assert res.changed, (t.name, res.reason)
+        assert check(spec, res.ptx, exact=True) is None, t.name
+
+
+def _zero_fill_form(ptx: str) -> str:
+    """transpose's guarded copies rewritten as `tile = in_bounds ? in[..] : 0` (the store
+    after the join, the zero moved in first): the zero-fill form stencil kernels take."""
+    import re
+
+    pat = re.compile(
+        r"(\t@%p\d+ bra \t(\$L__BB0_\d+);\n)((?:.*\n)*?)"
+        r"\t(st\.shared\.f32 \t\[[^\]]*\], (%f\d+));\n\n(\2:\n)"
+    )
+
+    def move(m: re.Match[str]) -> str:
+        zero = f"\tmov.f32 \t{m.group(5)}, 0f00000000;\n"
+        return f"{zero}{m.group(1)}{m.group(3)}\n{m.group(6)}\t{m.group(4)};\n"
+
+    out, n = pat.subn(move, ptx)
+    assert n == 4
+    return out
+
+
+def test_cp_async_zero_fill_copies_verify() -> None:
+    """`mov r, 0; @p bra; ld r; join: st.shared r` becomes `selp` + cp.async with a source
+    size (4 or 0: zero fill), bit-exact on the ragged problem."""
+    from chronos.ptx import parse
+    from chronos.transforms import CATALOGUE, transform_context
+    from chronos.transforms.catalogue import ACTION_IDS
+
+    spec = kernels.load("transpose_f32_t32x8")
+    zf = _zero_fill_form(spec.ptx())
+    assert check(spec, zf, exact=True, size="check", seed=1) is None
+    res = CATALOGUE[ACTION_IDS["cp_async"]].run(parse(zf), transform_context(spec))
+    assert res.changed, res.reason
+    cps = [ln.strip() for ln in res.ptx.splitlines() if "cp.async.ca" in ln]
+    assert len(cps) == 4 and all(ln.endswith(", 4, %chr_cpsz;") for ln in cps)
+    assert res.ptx.count("selp.b32 \t%chr_cpsz, 0, 4, %p") == 4
+    for size in ("small", "check"):
+        assert check(spec, res.ptx, exact=True, size=size, seed=1) is None, size
