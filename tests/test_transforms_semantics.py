@@ -34,6 +34,9 @@ def _check(kernel_ids: list[str]) -> list[str]:
         spec = kernels.load(k)
         for i, t in enumerate(CATALOGUE):
             res = apply_action(spec, spec.ptx(), i)
+            if t.name == "split_acc":  # gemm_tile's k loop has no chain to split
+                assert not res.changed, (k, res.reason)
+                continue
             assert res.changed, (k, t.name, res.reason)
             v = verify(spec, res.ptx, exact=t.exact)
             if not v.ok:
