@@ -84,9 +84,9 @@ def test_random_sequences_keep_outputs_on_every_kernel(kernel_id: str) -> None:
     "seq",
     [
         ["vec_ld", "cp_async", "maxnreg_128", "fast_math"],
-        ["reorder_cp", "st_cg", "ld_nc", "prefetch_l2"],
+        ["reorder_cp", "vec_st", "ld_nc", "prefetch_l2"],
         ["vec_ld", "reorder_cp", "st_cs", "ld_l2_128B", "reqntid"],
-        ["cp_async", "vec_ld", "ld_na", "ld_evict_last"],
+        ["cp_async", "vec_ld", "vec_st", "ld_na", "ld_evict_last"],
     ],
 )
 @pytest.mark.parametrize("kernel_id", ["gemm_tile_4_6_8", "gemm_tile_2_2_2", "gemm_tile_6_8_4"])
@@ -173,14 +173,14 @@ def test_check_catches_a_wrong_exact_transform() -> None:
 
 
 def test_transforms_kept_out_of_the_catalogue_still_verify() -> None:
-    """vec_st, vec_lds and sink_st left the catalogue (docs/transforms.md) but stay correct."""
+    """vec_lds (now part of vec_ld) and sink_st left the catalogue but stay correct."""
     from chronos.ptx import parse
     from chronos.transforms import transform_context
     from chronos.transforms.schedule import SINK_ST
-    from chronos.transforms.vectorize import VEC_LDS, VEC_ST
+    from chronos.transforms.vectorize import VEC_LDS
 
     spec = kernels.load("gemm_tile_2_2_2")
-    for t in (VEC_ST, VEC_LDS, SINK_ST):
+    for t in (VEC_LDS, SINK_ST):
         res = t.run(parse(spec.ptx()), transform_context(spec))
         assert res.changed, (t.name, res.reason)
         assert check(spec, res.ptx, exact=True) is None, t.name

@@ -32,8 +32,8 @@ CATALOGUE: tuple[Transform, ...] = (
     *regcap.TRANSFORMS,  # 0-2   maxnreg_32/64/128
     *launch.TRANSFORMS,  # 3-4   occupancy_75, reqntid
     *cache.LDCACHE,  # 5-9   ld_nc, ld_cg, ld_cs, ld_evict_last, ld_na
-    *cache.STCACHE,  # 10-11 st_cs, st_cg
-    *vectorize.TRANSFORMS,  # 12    vec_ld
+    *cache.STCACHE,  # 10    st_cs
+    *vectorize.TRANSFORMS,  # 11-12 vec_ld, vec_st
     *schedule.TRANSFORMS,  # 13    reorder_cp
     *async_copy.TRANSFORMS,  # 14    cp_async
     *prefetch.TRANSFORMS,  # 15    prefetch_l2

@@ -139,8 +139,8 @@ def merge_accesses(
 
 
 class Vectorize(Transform):
-    """vec_ld (global and shared loads); vec_st / vec_sts / vec_lds are kept out of the
-    catalogue (see below) but work the same way."""
+    """vec_ld (global and shared loads), vec_st (global stores); vec_sts / vec_lds are kept
+    out of the catalogue (see below) but work the same way."""
 
     exact = True
 
@@ -241,10 +241,10 @@ VEC_LD = Vectorize(
     "VEC",
     "merge contiguous aligned global and shared loads (v2/v4), shared arrays .align 16",
 )
-TRANSFORMS = [VEC_LD]
 VEC_ST = Vectorize(
     "vec_st", "st", ".global", "VEC", "merge contiguous aligned global stores (v2/v4)"
 )
+TRANSFORMS = [VEC_LD, VEC_ST]
 VEC_LDS = Vectorize(
     "vec_lds",
     "ld",
@@ -260,5 +260,5 @@ VEC_STS = Vectorize(
     "merge contiguous aligned shared stores (v2/v4), shared arrays .align 16",
 )
 """Not in the catalogue: `vec_sts` changed no SASS on gemm_tile (ptxas already vectorizes
-shared stores whose layout it can see); `vec_st` and `vec_lds` applied to gemm_tile only
-(docs/transforms.md, "Replacements"). Kept for other kernel families and for tests."""
+shared stores whose layout it can see); `vec_lds` is part of `vec_ld` (docs/transforms.md,
+"Replacements"). Kept for other kernel families and for tests."""
