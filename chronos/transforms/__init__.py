@@ -1,4 +1,4 @@
-"""The action library: 20 semantics-preserving PTX transforms plus stop, masks and coverage.
+"""The action library: 20 PTX transforms (18 exact, 2 within the spec tolerance) plus stop.
 
 ```python
 from chronos.transforms import CATALOGUE, ACTION_NAMES, N_ACTIONS, STOP, apply_action, action_mask

@@ -1,6 +1,7 @@
-"""`python -m chronos.transforms coverage [--arch sm_90] [--kernels a,b]` and
-`python -m chronos.transforms show KERNEL TRANSFORM` (unified diff); `--module NAME` imports a
-module of user kernels first."""
+"""`python -m chronos.transforms coverage [--arch sm_80] [--kernels a,b] [--family f]`,
+`python -m chronos.transforms show KERNEL TRANSFORM` (unified diff, or why it is masked) and
+`python -m chronos.transforms info KERNEL` (every action's verdict on the kernel); `--module
+NAME` imports a module of user kernels first."""
 
 from __future__ import annotations
 
@@ -22,12 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     cov = sub.add_parser(
         "coverage", parents=[user], help="per-transform action coverage over the corpus"
     )
-    cov.add_argument("--arch", default="sm_90")
+    cov.add_argument("--arch", default="sm_80")
     cov.add_argument("--kernels", default=None, help="comma-separated kernel ids (default all)")
+    cov.add_argument("--family", default=None, help="comma-separated families (default all)")
+    cov.add_argument("--json", default=None, help="write the per-kernel SASS-change sets here")
     sh = sub.add_parser("show", parents=[user], help="diff of one transform on one kernel")
     sh.add_argument("kernel")
     sh.add_argument("transform")
     sh.add_argument("-U", "--context", type=int, default=3)
+    inf = sub.add_parser(
+        "info", parents=[user], help="each action's verdict on one kernel (and why)"
+    )
+    inf.add_argument("kernel")
     sub.add_parser("list", help="the catalogue")
     args = ap.parse_args(argv)
 
@@ -40,12 +47,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from .catalogue import ACTION_NAMES, CATALOGUE
-    from .coverage import coverage, format_table, show
+    from .coverage import format_families, format_table, info, measure, show
 
     if args.cmd == "coverage":
-        ids = args.kernels.split(",") if args.kernels else list(list_kernels())
-        rows = coverage([load(k) for k in ids], arch=args.arch, progress=True)
+        if args.kernels:
+            ids = args.kernels.split(",")
+        elif args.family:
+            ids = [k for f in args.family.split(",") for k in list_kernels(f)]
+        else:
+            ids = list(list_kernels())
+        cov = measure([load(k) for k in ids], arch=args.arch, progress=True)
+        rows = cov.rows
         print(format_table(rows, args.arch))
+        print()
+        print(format_families(cov, args.arch))
+        if args.json:
+            import json
+
+            with open(args.json, "w") as fh:
+                json.dump({r.name: sorted(h) for r, h in zip(rows, cov.changed, strict=True)}, fh)
         dead = [r.name for r in rows if r.changes_sass == 0]
         dups = [f"{r.name} (= {', '.join(r.duplicates)})" for r in rows if r.duplicates]
         n = len(ids)
@@ -65,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         sys.stdout.write(show(load(args.kernel), args.transform, args.context))
+        return 0
+    if args.cmd == "info":
+        sys.stdout.write(info(load(args.kernel)))
         return 0
     for i, t in enumerate(CATALOGUE):
         print(f"{i:>2} {t.name:<15} {t.group:<8} {'exact' if t.exact else 'rounding'}  {t.summary}")

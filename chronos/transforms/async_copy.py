@@ -4,7 +4,13 @@ A copy is a set of `ld.global` whose destination registers are read by nothing b
 `st.shared` stores of exactly those registers, contiguous in both spaces (a scalar pair,
 or vector accesses of matching total size 4, 8 or 16 bytes) and aligned to that size in
 both spaces (proved by the alignment analysis; the natural alignment of a scalar access is
-given; shared arrays it relies on get `.align 16`). It becomes one
+given; shared arrays it relies on get `.align 16`). Bounds-checked copies (`@%p bra` around
+the load and the store, nvcc's ragged-tile form) are if-converted first and become one
+predicated `@!%p cp.async`: when the guard fails nothing is copied, as before (no zero
+fill, which would write shared bytes the original leaves alone). The zero-fill form, where the
+register was set to 0 before the predicated load and the shared store is unconditional,
+becomes `selp` of the source size (n or 0) and one unpredicated `cp.async [s], [g], n, size`,
+which zero-fills exactly what the original stored. It becomes one
 `cp.async.ca.shared.global` at the position of its last member, and a `cp.async.wait_all`
 goes before the block's next `bar.sync`, so every thread's copies have landed before anyone
 reads the tile. Refused for a block when anything between a copy and the barrier could
@@ -15,12 +21,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from chronos.ptx import Function, Module
+from chronos.ptx import Directive, Function, Instruction, Module, parse
 
 from .alignment import analyze, variables
 from .base import NotApplicable, Transform, TransformContext
 from .deps import Effect, access_size, block_effects, is_plain_access, vector_regs
+from .predicate import if_convert
 from .vectorize import raise_shared_alignment
+
+
+def _holds_global_load(instrs: list[Instruction]) -> bool:
+    """A bounds-checked block loading global memory (a guarded copy, or the load half of a
+    zero-fill copy whose shared store follows the join); kept only if a copy results."""
+    return any(i.opcode == "ld" and i.space == ".global" for i in instrs)
 
 
 def _is_gld(e: Effect) -> bool:
@@ -30,7 +43,6 @@ def _is_gld(e: Effect) -> bool:
         and i.space == ".global"
         and e.access is not None
         and is_plain_access(i)
-        and i.guard is None
         and len(i.operands) == 2
         and i.type is not None
         and i.type[1] in "fbus"
@@ -44,7 +56,6 @@ def _is_sst(e: Effect) -> bool:
         and i.space == ".shared"
         and e.access is not None
         and is_plain_access(i)
-        and i.guard is None
         and len(i.operands) == 2
     )
 
@@ -65,6 +76,10 @@ class CpAsync(Transform):
     safety = "exact copy sets only; aligned in both spaces; nothing reads shared before the wait"
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        text = if_convert(module, fn, _holds_global_load)
+        if text != module.text:  # bounds-checked copies, now predicated in one block
+            module = parse(text)
+            fn = module.entry(fn.name)
         raise_align = {
             name: 16
             for name, var in variables(module, fn).items()
@@ -73,6 +88,7 @@ class CpAsync(Transform):
         pa = analyze(module, fn, ctx, raise_align or None)
         uses = _uses(fn)
         roots: set[str] = set()
+        zero_fill = False
         ed = module.edit()
         n_total = 0
         for block in fn.basic_blocks():
@@ -92,15 +108,22 @@ class CpAsync(Transform):
                     if m.opcode == "st":
                         roots |= set(pa.address(m).roots or ())
                     if m is at:
-                        ed.replace(m, text)
+                        *pre, last = text.split("\n")
+                        if pre:
+                            ed.insert_before(m, pre)
+                        ed.replace(m, last)
                     else:
                         ed.delete(m)
+                zero_fill |= _SIZE_REG in text
             for b in plan[1]:
                 ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
             n_total += len(plan[0])
         if not n_total:
-            raise NotApplicable(f"{self.name}: no global->shared copy before a barrier")
+            raise NotApplicable(f"{self.name}: {_why_not(fn)}")
         raise_shared_alignment(ed, module, fn, roots & set(raise_align))
+        if zero_fill:
+            last_reg = [d for d in fn.body if isinstance(d, Directive) and d.name == ".reg"][-1]
+            ed.insert_after(last_reg, [f".reg .b32 \t{_SIZE_REG};"])
         return ed.text()
 
     def _plan_block(self, effs, pa, uses, bars):
@@ -212,6 +235,24 @@ class CpAsync(Transform):
                     return None
         members = set(lds) | set(sts)
         pos = max(members)
+        # a bounds-checked copy: every member under one predicate, which nothing redefines;
+        # or the zero-fill form `mov r, 0; @p ld r, [g]; st [s], r` (the store unguarded)
+        ld_guards = {effs[i].instr.guard for i in lds}
+        st_guards = {effs[i].instr.guard for i in sts}
+        zeroed: list[int] = []
+        if len(ld_guards) != 1 or len(st_guards) != 1:
+            return None
+        guard = next(iter(ld_guards))
+        if st_guards != ld_guards:
+            if st_guards != {None} or guard is None:
+                return None
+            zeroed = _zeroing_movs(lds, loads, effs)
+            if zeroed is None:
+                return None
+        if guard is not None:
+            pred = guard.lstrip("@!")
+            if any(pred in effs[x].writes for x in range(min(members), pos + 1)):
+                return None
         # the address registers must still hold their values at `pos`
         for i in (g0, s0):
             base = effs[i].access.base
@@ -230,8 +271,64 @@ class CpAsync(Transform):
                     return None
         gaddr = effs[g0].instr.operands[1]
         saddr = effs[s0].instr.operands[0]
-        text = f"cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize};"
+        if zeroed:
+            # src-size 0 copies nothing and zero-fills, exactly what the mov of 0 stored
+            pred = guard.lstrip("@!")
+            on, off = (0, gsize) if guard.startswith("@!") else (gsize, 0)
+            text = (
+                f"selp.b32 \t{_SIZE_REG}, {on}, {off}, {pred};\n"
+                f"cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize}, {_SIZE_REG};"
+            )
+            return members | set(zeroed), pos, text
+        head = f"{guard} " if guard else ""
+        text = f"{head}cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize};"
         return members, pos, text
 
 
+_SIZE_REG = "%chr_cpsz"
+_ZERO = frozenset({"0", "0x0", "0f00000000", "0d0000000000000000", "0x00000000"})
+
+
+def _zeroing_movs(lds, loads, effs) -> list[int] | None:
+    """For each register a predicated load fills, the unguarded `mov r, 0` it overwrites
+    (its last writer before the load, in this block); None unless every one has one."""
+    out = []
+    for i in lds:
+        for r in loads[i]:
+            j = next((x for x in range(i - 1, -1, -1) if r in effs[x].writes), None)
+            if j is None:
+                return None
+            ins = effs[j].instr
+            if (
+                ins.opcode != "mov"
+                or ins.guard is not None
+                or len(ins.operands) != 2
+                or ins.operands[1].strip().lower() not in _ZERO
+            ):
+                return None
+            out.append(j)
+    return out
+
+
 TRANSFORMS = [CpAsync()]
+
+
+def _why_not(fn: Function) -> str:
+    """Why no copy qualifies, in words a user can act on."""
+    instrs = fn.instructions()
+    sts = [i for i in instrs if i.opcode == "st" and i.space == ".shared"]
+    if not sts:
+        return "no st.shared in the kernel (nothing is staged through shared memory)"
+    loaded = {r for i in instrs if i.opcode == "ld" and i.space == ".global" for r in i.dests}
+    copies = [i for i in sts if set(vector_regs(i.operands[1])) <= loaded]
+    if not copies:
+        return "the shared stores hold computed values, not registers loaded from global memory"
+    sizes = sorted({access_size(i) for i in copies})
+    if all(s < 4 for s in sizes):
+        return f"the copies move {sizes} bytes; cp.async copies 4, 8 or 16 (pair them first)"
+    if not any(i.opcode == "bar" for i in instrs):
+        return "no bar.sync after the copies to wait at"
+    return (
+        "the loaded registers are also used elsewhere, or shared memory / a global store / a "
+        "fence lies between a copy and its barrier"
+    )

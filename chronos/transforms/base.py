@@ -49,6 +49,7 @@ class TransformContext:
     block: tuple[int, int, int] | None = None
     arch: str = "sm_80"
     blocks: tuple[tuple[int, int, int], ...] = ()
+    tolerance: tuple[float, float] = (0.0, 0.0)
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @classmethod
@@ -61,6 +62,7 @@ class TransformContext:
         block: tuple[int, int, int] | None = None,
         arch: str = "sm_80",
         blocks: Sequence[Sequence[int]] = (),
+        tolerance: tuple[float, float] = (0.0, 0.0),
     ) -> TransformContext:
         """Build from plain mappings (the convenient form for hand-written PTX in tests)."""
         return cls(
@@ -71,6 +73,7 @@ class TransformContext:
             read_only=frozenset(read_only),
             block=tuple(int(b) for b in block) if block else None,  # type: ignore[arg-type]
             arch=arch,
+            tolerance=(float(tolerance[0]), float(tolerance[1])),
         )
 
     @classmethod
@@ -86,6 +89,7 @@ class TransformContext:
             block=tuple(spec.problem("full").block),
             arch=arch or spec.target,
             blocks=[tuple(p.block) for p in spec.problems.values()],
+            tolerance=(spec.tolerance.rtol, spec.tolerance.atol),
         )
 
     def align_of(self, param: str) -> int:
@@ -123,7 +127,16 @@ class Transform:
     def run(self, module: Module, ctx: TransformContext) -> TransformResult:
         """Apply to the context's entry; never raises for an inapplicable transform."""
         if ctx.sm < self.min_sm:
-            return TransformResult(module.text, False, f"{self.name} needs sm_{self.min_sm}+")
+            return TransformResult(
+                module.text, False, f"{self.name}: needs sm_{self.min_sm}+, target is {ctx.arch}"
+            )
+        if not self.exact and not any(ctx.tolerance):
+            return TransformResult(
+                module.text,
+                False,
+                f"{self.name}: changes rounding but spec.tolerance is 0 (the kernel must stay "
+                "bit-exact)",
+            )
         try:
             fn = module.entry(ctx.entry)
         except (KeyError, ValueError) as exc:

@@ -42,8 +42,55 @@ class _Qualify(Transform):
                 ed.replace(instr, with_modifier(instr, self.mod, self.where).render())
                 n += 1
         if not n:
-            raise NotApplicable(f"{self.name}: no eligible {self.opcode}.global")
+            raise NotApplicable(f"{self.name}: {self.why_not(module, fn, ctx)}")
         return ed.text()
+
+    def why_not(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        """Why no access qualifies, in words a user can act on."""
+        kind = f"{self.opcode}.global"
+        accesses = [
+            i for i in fn.instructions() if i.opcode == self.opcode and i.space == ".global"
+        ]
+        if not accesses:
+            other = "atomics" if any(i.opcode in ("atom", "red") for i in fn.instructions()) else ""
+            return f"no {kind} in the kernel" + (f" (it writes through {other})" if other else "")
+        plain = [i for i in accesses if _plain_global(i, self.opcode)]
+        if not plain:
+            return f"every {kind} is volatile or ordered"
+        quals = sorted(
+            {q for i in plain for q in i.modifiers if q.startswith((".L1::", ".L2::"))}
+            | {c for i in plain if (c := cache_op(i))}
+            | ({".nc"} if any(".nc" in i.modifiers for i in plain) else set())
+        )
+        return f"every {kind} already carries a qualifier ({', '.join(quals) or 'none'})"
+
+
+def _read_only_reason(module: Module, fn: Function, ctx: TransformContext) -> str:
+    """Why no load qualifies for a read-only path: the contract or the provenance."""
+    if not ctx.read_only:
+        return "spec.read_only is empty (no buffer is declared unwritten by the launch)"
+    pa = analyze(module, fn, ctx)
+    loads = [i for i in fn.instructions() if _plain_global(i, "ld")]
+    if not loads:
+        return "no plain ld.global in the kernel"
+    roots: set[str] = set()
+    unknown = 0
+    for i in loads:
+        r = pa.address(i).roots
+        if r is None:
+            unknown += 1
+        else:
+            roots |= set(r)
+    ro = ", ".join(sorted(ctx.read_only))
+    if unknown == len(loads):
+        return (
+            f"no load's address provably derives from a read-only pointer parameter "
+            f"({ro}): provenance unknown for all {unknown}"
+        )
+    return (
+        f"loads read {', '.join(sorted(roots - ctx.read_only)) or 'nothing'} besides "
+        f"the read-only {ro} (spec.read_only), or already carry a cache qualifier"
+    )
 
 
 class LdNc(_Qualify):
@@ -61,6 +108,9 @@ class LdNc(_Qualify):
             return False
         roots = analyze(module, fn, ctx).address(instr).roots
         return bool(roots) and roots <= ctx.read_only  # type: ignore[operator]
+
+    def why_not(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        return _read_only_reason(module, fn, ctx)
 
 
 class LdCg(_Qualify):
@@ -98,6 +148,28 @@ class LdEvictLast(_Qualify):
         roots = analyze(module, fn, ctx).address(instr).roots
         return bool(roots) and roots <= ctx.read_only  # type: ignore[operator]
 
+    def why_not(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        return _read_only_reason(module, fn, ctx)
+
+
+class LdNoAllocate(_Qualify):
+    """Streaming reads that must not displace L1 lines others reuse (`.L1::no_allocate`)."""
+
+    name = "ld_na"
+    group = "LDCACHE"
+    exclusive = True
+    mod = ".L1::no_allocate"
+    min_sm = 70
+    summary = "global loads that do not allocate in L1 (.L1::no_allocate)"
+    safety = "an allocation hint, no value change; the .cop form excludes it, hence LDCACHE"
+
+    def eligible(
+        self, instr: Instruction, module: Module, fn: Function, ctx: TransformContext
+    ) -> bool:
+        return super().eligible(instr, module, fn, ctx) and not any(
+            m.startswith(".L1::") for m in instr.modifiers
+        )
+
 
 class StCs(_Qualify):
     name = "st_cs"
@@ -108,23 +180,19 @@ class StCs(_Qualify):
     summary = "streaming global stores (.cs, evict first)"
 
 
-class StCg(_Qualify):
-    name = "st_cg"
-    group = "STCACHE"
-    exclusive = True
-    opcode = "st"
-    mod = ".cg"
-    summary = "global stores cached in L2 only (.cg)"
+class LdL2Prefetch(_Qualify):
+    """`.L2::<size>B`: how much L2 fetches from DRAM around each global load's sector."""
 
-
-class LdL2Prefetch256(_Qualify):
-    name = "ld_l2_256B"
     group = "PREFETCH"
     exclusive = True
-    mod = ".L2::256B"
     where = "before_vec"
     min_sm = 75
-    summary = "ask L2 to fetch 256-byte sectors on global loads (.L2::256B)"
+
+    def __init__(self, size: int):
+        self.size = size
+        self.mod = f".L2::{size}B"
+        self.name = f"ld_l2_{size}B"
+        self.summary = f"ask L2 to fetch {size}-byte blocks on global loads (.L2::{size}B)"
 
     def eligible(
         self, instr: Instruction, module: Module, fn: Function, ctx: TransformContext
@@ -134,5 +202,7 @@ class LdL2Prefetch256(_Qualify):
         )
 
 
-LDCACHE = [LdNc(), LdCg(), LdCs(), LdEvictLast()]
-STCACHE = [StCs(), StCg()]
+LDCACHE = [LdNc(), LdCg(), LdCs(), LdEvictLast(), LdNoAllocate()]
+STCACHE = [StCs()]
+"""`st_cg` left the catalogue for `vec_st` (docs/transforms.md): on sm_80 stores are
+write-through to L2 already, and `st_cs` keeps the store-hint slot."""

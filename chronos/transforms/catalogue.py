@@ -15,20 +15,32 @@ import numpy as np
 from chronos.caching import BoundedCache
 from chronos.ptx import Module, parse, ptx_sha256
 
-from . import async_copy, cache, launch, prefetch, regcap, schedule, vectorize
+from . import (
+    accumulate,
+    async_copy,
+    cache,
+    fastmath,
+    launch,
+    prefetch,
+    regcap,
+    schedule,
+    vectorize,
+)
 from .base import Transform, TransformContext, TransformResult
 
 CATALOGUE: tuple[Transform, ...] = (
-    *regcap.TRANSFORMS,  # 0-3   maxnreg_32/64/128/255
-    *launch.TRANSFORMS,  # 4-5   occupancy_75, reqntid
-    *cache.LDCACHE,  # 6-9   ld_nc, ld_cg, ld_cs, ld_evict_last
-    *cache.STCACHE,  # 10-11 st_cs, st_cg
-    *vectorize.TRANSFORMS,  # 12-13 vec_ld, vec_st
-    vectorize.VEC_LDS,  # 14    vec_lds
-    *schedule.TRANSFORMS,  # 15-16 reorder_cp, sink_st
-    *async_copy.TRANSFORMS,  # 17    cp_async
-    *prefetch.TRANSFORMS,  # 18    prefetch_l2
-    cache.LdL2Prefetch256(),  # 19    ld_l2_256B
+    *regcap.TRANSFORMS,  # 0-2   maxnreg_32/64/128
+    *launch.TRANSFORMS,  # 3-4   occupancy_75, reqntid
+    *cache.LDCACHE,  # 5-9   ld_nc, ld_cg, ld_cs, ld_evict_last, ld_na
+    *cache.STCACHE,  # 10    st_cs
+    *vectorize.TRANSFORMS,  # 11-12 vec_ld, vec_st
+    *schedule.TRANSFORMS,  # 13    reorder_cp
+    *async_copy.TRANSFORMS,  # 14    cp_async
+    *prefetch.TRANSFORMS,  # 15    prefetch_l2
+    cache.LdL2Prefetch(256),  # 16    ld_l2_256B
+    cache.LdL2Prefetch(128),  # 17    ld_l2_128B
+    *fastmath.TRANSFORMS,  # 18    fast_math (rounding)
+    *accumulate.TRANSFORMS,  # 19    split_acc (rounding)
 )
 STOP: int = len(CATALOGUE)
 N_ACTIONS: int = STOP + 1

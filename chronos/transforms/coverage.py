@@ -33,8 +33,22 @@ class Row:
     duplicates: tuple[str, ...] = ()
 
 
-def coverage(specs: list[Any], arch: str = "sm_90", progress: bool = False) -> list[Row]:
+def coverage(specs: list[Any], arch: str = "sm_80", progress: bool = False) -> list[Row]:
     """One Row per transform over `specs` (ptxas runs in parallel and is cached)."""
+    return measure(specs, arch, progress).rows
+
+
+@dataclass
+class Coverage:
+    """The rows, and per action the ids of the kernels whose SASS it changes."""
+
+    rows: list[Row]
+    changed: list[set[str]]
+    families: dict[str, str]
+
+
+def measure(specs: list[Any], arch: str = "sm_80", progress: bool = False) -> Coverage:
+    """Rows plus the per-kernel SASS-change matrix (what the per-family table reads)."""
     base_ptx = [s.ptx() for s in specs]
     results = [
         [apply_action(s, p, i) for s, p in zip(specs, base_ptx, strict=True)]
@@ -54,8 +68,10 @@ def coverage(specs: list[Any], arch: str = "sm_90", progress: bool = False) -> l
         for per in results
     ]
     rows = []
+    changed: list[set[str]] = []
     for i, (t, per) in enumerate(zip(CATALOGUE, results, strict=True)):
         app = ptx = sass = rej = 0
+        hit: set[str] = set()
         dr: list[int] = []
         ds: list[int] = []
         for s, p, r in zip(specs, base_ptx, per, strict=True):
@@ -68,7 +84,9 @@ def coverage(specs: list[Any], arch: str = "sm_90", progress: bool = False) -> l
                 rej += 1
                 continue
             e = s.entry
-            sass += a0.text_sha256[e] != a1.text_sha256[e]
+            if a0.text_sha256[e] != a1.text_sha256[e]:
+                sass += 1
+                hit.add(s.id)
             dr.append(a1.resources[e].registers - a0.resources[e].registers)
             ds.append(a1.sass_instructions[e] - a0.sass_instructions[e])
         dups = tuple(
@@ -91,7 +109,8 @@ def coverage(specs: list[Any], arch: str = "sm_90", progress: bool = False) -> l
                 dups,
             )  # fmt: skip
         )
-    return rows
+        changed.append(hit)
+    return Coverage(rows, changed, {s.id: s.family for s in specs})
 
 
 def _duplicates(mine: dict[str, str], other: dict[str, str]) -> bool:
@@ -122,6 +141,54 @@ def format_table(rows: list[Row], arch: str) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class FamilyRow:
+    """Per family: kernels, actions changing SASS on some variant, mean per kernel."""
+
+    family: str
+    kernels: int
+    live_actions: tuple[str, ...]
+    mean_per_kernel: float
+
+
+def per_family(cov: Coverage) -> list[FamilyRow]:
+    """How many actions change SASS on some kernel of each family, and on an average one."""
+    out = []
+    for fam in sorted(set(cov.families.values())):
+        ids = {k for k, f in cov.families.items() if f == fam}
+        live = tuple(r.name for r, hit in zip(cov.rows, cov.changed, strict=True) if hit & ids)
+        per_kernel = [sum(k in hit for hit in cov.changed) for k in ids]
+        out.append(FamilyRow(fam, len(ids), live, _mean(per_kernel)))
+    return out
+
+
+def format_families(cov: Coverage, arch: str, exclude: tuple[str, ...] = ("gemm_tile",)) -> str:
+    """The per-family table: a row per family, a column per action (kernels it changes)."""
+    fams = per_family(cov)
+    names = [r.name for r in cov.rows]
+    head = f"{'family':<11} {'kern':>4} {'live':>4} {'mean':>5}  " + " ".join(
+        f"{i:>2}" for i in range(len(names))
+    )
+    lines = [f"SASS-changing actions per family, {arch} (cell: kernels changed)", head]
+    lines.append("-" * len(head))
+    for f in fams:
+        ids = {k for k, fam in cov.families.items() if fam == f.family}
+        cells = " ".join(f"{len(hit & ids):>2}" for hit in cov.changed)
+        lines.append(
+            f"{f.family:<11} {f.kernels:>4} {len(f.live_actions):>4} {f.mean_per_kernel:>5.1f}  "
+            + cells
+        )
+    rest = [k for k, fam in cov.families.items() if fam not in exclude]
+    if rest:
+        mean = _mean([sum(k in hit for hit in cov.changed) for k in rest])
+        lines.append(
+            f"mean SASS-changing actions per kernel outside {', '.join(exclude)}: "
+            f"{mean:.2f} over {len(rest)} kernels"
+        )
+    lines.append("actions: " + ", ".join(f"{i} {n}" for i, n in enumerate(names)))
+    return "\n".join(lines)
+
+
 def show(spec: Any, action: int | str, context: int = 3) -> str:
     """A unified diff of the kernel's PTX before and after one action, with the reason."""
     a = action_id(action)
@@ -135,3 +202,15 @@ def show(spec: Any, action: int | str, context: int = 3) -> str:
         n=context,
     )
     return f"# {res.reason}\n" + "".join(diff)
+
+
+def info(spec: Any) -> str:
+    """Every action's verdict on the kernel at its initial state: applies, or why not."""
+    base = spec.ptx()
+    lines = [f"# {spec.id} ({spec.family}), {spec.target}"]
+    for i, t in enumerate(CATALOGUE):
+        res = apply_action(spec, base, i)
+        verdict = "applies" if res.changed else "masked "
+        kind = "exact" if t.exact else "rounding"
+        lines.append(f"{i:>2} {t.name:<15} {t.group:<8} {kind:<8} {verdict}  {res.reason}")
+    return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ class PrefetchL2(Transform):
                 if not (is_global_load(ins) and is_plain_access(ins) and e.access is not None):
                     continue
                 key = (e.access.base, e.access.version)
-                if key in seen or ins.guard is not None or not key[0].startswith("%"):
+                if key in seen or not key[0].startswith("%"):
                     continue
                 seen.add(key)
                 # lowest offset loaded from this definition of the base register
@@ -48,8 +48,14 @@ class PrefetchL2(Transform):
                     and (x.access.base, x.access.version) == key
                 ]
                 addr = _render_addr(e.access.base, min(offs))
-                line = f"prefetch.global.L2 \t{addr};"
-                defn = _definition_before(effs, i, e.access.base)
+                if ins.guard is None:
+                    line = f"prefetch.global.L2 \t{addr};"
+                    defn = _definition_before(effs, i, e.access.base)
+                else:
+                    # a bounds-checked load: prefetch only what it would load, under its own
+                    # predicate, once both the address and the predicate exist
+                    line = f"{ins.guard} prefetch.global.L2 \t{addr};"
+                    defn = _latest_definition(effs, i, [e.access.base, ins.guard.lstrip("@!")])
                 if defn is None:
                     ed.insert_before(ins, [line])
                 else:
@@ -63,6 +69,16 @@ class PrefetchL2(Transform):
 def _render_addr(base: str, off: int) -> str:
     """nvcc's spelling: `[%rd1]`, `[%rd1+8]`, `[%rd1+-4]` (ptxas rejects `[%rd1-4]`)."""
     return Address(base, off).render()
+
+
+def _latest_definition(effs: list, i: int, regs: list[str]) -> Instruction | None:
+    """The last instruction before index i defining any of `regs` when it is unguarded (after
+    it all of them hold their values at i); None when there is none or it is guarded."""
+    for j in range(i - 1, -1, -1):
+        if set(regs) & effs[j].writes:
+            ins = effs[j].instr
+            return ins if ins.guard is None else None
+    return None
 
 
 def _definition_before(effs: list, i: int, reg: str) -> Instruction | None:

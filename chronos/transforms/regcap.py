@@ -34,4 +34,6 @@ class MaxNReg(Transform):
         return entry_directive_lines(module, fn, [f".maxnreg {self.n}"])
 
 
-TRANSFORMS = [MaxNReg(32), MaxNReg(64), MaxNReg(128), MaxNReg(255)]
+TRANSFORMS = [MaxNReg(32), MaxNReg(64), MaxNReg(128)]
+"""`maxnreg_255` left the catalogue: 255 is ptxas's own limit, and the slot went to
+`ld_l2_128B`, which changes SASS on every family (docs/transforms.md)."""

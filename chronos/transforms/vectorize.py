@@ -20,7 +20,7 @@ from chronos.ptx import Editor, Function, Instruction, Module, type_bytes
 
 from .alignment import PointerAnalysis, analyze, variables
 from .base import NotApplicable, Transform, TransformContext
-from .deps import Effect, block_effects, conflict, is_plain_access
+from .deps import Effect, access_size, block_effects, conflict, is_plain_access
 
 _REG = re.compile(r"^%[\w$.]+$")
 _ALIGN = re.compile(r"\.align\s+(\d+)")
@@ -139,27 +139,35 @@ def merge_accesses(
 
 
 class Vectorize(Transform):
-    """vec_ld / vec_st (global) and vec_lds / vec_sts (shared)."""
+    """vec_ld (global and shared loads), vec_st (global stores); vec_sts / vec_lds are kept
+    out of the catalogue (see below) but work the same way."""
 
     exact = True
 
-    def __init__(self, name: str, opcode: str, space: str, group: str, summary: str):
-        self.name, self.opcode, self.space, self.group = name, opcode, space, group
+    def __init__(
+        self, name: str, opcode: str, spaces: str | tuple[str, ...], group: str, summary: str
+    ):
+        self.name, self.opcode, self.group = name, opcode, group
+        self.spaces = (spaces,) if isinstance(spaces, str) else tuple(spaces)
         self.summary = summary
         self.safety = "alignment proven by the congruence analysis + the alignment contract"
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
         raise_align: dict[str, int] = {}
-        if self.space == ".shared":
+        if ".shared" in self.spaces:
             for name, var in variables(module, fn).items():
                 if var.space == ".shared" and not var.extern and var.align < 16:
                     raise_align[name] = 16
         pa = analyze(module, fn, ctx, raise_align or None)
-        merges, roots = merge_accesses(module, fn, pa, self.opcode, self.space)
+        merges: list[tuple[list[Instruction], Instruction]] = []
+        roots: set[str] = set()
+        for space in self.spaces:
+            m, r = merge_accesses(module, fn, pa, self.opcode, space)
+            merges += m
+            if space == ".shared":
+                roots |= r
         if not merges:
-            raise NotApplicable(
-                f"{self.name}: no contiguous {self.opcode}{self.space} run provably aligned"
-            )
+            raise NotApplicable(f"{self.name}: {_why_not(fn, pa, self.opcode, self.spaces)}")
         ed = module.edit()
         for group, new in merges:
             *members, at = group
@@ -170,6 +178,47 @@ class Vectorize(Transform):
                     ed.delete(m)
         raise_shared_alignment(ed, module, fn, roots & set(raise_align))
         return ed.text()
+
+
+def _why_not(fn: Function, pa: PointerAnalysis, opcode: str, spaces: tuple[str, ...]) -> str:
+    """The first precondition that failed, in words a user can act on."""
+    scalars = [i for i in fn.instructions() if i.opcode == opcode and i.space in spaces]
+    if not scalars:
+        return f"no {opcode}{'/'.join(spaces)} in the kernel"
+    if all(i.vector_width > 1 for i in scalars):
+        return f"every {opcode}{'/'.join(spaces)} is already a vector access"
+    for block in fn.basic_blocks():
+        effs = block_effects(block, pa)
+        by_base: dict[tuple, list[Effect]] = defaultdict(list)
+        for e in effs:
+            sp = e.instr.space or ""
+            if sp in spaces and _candidate(e.instr, opcode, sp) and e.access is not None:
+                by_base[(e.access.base, e.access.version)].append(e)
+        for (base, _), group in by_base.items():
+            offs = sorted(e.access.offset for e in group)  # type: ignore[union-attr]
+            size = access_size(group[0].instr)
+            if any(b - a == size for a, b in zip(offs, offs[1:], strict=False)):
+                first = min(group, key=lambda e: e.access.offset)  # type: ignore[union-attr]
+                align = pa.alignment(first.instr)
+                roots = sorted(pa.address(first.instr).roots or ())
+                if align >= 2 * size:
+                    return (
+                        f"adjacent accesses off {base} cannot move together (a fence, an "
+                        "aliasing access or a register dependence lies between them)"
+                    )
+                contract = ", ".join(
+                    f"{r} alignment {pa.ctx.align_of(r)}" for r in roots if r in pa.params
+                )
+                return (
+                    f"pointer {contract or 'of unknown origin'} (spec.alignment): adjacent "
+                    f"accesses off {base} start only {align}-byte aligned < {2 * size} for "
+                    "a v2 (the index arithmetic or spec.divisibility fixes no more low bits)"
+                )
+    guarded = sum(1 for i in scalars if i.guard is not None)
+    return (
+        f"no two accesses of one thread are adjacent ({len(scalars)} scalar, {guarded} "
+        "predicated): threads access consecutive addresses (coalesced), not each a run"
+    )
 
 
 def raise_shared_alignment(ed: Editor, module: Module, fn: Function, names: set[str]) -> None:
@@ -185,10 +234,17 @@ def raise_shared_alignment(ed: Editor, module: Module, fn: Function, names: set[
         ed.replace(stmt, text)
 
 
-TRANSFORMS = [
-    Vectorize("vec_ld", "ld", ".global", "VEC", "merge contiguous aligned global loads (v2/v4)"),
-    Vectorize("vec_st", "st", ".global", "VEC", "merge contiguous aligned global stores (v2/v4)"),
-]
+VEC_LD = Vectorize(
+    "vec_ld",
+    "ld",
+    (".global", ".shared"),
+    "VEC",
+    "merge contiguous aligned global and shared loads (v2/v4), shared arrays .align 16",
+)
+VEC_ST = Vectorize(
+    "vec_st", "st", ".global", "VEC", "merge contiguous aligned global stores (v2/v4)"
+)
+TRANSFORMS = [VEC_LD, VEC_ST]
 VEC_LDS = Vectorize(
     "vec_lds",
     "ld",
@@ -203,5 +259,6 @@ VEC_STS = Vectorize(
     "SMEM",
     "merge contiguous aligned shared stores (v2/v4), shared arrays .align 16",
 )
-"""Not in the catalogue: measured to change no SASS on the corpus (ptxas already vectorizes
-shared stores whose layout it can see). Kept for other kernel families and for tests."""
+"""Not in the catalogue: `vec_sts` changed no SASS on gemm_tile (ptxas already vectorizes
+shared stores whose layout it can see); `vec_lds` is part of `vec_ld` (docs/transforms.md,
+"Replacements"). Kept for other kernel families and for tests."""

@@ -1,0 +1,114 @@
+"""The full semantic sweep of the action catalogue, in the CPU emulator.
+
+    python benchmarks/transforms_semantics.py [--family reduce,softmax] [--kernels a,b]
+        [--seeds 0,1] [--sequences 2] [--max-len 6] [--workers 2]
+
+For every kernel: every transform alone, then `--sequences` seeded random mask-respecting
+episodes of up to `--max-len` actions, each verified on every problem of
+`chronos.transforms.semantics.SIZES` the spec defines ("small" and the ragged "check") and on
+every seed: exact transforms bit for bit against the UNTRANSFORMED kernel's outputs,
+rounding-changing ones against the reference within spec.tolerance. Prints the failures, the
+counts per family and the time (backend: the CPU emulator). Exit status 1 on any failure.
+The sampled version is tests/test_transforms_semantics.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import zlib
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+import kernels
+
+
+def random_episode(spec: object, rng: np.random.Generator, max_len: int) -> list[int]:
+    """Up to `max_len` mask-respecting actions drawn at random (an agent ignoring rewards)."""
+    from chronos.transforms import STOP, action_mask, apply_action
+
+    ptx, applied = spec.ptx(), []  # type: ignore[attr-defined]
+    for _ in range(max_len):
+        legal = [int(a) for a in np.flatnonzero(action_mask(spec, ptx, applied)) if a != STOP]
+        if not legal:
+            break
+        a = int(rng.choice(legal))
+        ptx = apply_action(spec, ptx, a).ptx
+        applied.append(a)
+    return applied
+
+
+def sweep_kernel(args: tuple[str, tuple[int, ...], int, int]) -> tuple[str, int, list[str]]:
+    """(kernel, checks run, failures) for one kernel."""
+    from chronos.transforms import CATALOGUE, apply_action, apply_sequence
+    from chronos.transforms.semantics import check, sizes_of
+
+    kernel_id, seeds, sequences, max_len = args
+    spec = kernels.load(kernel_id)
+    cases: list[tuple[str, str, bool]] = []
+    for i, t in enumerate(CATALOGUE):
+        res = apply_action(spec, spec.ptx(), i)
+        if res.changed:
+            cases.append((t.name, res.ptx, t.exact))
+    rng = np.random.default_rng([2026, zlib.crc32(kernel_id.encode())])
+    for _ in range(sequences):
+        applied = random_episode(spec, rng, max_len)
+        if applied:
+            names = "+".join(CATALOGUE[a].name for a in applied)
+            exact = all(CATALOGUE[a].exact for a in applied)
+            cases.append((names, apply_sequence(spec, spec.ptx(), applied), exact))
+    fails, n = [], 0
+    for name, ptx, exact in cases:
+        for size in sizes_of(spec):
+            for seed in seeds:
+                n += 1
+                err = check(spec, ptx, exact, size=size, seed=seed)
+                if err:
+                    fails.append(f"{kernel_id} [{name}] {size} seed {seed}: {err[:300]}")
+    return kernel_id, n, fails
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--family", default=None, help="comma-separated families (default all)")
+    ap.add_argument("--kernels", default=None, help="comma-separated kernel ids")
+    ap.add_argument("--seeds", default="0,1", help="input seeds, comma-separated")
+    ap.add_argument("--sequences", type=int, default=2, help="random episodes per kernel")
+    ap.add_argument("--max-len", type=int, default=6, help="longest random episode")
+    ap.add_argument("--workers", type=int, default=2, help="processes")
+    args = ap.parse_args()
+    if args.kernels:
+        ids = args.kernels.split(",")
+    elif args.family:
+        ids = [k for f in args.family.split(",") for k in kernels.list_kernels(f)]
+    else:
+        ids = kernels.list_kernels()
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    t0 = time.perf_counter()
+    checks: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    fails: list[str] = []
+    jobs = [(k, seeds, args.sequences, args.max_len) for k in ids]
+    with ProcessPoolExecutor(args.workers) as pool:
+        for kernel_id, n, bad in pool.map(sweep_kernel, jobs):
+            fam = kernels.load(kernel_id).family
+            checks[fam] += n
+            failed[fam] += len(bad)
+            fails += bad
+            print(f"{kernel_id:<45} {n:>4} checks {len(bad):>3} failed", flush=True)
+    for f in fails:
+        print("FAIL", f)
+    print(f"\n{'family':<12} {'checks':>7} {'failed':>7}   (backend: emulated, CPU)")
+    for fam in sorted(checks):
+        print(f"{fam:<12} {checks[fam]:>7} {failed[fam]:>7}")
+    total = sum(checks.values())
+    print(
+        f"{len(ids)} kernels, {total} checks, {len(fails)} failed, {time.perf_counter() - t0:.0f} s"
+    )
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
