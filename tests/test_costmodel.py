@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,7 @@ def _bench() -> Any:
     mod_spec = importlib.util.spec_from_file_location("bench_costmodel", path)
     assert mod_spec and mod_spec.loader
     mod = importlib.util.module_from_spec(mod_spec)
+    sys.modules[mod_spec.name] = mod
     mod_spec.loader.exec_module(mod)
     return mod
 
