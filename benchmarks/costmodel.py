@@ -295,7 +295,10 @@ def vector(arch: str) -> None:
 
 def greedy(n: int, workers: int, arch: str) -> None:
     tiles = kernels.list_kernels("gemm_tile")
-    ids = tiles[:: max(1, len(tiles) // n)][:n]
+    step = max(1, len(tiles) // n)
+    # every step-th tile, shifted by one more each time so the sample covers every
+    # position of the tile shape's last parameter, not just the first
+    ids = [tiles[(i * step + i % step) % len(tiles)] for i in range(min(n, len(tiles)))]
     t0 = time.perf_counter()
     res = _map(_greedy_kernel, ids, workers, arch)
     print(
