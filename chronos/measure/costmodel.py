@@ -301,6 +301,14 @@ def _simulate_caches(
     warm = _warm_shares(sector, l2pri, room, footprint_bytes)
     served_l1 = l1_w
     served_l2 = np.where(is_st, 1.0, (1.0 - served_l1) * np.where(reuse, 1.0, warm))
+    if wide.any():
+        # One access fetches each chunk once: the chunk's first sector pays for it, the
+        # others of the same access hit.
+        group = (order << 24) ^ (sector // chunk)
+        first = np.zeros(len(sector), bool)
+        first[np.unique(group, return_index=True)[1]] = True
+        mates = wide & ~first & ~is_st
+        served_l2 = np.where(mates, 1.0 - served_l1, served_l2)
     served_dram = np.where(is_st, 0.0, 1.0 - served_l1 - served_l2)
     n = n_ops
     demand = ~is_pf
