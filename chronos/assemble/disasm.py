@@ -8,7 +8,8 @@ disassembler, because nvdisasm costs 0.3-1.5 s per call against a 0.5 s budget p
 * From Volta (sm_70) on, an instruction is two little-endian 64-bit words. The low 12 bits of
   the first word are the opcode (with its operand form); `opcodes.py` names them, a table read
   off `nvdisasm -hex` over the corpus (`python benchmarks/sass_opcodes.py` regenerates it). An
-  opcode missing from it is named by one nvdisasm run over that cubin (exact, just slower).
+  opcode missing from it is named by one nvdisasm run over that cubin (exact, just slower;
+  without nvdisasm it stays `UNKNOWN` and is costed as an integer ALU instruction).
 * Bits 105-125 of the instruction (bits 41-61 of the second word) are the control codes
   (Jia et al., "Dissecting the NVIDIA Volta GPU Architecture via Microbenchmarking", 2018,
   §2.1): stall cycles (4 bits), yield (1), the write and read scoreboard a variable-latency
@@ -312,7 +313,11 @@ def sass_function(cubin: bytes, function: str, arch: str) -> list[SassInstructio
     words = words[:n]
     if any(_name(arch, w0) is None for w0, _ in words):
         fam = _family(arch)
-        for rows in nvdisasm_listing(cubin).values():
+        try:
+            listing = nvdisasm_listing(cubin)
+        except (FileNotFoundError, subprocess.SubprocessError):
+            listing = {}  # no nvdisasm: unknown opcodes stay UNKNOWN (costed as integer ALU)
+        for rows in listing.values():
             for _, txt, w0, _ in rows:
                 _learned[f"{fam}:{opcode_key(w0):03x}"] = mnemonic(txt)
     lines = _line_map(cubin, function)
