@@ -285,7 +285,10 @@ _learned: dict[str, str] = {}
 
 
 def _family(arch: str) -> str:
-    return "sm_9" if int(re.sub(r"\D", "", arch)[:2]) >= 90 else "sm_8"
+    """Encoding family of the opcode table: sm_80-sm_89 and sm_90-sm_99 share encodings;
+    any other arch is its own family (the table has none of it, nvdisasm names them)."""
+    n = int(re.sub(r"\D", "", arch))
+    return "sm_8" if 80 <= n < 90 else "sm_9" if 90 <= n < 100 else f"sm_{n}"
 
 
 def _name(arch: str, word0: int) -> str | None:
