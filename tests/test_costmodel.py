@@ -121,6 +121,14 @@ def test_control_bits() -> None:
     )
 
 
+def test_opcode_table_families() -> None:
+    from chronos.assemble.disasm import _family
+
+    assert _family("sm_80") == _family("sm_89") == "sm_8"
+    assert _family("sm_90a") == "sm_9"
+    assert _family("sm_100") == "sm_100" and _family("sm_75") == "sm_75"
+
+
 def test_cache_policies_from_qualifiers() -> None:
     assert policy("ld.global.f32 %f1, [%rd1];", "ld.global").l1_allocate
     cg = policy("ld.global.cg.f32 %f1, [%rd1];", "ld.global")
