@@ -58,18 +58,22 @@ def resolve_backend(name: str) -> tuple[str, str]:
 
 def emulated_phases(spec) -> dict[str, float]:
     """Cold phase times of one emulated measurement (seconds), the same steps as
-    EmulatedBackend.report: ptxas, PTX decode, emulation + verification, cost model."""
+    EmulatedBackend.report: ptxas (with line info) and the SASS decode, PTX decode, emulation
+    + verification, cost model."""
     from chronos.assemble import assemble, cache_clear
+    from chronos.assemble.disasm import sass_function, with_line_info
     from chronos.emulate import verify
     from chronos.emulate.decode import cache_clear as decode_cache_clear
     from chronos.emulate.decode import decode
     from chronos.measure.costmodel import estimate
+    from chronos.measure.emulated_backend import _footprint
 
     ptx = spec.ptx()
     cache_clear()
     decode_cache_clear()
     t0 = time.perf_counter()
-    asm = assemble(ptx, "sm_90")
+    asm = assemble(with_line_info(ptx), "sm_90", extra_args=("-lineinfo",))
+    sass = sass_function(asm.cubin, spec.entry, "sm_90")
     t1 = time.perf_counter()
     decode(ptx, spec.entry)
     t2 = time.perf_counter()
@@ -81,13 +85,14 @@ def emulated_phases(spec) -> dict[str, float]:
     estimate(
         run.program,
         run.trace,
+        sass,
         run.block[0] * run.block[1] * run.block[2],
         arch="sm_90",
         registers=res.registers,
-        spill_store_bytes=res.spill_stores,
-        spill_load_bytes=res.spill_loads,
         shared_bytes=res.shared_bytes + full.dynamic_shared_bytes,
         total_blocks=full.grid[0] * full.grid[1] * full.grid[2],
+        footprint_bytes=float(_footprint(spec, full)),
+        emulated_footprint_bytes=float(_footprint(spec, spec.problem("small"))),
     )
     t4 = time.perf_counter()
     return {

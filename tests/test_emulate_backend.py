@@ -10,7 +10,6 @@ import pytest
 import kernels
 from chronos.arch import arch_profile, occupancy
 from chronos.emulate import emulate, run_kernel
-from chronos.measure.costmodel import estimate
 from chronos.measure.emulated_backend import BACKEND, DEVICE, EmulatedBackend
 from chronos.measure.registry import BackendBase, create_backend
 from chronos.transforms import ACTION_NAMES, apply_action
@@ -90,14 +89,18 @@ def test_cost_model_directions(backend: EmulatedBackend, spec: kernels.KernelSpe
         assert rep.valid, (name, rep.error)
         assert rep.bit_exact, name
     est = {k: r.cost.estimate for k, r in reports.items() if r.cost}
-    assert est["vec_ld"] < 0.8 * est["base"]
-    assert est["reorder"] < 0.8 * est["base"]
+    assert est["vec_ld"] < 0.85 * est["base"]
+    assert est["reorder"] < 0.95 * est["base"]
     assert reports["maxnreg_32"].spills and not reports["base"].spills
-    assert est["maxnreg_32"] > est["base"]
+    assert est["maxnreg_32"] > 1.2 * est["base"]
+    # The counts are SASS instructions per warp: four LDG.E become one LDG.E.128, and the
+    # spills are real local loads and stores.
     vec_counts = reports["vec_ld"].cost.counts  # type: ignore[union-attr]
     base_counts = reports["base"].cost.counts  # type: ignore[union-attr]
-    assert vec_counts["ld.global.b128"] * 4 == base_counts["ld.global.b32"]
-    assert "ld.global.b32" not in vec_counts
+    assert vec_counts["ld.global"] * 4 == pytest.approx(base_counts["ld.global"])
+    spill_counts = reports["maxnreg_32"].cost.counts  # type: ignore[union-attr]
+    assert spill_counts["ld.local"] > 0 and spill_counts["st.local"] > 0
+    assert "ld.local" not in base_counts
 
 
 @pytest.mark.requires_ptxas
@@ -217,21 +220,36 @@ def test_shared_bank_conflicts_in_the_trace(stride: int, waves: int) -> None:
     assert int(trace.mem[ld].wavefronts[0]) == waves
     st = next(s for s, pc in enumerate(trace.pcs) if "st.global" in res.program.ops[pc].text)
     assert int(trace.mem[st].sectors[0]) == 4 and int(trace.mem[st].lines[0]) == 1
-    cost = estimate(res.program, trace, 32, "sm_90")
-    assert cost.counts["ld.shared.b32"] == 1 and cost.counts["st.global.b32"] == 1
+    # the cost model's L1/L2 simulation gets the 4 distinct sectors of the store, in order
+    assert [(s, len(codes)) for s, codes in trace.sectors] == [(st, 4)]
 
 
 def test_trace_counts_by_class_per_warp() -> None:
     spec = kernels.load("gemm_tile_2_2_2")
     run = emulate(spec, trace=True)
     assert run.trace is not None
-    cost = estimate(run.program, run.trace, 64, "sm_90")
+    classes = [
+        f"{op.cls}.b{op.mem.bytes * 8}" if op.mem is not None else op.cls for op in run.program.ops
+    ]
+    counts = {k: v / run.trace.n_warps for k, v in run.trace.counts(classes).items()}
     prob = spec.problem("small")
     k_steps = prob.sizes["K"] // 16
     # per thread and K step: 2x2 A and 2x2 B elements copied, 16 k's x (2 + 2) shared loads
-    assert cost.counts["ld.global.b32"] == 8 * k_steps
-    assert cost.counts["st.shared.b32"] == 8 * k_steps
-    assert cost.counts["ld.shared.b32"] == 64 * k_steps
-    assert cost.counts["fma"] == 64 * k_steps
-    assert cost.counts["barrier"] == 2 * k_steps
-    assert cost.bound == "latency" and cost.estimate == cost.critical_path > 0
+    assert counts["ld.global.b32"] == 8 * k_steps
+    assert counts["st.shared.b32"] == 8 * k_steps
+    assert counts["ld.shared.b32"] == 64 * k_steps
+    assert counts["fma"] == 64 * k_steps
+    assert counts["barrier"] == 2 * k_steps
+
+
+@requires_ptxas
+def test_sass_counts_follow_the_trace_through_line_info(backend: EmulatedBackend) -> None:
+    """Each FFMA runs as often as its PTX fma line, whatever ptxas unrolled: per warp, the
+    SASS FFMAs add up to the PTX's dynamic fma count."""
+    spec = kernels.load("gemm_tile_2_2_2")
+    rep = backend.report(spec, spec.ptx())
+    assert rep.valid and rep.cost is not None
+    k_steps = spec.problem("small").sizes["K"] // 16
+    assert rep.cost.counts["fp32"] == pytest.approx(64 * k_steps)
+    assert rep.cost.counts["barrier"] == pytest.approx(2 * k_steps)
+    assert rep.cost.estimate > rep.cost.latency > 0

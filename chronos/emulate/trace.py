@@ -3,7 +3,8 @@
 The executor appends one entry per executed step (a static instruction run by some set of
 threads). Memory instructions add per-warp transaction counts computed from the actual
 addresses: 128-byte lines and 32-byte sectors for global and local memory, wavefronts (bank
-conflicts included) for shared memory. The cost model replays this trace per warp.
+conflicts included) for shared memory. Global accesses also keep the 32-byte sectors each
+warp touched (`sectors`), in execution order, for the cost model's L1/L2 simulation.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Trace:
         self._masks: list[np.ndarray | None] = []
         self.mem: dict[int, MemStats] = {}
         self._pattern: dict[tuple[int, str, int], tuple[int, np.ndarray, np.ndarray, MemStats]] = {}
+        self.sectors: list[tuple[int, np.ndarray]] = []
+        """(step, unique `warp << 40 | sector` codes) of each global access, in order."""
 
     def __len__(self) -> int:
         return len(self.pcs)
@@ -49,6 +52,10 @@ class Trace:
         if len(addr) == 0:
             return
         a = addr.astype(np.int64)
+        if space == ".global":
+            # Accesses are naturally aligned and at most 16 bytes: one sector per lane.
+            codes = (threads.astype(np.int64) >> 5 << 40) | (a >> 5)
+            self.sectors.append((len(self.pcs) - 1, np.unique(codes)))
         # Loops repeat an access pattern shifted by a multiple of 128 bytes: same transactions.
         key = (self.pcs[-1], space, size)
         hit = self._pattern.get(key)

@@ -1,9 +1,10 @@
 """The `emulated` measurement backend: ptxas figures + CPU emulation + the cost model.
 
-For a GPU-less machine. Each measurement assembles the PTX with ptxas (registers, spills,
-SASS count), runs it in the emulator on the kernel's small problem and verifies the outputs,
-then turns the dynamic trace into a cycle estimate (chronos.measure.costmodel). The result is
-always labelled an estimate: `estimate=True`, `backend="emulated"`,
+For a GPU-less machine. Each measurement assembles the PTX with ptxas (with `-lineinfo` and a
+`.loc` per instruction, which leaves the SASS unchanged: registers, spills, the SASS and its
+PTX lines), runs it in the emulator on the kernel's small problem and verifies the outputs,
+then turns the SASS and the dynamic trace into a cycle estimate (chronos.measure.costmodel).
+The result is always labelled an estimate: `estimate=True`, `backend="emulated"`,
 `device="cpu-emulator (estimate)"`. A kernel that ptxas rejects, that faults, that the
 emulator does not support or whose outputs differ yields an invalid Measurement whose `error`
 says why; only a missing ptxas (a setup problem) raises.
@@ -11,11 +12,16 @@ says why; only a missing ptxas (a setup problem) raises.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from chronos.arch import arch_profile
 from chronos.assemble import ptxas_version_for
+from chronos.assemble.disasm import SassInstruction, sass_function, with_line_info
+from chronos.caching import BoundedCache
 from chronos.emulate.executor import DEFAULT_MAX_STEPS
 from chronos.emulate.verify import VerifyResult, compare, verify
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate, estimate
@@ -26,6 +32,14 @@ from kernels.spec import spec_fingerprint
 
 BACKEND = "emulated"
 DEVICE = "cpu-emulator (estimate)"
+
+_sass_cache: BoundedCache[list[SassInstruction]] = BoundedCache(1024, name="sass")
+"""Decoded SASS per distinct (cubin, function, arch): the cubin carries the PTX lines."""
+
+
+def _sass(cubin: bytes, function: str, arch: str) -> list[SassInstruction]:
+    key = (hashlib.sha256(cubin).hexdigest(), function, arch)
+    return _sass_cache.get(key, lambda: sass_function(cubin, function, arch))
 
 
 @dataclass
@@ -41,6 +55,15 @@ class EmulatedReport:
     verify: VerifyResult | None = None
     cost: CostEstimate | None = None
     bit_exact: bool | None = None
+
+
+def _footprint(spec: Any, problem: Any) -> int:
+    """Bytes of the kernel's buffers in `problem` (what DRAM must deliver at least once)."""
+    return sum(
+        int(np.prod(problem.shapes[b.name])) * np.dtype(b.dtype).itemsize
+        for b in spec.buffers
+        if b.name in problem.shapes
+    )
 
 
 class EmulatedBackend(BackendBase):
@@ -92,7 +115,7 @@ class EmulatedBackend(BackendBase):
 
         sha = ptx_sha256(ptx)
         try:
-            asm = assemble(ptx, self.arch)
+            asm = assemble(with_line_info(ptx), self.arch, extra_args=("-lineinfo",))
         except PtxasError as exc:
             return EmulatedReport(sha, False, f"ptxas rejected the PTX: {exc}")
         res = asm.resources.get(spec.entry)
@@ -135,16 +158,19 @@ class EmulatedBackend(BackendBase):
         shared = res.shared_bytes if res else None
         if shared is not None:
             shared += occ_problem.dynamic_shared_bytes
+        footprint = _footprint(spec, occ_problem)
+        emulated_footprint = _footprint(spec, spec.problem(self.size))
         cost = estimate(
             run.program,
             run.trace,
+            _sass(asm.cubin, spec.entry, self.arch),
             threads,
             arch=self.arch,
             registers=regs or 0,
-            spill_store_bytes=res.spill_stores if res else 0,
-            spill_load_bytes=res.spill_loads if res else 0,
             shared_bytes=shared,
             total_blocks=gx * gy * gz,
+            footprint_bytes=float(footprint),
+            emulated_footprint_bytes=float(emulated_footprint),
         )
         base.valid = True
         base.cost = cost
