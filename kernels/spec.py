@@ -431,7 +431,7 @@ def validate(spec: KernelSpec) -> None:
                 errors.append(f"pointer param {p.name} has type {p.ptx_type}, expected 64-bit")
             if p.buffer in pointers.values():
                 other = next(k for k, v in pointers.items() if v == p.buffer)
-                # The memory transforms (vec_ld/vec_st, sink_st, cp_async, ld_nc) reorder and
+                # The memory transforms (vec_ld/vec_st, reorder_cp, cp_async, ld_nc) reorder and
                 # merge accesses of distinct pointer parameters: they assume no aliasing.
                 errors.append(
                     f"params {other} and {p.name} both pass buffer {p.buffer!r}: aliasing "

@@ -57,7 +57,7 @@ def _sample() -> list[str]:
     return out
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_line_info_leaves_the_sass_unchanged(arch: str) -> None:
     for kid in _sample():
@@ -68,7 +68,7 @@ def test_line_info_leaves_the_sass_unchanged(arch: str) -> None:
         assert lined.resources == plain.resources, kid
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_every_sass_instruction_names_an_instruction_line() -> None:
     spec = kernels.load("gemm_tile_4_6_8")
     ptx = spec.ptx()
@@ -88,7 +88,7 @@ def test_with_line_info_rejects_ptx_without_address_size() -> None:
         with_line_info(".version 8.0\n.target sm_80\n")
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 @requires_nvdisasm
 def test_decoder_agrees_with_nvdisasm() -> None:
     """Opcode names, control bits and PTX lines read from the bytes match nvdisasm's."""
@@ -149,7 +149,7 @@ def backend() -> EmulatedBackend:
     return EmulatedBackend(arch="sm_89")
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_l1_bypass_costs_when_loads_reuse_sectors(backend: EmulatedBackend) -> None:
     """gemm_tile_4_6_8's four scalar loads per row reuse each other's sectors in L1; `.cg`
     sends them to L2, which costs; the vectorized kernel has no such reuse to lose."""
@@ -163,7 +163,7 @@ def test_l1_bypass_costs_when_loads_reuse_sectors(backend: EmulatedBackend) -> N
     assert a.l1_hit_rate > 0.5 and b.l1_hit_rate < 0.2
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_fewer_resident_warps_cost(backend: EmulatedBackend) -> None:
     """Same SASS and trace, fewer blocks per SM (more registers): more waves, a longer span."""
     spec = kernels.load("elementwise_saxpy_256_4")
@@ -209,7 +209,7 @@ def _bench() -> Any:
     return mod
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_memory_bound_vectorization_gains_little(backend: EmulatedBackend, tmp_path: Path) -> None:
     """A DRAM-bound vector add: vec_ld + vec_st quarter its memory instructions (the old
     model gave exactly 4x), but the bytes DRAM must deliver, which bound it, stay the same."""
@@ -229,7 +229,7 @@ def test_memory_bound_vectorization_gains_little(backend: EmulatedBackend, tmp_p
     assert 0.0 <= a.cost.estimate / b.cost.estimate - 1.0 < 0.25
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_l2_fetch_granularity_moves_a_streaming_kernel(backend: EmulatedBackend) -> None:
     """matvec_row streams a footprint far larger than L2: `L2::256B` fetches 256-byte chunks
     whose other sectors are evicted before the thread comes back to them (more DRAM bytes);
@@ -247,7 +247,7 @@ def test_l2_fetch_granularity_moves_a_streaming_kernel(backend: EmulatedBackend)
     assert c.dram_bytes_per_warp == d.dram_bytes_per_warp == 0.0
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_estimate_is_deterministic_and_labelled(backend: EmulatedBackend) -> None:
     spec = kernels.load("gemm_tile_2_2_2")
     a = backend.measure(spec, spec.ptx())

@@ -242,7 +242,7 @@ def test_trace_counts_by_class_per_warp() -> None:
     assert counts["barrier"] == 2 * k_steps
 
 
-@requires_ptxas
+@pytest.mark.requires_ptxas
 def test_sass_counts_follow_the_trace_through_line_info(backend: EmulatedBackend) -> None:
     """Each FFMA runs as often as its PTX fma line, whatever ptxas unrolled: per warp, the
     SASS FFMAs add up to the PTX's dynamic fma count."""

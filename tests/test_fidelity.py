@@ -19,7 +19,7 @@ from chronos.ptx import ptx_sha256
 from chronos.transforms import apply_action
 
 KERNEL = "gemm_tile_2_2_2"
-CANDIDATES = ("vec_ld", "maxnreg_32", "reorder_cp", "vec_st", "vec_lds", "cp_async", "ld_cg")
+CANDIDATES = ("vec_ld", "maxnreg_32", "reorder_cp", "vec_st", "ld_na", "cp_async", "ld_cg")
 ARCH = "sm_89"
 
 
