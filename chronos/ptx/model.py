@@ -274,7 +274,8 @@ class Function:
         return decls
 
     def basic_blocks(self) -> list[BasicBlock]:
-        """Split the body at labels and after branches/returns; link fall-through and targets."""
+        """Split the body at labels, nested-scope braces and after branches/returns; link
+        fall-through and targets."""
         blocks: list[BasicBlock] = []
         cur = BasicBlock(None, [])
         for s in self.body:
@@ -282,6 +283,12 @@ class Function:
                 if cur.instructions or cur.label is not None:
                     blocks.append(cur)
                 cur = BasicBlock(s.name, [])
+            elif isinstance(s, Brace):
+                # A nested `{ }` scope (inline asm declares registers like `low` in one):
+                # nothing may move across its edges, so it bounds blocks as a label does.
+                if cur.instructions or cur.label is not None:
+                    blocks.append(cur)
+                    cur = BasicBlock(None, [])
             elif isinstance(s, Instruction):
                 cur.instructions.append(s)
                 if s.opcode in ("bra", "ret", "exit", "trap", "brx"):
