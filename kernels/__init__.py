@@ -8,6 +8,7 @@ from modules named on the command line with `import_modules` (see docs/kernels.m
 """
 
 from kernels.spec import (
+    BFLOAT16,
     BufferSpec,
     KernelSpec,
     KernelSpecError,
@@ -15,6 +16,8 @@ from kernels.spec import (
     Problem,
     Tolerance,
     UnknownKernelError,
+    bfloat16_from_float,
+    bfloat16_to_float,
     builtin_families,
     import_modules,
     list_families,
@@ -25,11 +28,13 @@ from kernels.spec import (
     register,
     registry_generation,
     spec_fingerprint,
+    storage_dtype,
     unregister,
     validate,
 )
 
 __all__ = [
+    "BFLOAT16",
     "BufferSpec",
     "KernelSpec",
     "KernelSpecError",
@@ -48,5 +53,8 @@ __all__ = [
     "registry_generation",
     "spec_fingerprint",
     "unregister",
+    "bfloat16_from_float",
+    "bfloat16_to_float",
+    "storage_dtype",
     "validate",
 ]

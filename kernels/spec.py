@@ -68,13 +68,44 @@ class Param:
     buffer: str | None = None
 
 
+BFLOAT16 = "bfloat16"
+"""The one dtype name numpy lacks: stored as its uint16 bit patterns, compared as floats."""
+
+
+def storage_dtype(name: str) -> np.dtype:
+    """The numpy dtype a buffer of dtype `name` is held in (bfloat16: its uint16 bits)."""
+    return np.dtype(np.uint16) if name == BFLOAT16 else np.dtype(name)
+
+
+def bfloat16_from_float(x: np.ndarray) -> np.ndarray:
+    """float32 values -> bfloat16 bit patterns, rounded to nearest even (NaN stays NaN)."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    rounded = (u + (((u >> 16) & 1) + 0x7FFF)) >> 16
+    nan = np.isnan(np.asarray(x, np.float32))
+    return np.where(nan, (u >> 16) | 0x40, rounded).astype(np.uint16)
+
+
+def bfloat16_to_float(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns -> float32 values (exact)."""
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
 @dataclass(frozen=True)
 class BufferSpec:
-    """A device array the kernel reads (`in`), writes (`out`) or both (`inout`)."""
+    """A device array the kernel reads (`in`), writes (`out`) or both (`inout`).
+
+    `dtype` is a numpy dtype name, or "bfloat16": such arrays hold uint16 bit patterns
+    (`bfloat16_from_float`), and verification compares them as floats within the tolerance.
+    """
 
     name: str
     dtype: str
     role: BufferRole
+
+    @property
+    def storage(self) -> np.dtype:
+        """The numpy dtype of this buffer's arrays."""
+        return storage_dtype(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -141,9 +172,11 @@ def _default_inputs(spec: KernelSpec, problem: Problem, rng: np.random.Generator
     for b in spec.buffers:
         if b.role == "out":
             continue
-        dt = np.dtype(b.dtype)
+        dt = b.storage
         shape = problem.shapes[b.name]
-        if dt.kind == "f":
+        if b.dtype == BFLOAT16:
+            out[b.name] = bfloat16_from_float(rng.uniform(-1.0, 1.0, size=shape))
+        elif dt.kind == "f":
             out[b.name] = rng.uniform(-1.0, 1.0, size=shape).astype(dt)
         elif dt.kind in "iu":
             out[b.name] = rng.integers(0, 16, size=shape).astype(dt)
@@ -280,6 +313,11 @@ class KernelSpec:
         """Names of the buffers the kernel writes (roles out and inout)."""
         return tuple(b.name for b in self.buffers if b.role != "in")
 
+    @property
+    def bfloat16_buffers(self) -> frozenset[str]:
+        """Names of the bfloat16 buffers (verification reads their bits as floats)."""
+        return frozenset(b.name for b in self.buffers if b.dtype == BFLOAT16)
+
     def problem(self, size: SizeName | str = "full") -> Problem:
         """The "full" problem is for GPU timing, the "small" one for the CPU emulator."""
         try:
@@ -301,7 +339,7 @@ class KernelSpec:
         for b in self.buffers:
             shape = tuple(problem.shapes[b.name])
             if b.role == "out":
-                out[b.name] = np.zeros(shape, np.dtype(b.dtype))
+                out[b.name] = np.zeros(shape, b.storage)
                 continue
             if b.name not in made:
                 raise KernelSpecError(f"{self.id}: inputs_fn did not make buffer {b.name!r}")
@@ -328,7 +366,7 @@ class KernelSpec:
     ) -> np.ndarray:
         """Wrong shapes or dtypes from a user function surface here, not as a GPU fault."""
         arr = np.asarray(arr)
-        if arr.shape != shape or arr.dtype != np.dtype(b.dtype):
+        if arr.shape != shape or arr.dtype != b.storage:
             raise KernelSpecError(
                 f"{self.id}: {who} gave {b.name} {arr.dtype}{list(arr.shape)}, "
                 f"expected {b.dtype}{list(shape)}"
@@ -419,7 +457,7 @@ def validate(spec: KernelSpec) -> None:
         if b.role not in ("in", "out", "inout"):
             errors.append(f"buffer {b.name}: role {b.role!r} not in/out/inout")
         try:
-            np.dtype(b.dtype)
+            storage_dtype(b.dtype)
         except TypeError:
             errors.append(f"buffer {b.name}: unknown dtype {b.dtype!r}")
     pointers: dict[str, str] = {}

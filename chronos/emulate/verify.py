@@ -8,7 +8,7 @@ reason, never exceptions: the caller is deciding whether a step is valid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from chronos.emulate.errors import (
 from chronos.emulate.executor import DEFAULT_MAX_STEPS
 from chronos.emulate.launch import RunResult, emulate
 from chronos.ptx import PtxParseError
+from kernels.spec import bfloat16_to_float
 
 
 @dataclass
@@ -57,14 +58,20 @@ def compare(
     exact: bool,
     rtol: float = 0.0,
     atol: float = 0.0,
+    bfloat16: Collection[str] = (),
 ) -> tuple[int, float, str | None]:
-    """(mismatching elements, max abs error, message naming the first mismatch)."""
+    """(mismatching elements, max abs error, message naming the first mismatch).
+
+    Arrays named in `bfloat16` hold bfloat16 bit patterns: compared bit for bit when
+    `exact`, else as the float32 values they encode."""
     total = 0
     worst = 0.0
     message = None
     for name, ref in reference.items():
         got = np.asarray(outputs[name])
         ref = np.asarray(ref)
+        if name in bfloat16 and not exact:
+            got, ref = bfloat16_to_float(got), bfloat16_to_float(ref)
         if got.shape != ref.shape:
             return got.size or 1, float("inf"), f"{name}: shape {got.shape} != {ref.shape}"
         if exact:
@@ -137,7 +144,7 @@ def verify(
         return _failure("parse", exc)
     tol = spec.tolerance
     mismatches, worst, message = compare(
-        run.outputs, reference, exact, float(tol.rtol), float(tol.atol)
+        run.outputs, reference, exact, float(tol.rtol), float(tol.atol), spec.bfloat16_buffers
     )
     if mismatches:
         return VerifyResult(False, worst, mismatches, message, "mismatch", run)

@@ -303,6 +303,7 @@ class CupyBackend(BackendBase):
             "exact": self.exact,
             "rtol": float(tol.rtol),
             "atol": float(tol.atol),
+            "bfloat16": sorted(spec.bfloat16_buffers),
             "repeats": self.repeats,
             "warmup": self.warmup,
         }

@@ -270,7 +270,14 @@ class CupyHarness:
                 got = {n: cp.asnumpy(bufs[n], stream=self.stream) for n in outs}
                 self.stream.synchronize()
                 verdicts.append(
-                    _compare(got, reference, req.get("exact"), req["rtol"], req["atol"])
+                    _compare(
+                        got,
+                        reference,
+                        req.get("exact"),
+                        req["rtol"],
+                        req["atol"],
+                        req.get("bfloat16", ()),
+                    )
                 )
             phases["verify"] = time.perf_counter() - t1
             for label, v in zip(("plain", "instrumented"), verdicts, strict=True):
@@ -385,6 +392,7 @@ def _compare(
     exact: bool | None,
     rtol: float,
     atol: float,
+    bfloat16: Any = (),
 ) -> dict[str, Any]:
     """Bit-exact first; with exact=None a bit mismatch may still pass within tolerance."""
     from chronos.emulate.verify import compare
@@ -394,7 +402,7 @@ def _compare(
         return {"ok": True, "bit_exact": True, "max_abs_err": err, "message": None}
     if exact is True:
         return {"ok": False, "bit_exact": False, "max_abs_err": err, "message": msg}
-    n, err, msg = compare(got, reference, False, rtol, atol)
+    n, err, msg = compare(got, reference, False, rtol, atol, frozenset(bfloat16))
     return {"ok": n == 0, "bit_exact": False, "max_abs_err": err, "message": msg, "mismatches": n}
 
 

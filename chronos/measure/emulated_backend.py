@@ -60,7 +60,7 @@ class EmulatedReport:
 def _footprint(spec: Any, problem: Any) -> int:
     """Bytes of the kernel's buffers in `problem` (what DRAM must deliver at least once)."""
     return sum(
-        int(np.prod(problem.shapes[b.name])) * np.dtype(b.dtype).itemsize
+        int(np.prod(problem.shapes[b.name])) * b.storage.itemsize
         for b in spec.buffers
         if b.name in problem.shapes
     )
@@ -141,7 +141,9 @@ class EmulatedBackend(BackendBase):
             inputs = spec.make_inputs(problem, self.seed)
             ref = spec.reference(problem, inputs)
             tol = spec.tolerance
-            n, _, _ = compare(v.run.outputs, ref, False, float(tol.rtol), float(tol.atol))
+            n, _, _ = compare(
+                v.run.outputs, ref, False, float(tol.rtol), float(tol.atol), spec.bfloat16_buffers
+            )
             if n == 0:
                 v = VerifyResult(True, v.max_abs_err, 0, None, "ok", v.run)
         if not v.ok or v.run is None:
