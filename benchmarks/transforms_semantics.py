@@ -1,7 +1,7 @@
 """The full semantic sweep of the action catalogue, in the CPU emulator.
 
     python benchmarks/transforms_semantics.py [--family reduce,softmax] [--kernels a,b]
-        [--seeds 0,1] [--sequences 2] [--max-len 6] [--workers 2]
+        [--seeds 0,1] [--sequences 2] [--max-len 6] [--workers 2] [--module mykernels]
 
 For every kernel: every transform alone, then `--sequences` seeded random mask-respecting
 episodes of up to `--max-len` actions, each verified on every problem of
@@ -9,7 +9,8 @@ episodes of up to `--max-len` actions, each verified on every problem of
 every seed: exact transforms bit for bit against the UNTRANSFORMED kernel's outputs,
 rounding-changing ones against the reference within spec.tolerance. Prints the failures, the
 counts per family and the time (backend: the CPU emulator). Exit status 1 on any failure.
-The sampled version is tests/test_transforms_semantics.py.
+The sampled version is tests/test_transforms_semantics.py. `--module` sweeps your own
+kernels too (the module registers them; `--family` then names your family).
 """
 
 from __future__ import annotations
@@ -78,7 +79,19 @@ def main() -> int:
     ap.add_argument("--sequences", type=int, default=2, help="random episodes per kernel")
     ap.add_argument("--max-len", type=int, default=6, help="longest random episode")
     ap.add_argument("--workers", type=int, default=2, help="processes")
+    ap.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="import this module first (it registers user kernels); repeatable",
+    )
     args = ap.parse_args()
+    if args.module:
+        try:
+            kernels.import_modules(args.module)
+        except kernels.KernelSpecError as exc:
+            ap.error(str(exc))
     if args.kernels:
         ids = args.kernels.split(",")
     elif args.family:
