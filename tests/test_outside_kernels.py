@@ -2,8 +2,9 @@
 semantics, alone and in random mask-respecting sequences, on two sizes and two seeds.
 
 No transform was written against these kernels (CSR SpMV, a shared-tile convolution, a
-warp-shuffle scan, a bf16 GELU, a 3-D stencil); they check that legality is proven from the
-spec's contract and the PTX, not from the corpus's shapes.
+warp-shuffle scan, a bf16 GELU, a 3-D stencil, a float64 sum through dynamic shared memory,
+a mangled template transpose; PTX with -lineinfo's .loc lines); they check that legality is
+proven from the spec's contract and the PTX, not from the corpus's shapes.
 """
 
 from __future__ import annotations

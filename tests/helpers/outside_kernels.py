@@ -300,7 +300,95 @@ ST3 = KernelSpec(
     tolerance=Tolerance(1e-5, 1e-5),
 )
 
-SPECS = (SPMV, CONV, SCAN, GELU, ST3)
+
+# dsum: a double-precision sum through dynamic shared memory, a barrier inside the loop
+def dsum_prob(name: str, n: int, grid: int) -> Problem:
+    return Problem(
+        name=name,
+        sizes={"n": n},
+        grid=(grid, 1, 1),
+        block=(128, 1, 1),
+        scalars={"dsum_param_2": n},
+        shapes={"x": (n,), "out": (grid,)},
+        dynamic_shared_bytes=128 * 8,
+    )
+
+
+def dsum_ref(problem: Problem, inp: dict) -> dict:
+    """Block b's thread 0 adds its grid-stride chunks in order (zeros past n)."""
+    x, grid = inp["x"], problem.grid[0]
+    out = np.zeros(grid)
+    for b in range(grid):
+        acc = 0.0
+        for base in range(b * 128, len(x), grid * 128):
+            for v in x[base : base + 128]:
+                acc += v
+        out[b] = acc
+    return {"out": out}
+
+
+DSUM = KernelSpec(
+    id="outside_dsum",
+    family=FAM,
+    entry="dsum",
+    ptx_path=PTX,
+    params=(
+        P("dsum", 0, ".u64", "buffer", "x"),
+        P("dsum", 1, ".u64", "buffer", "out"),
+        P("dsum", 2, ".u32", "scalar"),
+    ),
+    buffers=(BufferSpec("x", "float64", "in"), BufferSpec("out", "float64", "out")),
+    problems={
+        "full": dsum_prob("full", 1 << 22, 512),
+        "small": dsum_prob("small", 600, 3),
+        "check": dsum_prob("check", 901, 2),
+    },
+    reference_fn=dsum_ref,
+    inputs_fn=None,
+    alignment={"dsum_param_0": 256, "dsum_param_1": 256},
+    tolerance=Tolerance(1e-12, 1e-12),
+)
+
+
+# transpose_ldg<float>: a C++ template (mangled entry), __ldg loads, 32x8 threads per tile
+TR = "_Z13transpose_ldgIfEvPKT_PS0_ii"
+
+
+def tr_prob(name: str, w: int, h: int) -> Problem:
+    return Problem(
+        name=name,
+        sizes={"w": w, "h": h},
+        grid=(-(-w // 32), -(-h // 32), 1),
+        block=(32, 8, 1),
+        scalars={f"{TR}_param_2": w, f"{TR}_param_3": h},
+        shapes={"in": (h, w), "out": (w, h)},
+    )
+
+
+TRANSPOSE = KernelSpec(
+    id="outside_transpose_ldg",
+    family=FAM,
+    entry=TR,
+    ptx_path=PTX,
+    params=(
+        P(TR, 0, ".u64", "buffer", "in"),
+        P(TR, 1, ".u64", "buffer", "out"),
+        P(TR, 2, ".u32", "scalar"),
+        P(TR, 3, ".u32", "scalar"),
+    ),
+    buffers=(BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
+    problems={
+        "full": tr_prob("full", 4096, 4096),
+        "small": tr_prob("small", 70, 45),
+        "check": tr_prob("check", 33, 97),
+    },
+    reference_fn=lambda problem, inp: {"out": np.ascontiguousarray(inp["in"].T)},
+    inputs_fn=None,
+    alignment={f"{TR}_param_0": 256, f"{TR}_param_1": 256},
+    tolerance=Tolerance(0.0, 0.0),
+)
+
+SPECS = (SPMV, CONV, SCAN, GELU, ST3, DSUM, TRANSPOSE)
 
 
 @contextlib.contextmanager

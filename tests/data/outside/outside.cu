@@ -1,7 +1,9 @@
 // Kernels from outside the corpus, written the way people write them (textbook CSR SpMV,
 // a shared-tile 1-D convolution with halo, a warp-shuffle block scan, a bf16 GELU, a 3-D
-// 7-point stencil). tests/test_outside_kernels.py holds every transform to their semantics.
-// Regenerate: nvcc -ptx -arch=sm_80 -O3 outside.cu -o outside.ptx
+// 7-point stencil, a double-precision sum through dynamic shared memory, a templated
+// (mangled) __ldg transpose). tests/test_outside_kernels.py holds every transform to their
+// semantics. Compiled with -lineinfo, so the PTX carries .file/.loc directives too:
+//   nvcc -ptx -arch=sm_80 -O3 -lineinfo outside.cu -o outside.ptx
 
 #include <cuda_bf16.h>
 
@@ -90,3 +92,37 @@ extern "C" __global__ void stencil3d(const float* __restrict__ in, float* __rest
                                         in[i - sxy] + in[i + sxy]);
     }
 }
+
+// dynamic shared memory tiled sum with a loop containing __syncthreads; double precision
+extern "C" __global__ void dsum(const double* x, double* out, int n)
+{
+    extern __shared__ double buf[];
+    double acc = 0.0;
+    for (int base = blockIdx.x * blockDim.x; base < n; base += gridDim.x * blockDim.x) {
+        int i = base + threadIdx.x;
+        buf[threadIdx.x] = i < n ? x[i] : 0.0;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int k = 0; k < blockDim.x; ++k) acc += buf[k];
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = acc;
+}
+
+// templated (mangled) transpose with __ldg, 2-D grid, 32x8 tiles
+template <typename T>
+__global__ void transpose_ldg(const T* __restrict__ in, T* __restrict__ out, int w, int h)
+{
+    __shared__ T tile[32][33];
+    int x = blockIdx.x * 32 + threadIdx.x;
+    int y = blockIdx.y * 32 + threadIdx.y;
+    for (int j = 0; j < 32; j += 8)
+        if (x < w && y + j < h) tile[threadIdx.y + j][threadIdx.x] = __ldg(&in[(y + j) * w + x]);
+    __syncthreads();
+    x = blockIdx.y * 32 + threadIdx.x;
+    y = blockIdx.x * 32 + threadIdx.y;
+    for (int j = 0; j < 32; j += 8)
+        if (x < h && y + j < w) out[(y + j) * h + x] = tile[threadIdx.x][threadIdx.y + j];
+}
+template __global__ void transpose_ldg<float>(const float*, float*, int, int);
