@@ -50,7 +50,7 @@ NO_SCOREBOARD = 7
 READ_SCOREBOARD_CYCLES = 4
 """A store's source registers are read this many cycles after issue (its read scoreboard)."""
 BARRIER_CYCLES = 20
-WARM_L2_FRACTION = 0.75
+L2_USABLE_FRACTION = 0.75
 """Share of L2 a footprint may occupy before it spills (set conflicts, the other L2
 partition's copies on A100/H100). A chosen modelling constant."""
 L2_LINE_BYTES = 128
@@ -311,7 +311,7 @@ def _simulate_caches(
     # usable L2 (evict-first lines a quarter of it, evict-last twice). With a cold L2 (the
     # harness flushed it) a first touch comes from DRAM; with a hot one it (or a re-access
     # that did not fit) still hits with the share of the full footprint that stays resident.
-    room = prof.l2_bytes * WARM_L2_FRACTION
+    room = prof.l2_bytes * L2_USABLE_FRACTION
     prev_o = _previous_of(sector, order, all_k, all_o)
     cum = np.r_[0, np.cumsum(np.bincount(order, minlength=int(order.max()) + 1))]
     dist = (cum[order] - cum[np.maximum(prev_o, 0)]) * 32.0 * concurrency
@@ -366,9 +366,10 @@ def _merged_misses(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) -
 def _warm_shares(
     sector: np.ndarray, priority: np.ndarray, room: float, footprint: float
 ) -> np.ndarray:
-    """Per access, the share of its data still in L2 at the next warm launch: the full
-    footprint splits by eviction priority as the small problem's distinct sectors do, and the
-    usable L2 goes to evict-last data first, then normal, then evict-first data."""
+    """Per access, the share of its data that stays in L2: a hot next launch finds it, and
+    written data that stays is not written back within the span. The full footprint splits
+    by eviction priority as the small problem's distinct sectors do, and the usable L2 goes
+    to evict-last data first, then normal, then evict-first data."""
     if footprint <= 0:
         return np.ones(len(sector))
     total = max(1, _footprint(sector))
