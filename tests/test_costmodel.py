@@ -232,8 +232,11 @@ def test_memory_bound_vectorization_gains_little(backend: EmulatedBackend, tmp_p
 @pytest.mark.requires_ptxas
 def test_l2_fetch_granularity_moves_a_streaming_kernel(backend: EmulatedBackend) -> None:
     """matvec_row streams a footprint far larger than L2: `L2::256B` fetches 256-byte chunks
-    whose other sectors are evicted before the thread comes back to them (more DRAM bytes);
-    on gemm_tile_4_6_8, whose buffers stay in L2 between warm launches, it changes nothing."""
+    whose other sectors are evicted before the thread comes back to them (more DRAM bytes).
+    On gemm_tile_4_6_8 with a cold L2 (the harness's default) the chunk's other sectors,
+    which the tile reads anyway, arrive with the first miss: the same DRAM bytes, a shorter
+    warp latency; with a hot L2 the buffers stay resident between launches and it changes
+    nothing."""
     spec = kernels.load("matvec_row_f32_128_1")
     res = apply_action(spec, spec.ptx(), "ld_l2_256B")
     assert res.changed
@@ -244,7 +247,109 @@ def test_l2_fetch_granularity_moves_a_streaming_kernel(backend: EmulatedBackend)
     res = apply_action(gemm, gemm.ptx(), "ld_l2_256B")
     c, d = backend.report(gemm, gemm.ptx()).cost, backend.report(gemm, res.ptx).cost
     assert c is not None and d is not None
-    assert c.dram_bytes_per_warp == d.dram_bytes_per_warp == 0.0
+    assert c.dram_bytes_per_warp == pytest.approx(d.dram_bytes_per_warp) and c.dram_bytes_per_warp
+    assert d.l2_hit_rate > c.l2_hit_rate and d.latency < c.latency and d.estimate < c.estimate
+    hot = EmulatedBackend(arch="sm_89", l2="hot")
+    e, f = hot.report(gemm, gemm.ptx()).cost, hot.report(gemm, res.ptx).cost
+    assert e is not None and f is not None
+    assert e.dram_bytes_per_warp == f.dram_bytes_per_warp == 0.0
+    assert e.estimate < c.estimate  # first touches from DRAM cost
+
+
+@pytest.mark.requires_ptxas
+def test_l2_mode_is_part_of_the_key_and_checked() -> None:
+    from chronos.measure.cupy_backend import CupyBackend
+
+    assert "l2" in EmulatedBackend.config_fields and "l2" in CupyBackend.config_fields
+    import inspect
+
+    default = inspect.signature(CupyBackend).parameters["l2"].default
+    assert EmulatedBackend().l2 == default == "cold"
+    with pytest.raises(ValueError, match="l2 must be one of"):
+        EmulatedBackend(l2="warm")
+    spec = kernels.load("gemm_tile_2_2_2")
+    m = EmulatedBackend(arch="sm_89", l2="hot").measure(spec, spec.ptx())
+    assert m.valid and m.extra["l2"] == "hot"
+
+
+@pytest.mark.requires_ptxas
+def test_prefetch_fills_l2_in_the_trace(backend: EmulatedBackend) -> None:
+    """prefetch.global.L2 records its lines in the trace: with a cold L2 the rows it
+    prefetches are L2 hits for the loads that follow, and its own requests bring no data to
+    the SM (the L2 bound is the same)."""
+    spec = kernels.load("gemm_tile_4_6_8")
+    res = apply_action(spec, spec.ptx(), "prefetch_l2")
+    assert res.changed
+    v = verify(spec, res.ptx, trace=True)
+    assert v.ok and v.run is not None and v.run.trace is not None
+    tr, prog = v.run.trace, v.run.program
+    pf = {op.index for op in prog.ops if op.text.startswith("prefetch")}
+    assert pf and any(tr.pcs[step] in pf for step, _ in tr.sectors)
+    a, b = backend.report(spec, spec.ptx()).cost, backend.report(spec, res.ptx).cost
+    assert a is not None and b is not None
+    assert b.l2_hit_rate > a.l2_hit_rate and b.latency < a.latency
+    assert b.l2_bound == a.l2_bound and b.dram_bytes_per_warp == pytest.approx(
+        a.dram_bytes_per_warp
+    )
+
+
+def test_width_ratio_counts_wavefronts_at_the_sass_width() -> None:
+    """Four scalar loads at a 16-byte lane stride take 4 wavefronts each (4-way conflicts);
+    the LDS.128 that replaces them takes 4 in all (ratio 1 to one of them), the saving is the
+    three instructions gone. A 32-byte stride conflicts 8 ways at 4, 8 and 16 bytes alike."""
+    import numpy as np
+
+    from chronos.emulate.trace import Trace
+
+    tr = Trace(n_warps=1, warps_per_block=1)
+    lanes = np.arange(32)
+    tr.step(0, None)
+    tr.memory(".shared", lanes * 16, lanes, 4)
+    tr.step(1, None)
+    tr.memory(".shared", lanes * 32 + 4, lanes, 4)
+    assert tr.mem[0].wavefronts[0] == 4 and tr.mem[1].wavefronts[0] == 8
+    assert tr.width_ratio(0, 16) == 1.0 and tr.width_ratio(0, 8) == 1.0
+    assert tr.width_ratio(1, 8) == tr.width_ratio(1, 16) == 1.0
+    # Widened lanes that overlap share their words: 4-byte lanes 0-3 inside one 16-byte
+    # block read 8 blocks x 4 words, one wavefront, as the scalar load did.
+    tr.step(2, None)
+    tr.memory(".shared", lanes * 4, lanes, 4)
+    assert tr.width_ratio(2, 16) == 1.0
+    assert tr.width_ratio(7, 16) == 1.0  # no access recorded
+
+
+@pytest.mark.requires_ptxas
+@requires_nvdisasm
+@pytest.mark.parametrize("arch", ["sm_89", "sm_90"])
+def test_access_width_agrees_with_nvdisasm(arch: str) -> None:
+    """The size field read from the bytes names nvdisasm's .64/.128 suffixes."""
+    spec = kernels.load("gemm_tile_4_6_8")
+    seen = set()
+    for ptx in (spec.ptx(), apply_action(spec, spec.ptx(), "vec_ld").ptx):
+        asm = assemble(ptx, arch)
+        sass = sass_function(asm.cubin, spec.entry, arch)
+        listing = nvdisasm_listing(asm.cubin)[spec.entry]
+        for ins, (_, text, _, _) in zip(sass, listing, strict=False):
+            if ins.access_bytes is None:
+                continue
+            head = text.split()[1] if text.startswith("@") else text.split()[0]
+            want = 16 if head.endswith(".128") else 8 if head.endswith(".64") else 4
+            assert ins.access_bytes == want, (text, ins.access_bytes)
+            seen.add((ins.opcode, want))
+    assert {("LDS", 8), ("LDG", 4), ("LDG", 8), ("LDG", 16), ("STS", 16)} <= seen
+
+
+@pytest.mark.requires_ptxas
+def test_shared_wavefronts_follow_the_sass_widths(backend: EmulatedBackend) -> None:
+    """gemm_tile_4_6_8 on sm_89: ptxas merges the PTX's scalar shared loads into LDS.64 and
+    LDS.128, so the SASS's wavefronts are fewer than the PTX instructions' sum."""
+    spec = kernels.load("gemm_tile_4_6_8")
+    rep = backend.report(spec, spec.ptx())
+    assert rep.cost is not None and rep.verify is not None and rep.verify.run is not None
+    tr = rep.verify.run.trace
+    assert tr is not None
+    ptx_level = sum(float(ms.wavefronts.sum()) for ms in tr.mem.values()) / tr.n_warps
+    assert 0 < rep.cost.shared_wavefronts_per_warp < 0.8 * ptx_level
 
 
 @pytest.mark.requires_ptxas
@@ -253,7 +358,7 @@ def test_estimate_is_deterministic_and_labelled(backend: EmulatedBackend) -> Non
     a = backend.measure(spec, spec.ptx())
     b = EmulatedBackend(arch="sm_89").measure(spec, spec.ptx() + "\n")
     assert a.valid and a.estimate and "estimate" in a.device
-    assert a.harness_version == MODEL_VERSION == "emulated-cost-2"
+    assert a.harness_version == MODEL_VERSION == "emulated-cost-3"
     assert a.cycles == b.cycles and a.extra["model"] == MODEL_VERSION
 
 

@@ -77,6 +77,33 @@ def test_vector_copy_v4_and_cache_hints_are_exact() -> None:
     assert np.array_equal(res.outputs["inp"], inp)
 
 
+def test_prefetch_is_traced_inside_buffers_and_never_faults() -> None:
+    """A prefetch changes no value and never faults (even far outside every buffer); with a
+    trace it records the global sectors it fills, only those inside a buffer."""
+    body = (
+        COPY_PROLOGUE
+        + """
+\tmul.wide.u32 %rd3, %r4, 4;
+\tadd.s64 %rd4, %rd1, %rd3;
+\tadd.s64 %rd5, %rd2, %rd3;
+\tprefetch.global.L2 [%rd4];
+\tprefetch.global.L2 [%rd4+1048576];
+\tld.global.f32 %f1, [%rd4];
+\tst.global.f32 [%rd5], %f1;
+\tret;
+"""
+    )
+    inp = np.arange(32, dtype=np.float32)
+    res = launch(kernel(body), inp, np.zeros_like(inp), trace=True)
+    assert np.array_equal(res.outputs["out"], inp)
+    tr = res.trace
+    assert tr is not None
+    texts = {op.index: op.text for op in res.program.ops}
+    traced = [texts[tr.pcs[step]].split()[0] for step, _ in tr.sectors]
+    assert traced == ["prefetch.global.L2", "ld.global.f32", "st.global.f32"]
+    assert len(tr.sectors[0][1]) == len(tr.sectors[1][1]) == 4  # 128 bytes: 4 sectors
+
+
 def test_misaligned_v4_is_a_memory_fault_naming_thread_and_address() -> None:
     body = (
         COPY_PROLOGUE

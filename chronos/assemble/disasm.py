@@ -92,6 +92,14 @@ def opcode_key(word0: int) -> int:
     return word0 & 0xFFF
 
 
+SIZED_OPCODES = frozenset({"LDS", "STS", "LDG", "STG", "LD", "ST"})
+"""Memory opcodes whose bits 73-75 (bits 9-11 of the second word) give the bytes per lane."""
+ACCESS_BYTES = {4: 4, 5: 8, 6: 16}
+"""That field's values for 32-, 64- and 128-bit accesses (`LDS`/`LDS.64`/`LDS.128`,
+`LDG.E`/`.64`/`.128`, ...), read off `nvdisasm -hex` on the corpus for sm_8x and sm_90;
+tests/test_costmodel.py checks them against nvdisasm. Narrower forms are left unnamed."""
+
+
 @dataclass(frozen=True)
 class SassInstruction:
     """One SASS instruction: offset in its `.text`, raw words, opcode name and PTX line."""
@@ -102,6 +110,13 @@ class SassInstruction:
     opcode: str
     control: Control
     ptx_line: int | None
+
+    @property
+    def access_bytes(self) -> int | None:
+        """Bytes per lane of a load or store (4, 8, 16), None for others or unknown sizes."""
+        if self.opcode not in SIZED_OPCODES:
+            return None
+        return ACCESS_BYTES.get((self.word1 >> 9) & 7)
 
 
 # --- the DWARF line table -------------------------------------------------------------------

@@ -1172,8 +1172,16 @@ class Decoder:
 
     def _i_prefetch(self, ins: Instruction) -> Decoded:
         self._ops(ins, 1)
-        self.address(ins.operands[0])
-        return Decoded(lambda m, mask: None, "prefetch")
+        space = ins.space or ".generic"
+        addr = self.address(ins.operands[0])
+
+        def fn(m: Any, mask: np.ndarray | None) -> None:
+            # A hint: no value changes, never a fault; the trace keeps its global address
+            # so the cost model sees the cache fill.
+            lanes = None if mask is None else np.flatnonzero(mask)
+            m.prefetch(space, addr(m, lanes), lanes)
+
+        return Decoded(fn, "prefetch")
 
     _i_prefetchu = _i_prefetch
 

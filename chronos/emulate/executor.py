@@ -422,6 +422,16 @@ class Machine:
         if self.trace is not None:
             self.trace.memory(".global", src, threads, size)
 
+    def prefetch(self, space: str, a: np.ndarray, lanes: np.ndarray | None) -> None:
+        """Record a prefetch's global addresses in the trace (those inside a buffer; a
+        prefetch elsewhere, or to another space, fills nothing the model tracks)."""
+        if self.trace is None or space not in (".global", ".generic"):
+            return
+        threads = self._threads(lanes)
+        keep = (a >= GLOBAL_BASE) & self.global_mem.inside(a)
+        if keep.any():
+            self.trace.memory(".global", a[keep], threads[keep], 1)
+
     def _raise_race(self, race: Race | None) -> None:
         if race is None:
             return

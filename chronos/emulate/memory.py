@@ -142,6 +142,15 @@ class Arena:
                 _fail(f"store to read-only {self.space} buffer", ro, threads, addr)
         return off
 
+    def inside(self, addr: np.ndarray, size: int = 1) -> np.ndarray:
+        """Bool mask: each access of `size` bytes lies inside one region (never raises)."""
+        off = np.asarray(addr, np.int64) - self.base
+        r = np.searchsorted(self._starts, off, side="right") - 1
+        rc = np.maximum(r, 0)
+        if not len(self._starts):
+            return np.zeros(len(off), bool)
+        return (r >= 0) & (off >= self._starts[rc]) & (off + size <= self._ends[rc])
+
     def region_bytes(self, name: str) -> tuple[int, int]:
         for r in self.regions:
             if r.name == name:

@@ -39,6 +39,10 @@ class Trace:
         self._pattern: dict[tuple[int, str, int], tuple[int, np.ndarray, np.ndarray, MemStats]] = {}
         self.sectors: list[tuple[int, np.ndarray]] = []
         """(step, unique `warp << 40 | sector` codes) of each global access, in order."""
+        self.last: dict[int, tuple[str, np.ndarray, np.ndarray, int]] = {}
+        """Per pc, its last access: (space, addresses, padded thread indices, bytes per lane),
+        so the cost model can re-count one access at the width ptxas gave its SASS."""
+        self._ratios: dict[tuple[int, int], float] = {}
 
     def __len__(self) -> int:
         return len(self.pcs)
@@ -52,6 +56,7 @@ class Trace:
         if len(addr) == 0:
             return
         a = addr.astype(np.int64)
+        self.last[self.pcs[-1]] = (space, a, threads, size)
         if space == ".global":
             # Accesses are naturally aligned and at most 16 bytes: one sector per lane.
             codes = (threads.astype(np.int64) >> 5 << 40) | (a >> 5)
@@ -83,6 +88,27 @@ class Trace:
                 stats.bytes + prev.bytes,
             )
         self.mem[step] = stats
+
+    def width_ratio(self, pc: int, width: int) -> float:
+        """Transactions (lines + wavefronts) of pc's last access when each lane accesses
+        `width` bytes at its `width`-aligned address, over those at its own width: how a
+        SASS instruction that merged (or split) PTX accesses changes the count. 1.0 when pc
+        made no access or the widths agree."""
+        hit = self.last.get(pc)
+        if hit is None or hit[3] == width or width <= 0:
+            return 1.0
+        key = (pc, width)
+        if key not in self._ratios:
+            space, a, threads, size = hit
+            own = self._transactions(space, a, threads, size)
+            wide = self._transactions(space, a & ~(width - 1), threads, width)
+            ratio = 1.0
+            if own is not None and wide is not None:
+                n_own = float(np.sum(own.lines + own.wavefronts))
+                n_wide = float(np.sum(wide.lines + wide.wavefronts))
+                ratio = n_wide / n_own if n_own > 0 else 1.0
+            self._ratios[key] = ratio
+        return self._ratios[key]
 
     def _transactions(
         self, space: str, a: np.ndarray, threads: np.ndarray, size: int

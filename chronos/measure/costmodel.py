@@ -37,8 +37,9 @@ from chronos.arch import ArchProfile, arch_profile, occupancy
 from chronos.assemble.disasm import SassInstruction
 from chronos.emulate.program import Program
 from chronos.emulate.trace import Trace
+from chronos.measure.cupy_harness import L2_MODES
 
-MODEL_VERSION = "emulated-cost-2"
+MODEL_VERSION = "emulated-cost-3"
 
 SMOOTH_MAX_P_MAX = 8.0
 """The wave combines its latency and throughput bounds in a p-norm with p = 1 + resident warps
@@ -49,9 +50,12 @@ NO_SCOREBOARD = 7
 READ_SCOREBOARD_CYCLES = 4
 """A store's source registers are read this many cycles after issue (its read scoreboard)."""
 BARRIER_CYCLES = 20
-WARM_L2_FRACTION = 0.75
-"""Share of L2 a warm footprint may occupy before it spills (set conflicts, the other L2
+L2_USABLE_FRACTION = 0.75
+"""Share of L2 a footprint may occupy before it spills (set conflicts, the other L2
 partition's copies on A100/H100). A chosen modelling constant."""
+L2_LINE_BYTES = 128
+"""An L2 line (four 32-byte sectors; NVIDIA's Nsight Compute "Memory Tables"): what a
+`prefetch` brings ("the cache line containing the address", PTX ISA, prefetch)."""
 REPLAY_CYCLES = 2
 """Extra latency per additional 128-byte line or shared-memory wavefront of one instruction."""
 
@@ -126,6 +130,7 @@ class CostEstimate:
     l2_hit_rate: float
     dram_bytes_per_warp: float
     sass_per_warp: float
+    shared_wavefronts_per_warp: float = 0.0
     counts: dict[str, float] = field(default_factory=dict)
     arch: str = ""
     version: str = MODEL_VERSION
@@ -149,6 +154,7 @@ class CostEstimate:
             "l2_hit_rate": self.l2_hit_rate,
             "dram_bytes_per_warp": self.dram_bytes_per_warp,
             "sass_per_warp": self.sass_per_warp,
+            "shared_wavefronts_per_warp": self.shared_wavefronts_per_warp,
             "counts_per_warp": dict(self.counts),
             "arch": self.arch,
             "model": self.version,
@@ -180,7 +186,12 @@ def policy(text: str, cls: str) -> Policy:
     head = text.split(None, 1)[0] if text else ""
     store = cls in ("st", "st.global") or head.startswith("st.")
     if head.startswith("prefetch"):
-        return Policy(l1_lookup=False, l1_allocate="L1" in head, prefetch=True)
+        return Policy(
+            l1_lookup=False,
+            l1_allocate="L1" in head,
+            prefetch=True,
+            l2_prefetch_bytes=L2_LINE_BYTES,
+        )
     kw: dict[str, object] = {"store": store}
     if store:
         # Global stores write through L1 without allocating (sm_70+); L2 is write-back.
@@ -216,6 +227,9 @@ class _MemFigures:
     l2_total: float
     l1_total: float
     distinct: float = 0.0
+    fetched: np.ndarray | None = None
+    """Per PTX pc: sectors its DRAM misses fetch (a whole `L2::NB` chunk or prefetched line
+    per miss; prefetches included), summed over warps."""
 
 
 def _simulate_caches(
@@ -225,8 +239,13 @@ def _simulate_caches(
     l1_bytes_per_block: float,
     footprint_bytes: float,
     concurrency: float = 1.0,
+    l2: str = "cold",
 ) -> _MemFigures:
-    """L1/L2 service of every global access (first-touch with capacity scaling)."""
+    """L1/L2 service of every global access (reuse distances with capacity scaling).
+
+    `l2` is the harness's mode: "cold" (its default: L2 flushed before every timed launch)
+    serves every first touch from DRAM; "hot" (the previous launch's data resident) serves
+    first touches from L2 with the share of the full footprint that stays resident."""
     n_ops = len(program.ops)
     out = _MemFigures(*(np.zeros(n_ops) for _ in range(4)), 0.0, 0.0, 0.0)
     if not trace.sectors:
@@ -289,18 +308,19 @@ def _simulate_caches(
     all_k, all_o = np.concatenate(pool_k), np.concatenate(pool_o)
     # A re-access hits when the sectors the whole GPU touched since (the small problem's
     # count scaled by the full grid's concurrent warps over the emulated warps) fit in the
-    # usable L2 (evict-first lines a quarter of it, evict-last twice). The `cupy` harness
-    # times warm launches (warm-up runs, no flush), so a first touch (or a re-access that
-    # did not fit) still hits with the share of the full footprint that stays resident.
-    room = prof.l2_bytes * WARM_L2_FRACTION
+    # usable L2 (evict-first lines a quarter of it, evict-last twice). With a cold L2 (the
+    # harness flushed it) a first touch comes from DRAM; with a hot one it (or a re-access
+    # that did not fit) still hits with the share of the full footprint that stays resident.
+    room = prof.l2_bytes * L2_USABLE_FRACTION
     prev_o = _previous_of(sector, order, all_k, all_o)
     cum = np.r_[0, np.cumsum(np.bincount(order, minlength=int(order.max()) + 1))]
     dist = (cum[order] - cum[np.maximum(prev_o, 0)]) * 32.0 * concurrency
     l2_reach = np.where(l2pri == "first", room / 4, np.where(l2pri == "last", 2 * room, room))
     reuse = (prev_o >= 0) & (dist <= l2_reach)
     warm = _warm_shares(sector, l2pri, room, footprint_bytes)
+    first_touch = warm if l2 == "hot" else np.zeros(len(sector))
     served_l1 = l1_w
-    served_l2 = np.where(is_st, 1.0, (1.0 - served_l1) * np.where(reuse, 1.0, warm))
+    served_l2 = np.where(is_st, 1.0, (1.0 - served_l1) * np.where(reuse, 1.0, first_touch))
     if wide.any():
         # One access fetches each chunk once: the chunk's first sector pays for it, the
         # others of the same access hit.
@@ -316,23 +336,40 @@ def _simulate_caches(
     out.l1 = np.bincount(pc_of, weights=demand * served_l1, minlength=n)
     out.l2 = np.bincount(pc_of, weights=demand * served_l2, minlength=n)
     out.dram = np.bincount(pc_of, weights=demand * served_dram, minlength=n)
+    out.fetched = np.bincount(pc_of, weights=served_dram * chunk, minlength=n)
     # DRAM traffic: each read miss (prefetches included) fetches its chunk (one sector, or
-    # N/32 for L2::NB), every distinct written sector is written back once unless it stays.
+    # N/32 for L2::NB) once however many warps missed on it in the same step (L2 merges
+    # misses to a sector in flight); every distinct written sector is written back once
+    # unless it stays (the share of the footprint that fits, in either mode).
     written = _footprint(sector[is_st])
     lost = 1.0 - (float(np.mean(warm[is_st])) if is_st.any() else 1.0)
-    out.dram_total = float(np.sum(served_dram * chunk)) + written * lost
+    out.dram_total = _merged_misses(order, sector, served_dram * chunk) + written * lost
     out.distinct = float(_footprint(sector))
-    out.l2_total = float(np.sum(1.0 - served_l1))
+    # SM <-> L2 traffic: demand accesses only (a prefetch's line goes DRAM -> L2, no data
+    # comes back to the SM).
+    out.l2_total = float(np.sum(demand * (1.0 - served_l1)))
     out.l1_total = float(np.sum(demand))
     return out
+
+
+def _merged_misses(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) -> float:
+    """Sectors fetched from DRAM, counting a sector once per step (the largest fetch)."""
+    if not len(sector):
+        return 0.0
+    key = (order << 40) | sector
+    idx = np.argsort(key, kind="stable")
+    k = key[idx]
+    starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1]
+    return float(np.sum(np.maximum.reduceat(fetched[idx], starts)))
 
 
 def _warm_shares(
     sector: np.ndarray, priority: np.ndarray, room: float, footprint: float
 ) -> np.ndarray:
-    """Per access, the share of its data still in L2 at the next warm launch: the full
-    footprint splits by eviction priority as the small problem's distinct sectors do, and the
-    usable L2 goes to evict-last data first, then normal, then evict-first data."""
+    """Per access, the share of its data that stays in L2: a hot next launch finds it, and
+    written data that stays is not written back within the span. The full footprint splits
+    by eviction priority as the small problem's distinct sectors do, and the usable L2 goes
+    to evict-last data first, then normal, then evict-first data."""
     if footprint <= 0:
         return np.ones(len(sector))
     total = max(1, _footprint(sector))
@@ -450,8 +487,12 @@ def estimate(
     total_blocks: int | None = None,
     footprint_bytes: float = 0.0,
     emulated_footprint_bytes: float = 0.0,
+    l2: str = "cold",
 ) -> CostEstimate:
-    """Estimate the busiest SM's span over the full grid (see the module docstring)."""
+    """Estimate the busiest SM's span over the full grid (see the module docstring); `l2`
+    is the `cupy` harness's L2 mode being estimated ("cold": flushed before the launch)."""
+    if l2 not in L2_MODES:
+        raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
     prof = arch_profile(arch)
     ops = program.ops
     n_warps = max(1, trace.n_warps)
@@ -475,25 +516,57 @@ def estimate(
     l1_data = max(prof.l1_shared_bytes - resident * smem, 16 * 1024)
     active_sms = min(prof.sms, max(1, want))
     concurrency = max(1.0, resident * wpb * active_sms / n_warps)
-    mem = _simulate_caches(program, trace, prof, l1_data / resident, footprint_bytes, concurrency)
+    mem = _simulate_caches(
+        program, trace, prof, l1_data / resident, footprint_bytes, concurrency, l2
+    )
+
+    # DRAM: the small problem's blocks share less data than the full grid's, so its per-warp
+    # traffic would overstate the full problem's. Scale the full problem's footprint by the
+    # fraction of its buffers the small problem touched and by the small problem's DRAM
+    # traffic per distinct sector (>1 with capacity misses or L2::256B over-fetch). The
+    # loads' DRAM shares shrink by the same factor (the rest of those misses hit in L2,
+    # fetched by another block of the full grid).
+    full_warps = max(1, want * wpb)
+    small_dram = mem.dram_total * 32.0 / n_warps
+    if footprint_bytes > 0 and emulated_footprint_bytes > 0 and mem.distinct > 0:
+        touched = min(1.0, mem.distinct * 32.0 / emulated_footprint_bytes)
+        dram_bytes = footprint_bytes * touched * (mem.dram_total / mem.distinct) / full_warps
+    else:
+        dram_bytes = small_dram
+    dram_scale = min(1.0, dram_bytes / small_dram) if small_dram > 0 else 1.0
 
     # Per-pc memory units (lines + wavefronts) per executed warp-instruction.
     units = np.zeros(len(ops))
+    waves = np.zeros(len(ops))
     execs = np.bincount(pcs, weights=activity.sum(1), minlength=len(ops)) if len(pcs) else units
     for s, ms in trace.mem.items():
         units[int(pcs[s])] += float(np.sum(ms.lines + ms.wavefronts))
+        waves[int(pcs[s])] += float(np.sum(ms.wavefronts))
     with np.errstate(invalid="ignore", divide="ignore"):
         units_per = np.where(execs > 0, units / np.maximum(execs, 1), 1.0)
+        waves_per = np.where(execs > 0, waves / np.maximum(execs, 1), 0.0)
         acc = np.maximum(mem.sectors, 1e-9)
         f_l1 = np.where(mem.sectors > 0, mem.l1 / acc, 0.0)
         f_l2 = np.where(mem.sectors > 0, mem.l2 / acc, 1.0)
-        f_dram = np.where(mem.sectors > 0, mem.dram / acc, 0.0)
+        f_dram = np.where(mem.sectors > 0, mem.dram / acc, 0.0) * dram_scale
+        f_l2 = f_l2 + np.where(mem.sectors > 0, mem.dram / acc, 0.0) * (1.0 - dram_scale)
+    # Per SASS instruction: its PTX line's transactions, re-counted at the SASS's own access
+    # width (ptxas merges scalar LDS/LDG into .64/.128 forms: one instruction, and the bank
+    # conflicts and lines of the wider access, not those of the PTX instructions it replaced).
+    sass_ratio = np.ones(len(sass))
+    for i, ins in enumerate(sass):
+        width = ins.access_bytes
+        if width is not None and sass_pc[i] is not None:
+            sass_ratio[i] = trace.width_ratio(sass_pc[i], width)
 
-    def load_latency(pc: int | None, cls: str) -> float:
+    def sass_units(i: int, pc: int | None) -> float:
+        return float(units_per[pc] * sass_ratio[i]) if pc is not None else 1.0
+
+    def load_latency(i: int, pc: int | None, cls: str) -> float:
         if cls in ("ld.local", "st.local"):
             return prof.l1_latency
+        u = sass_units(i, pc)
         if cls == "ld.shared":
-            u = units_per[pc] if pc is not None else 1.0
             return prof.shared_latency + REPLAY_CYCLES * max(0.0, u - 1)
         if pc is None or mem.sectors[pc] == 0:
             lat = prof.l2_latency
@@ -503,7 +576,6 @@ def estimate(
                 + f_l2[pc] * prof.l2_latency
                 + f_dram[pc] * prof.dram_latency
             )
-        u = units_per[pc] if pc is not None else 1.0
         return lat + REPLAY_CYCLES * max(0.0, u - 1)
 
     fixed_var = {
@@ -520,6 +592,8 @@ def estimate(
 
     with np.errstate(invalid="ignore", divide="ignore"):
         sectors_per = np.where(execs > 0, mem.sectors / np.maximum(execs, 1), 0.0)
+        fetched = mem.fetched if mem.fetched is not None else np.zeros(len(ops))
+        fetched_per = np.where(execs > 0, fetched / np.maximum(execs, 1), 0.0) * dram_scale
 
     # One warp alone: in-order issue under the control codes. Loads in flight at once (bytes
     # served beyond L1, and from DRAM) are its memory-level parallelism.
@@ -534,6 +608,7 @@ def estimate(
     issue = 0.0
     lsu_units = 0.0
     by_class: Counter[str] = Counter()
+    shared_units = 0.0
     for i, ins in enumerate(sass):
         c = counts[i]
         cls = sass_class(ins.opcode)
@@ -555,12 +630,20 @@ def estimate(
         latency += c * (t - t_prev) if i else 0.0
         # Results: variable latency through the write scoreboard.
         if cls in MEMORY_CLASSES:
-            lat = load_latency(pc, cls)
-            lsu_units += c * (units_per[pc] if pc is not None else 1.0)
+            lat = load_latency(i, pc, cls)
+            lsu_units += c * sass_units(i, pc)
+            if pc is not None:  # shared wavefronts (0 for other spaces)
+                shared_units += c * float(waves_per[pc] * sass_ratio[i])
+            # Bytes in flight: beyond L1, and fetched from DRAM (whole chunks and prefetched
+            # lines; a prefetch's fill takes the DRAM latency though nothing waits on it).
+            if cls == "prefetch" and pc is not None and fetched_per[pc] > 0:
+                inflight = [x for x in inflight if x[0] > t]
+                inflight.append((t + prof.dram_latency, 0.0, fetched_per[pc] * 32.0))
+                mlp_dram = max(mlp_dram, sum(x[2] for x in inflight))
             if cls in MEMORY_LOADS and pc is not None and sectors_per[pc] > 0:
                 inflight = [x for x in inflight if x[0] > t]
                 b = sectors_per[pc] * 32.0
-                inflight.append((t + lat, b * (1.0 - f_l1[pc]), b * f_dram[pc]))
+                inflight.append((t + lat, b * (1.0 - f_l1[pc]), fetched_per[pc] * 32.0))
                 mlp_l2 = max(mlp_l2, sum(x[1] for x in inflight))
                 mlp_dram = max(mlp_dram, sum(x[2] for x in inflight))
         else:
@@ -582,17 +665,6 @@ def estimate(
     # Memory traffic per warp (small problem, applied to every warp of the full grid).
     l1_sectors = mem.l1_total / n_warps
     l2_sectors = mem.l2_total / n_warps
-    # DRAM: the small problem's blocks share less data than the full grid's, so its per-warp
-    # traffic would overstate the full problem's. Scale the full problem's footprint by the
-    # fraction of its buffers the small problem touched and by the small problem's DRAM
-    # traffic per distinct sector (>1 with capacity misses or L2::256B over-fetch).
-    full_warps = max(1, want * wpb)
-    if footprint_bytes > 0 and emulated_footprint_bytes > 0 and mem.distinct > 0:
-        touched = min(1.0, mem.distinct * 32.0 / emulated_footprint_bytes)
-        dram_bytes = footprint_bytes * touched * (mem.dram_total / mem.distinct) / full_warps
-    else:
-        dram_bytes = mem.dram_total * 32.0 / n_warps
-    shared_units = sum(float(np.sum(ms.wavefronts)) for ms in trace.mem.values()) / n_warps
 
     def bandwidth(peak: float, w: int, mlp: float, lat: float) -> float:
         """Bytes per cycle the SM gets: its share of the peak, or what w warps with `mlp`
@@ -644,6 +716,7 @@ def estimate(
         else 0.0,
         dram_bytes_per_warp=float(round(dram_bytes, 2)),
         sass_per_warp=float(round(sass_per_warp, 2)),
+        shared_wavefronts_per_warp=float(round(shared_units, 2)),
         counts={k: float(round(v, 3)) for k, v in sorted(by_class.items())},
         arch=prof.name,
     )

@@ -25,6 +25,7 @@ from chronos.caching import BoundedCache
 from chronos.emulate.executor import DEFAULT_MAX_STEPS
 from chronos.emulate.verify import VerifyResult, compare, verify
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate, estimate
+from chronos.measure.cupy_harness import L2_MODES
 from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
 from chronos.ptx import ptx_sha256
@@ -75,13 +76,24 @@ class EmulatedBackend(BackendBase):
     or, failing that, within the kernel's tolerance (reported in `extra["bit_exact"]`);
     True/False force one comparison. `races` (default on) also rejects kernels whose shared
     memory accesses no barrier orders (chronos.emulate.races): the lockstep emulator would
-    compute their outputs right, a GPU need not.
+    compute their outputs right, a GPU need not. `l2` is the `cupy` harness's L2 mode the
+    estimate stands for: "cold" (the harness's default, L2 flushed before every timed launch:
+    first touches come from DRAM) or "hot" (the previous launch's data stays resident).
     """
 
     name = BACKEND
     device = DEVICE
     harness_version = MODEL_VERSION
-    config_fields = ("arch", "size", "seed", "exact", "occupancy_size", "max_steps", "races")
+    config_fields = (
+        "arch",
+        "size",
+        "seed",
+        "exact",
+        "occupancy_size",
+        "max_steps",
+        "races",
+        "l2",
+    )
 
     def __init__(
         self,
@@ -92,7 +104,10 @@ class EmulatedBackend(BackendBase):
         occupancy_size: str = "full",
         max_steps: int = DEFAULT_MAX_STEPS,
         races: bool = True,
+        l2: str = "cold",
     ):
+        if l2 not in L2_MODES:
+            raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
         self.arch = arch
         self.profile = arch_profile(arch)
         self.size = size
@@ -101,9 +116,13 @@ class EmulatedBackend(BackendBase):
         self.occupancy_size = occupancy_size
         self.max_steps = max_steps
         self.races = races
+        self.l2 = l2
 
     def __repr__(self) -> str:
-        return f"EmulatedBackend(arch={self.arch!r}, size={self.size!r}, seed={self.seed})"
+        return (
+            f"EmulatedBackend(arch={self.arch!r}, size={self.size!r}, seed={self.seed}, "
+            f"l2={self.l2!r})"
+        )
 
     @property
     def clock_mhz(self) -> float:
@@ -173,6 +192,7 @@ class EmulatedBackend(BackendBase):
             total_blocks=gx * gy * gz,
             footprint_bytes=float(footprint),
             emulated_footprint_bytes=float(emulated_footprint),
+            l2=self.l2,
         )
         base.valid = True
         base.cost = cost
@@ -214,6 +234,7 @@ class EmulatedBackend(BackendBase):
                 "sass_instructions": rep.sass_instructions,
                 "bit_exact": rep.bit_exact,
                 "emulated_problem": self.size,
+                "l2": self.l2,
                 "emulated_steps": rep.verify.run.steps if rep.verify and rep.verify.run else None,
             }
         )
