@@ -8,7 +8,8 @@ given; shared arrays it relies on get `.align 16`). Bounds-checked copies (`@%p 
 the load and the store, nvcc's ragged-tile form) are if-converted first and become one
 predicated `@!%p cp.async`: when the guard fails nothing is copied, as before (no zero
 fill, which would write shared bytes the original leaves alone). The zero-fill form, where the
-register was set to 0 before the predicated load and the shared store is unconditional,
+register was set to 0 (a literal, or nvcc's hoisted zero: a register whose only write in the
+kernel is a `mov` of 0) before the predicated load and the shared store is unconditional,
 becomes `selp` of the source size (n or 0) and one unpredicated `cp.async [s], [g], n, size`,
 which zero-fills exactly what the original stored. It becomes one
 `cp.async.ca.shared.global` at the position of its last member, and a `cp.async.wait_all`
@@ -87,6 +88,7 @@ class CpAsync(Transform):
         }
         pa = analyze(module, fn, ctx, raise_align or None)
         uses = _uses(fn)
+        zeros = zero_registers(fn)
         roots: set[str] = set()
         zero_fill = False
         ed = module.edit()
@@ -100,7 +102,7 @@ class CpAsync(Transform):
             ]
             if not bars:
                 continue
-            plan = self._plan_block(effs, pa, uses, bars)
+            plan = self._plan_block(effs, pa, uses, bars, zeros)
             if not plan:
                 continue
             for members, at, text in plan[0]:
@@ -126,7 +128,7 @@ class CpAsync(Transform):
             ed.insert_after(last_reg, [f".reg .b32 \t{_SIZE_REG};"])
         return ed.text()
 
-    def _plan_block(self, effs, pa, uses, bars):
+    def _plan_block(self, effs, pa, uses, bars, zeros=frozenset()):
         """([(members, position instr, cp.async text)], barrier indices) or None."""
         loads = {i: vector_regs(e.instr.operands[0]) for i, e in enumerate(effs) if _is_gld(e)}
         stores = {i: vector_regs(e.instr.operands[1]) for i, e in enumerate(effs) if _is_sst(e)}
@@ -146,7 +148,7 @@ class CpAsync(Transform):
             lds, sts = comp
             if seen_loads & set(lds):
                 continue
-            cp = self._copy(lds, sts, loads, stores, effs, pa)
+            cp = self._copy(lds, sts, loads, stores, effs, pa, zeros)
             if cp is None:
                 continue
             seen_loads |= set(lds)
@@ -208,7 +210,7 @@ class CpAsync(Transform):
         return sorted(lds), sorted(sts)
 
     @staticmethod
-    def _copy(lds, sts, loads, stores, effs, pa):
+    def _copy(lds, sts, loads, stores, effs, pa, zeros=frozenset()):
         def contiguous(idxs, regs_of):
             idxs = sorted(idxs, key=lambda i: effs[i].access.offset)
             a0 = effs[idxs[0]].access
@@ -246,7 +248,7 @@ class CpAsync(Transform):
         if st_guards != ld_guards:
             if st_guards != {None} or guard is None:
                 return None
-            zeroed = _zeroing_movs(lds, loads, effs)
+            zeroed = _zeroing_movs(lds, loads, effs, zeros)
             if zeroed is None:
                 return None
         if guard is not None:
@@ -289,9 +291,31 @@ _SIZE_REG = "%chr_cpsz"
 _ZERO = frozenset({"0", "0x0", "0f00000000", "0d0000000000000000", "0x00000000"})
 
 
-def _zeroing_movs(lds, loads, effs) -> list[int] | None:
-    """For each register a predicated load fills, the unguarded `mov r, 0` it overwrites
-    (its last writer before the load, in this block); None unless every one has one."""
+def zero_registers(fn: Function) -> frozenset[str]:
+    """Registers that hold 0 wherever they are read: their only write in the function is an
+    unguarded `mov r, 0` (nvcc hoists `0.0f` into one register and copies it, e.g.
+    `mov.f32 %f14, 0f00000000; ... mov.f32 %f35, %f14` in a staging loop). Each kernel entry
+    starts with fresh registers and that single write dominates nothing else, so a read
+    before it would be a read of an undefined register, which nvcc never emits."""
+    writes: dict[str, list[Instruction]] = defaultdict(list)
+    for ins in fn.instructions():
+        for r in ins.dests:
+            writes[r].append(ins)
+    return frozenset(
+        r
+        for r, ws in writes.items()
+        if len(ws) == 1
+        and ws[0].opcode == "mov"
+        and ws[0].guard is None
+        and len(ws[0].operands) == 2
+        and ws[0].operands[1].strip().lower() in _ZERO
+    )
+
+
+def _zeroing_movs(lds, loads, effs, zeros: frozenset[str] = frozenset()) -> list[int] | None:
+    """For each register a predicated load fills, the unguarded `mov r, 0` (or `mov r, z`
+    with `z` in `zeros`) it overwrites (its last writer before the load, in this block);
+    None unless every one has one."""
     out = []
     for i in lds:
         for r in loads[i]:
@@ -299,11 +323,12 @@ def _zeroing_movs(lds, loads, effs) -> list[int] | None:
             if j is None:
                 return None
             ins = effs[j].instr
+            src = ins.operands[1].strip().lower() if len(ins.operands) == 2 else ""
             if (
                 ins.opcode != "mov"
                 or ins.guard is not None
                 or len(ins.operands) != 2
-                or ins.operands[1].strip().lower() not in _ZERO
+                or not (src in _ZERO or ins.operands[1].strip() in zeros)
             ):
                 return None
             out.append(j)
