@@ -635,3 +635,24 @@ def test_vec_on_thread_coarsened_kernels(kernel_id: str, loads: str, stores: str
     assert ld.changed and st_.changed, (ld.reason, st_.reason)
     assert loads in ld.ptx and stores in st_.ptx
     assert "st.global.f32" in st_.ptx  # the ragged tail
+
+
+def test_cp_async_in_a_staging_loop_waits_at_the_block_end() -> None:
+    """stencil2d_shared stages its halo in a loop whose barrier follows the loop: each
+    zero-fill copy (`tile[..] = in_bounds ? in[..] : 0.0f`) waits before its block's branch,
+    (or before the label it falls through to), so no copy is in flight when the thread
+    leaves the block."""
+    res = _run("cp_async", "stencil2d_shared_5pt_f32_32x8_1")
+    assert res.changed, res.reason
+    lines = [ln.strip() for ln in res.ptx.splitlines() if ln.strip()]
+    cps = [i for i, ln in enumerate(lines) if ln.startswith("cp.async.ca.shared.global")]
+    assert cps and all(lines[i].endswith(", 4, %chr_cpsz;") for i in cps)
+    for i in cps:  # the block ends at its branch, a barrier or the next label
+        j = next(
+            j
+            for j in range(i + 1, len(lines))
+            if "bra" in lines[j] or "bar." in lines[j] or lines[j].endswith(":")
+        )
+        assert lines[j - 1] == "cp.async.wait_all;", lines[i : j + 1]
+    f16 = _run("cp_async", "stencil2d_shared_5pt_f16_32x8_2")
+    assert not f16.changed and "computed values" in f16.reason

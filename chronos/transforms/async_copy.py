@@ -14,7 +14,10 @@ becomes `selp` of the source size (n or 0) and one unpredicated `cp.async [s], [
 which zero-fills exactly what the original stored. It becomes one
 `cp.async.ca.shared.global` at the position of its last member, and a `cp.async.wait_all`
 goes before the block's next `bar.sync`, so every thread's copies have landed before anyone
-reads the tile. Refused for a block when anything between a copy and the barrier could
+reads the tile; a copy whose block has no barrier after it (a staging loop: `for (..)
+tile[..] = in[..]; __syncthreads();`) waits at the end of its block instead, so the copies of
+one block (an unrolled loop body) are in flight together and have landed before the thread
+leaves it. Refused for a block when anything between a copy and the barrier could
 observe or alias the shared destination or write global memory.
 """
 
@@ -73,7 +76,10 @@ class CpAsync(Transform):
     name = "cp_async"
     group = "ASYNC"
     min_sm = 80
-    summary = "ld.global+st.shared copies -> cp.async.ca + cp.async.wait_all before bar.sync"
+    summary = (
+        "ld.global+st.shared copies -> cp.async.ca + cp.async.wait_all before bar.sync "
+        "(or the block's end)"
+    )
     safety = "exact copy sets only; aligned in both spaces; nothing reads shared before the wait"
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
@@ -100,8 +106,6 @@ class CpAsync(Transform):
                 for i, e in enumerate(effs)
                 if e.instr.opcode == "bar" and e.instr.modifiers[:1] in ((".sync",), ())
             ]
-            if not bars:
-                continue
             plan = self._plan_block(effs, pa, uses, bars, zeros)
             if not plan:
                 continue
@@ -118,7 +122,10 @@ class CpAsync(Transform):
                         ed.delete(m)
                 zero_fill |= _SIZE_REG in text
             for b in plan[1]:
-                ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
+                if b == len(effs):  # the block falls through: wait after its last instruction
+                    ed.insert_after(effs[-1].instr, ["cp.async.wait_all;"])
+                else:
+                    ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
             n_total += len(plan[0])
         if not n_total:
             raise NotApplicable(f"{self.name}: {_why_not(fn)}")
@@ -156,13 +163,16 @@ class CpAsync(Transform):
             copies.append(cp)
         if not copies:
             return None
-        # Between each copy and the next barrier nothing may touch shared memory or write
-        # global memory, and no other fence (call, atomics, branch) may intervene.
+        # Each copy waits before the block's next barrier or, without one, at the block's
+        # end (before its branch): every copy has landed before the thread leaves the block,
+        # so no cross-block reasoning is needed (two cp.async are unordered, PTX ISA, and
+        # another block's copy could write the same bytes). Between a copy and its wait
+        # nothing may touch shared memory or write global memory, and no other fence (call,
+        # atomics, branch) may intervene.
+        end = len(effs) - (effs[-1].instr.opcode in _TERMINATORS)
         waits = set()
         for _members, pos, _ in copies:
-            bar = next((b for b in bars if b > pos), None)
-            if bar is None:
-                return None
+            bar = next((b for b in bars if b > pos), end)
             for x in range(pos + 1, bar):
                 if x in converted:
                     continue
@@ -288,6 +298,7 @@ class CpAsync(Transform):
 
 
 _SIZE_REG = "%chr_cpsz"
+_TERMINATORS = frozenset({"bra", "ret", "exit", "brx", "trap"})
 _ZERO = frozenset({"0", "0x0", "0f00000000", "0d0000000000000000", "0x00000000"})
 
 
@@ -351,9 +362,7 @@ def _why_not(fn: Function) -> str:
     sizes = sorted({access_size(i) for i in copies})
     if all(s < 4 for s in sizes):
         return f"the copies move {sizes} bytes; cp.async copies 4, 8 or 16 (pair them first)"
-    if not any(i.opcode == "bar" for i in instrs):
-        return "no bar.sync after the copies to wait at"
     return (
         "the loaded registers are also used elsewhere, or shared memory / a global store / a "
-        "fence lies between a copy and its barrier"
+        "fence lies between a copy and its wait (the block's next barrier, else its end)"
     )
