@@ -17,8 +17,8 @@ goes before the block's next `bar.sync`, so every thread's copies have landed be
 reads the tile; a copy whose block has no barrier after it (a staging loop: `for (..)
 tile[..] = in[..]; __syncthreads();`) waits at the end of its block instead, so the copies of
 one block (an unrolled loop body) are in flight together and have landed before the thread
-leaves it. Refused for a block when anything between a copy and the barrier could
-observe or alias the shared destination or write global memory.
+leaves it. Refused for a block when anything between a copy and its wait could observe or
+alias the shared destination or write global memory.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ class CpAsync(Transform):
         return ed.text()
 
     def _plan_block(self, effs, pa, uses, bars, zeros=frozenset()):
-        """([(members, position instr, cp.async text)], barrier indices) or None."""
+        """([(members, position instr, cp.async text)], wait positions: the index of the
+        instruction each wait goes before, len(effs) for after the last) or None."""
         loads = {i: vector_regs(e.instr.operands[0]) for i, e in enumerate(effs) if _is_gld(e)}
         stores = {i: vector_regs(e.instr.operands[1]) for i, e in enumerate(effs) if _is_sst(e)}
         reg_load: dict[str, int] = {}
@@ -305,9 +306,8 @@ _ZERO = frozenset({"0", "0x0", "0f00000000", "0d0000000000000000", "0x00000000"}
 def zero_registers(fn: Function) -> frozenset[str]:
     """Registers that hold 0 wherever they are read: their only write in the function is an
     unguarded `mov r, 0` (nvcc hoists `0.0f` into one register and copies it, e.g.
-    `mov.f32 %f14, 0f00000000; ... mov.f32 %f35, %f14` in a staging loop). Each kernel entry
-    starts with fresh registers and that single write dominates nothing else, so a read
-    before it would be a read of an undefined register, which nvcc never emits."""
+    `mov.f32 %f14, 0f00000000; ... mov.f32 %f35, %f14` in a staging loop). A read that the
+    write does not reach sees an undefined value, for which 0 is as good as any other."""
     writes: dict[str, list[Instruction]] = defaultdict(list)
     for ins in fn.instructions():
         for r in ins.dests:
