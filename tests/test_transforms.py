@@ -590,3 +590,69 @@ def test_info_lists_every_action_with_its_verdict(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("# transpose_f16_t16x4 (transpose)") and len(out) == 21
     assert any("cp_async" in ln and "masked" in ln and "4, 8 or 16" in ln for ln in out)
+
+
+def test_cp_async_zero_fill_through_a_zero_register() -> None:
+    """matvec_colsmem stages `xs[t] = j < N ? x[j] : 0.0f` with nvcc's hoisted zero register
+    (`mov.f32 %f14, 0f00000000; ... mov.f32 %f35, %f14`): a zero-fill cp.async. A register
+    written anywhere else as well is not a zero, and the copy stays masked."""
+    from chronos.transforms.async_copy import zero_registers
+
+    res = _run("cp_async", "matvec_colsmem_f32_128_1")
+    assert res.changed, res.reason
+    lines = [ln.strip() for ln in res.ptx.splitlines()]
+    assert "cp.async.ca.shared.global \t[%r3], [%rd17], 4, %chr_cpsz;" in lines
+    assert any(ln.startswith("selp.b32 \t%chr_cpsz, 0, 4, %p") for ln in lines)
+    assert lines[lines.index("cp.async.wait_all;") + 1].startswith("bar.sync")
+    spec = kernels.load("matvec_colsmem_f32_128_1")
+    fn = parse(spec.ptx()).entry(spec.entry)
+    assert "%f14" in zero_registers(fn)
+    # %f14 also written with a non-zero value: no longer provably zero, nothing applies
+    two = spec.ptx().replace(
+        "mov.f32 \t%f39, %f14;", "mov.f32 \t%f39, %f14;\n\tmov.f32 \t%f14, 0f3F800000;", 1
+    )
+    assert two != spec.ptx()
+    assert "%f14" not in zero_registers(parse(two).entry(spec.entry))
+    ctx = transform_context(spec)
+    assert not CATALOGUE[ACTION_IDS["cp_async"]].run(parse(two), ctx).changed
+
+
+@pytest.mark.parametrize(
+    "kernel_id, loads, stores",
+    [
+        ("elementwise_saxpy_contig_256_4", "ld.global.v4.f32", "st.global.v4.f32"),
+        ("elementwise_saxpy_contig_128_2", "ld.global.v2.f32", "st.global.v2.f32"),
+        ("matvec_colblk_f32_32_4", "ld.global.v4.f32", "st.global.v4.f32"),
+        ("matvec_colblk_f32_128_2", "ld.global.v4.f32", "st.global.v2.f32"),
+    ],
+)
+def test_vec_on_thread_coarsened_kernels(kernel_id: str, loads: str, stores: str) -> None:
+    """Several contiguous elements per thread, base a multiple of ITEMS elements off a
+    256-byte aligned buffer: the full run's stores (and elementwise's loads) become one vector
+    access, matvec's x[j..j+3] of nvcc's 4-way unrolled j loop (j from 0 in steps of 4) too;
+    the guarded element-by-element tail keeps its scalar stores."""
+    ld, st_ = _run("vec_ld", kernel_id), _run("vec_st", kernel_id)
+    assert ld.changed and st_.changed, (ld.reason, st_.reason)
+    assert loads in ld.ptx and stores in st_.ptx
+    assert "st.global.f32" in st_.ptx  # the ragged tail
+
+
+def test_cp_async_in_a_staging_loop_waits_at_the_block_end() -> None:
+    """stencil2d_shared stages its halo in a loop whose barrier follows the loop: each
+    zero-fill copy (`tile[..] = in_bounds ? in[..] : 0.0f`) waits before its block's branch,
+    (or before the label it falls through to), so no copy is in flight when the thread
+    leaves the block."""
+    res = _run("cp_async", "stencil2d_shared_5pt_f32_32x8_1")
+    assert res.changed, res.reason
+    lines = [ln.strip() for ln in res.ptx.splitlines() if ln.strip()]
+    cps = [i for i, ln in enumerate(lines) if ln.startswith("cp.async.ca.shared.global")]
+    assert cps and all(lines[i].endswith(", 4, %chr_cpsz;") for i in cps)
+    for i in cps:  # the block ends at its branch, a barrier or the next label
+        j = next(
+            j
+            for j in range(i + 1, len(lines))
+            if "bra" in lines[j] or "bar." in lines[j] or lines[j].endswith(":")
+        )
+        assert lines[j - 1] == "cp.async.wait_all;", lines[i : j + 1]
+    f16 = _run("cp_async", "stencil2d_shared_5pt_f16_32x8_2")
+    assert not f16.changed and "computed values" in f16.reason

@@ -242,3 +242,21 @@ def test_cp_async_zero_fill_copies_verify() -> None:
     assert res.ptx.count("selp.b32 \t%chr_cpsz, 0, 4, %p") == 4
     for size in ("small", "check"):
         assert check(spec, res.ptx, exact=True, size=size, seed=1) is None, size
+
+
+@pytest.mark.parametrize(
+    "kernel_id", ["stencil2d_shared_5pt_f32_32x4_4", "matvec_colsmem_f32_256_1"]
+)
+def test_cp_async_zero_fill_in_loops_verifies(kernel_id: str) -> None:
+    """The stencil's staging loop (waits at each copy block's end) and matvec's zero-register
+    fill (wait before the barrier), bit-exact on both problems and seeds; without the waits
+    the emulator sees the tile unwritten."""
+    spec = kernels.load(kernel_id)
+    res = apply_action(spec, spec.ptx(), "cp_async")
+    assert res.changed, res.reason
+    for size in sizes_of(spec):
+        for seed in SEEDS:
+            assert check(spec, res.ptx, exact=True, size=size, seed=seed) is None, (size, seed)
+    broken = res.ptx.replace("\tcp.async.wait_all;\n", "")
+    assert broken != res.ptx
+    assert check(spec, broken, exact=True, size="check", seed=0) is not None

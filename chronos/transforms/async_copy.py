@@ -8,13 +8,17 @@ given; shared arrays it relies on get `.align 16`). Bounds-checked copies (`@%p 
 the load and the store, nvcc's ragged-tile form) are if-converted first and become one
 predicated `@!%p cp.async`: when the guard fails nothing is copied, as before (no zero
 fill, which would write shared bytes the original leaves alone). The zero-fill form, where the
-register was set to 0 before the predicated load and the shared store is unconditional,
+register was set to 0 (a literal, or nvcc's hoisted zero: a register whose only write in the
+kernel is a `mov` of 0) before the predicated load and the shared store is unconditional,
 becomes `selp` of the source size (n or 0) and one unpredicated `cp.async [s], [g], n, size`,
 which zero-fills exactly what the original stored. It becomes one
 `cp.async.ca.shared.global` at the position of its last member, and a `cp.async.wait_all`
 goes before the block's next `bar.sync`, so every thread's copies have landed before anyone
-reads the tile. Refused for a block when anything between a copy and the barrier could
-observe or alias the shared destination or write global memory.
+reads the tile; a copy whose block has no barrier after it (a staging loop: `for (..)
+tile[..] = in[..]; __syncthreads();`) waits at the end of its block instead, so the copies of
+one block (an unrolled loop body) are in flight together and have landed before the thread
+leaves it. Refused for a block when anything between a copy and its wait could observe or
+alias the shared destination or write global memory.
 """
 
 from __future__ import annotations
@@ -72,7 +76,10 @@ class CpAsync(Transform):
     name = "cp_async"
     group = "ASYNC"
     min_sm = 80
-    summary = "ld.global+st.shared copies -> cp.async.ca + cp.async.wait_all before bar.sync"
+    summary = (
+        "ld.global+st.shared copies -> cp.async.ca + cp.async.wait_all before bar.sync "
+        "(or the block's end)"
+    )
     safety = "exact copy sets only; aligned in both spaces; nothing reads shared before the wait"
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
@@ -87,6 +94,7 @@ class CpAsync(Transform):
         }
         pa = analyze(module, fn, ctx, raise_align or None)
         uses = _uses(fn)
+        zeros = zero_registers(fn)
         roots: set[str] = set()
         zero_fill = False
         ed = module.edit()
@@ -98,9 +106,7 @@ class CpAsync(Transform):
                 for i, e in enumerate(effs)
                 if e.instr.opcode == "bar" and e.instr.modifiers[:1] in ((".sync",), ())
             ]
-            if not bars:
-                continue
-            plan = self._plan_block(effs, pa, uses, bars)
+            plan = self._plan_block(effs, pa, uses, bars, zeros)
             if not plan:
                 continue
             for members, at, text in plan[0]:
@@ -116,7 +122,10 @@ class CpAsync(Transform):
                         ed.delete(m)
                 zero_fill |= _SIZE_REG in text
             for b in plan[1]:
-                ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
+                if b == len(effs):  # the block falls through: wait after its last instruction
+                    ed.insert_after(effs[-1].instr, ["cp.async.wait_all;"])
+                else:
+                    ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
             n_total += len(plan[0])
         if not n_total:
             raise NotApplicable(f"{self.name}: {_why_not(fn)}")
@@ -126,8 +135,9 @@ class CpAsync(Transform):
             ed.insert_after(last_reg, [f".reg .b32 \t{_SIZE_REG};"])
         return ed.text()
 
-    def _plan_block(self, effs, pa, uses, bars):
-        """([(members, position instr, cp.async text)], barrier indices) or None."""
+    def _plan_block(self, effs, pa, uses, bars, zeros=frozenset()):
+        """([(members, position instr, cp.async text)], wait positions: the index of the
+        instruction each wait goes before, len(effs) for after the last) or None."""
         loads = {i: vector_regs(e.instr.operands[0]) for i, e in enumerate(effs) if _is_gld(e)}
         stores = {i: vector_regs(e.instr.operands[1]) for i, e in enumerate(effs) if _is_sst(e)}
         reg_load: dict[str, int] = {}
@@ -146,7 +156,7 @@ class CpAsync(Transform):
             lds, sts = comp
             if seen_loads & set(lds):
                 continue
-            cp = self._copy(lds, sts, loads, stores, effs, pa)
+            cp = self._copy(lds, sts, loads, stores, effs, pa, zeros)
             if cp is None:
                 continue
             seen_loads |= set(lds)
@@ -154,13 +164,16 @@ class CpAsync(Transform):
             copies.append(cp)
         if not copies:
             return None
-        # Between each copy and the next barrier nothing may touch shared memory or write
-        # global memory, and no other fence (call, atomics, branch) may intervene.
+        # Each copy waits before the block's next barrier or, without one, at the block's
+        # end (before its branch): every copy has landed before the thread leaves the block,
+        # so no cross-block reasoning is needed (two cp.async are unordered, PTX ISA, and
+        # another block's copy could write the same bytes). Between a copy and its wait
+        # nothing may touch shared memory or write global memory, and no other fence (call,
+        # atomics, branch) may intervene.
+        end = len(effs) - (effs[-1].instr.opcode in _TERMINATORS)
         waits = set()
         for _members, pos, _ in copies:
-            bar = next((b for b in bars if b > pos), None)
-            if bar is None:
-                return None
+            bar = next((b for b in bars if b > pos), end)
             for x in range(pos + 1, bar):
                 if x in converted:
                     continue
@@ -208,7 +221,7 @@ class CpAsync(Transform):
         return sorted(lds), sorted(sts)
 
     @staticmethod
-    def _copy(lds, sts, loads, stores, effs, pa):
+    def _copy(lds, sts, loads, stores, effs, pa, zeros=frozenset()):
         def contiguous(idxs, regs_of):
             idxs = sorted(idxs, key=lambda i: effs[i].access.offset)
             a0 = effs[idxs[0]].access
@@ -246,7 +259,7 @@ class CpAsync(Transform):
         if st_guards != ld_guards:
             if st_guards != {None} or guard is None:
                 return None
-            zeroed = _zeroing_movs(lds, loads, effs)
+            zeroed = _zeroing_movs(lds, loads, effs, zeros)
             if zeroed is None:
                 return None
         if guard is not None:
@@ -286,12 +299,34 @@ class CpAsync(Transform):
 
 
 _SIZE_REG = "%chr_cpsz"
+_TERMINATORS = frozenset({"bra", "ret", "exit", "brx", "trap"})
 _ZERO = frozenset({"0", "0x0", "0f00000000", "0d0000000000000000", "0x00000000"})
 
 
-def _zeroing_movs(lds, loads, effs) -> list[int] | None:
-    """For each register a predicated load fills, the unguarded `mov r, 0` it overwrites
-    (its last writer before the load, in this block); None unless every one has one."""
+def zero_registers(fn: Function) -> frozenset[str]:
+    """Registers that hold 0 wherever they are read: their only write in the function is an
+    unguarded `mov r, 0` (nvcc hoists `0.0f` into one register and copies it, e.g.
+    `mov.f32 %f14, 0f00000000; ... mov.f32 %f35, %f14` in a staging loop). A read that the
+    write does not reach sees an undefined value, for which 0 is as good as any other."""
+    writes: dict[str, list[Instruction]] = defaultdict(list)
+    for ins in fn.instructions():
+        for r in ins.dests:
+            writes[r].append(ins)
+    return frozenset(
+        r
+        for r, ws in writes.items()
+        if len(ws) == 1
+        and ws[0].opcode == "mov"
+        and ws[0].guard is None
+        and len(ws[0].operands) == 2
+        and ws[0].operands[1].strip().lower() in _ZERO
+    )
+
+
+def _zeroing_movs(lds, loads, effs, zeros: frozenset[str] = frozenset()) -> list[int] | None:
+    """For each register a predicated load fills, the unguarded `mov r, 0` (or `mov r, z`
+    with `z` in `zeros`) it overwrites (its last writer before the load, in this block);
+    None unless every one has one."""
     out = []
     for i in lds:
         for r in loads[i]:
@@ -299,11 +334,12 @@ def _zeroing_movs(lds, loads, effs) -> list[int] | None:
             if j is None:
                 return None
             ins = effs[j].instr
+            src = ins.operands[1].strip().lower() if len(ins.operands) == 2 else ""
             if (
                 ins.opcode != "mov"
                 or ins.guard is not None
                 or len(ins.operands) != 2
-                or ins.operands[1].strip().lower() not in _ZERO
+                or not (src in _ZERO or ins.operands[1].strip() in zeros)
             ):
                 return None
             out.append(j)
@@ -326,9 +362,7 @@ def _why_not(fn: Function) -> str:
     sizes = sorted({access_size(i) for i in copies})
     if all(s < 4 for s in sizes):
         return f"the copies move {sizes} bytes; cp.async copies 4, 8 or 16 (pair them first)"
-    if not any(i.opcode == "bar" for i in instrs):
-        return "no bar.sync after the copies to wait at"
     return (
         "the loaded registers are also used elsewhere, or shared memory / a global store / a "
-        "fence lies between a copy and its barrier"
+        "fence lies between a copy and its wait (the block's next barrier, else its end)"
     )

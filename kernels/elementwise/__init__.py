@@ -2,8 +2,10 @@
 
 Every kernel loops over the array in chunks of BLOCK*ITEMS elements (BLOCK threads, ITEMS
 elements each, `#pragma unroll`) with a bounds check per element, so the grid is independent
-of n; the vectorized variants (float4, __half2) finish the n % 4 (n % 2) tail with scalar code.
-See elementwise.cu.
+of n; the vectorized variants (float4, __half2) finish the n % 4 (n % 2) tail with scalar code;
+saxpy_contig gives each thread ITEMS contiguous elements (thread coarsening), a run that lies
+wholly inside the array unguarded and the ragged last run element by element. See
+elementwise.cu.
 
 Inputs are dyadic, `rng.integers(-8, 9) / 4`, and the scalars a = 3, b = -2 are small
 integers: every product and sum is a multiple of 1/4 of magnitude <= 10, exact in float32 and
@@ -33,11 +35,11 @@ ALPHA = 3
 BETA = -2
 """Integer-valued float scalars (launch scalars are ints; the PTX parameter is .f32)."""
 
-KINDS = {"saxpy": 0, "saxpy_vec4": 1, "haxpy": 2, "haxpy_h2": 3, "fused": 4}
-VECTOR = {"saxpy": 1, "saxpy_vec4": 4, "haxpy": 1, "haxpy_h2": 2, "fused": 1}
+KINDS = {"saxpy": 0, "saxpy_vec4": 1, "haxpy": 2, "haxpy_h2": 3, "fused": 4, "saxpy_contig": 5}
+VECTOR = {"saxpy": 1, "saxpy_vec4": 4, "haxpy": 1, "haxpy_h2": 2, "fused": 1, "saxpy_contig": 1}
 """Elements per load: the vectorized kinds cover n // VECTOR vectors in the main loop."""
 DTYPE = {"saxpy": "float32", "saxpy_vec4": "float32", "haxpy": "float16", "haxpy_h2": "float16",
-         "fused": "float32"}  # fmt: skip
+         "fused": "float32", "saxpy_contig": "float32"}  # fmt: skip
 
 VARIANTS: tuple[tuple[str, int, int], ...] = (
     ("saxpy", 128, 1),
@@ -53,6 +55,8 @@ VARIANTS: tuple[tuple[str, int, int], ...] = (
     ("fused", 128, 1),
     ("fused", 256, 2),
     ("fused", 256, 4),
+    ("saxpy_contig", 128, 2),
+    ("saxpy_contig", 256, 4),
 )
 """(kind, BLOCK, ITEMS) of every kernel."""
 

@@ -7,6 +7,10 @@
 //   KIND 2  haxpy          y = a*x + y                 fp16 (scalar __half)
 //   KIND 3  haxpy_h2       y = a*x + y                 fp16, __half2 pairs + scalar tail
 //   KIND 4  fused          out = relu(a*x + b*z)       fp32, scalar loads
+//   KIND 5  saxpy_contig   y = a*x + y                 fp32, ITEMS contiguous elements per
+//                          thread (thread coarsening, Kirk & Hwu, "Programming Massively
+//                          Parallel Processors", 4th ed., sec. 6.3), scalar loads: a full run
+//                          unguarded, the ragged last run element by element
 //
 // Build one variant:
 //   nvcc -ptx -arch=sm_80 -O3 -DNAME=elementwise_saxpy_256_1 -DKIND=0 -DBLOCK=256 -DITEMS=1
@@ -113,6 +117,23 @@ extern "C" __global__ void NAME(const float* x, const float* z, float* out, floa
             int i = base + k * BLOCK + threadIdx.x;
             if (i < n) {
                 out[i] = fmaxf(a * x[i] + b * z[i], 0.0f);
+            }
+        }
+    }
+}
+#elif KIND == 5
+extern "C" __global__ void NAME(const float* x, float* y, float a, int n)
+{
+    for (int base = (blockIdx.x * BLOCK + threadIdx.x) * ITEMS; base < n;
+         base += gridDim.x * CHUNK) {
+        if (base + ITEMS <= n) {
+#pragma unroll
+            for (int k = 0; k < ITEMS; ++k) {
+                y[base + k] = a * x[base + k] + y[base + k];
+            }
+        } else {
+            for (int i = base; i < n; ++i) {
+                y[i] = a * x[i] + y[i];
             }
         }
     }

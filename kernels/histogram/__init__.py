@@ -3,12 +3,16 @@
 "global" adds every sample to the global histogram with atomicAdd; "shared" and "vec" build a
 per-block histogram in shared memory (zeroed, barrier, shared atomics, barrier) and then add
 each non-empty bin to the global one; "vec" reads uchar4. The grid strides over the samples,
-so any n and grid size work. See histogram.cu.
+so any n and grid size work. "partial" is the CUDA samples' histogram256 kernel: per-warp shared
+sub-histograms written out as one row of partial counts per block with plain stores (the
+sample's merge kernel then sums the rows).
+See histogram.cu.
 
-The histogram is an accumulator: the kernel ADDS to it, so its role is `inout` and
-`make_inputs` gives it zeros (an `out` buffer would start as garbage in the emulator, as after
-cudaMalloc). Counts are integers and atomic addition commutes, so the np.bincount reference is
-exact for any order of the atomics.
+For the atomic kinds the histogram is an accumulator: the kernel ADDS to it, so its role is
+`inout` and `make_inputs` gives it zeros (an `out` buffer would start as garbage in the
+emulator, as after cudaMalloc). Counts are integers and atomic addition commutes, so the
+np.bincount reference is exact for any order of the atomics. "partial" overwrites every count
+of its rows (`out`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ MANIFEST = HERE / "manifest.json"
 TARGET = "sm_80"
 ALIGNMENT = 256
 TOLERANCE = Tolerance(rtol=0.0, atol=0.0)
-KINDS = {"global": 0, "shared": 1, "vec": 2}
+KINDS = {"global": 0, "shared": 1, "vec": 2, "partial": 3}
 DATA = {"u8": ("uint8", 8), "i32": ("int32", 32)}
 OUT_OF_RANGE = 4
 """i32 samples are drawn from [-4, BINS + 4): the kernel must drop the ones outside the bins."""
@@ -48,6 +52,8 @@ VARIANTS: tuple[tuple[str, str, int, int, int], ...] = (
     ("vec", "u8", 256, 256, 1),
     ("vec", "u8", 256, 128, 2),
     ("vec", "u8", 64, 256, 1),
+    ("partial", "u8", 256, 256, 1),
+    ("partial", "i32", 64, 128, 2),
 )
 """(kind, data, BINS, BLOCK, ITEMS) of every kernel."""
 
@@ -69,26 +75,46 @@ def defines(kind: str, data: str, bins: int, block: int, items: int) -> dict[str
 
 
 def make_inputs(
-    data: str, bins: int, problem: Problem, rng: np.random.Generator
+    kind: str, data: str, bins: int, problem: Problem, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Random samples and the zeroed histogram the kernel accumulates into."""
+    """Random samples and the zeroed histogram the atomic kinds accumulate into."""
     n = problem.sizes["n"]
     if data == "u8":
         samples = rng.integers(0, 256, size=n).astype(np.uint8)
     else:
         samples = rng.integers(-OUT_OF_RANGE, bins + OUT_OF_RANGE, size=n).astype(np.int32)
+    if kind == "partial":
+        return {"data": samples}
     return {"data": samples, "hist": np.zeros(bins, np.uint32)}
 
 
-def reference(
-    data: str, bins: int, problem: Problem, inputs: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Exact integer counts, added to the histogram's initial contents."""
-    v = np.asarray(inputs["data"]).astype(np.int64)
+def _bins(data: str, bins: int, samples: np.ndarray) -> np.ndarray:
+    """Each sample's bin, -1 for the dropped ones."""
+    v = np.asarray(samples).astype(np.int64)
     if data == "u8":
         v = (v * bins) >> 8
-    v = v[(v >= 0) & (v < bins)]
-    counts = np.bincount(v, minlength=bins).astype(np.uint32)
+    return np.where((v >= 0) & (v < bins), v, -1)
+
+
+def reference(
+    kind: str,
+    data: str,
+    bins: int,
+    block: int,
+    items: int,
+    problem: Problem,
+    inputs: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Exact integer counts: added to the histogram's initial contents (atomic kinds), one row
+    per block of the samples that block's grid-stride chunks hold ("partial")."""
+    v = _bins(data, bins, inputs["data"])
+    if kind == "partial":
+        blocks = problem.grid[0]
+        owner = (np.arange(v.size) // (block * items)) % blocks
+        keep = v >= 0
+        flat = np.bincount(owner[keep] * bins + v[keep], minlength=blocks * bins)
+        return {"hist": flat.astype(np.uint32).reshape(blocks, bins)}
+    counts = np.bincount(v[v >= 0], minlength=bins).astype(np.uint32)
     return {"hist": np.asarray(inputs["hist"], np.uint32) + counts}
 
 
@@ -97,16 +123,18 @@ def make_spec(kind: str, data: str, bins: int, block: int, items: int) -> Kernel
     entry = variant_id(kind, data, bins, block, items)
     dt = DATA[data][0]
     p = [f"{entry}_param_{i}" for i in range(3)]
+    role = "out" if kind == "partial" else "inout"
 
     def problem(name: str) -> Problem:
         n, blocks = PROBLEMS[name]
+        shapes = {"data": (n,), "hist": (blocks, bins) if kind == "partial" else (bins,)}
         return Problem(
             name=name,
             sizes={"n": n, "bins": bins},
             grid=(blocks, 1, 1),
             block=(block, 1, 1),
             scalars={p[2]: n},
-            shapes={"data": (n,), "hist": (bins,)},
+            shapes=shapes,
         )
 
     return KernelSpec(
@@ -119,10 +147,10 @@ def make_spec(kind: str, data: str, bins: int, block: int, items: int) -> Kernel
             Param(p[1], ".u64", "buffer", "hist"),
             Param(p[2], ".u32", "scalar"),
         ),
-        buffers=(BufferSpec("data", dt, "in"), BufferSpec("hist", "uint32", "inout")),
+        buffers=(BufferSpec("data", dt, "in"), BufferSpec("hist", "uint32", role)),
         problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=partial(reference, data, bins),
-        inputs_fn=partial(make_inputs, data, bins),
+        reference_fn=partial(reference, kind, data, bins, block, items),
+        inputs_fn=partial(make_inputs, kind, data, bins),
         alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
         divisibility={},
         tolerance=TOLERANCE,

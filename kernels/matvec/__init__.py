@@ -1,7 +1,8 @@
-"""matvec(KIND, DTYPE, BLOCK, ITEMS): y = A x (gemv) in five common styles, fp32 and fp16 A/x.
+"""matvec(KIND, DTYPE, BLOCK, ITEMS): y = A x (gemv) in six common styles, fp32 and fp16 A/x.
 
 "row" and "col" give each thread whole rows (ITEMS of them) of a row-major A or of A stored
-transposed; "colsmem" also stages x through shared memory; "warp" and "warpvec" give each row
+transposed; "colsmem" also stages x through shared memory, "colblk" gives each thread ITEMS
+adjacent rows of the transposed A (register blocking); "warp" and "warpvec" give each row
 to one warp, which strides over the columns (scalar, or float4 / __half2 loads) and reduces with
 __shfl_down_sync. Every row and column is bounds-checked. See matvec.cu.
 
@@ -31,7 +32,7 @@ ALIGNMENT = 256
 TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 WARP = 32
 MAX_EXACT_N = 2**18
-KINDS = {"row": 0, "col": 1, "colsmem": 2, "warp": 3, "warpvec": 4}
+KINDS = {"row": 0, "col": 1, "colsmem": 2, "warp": 3, "warpvec": 4, "colblk": 5}
 DTYPES = {"f32": "float32", "f16": "float16"}
 VEC = {"f32": 4, "f16": 2}
 """Elements per vector load of the warpvec kind: N must be a multiple of it."""
@@ -50,9 +51,12 @@ VARIANTS: tuple[tuple[str, str, int, int], ...] = (
     ("warp", "f16", 128, 2),
     ("warpvec", "f32", 128, 1),
     ("warpvec", "f16", 256, 1),
+    ("colblk", "f32", 128, 2),
+    ("colblk", "f32", 32, 4),
 )
 """(kind, dtype, BLOCK threads, ITEMS) of every kernel (ITEMS: rows per thread for the
-thread-per-row kinds, columns per lane step for "warp")."""
+thread-per-row kinds, adjacent rows per thread for "colblk", columns per lane step for
+"warp")."""
 
 PROBLEMS = {"full": (1 << 20, 64), "small": (64, 96), "check": (77, 45)}
 """name -> (M, N); "check" is ragged against the block, the warp, the shared x tile and every
@@ -96,7 +100,7 @@ def make_spec(kind: str, dtype: str, block: int, items: int) -> KernelSpec:
     entry = variant_id(kind, dtype, block, items)
     dt = DTYPES[dtype]
     p = [f"{entry}_param_{i}" for i in range(5)]
-    transposed = kind in ("col", "colsmem")
+    transposed = kind in ("col", "colsmem", "colblk")
 
     def problem(name: str) -> Problem:
         m, n = CHECK_VEC if (name, kind) == ("check", "warpvec") else PROBLEMS[name]

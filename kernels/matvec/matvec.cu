@@ -7,6 +7,10 @@
 //                    columns per step, __shfl_down_sync tree reduction
 //   KIND 4  warpvec  as warp, with float4 (fp32) or __half2 (fp16) loads: needs N % 4 == 0
 //                    (fp32) or N % 2 == 0 (fp16)
+//   KIND 5  colblk   as col, but register-blocked: each thread ITEMS adjacent rows, so every
+//                    x[j] it loads feeds ITEMS accumulators (thread coarsening, Kirk & Hwu,
+//                    "Programming Massively Parallel Processors", 4th ed., sec. 6.3); a block of
+//                    rows wholly inside M unguarded, the ragged last block row by row
 //
 // HALF=1 stores A and x as __half (y stays float). Rows and columns are bounds-checked, so M and
 // N are free except for the vector width of KIND 4.
@@ -90,6 +94,37 @@ extern "C" __global__ void NAME(const T* At, const T* x, float* y, int M, int N)
         const int row = row0 + k * BLOCK;
         if (row < M) {
             y[row] = acc[k];
+        }
+    }
+}
+#elif KIND == 5
+extern "C" __global__ void NAME(const T* At, const T* x, float* y, int M, int N)
+{
+    const int row0 = (blockIdx.x * BLOCK + threadIdx.x) * ITEMS;
+    if (row0 + ITEMS <= M) {
+        float acc[ITEMS];
+#pragma unroll
+        for (int k = 0; k < ITEMS; ++k) {
+            acc[k] = 0.0f;
+        }
+        for (int j = 0; j < N; ++j) {
+            const float xj = f(x[j]);
+#pragma unroll
+            for (int k = 0; k < ITEMS; ++k) {
+                acc[k] += f(At[(size_t)j * M + row0 + k]) * xj;
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < ITEMS; ++k) {
+            y[row0 + k] = acc[k];
+        }
+    } else {
+        for (int row = row0; row < M; ++row) {
+            float acc = 0.0f;
+            for (int j = 0; j < N; ++j) {
+                acc += f(At[(size_t)j * M + row]) * f(x[j]);
+            }
+            y[row] = acc;
         }
     }
 }
