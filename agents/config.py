@@ -139,6 +139,8 @@ class GRPOConfig:
     minibatch_size: int = 256
     max_grad_norm: float = 1.0
     adv_eps: float = 1e-8
+    # batch: the design's global normalization; group: per kernel (agents/grpo_math.py)
+    adv_scale: str = "batch"
     eval_every: int = 50
     checkpoint_every: int = 1
     promotion_min_delta: float = 0.0
