@@ -12,9 +12,11 @@ fresh run dir under `--runs-root` and times it. Everything is then read from tha
 measured over the run's own MDP, backend and measurement store (from `provenance.json`), so
 the searches below get every state training measured as a store hit:
 
-1. room: per kernel greedy, beam(`--width`) and exhaustive search capped at `--max-states`
-   states (a `*` marks a capped, lower-bound result; a complete one is the optimum), and how
-   many kernels leave more than `--min-gain` (1%) over greedy to find;
+1. room: per kernel greedy, beam(`--width`), exhaustive search capped at `--max-states`
+   states (a `*` marks a capped, lower-bound result; a complete one is the optimum) and random
+   search (`--episodes`), and how many kernels leave more than `--min-gain` (1%) over greedy
+   to find; where there is room, the best sequence is pruned of steps not worth their step
+   cost, and Δreturn says whether a reward maximiser should prefer it to greedy's;
 2. signal: per GRPO epoch `charts/frac_reward_zero_std` (after dynamic sampling) and `_sampled`
    (before), entropy, clip fractions and KL to BC (`metrics/train.csv`); warm-up is the
    forced-steps curriculum (epochs before `grpo.forced_steps.until_epoch`) unless `--warmup`;
@@ -39,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +78,9 @@ class Room:
     states: int
     best_sequence: list[str]
     greedy_sequence: list[str]
+    # the best sequence less the steps whose removal raises the episode return (`prune`)
+    pruned_sequence: list[str] | None = None
+    pruned_cycles: float | None = None
 
     @property
     def best(self) -> float:
@@ -90,8 +97,11 @@ class Room:
         """The best sequence's episode return minus greedy's under the MDP's log-speed-up
         reward: log(greedy/best) less step_cost per extra step (< 0: a reward maximiser
         should prefer greedy's sequence even though it is slower)."""
-        extra = len(self.best_sequence) - len(self.greedy_sequence)
-        return math.log(self.greedy / self.best) - step_cost * extra
+        seq, cyc = self.best_sequence, self.best
+        if self.pruned_sequence is not None and self.pruned_cycles is not None:
+            seq, cyc = self.pruned_sequence, self.pruned_cycles
+        extra = len(seq) - len(self.greedy_sequence)
+        return math.log(self.greedy / cyc) - step_cost * extra
 
 
 def vs_greedy(cycles: float, greedy: float) -> float:
@@ -175,20 +185,16 @@ def train(overrides: list[str], runs_root: Path, cold: bool = False) -> tuple[Pa
     return run_dir, time.perf_counter() - t0
 
 
-def measure_room(
-    run_dir: Path, width: int, max_states: int, episodes: int
-) -> tuple[dict[str, Room], str]:
-    """greedy, beam(width), capped exhaustive and random(episodes) per kernel over the run's
-    MDP and measurement store."""
+@contextmanager
+def open_mdp(run_dir: Path) -> Iterator[tuple[Any, Any, str]]:
+    """The run's MDP over its backend and measurement store (provenance.json), its
+    TrainConfig and the backend label."""
     from omegaconf import OmegaConf
 
-    from agents.config import kernel_ids
-    from agents.search import beam, exhaustive, greedy, random_search
     from chronos.fmt import backend_label
     from chronos.measure import make_backend
     from chronos.pipeline import to_config
     from envs.mdp import TransformMDP
-    from kernels import load
 
     prov = json.loads((run_dir / "provenance.json").read_text())
     tc = to_config(OmegaConf.create(prov["config"]))
@@ -196,12 +202,25 @@ def measure_room(
     name, options = tc.cluster.backend_args(tc.backend)
     if name == "auto":  # the backend auto chose for the run, not a fresh choice
         name = prov["backend"]
-    rooms: dict[str, Room] = {}
     with make_backend(name, store=None if store == "memory" else store, **options) as backend:
         mdp = TransformMDP(backend, tc.env.max_steps, reward=tc.env.make_reward())
         label = backend_label(
             str(getattr(backend, "name", name)), str(getattr(backend, "device", ""))
         )
+        yield mdp, tc, label
+
+
+def measure_room(
+    run_dir: Path, width: int, max_states: int, episodes: int
+) -> tuple[dict[str, Room], str]:
+    """greedy, beam(width), capped exhaustive and random(episodes) per kernel over the run's
+    MDP and measurement store."""
+    from agents.config import kernel_ids
+    from agents.search import beam, exhaustive, greedy, random_search
+    from kernels import load
+
+    rooms: dict[str, Room] = {}
+    with open_mdp(run_dir) as (mdp, tc, label):
         for kid in kernel_ids(tc.kernels):
             spec = load(kid)
             t0 = time.perf_counter()
@@ -239,6 +258,59 @@ def measure_room(
     return rooms, label
 
 
+def replay(mdp: Any, spec: Any, names: list[str]) -> float | None:
+    """Cycles after applying `names` in order (None: a step was invalid or a no-op)."""
+    from chronos.transforms import ACTION_NAMES
+
+    state = mdp.initial(spec)
+    for name in names:
+        out = mdp.step(state, ACTION_NAMES.index(name))
+        if out.invalid or out.info.get("reason") != "applied":
+            return None
+        state = out.state
+    return float(state.cycles)
+
+
+def prune(
+    mdp: Any, spec: Any, names: list[str], cycles: float, step_cost: float
+) -> tuple[list[str], float]:
+    """Drop steps while dropping one raises the return log(base/cycles) - step_cost * len.
+
+    The searches rank by cycles, so their best sequence can carry steps that gain less than
+    the step cost (or nothing, in the order they were taken); the pruned sequence is what a
+    reward maximiser is after.
+    """
+    seq, cyc = list(names), cycles
+    while seq:
+        best: tuple[float, list[str], float] | None = None
+        for i in range(len(seq)):
+            cand = seq[:i] + seq[i + 1 :]
+            c = replay(mdp, spec, cand)
+            if c is None:
+                continue
+            gain = math.log(cyc / c) + step_cost  # return of cand minus return of seq
+            if gain > 1e-12 and (best is None or gain > best[0]):
+                best = (gain, cand, c)
+        if best is None:
+            break
+        _, seq, cyc = best
+    return seq, cyc
+
+
+def prune_rooms(run_dir: Path, rooms: dict[str, Room], min_gain: float) -> None:
+    """`prune` the best sequence of every kernel with room, over the run's MDP and store."""
+    todo = [r for r in rooms.values() if r.room > min_gain]
+    if not todo:
+        return
+    with open_mdp(run_dir) as (mdp, tc, _):
+        from kernels import load
+
+        for r in todo:
+            r.pruned_sequence, r.pruned_cycles = prune(
+                mdp, load(r.kernel_id), r.best_sequence, r.best, tc.env.step_cost
+            )
+
+
 def best_sampled(run_dir: Path) -> dict[str, float]:
     """Per kernel the fewest cycles GRPO sampled in training, relative to base (last.pt)."""
     from agents import checkpoint as ckpt
@@ -248,6 +320,13 @@ def best_sampled(run_dir: Path) -> dict[str, float]:
         return {}
     found = ckpt.load(last)["grpo_state"].get("best_found", {})
     return {k: v["final_cycles"] / v["base_cycles"] for k, v in found.items()}
+
+
+def pruned_note(r: Room) -> str:
+    if r.pruned_sequence is None or r.pruned_cycles is None:
+        return ""
+    vs = fmt_pct(vs_greedy(r.pruned_cycles, r.greedy))
+    return f" (pruned: {' → '.join(r.pruned_sequence) or '(none)'}, {vs})"
 
 
 def fmt_pct(x: float | None) -> str:
@@ -297,7 +376,9 @@ def report(
             f"| {fmt_pct(rnd)} "
             f"| {'yes' if r.room > mg else 'no'} | {r.net_return(step_cost):+.4f} "
             f"| {fmt_pct(argmax)} ({goal['classes'][kid]}) "
-            f"| {fmt_pct(samp_vs)} | {' → '.join(r.best_sequence) or '(none)'} |"
+            f"| {fmt_pct(samp_vs)} | {' → '.join(r.best_sequence) or '(none)'}"
+            + pruned_note(r)
+            + " |"
         )
     n_complete = sum(r.complete for r in rooms.values())
     print(
@@ -306,8 +387,8 @@ def report(
         + ", ".join(f"{k} {r.room:+.2%}" for k, r in rooms.items() if r.room > mg)
     )
     print(
-        f"Δreturn: the best sequence's episode return minus greedy's (log-gain less "
-        f"step_cost {step_cost} per extra step); of the kernels with room, "
+        f"Δreturn: the (pruned) best sequence's episode return minus greedy's (log-gain less "
+        f"step_cost {step_cost} per extra step, stop steps aside); of the kernels with room, "
         f"{sum(r.room > mg and r.net_return(step_cost) > 0 for r in rooms.values())} are worth "
         f"taking under the reward."
     )
@@ -398,6 +479,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             p.error(f"--room {args.room} holds other kernels than {run_dir}")
     else:
         rooms, label = measure_room(run_dir.resolve(), args.width, args.max_states, args.episodes)
+    if any(r.pruned_sequence is None for r in rooms.values() if r.room > args.min_gain):
+        prune_rooms(run_dir.resolve(), rooms, args.min_gain)
     return report(run_dir.resolve(), rooms, label, args, wall)
 
 

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -114,3 +115,31 @@ def test_net_return_charges_the_extra_steps() -> None:
     r = G.Room("k", 100.0, 90.0, 88.0, None, None, False, 0, ["a", "b", "c"], ["a"])
     assert abs(r.net_return(0.005) - (G.math.log(90 / 88) - 0.01)) < 1e-12
     assert r.net_return(0.02) < 0  # 2.2% faster, not worth two more steps at 2% each
+
+
+class _FakeMDP:
+    """Cycles = 100 times a factor per applied transform: the MDP surface `prune` uses."""
+
+    FACTOR = {"vec_ld": 0.5, "ld_nc": 0.999, "reorder_cp": 1.0}
+
+    def initial(self, spec: Any) -> Any:
+        return SimpleNamespace(cycles=100.0)
+
+    def step(self, state: Any, action: int) -> Any:
+        from chronos.transforms import ACTION_NAMES
+
+        cycles = state.cycles * self.FACTOR[ACTION_NAMES[action]]
+        return SimpleNamespace(
+            invalid=False, info={"reason": "applied"}, state=SimpleNamespace(cycles=cycles)
+        )
+
+
+def test_prune_drops_steps_not_worth_their_cost() -> None:
+    seq, cycles = G.prune(_FakeMDP(), None, ["vec_ld", "ld_nc", "reorder_cp"], 49.95, 0.005)
+    assert seq == ["vec_ld"] and cycles == 50.0  # ld_nc gains 0.1% < the 0.5% step cost
+    seq, _ = G.prune(_FakeMDP(), None, ["vec_ld", "ld_nc"], 49.95, 0.0005)
+    assert seq == ["vec_ld", "ld_nc"]  # now worth its cost
+    r = G.Room(
+        "k", 100.0, 60.0, 60.0, 49.95, None, False, 9, ["vec_ld", "ld_nc"], [], ["vec_ld"], 50.0
+    )
+    assert abs(r.net_return(0.005) - (G.math.log(60 / 50) - 0.005)) < 1e-12
