@@ -109,6 +109,11 @@ def vs_greedy(cycles: float, greedy: float) -> float:
     return greedy / cycles - 1.0
 
 
+def episode_return(improvement: float, n_steps: int, step_cost: float) -> float:
+    """log(base/final) - step_cost * transforms: the MDP's return, its stop step aside."""
+    return -math.log1p(improvement) - step_cost * n_steps
+
+
 def classify(cycles: float, greedy: float, min_gain: float, tol: float = 1e-9) -> str:
     """worse | tie | better (<= min_gain) | better>min_gain, against greedy's cycles."""
     if cycles > greedy * (1.0 + tol):
@@ -174,12 +179,13 @@ def train(overrides: list[str], runs_root: Path, cold: bool = False) -> tuple[Pa
     run_dir = (runs_root / stamp).resolve()
     cmd = [sys.executable, "-m", "chronos.train", "+exp=grpo", "progress=false", *overrides]
     cmd.append(f"hydra.run.dir={run_dir}")
-    print("$", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     if cold:
         tmp = Path(tempfile.mkdtemp(prefix="grpo_goals_cold_"))
         env["CHRONOS_STORE"] = str(tmp / "measurements.sqlite")
         cmd.insert(-1, f"greedy.dataset_dir={tmp / 'greedy'}")
+        print(f"$ export CHRONOS_STORE={env['CHRONOS_STORE']}")
+    print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     return run_dir, time.perf_counter() - t0
@@ -404,6 +410,39 @@ def report(
             + " | ".join(f"{v:.4f}" for v in vals[3:6])
             + " |"
         )
+    print(
+        f"\n## Argmax vs greedy at every evaluation (eval/summary.json; the goals use "
+        f"{summary.get('checkpoint')}, the promotion gate's pick)\n"
+    )
+    print(
+        "| eval epoch | score | worse | tie | better ≤ 1% | better > 1% "
+        "| lower return than greedy |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for ev in summary.get("evals", []):
+        pk = {
+            k: {"grpo": v["improvement"], "greedy": per_kernel[k]["greedy"]}
+            for k, v in ev["kernels"].items()
+            if k in per_kernel
+        }
+        g = argmax_goal(pk, rooms, mg)
+        lower = sum(
+            episode_return(v["improvement"], len(v["actions"]), step_cost)
+            < episode_return(
+                per_kernel[k]["greedy"], len(per_kernel[k]["greedy_actions"]), step_cost
+            )
+            - 1e-12
+            for k, v in ev["kernels"].items()
+            if k in per_kernel
+        )
+        print(
+            f"| {ev['epoch']} | {ev['score']:.4f} | {g['worse']} | {g['ties']} "
+            f"| {g['better_small']} | {g['better_gt_min_gain']} | {lower} |"
+        )
+    print(
+        "\n(worse/tie/better compare cycles; the return is log(base/final) less step_cost per "
+        "transform, so dropping a step that gains under the step cost is slower but better.)"
+    )
     sig = signal_goal(rows, warmup)
     print("\n## Goals\n")
     print("| goal | measured | met |")
