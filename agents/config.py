@@ -118,7 +118,7 @@ class DynamicSamplingConfig:
     """DAPO dynamic sampling: re-roll groups whose G returns are all equal (no gradient)."""
 
     max_retries: int = 3  # re-rolls of a zero-spread group before it is dropped (0: drop at once)
-    temperature_factor: float = 1.5  # each re-roll samples at T * factor^retry
+    temperature_factor: float = 2.0  # each re-roll samples at T * factor^retry
     max_temperature: float = 3.0  # cap on the re-roll temperature
 
 
