@@ -118,7 +118,7 @@ class DynamicSamplingConfig:
     """DAPO dynamic sampling: re-roll groups whose G returns are all equal (no gradient)."""
 
     max_retries: int = 3  # re-rolls of a zero-spread group before it is dropped (0: drop at once)
-    temperature_factor: float = 1.5  # each re-roll samples at T * factor^retry
+    temperature_factor: float = 2.0  # each re-roll samples at T * factor^retry
     max_temperature: float = 3.0  # cap on the re-roll temperature
 
 
@@ -139,6 +139,8 @@ class GRPOConfig:
     minibatch_size: int = 256
     max_grad_norm: float = 1.0
     adv_eps: float = 1e-8
+    # batch: the design's global normalization; group: per kernel (agents/grpo_math.py)
+    adv_scale: str = "batch"
     eval_every: int = 50
     checkpoint_every: int = 1
     promotion_min_delta: float = 0.0

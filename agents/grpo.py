@@ -409,7 +409,7 @@ def train(
                 -1, cfg.group_size
             )
             adv = (
-                group_advantages(returns, lengths, cfg.adv_eps).flatten()
+                group_advantages(returns, lengths, cfg.adv_eps, cfg.adv_scale).flatten()
                 if len(episodes)
                 else torch.zeros(0)
             )

@@ -17,16 +17,30 @@ def median_centered(returns: torch.Tensor) -> torch.Tensor:
     return returns - torch.quantile(returns, 0.5, dim=1, keepdim=True)
 
 
-def group_advantages(
-    returns: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-8
-) -> torch.Tensor:
-    """GRPO advantages [K, G]: median-centred per kernel, then normalized over the batch.
+ADV_SCALES = ("batch", "group")
 
-    Every step of an episode carries its episode's advantage, so the batch mean and
-    (population) standard deviation are taken over steps: an episode counts `lengths[k, g]`
-    times, as in the design's per-step list. Without `lengths` each episode counts once.
+
+def group_advantages(
+    returns: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    eps: float = 1e-8,
+    scale: str = "batch",
+) -> torch.Tensor:
+    """GRPO advantages [K, G]: median-centred per kernel, then normalized.
+
+    `scale="batch"` (the design): over the batch. Every step of an episode carries its
+    episode's advantage, so the batch mean and (population) standard deviation are taken over
+    steps: an episode counts `lengths[k, g]` times, as in the design's per-step list. Without
+    `lengths` each episode counts once. `scale="group"` (GRPO's original form): each kernel's
+    centred returns are divided by that kernel's own standard deviation, so a kernel whose
+    sequences differ by 1% weighs as much as one whose differ by 60%.
     """
+    if scale not in ADV_SCALES:
+        raise ValueError(f"advantage scale {scale!r}; known: {', '.join(ADV_SCALES)}")
     centered = median_centered(returns.double())
+    if scale == "group":
+        std = returns.double().std(dim=1, unbiased=False, keepdim=True)
+        return (centered / (std + eps)).to(returns.dtype)
     w = torch.ones_like(centered) if lengths is None else lengths.double()
     mean = (w * centered).sum() / w.sum()
     std = ((w * (centered - mean) ** 2).sum() / w.sum()).sqrt()

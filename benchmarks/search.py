@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from agents.config import KernelsConfig, kernel_ids
 from agents.search import SearchResult, beam, exhaustive, greedy, random_search
 from chronos.measure import make_backend
 from envs.mdp import TransformMDP
@@ -52,7 +53,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-states", type=int, default=2000)
     args = p.parse_args()
-    ids = args.kernels.split(",") if args.kernels else yaml.safe_load(SMALL.read_text())["ids"]
+    if args.kernels:
+        ids = args.kernels.split(",")
+    else:  # the mixed default set: 2 kernels per family (ids is empty there)
+        ids = kernel_ids(KernelsConfig(**yaml.safe_load(SMALL.read_text())))
     methods = args.methods.split(",")
     totals: dict[str, list[float]] = {m: [0.0, 0, 0, 0.0] for m in methods}
     with make_backend(args.backend, store=args.store) as backend:

@@ -43,6 +43,7 @@ from agents.greedy import (
     run_greedy,
     save_dataset,
 )
+from agents.grpo_math import ADV_SCALES
 from agents.policy import PolicyMLP
 from chronos.fmt import backend_label
 from chronos.measure.cached import backend_harness_version
@@ -79,6 +80,10 @@ def to_config(cfg: DictConfig | dict[str, Any]) -> TrainConfig:
     unknown = set(out.stages) - set(STAGES)
     if unknown:
         raise ValueError(f"stages: unknown {sorted(unknown)}; known: {', '.join(STAGES)}")
+    if out.grpo.adv_scale not in ADV_SCALES:
+        raise ValueError(
+            f"grpo.adv_scale: {out.grpo.adv_scale!r} is not one of {', '.join(ADV_SCALES)}"
+        )
     out.resume = str(out.resume).lower()
     if out.resume not in RESUME_MODES:
         raise ValueError(f"resume: {out.resume!r} is not one of {', '.join(RESUME_MODES)}")

@@ -47,6 +47,23 @@ def test_normalization_weights_episodes_by_length() -> None:
     assert torch.allclose(a, ((torch.tensor([[-0.5, 0.5]]) - mean) / std).double())
 
 
+def test_group_scale_weighs_small_and_large_spreads_alike() -> None:
+    # kernel 0's sequences differ by 1%-scale returns, kernel 1's by 100x that
+    r = torch.tensor([[0.00, 0.01, 0.02], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    a = group_advantages(r, scale="group")
+    assert torch.allclose(a[0], a[1])  # same shape of returns, same advantages
+    assert torch.allclose(a[1], (r[1] - 1.0) / r[1].std(unbiased=False))
+    batch = group_advantages(r)
+    assert float(batch[0].abs().max()) < 0.02 * float(batch[1].abs().max())  # swamped
+    assert torch.count_nonzero(group_advantages(torch.ones(2, 4), scale="group")) == 0
+    with pytest.raises(ValueError, match="advantage scale 'kernel'"):
+        group_advantages(r, scale="kernel")
+    from chronos.pipeline import to_config
+
+    with pytest.raises(ValueError, match="grpo.adv_scale: 'kernel' is not one of batch, group"):
+        to_config({"grpo": {"adv_scale": "kernel"}})  # at start-up, before any stage runs
+
+
 def test_zero_spread_groups_give_zero_advantage() -> None:
     r = torch.ones(3, 4)
     assert torch.count_nonzero(group_advantages(r)) == 0
