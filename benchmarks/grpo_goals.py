@@ -488,11 +488,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--run-dir", type=Path, help="a finished chronos.train run (default: train)")
     p.add_argument("--override", action="append", default=[], help="chronos.train override")
     p.add_argument("--cold", action="store_true", help="train on an empty store and cache")
-    p.add_argument("--runs-root", type=Path, default=ROOT / "outputs" / "grpo_goals")
+    p.add_argument(
+        "--runs-root", type=Path, default=ROOT / "outputs" / "grpo_goals", help="where runs go"
+    )
     p.add_argument("--width", type=int, default=4, help="beam width")
     p.add_argument("--max-states", type=int, default=40, help="exhaustive cap (0: skip)")
     p.add_argument("--episodes", type=int, default=32, help="random-search episodes (0: skip)")
-    p.add_argument("--min-gain", type=float, default=0.01, help="'better' threshold (design: 1%)")
+    p.add_argument("--min-gain", type=float, default=0.01, help="'better' threshold (design: 1%%)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up epochs (default: forced)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument(
