@@ -17,7 +17,7 @@ import pytest
 import kernels
 from chronos.emulate import verify
 from chronos.transforms import CATALOGUE, STOP, action_mask, apply_action
-from chronos.transforms.semantics import check, sizes_of
+from chronos.transforms.semantics import check, random_episode, sizes_of
 from tests.helpers import outside_kernels
 
 IDS = [s.id for s in outside_kernels.SPECS]
@@ -61,14 +61,7 @@ def test_random_sequences_keep_semantics(kernel_id: str) -> None:
     spec = kernels.load(kernel_id)
     rng = np.random.default_rng([11, zlib.crc32(kernel_id.encode())])
     for episode in range(3):
-        ptx, applied = spec.ptx(), []
-        for _ in range(6):
-            legal = [int(a) for a in np.flatnonzero(action_mask(spec, ptx, applied)) if a != STOP]
-            if not legal:
-                break
-            a = int(rng.choice(legal))
-            ptx = apply_action(spec, ptx, a).ptx
-            applied.append(a)
+        ptx, applied = random_episode(spec, rng)
         names = [CATALOGUE[a].name for a in applied]
         exact = all(CATALOGUE[a].exact for a in applied)
         for size in sizes_of(spec):

@@ -16,8 +16,8 @@ import pytest
 
 import kernels
 from chronos.emulate.verify import verify
-from chronos.transforms import CATALOGUE, STOP, action_mask, apply_action, apply_sequence
-from chronos.transforms.semantics import check, sizes_of
+from chronos.transforms import CATALOGUE, apply_action, apply_sequence
+from chronos.transforms.semantics import check, random_episode, sizes_of
 
 ALL = sorted(k for k in kernels.list_kernels() if k.startswith("gemm_tile"))
 SAMPLE = [
@@ -53,28 +53,13 @@ def test_every_transform_verifies_on_all_kernels() -> None:
     assert _check(ALL) == []
 
 
-def _random_episode(spec: kernels.KernelSpec, rng: np.random.Generator) -> tuple[str, list[int]]:
-    """Up to 6 mask-respecting actions drawn at random, as an agent ignoring rewards would."""
-    ptx, applied = spec.ptx(), []
-    for _ in range(6):
-        legal = [a for a in np.flatnonzero(action_mask(spec, ptx, applied)) if a != STOP]
-        if not legal:
-            break
-        a = int(rng.choice(legal))
-        res = apply_action(spec, ptx, a)
-        assert res.changed, (spec.id, CATALOGUE[a].name, res.reason)
-        ptx = res.ptx
-        applied.append(a)
-    return ptx, applied
-
-
 @pytest.mark.parametrize("kernel_id", ALL)
 def test_random_sequences_keep_outputs_on_every_kernel(kernel_id: str) -> None:
     """Every corpus kernel, two seeded random episodes of up to 6 transforms, emulated."""
     spec = kernels.load(kernel_id)
     rng = np.random.default_rng([ALL.index(kernel_id), 2026])
     for _ in range(2):
-        ptx, applied = _random_episode(spec, rng)
+        ptx, applied = random_episode(spec, rng)
         names = [CATALOGUE[a].name for a in applied]
         v = verify(spec, ptx, exact=all(CATALOGUE[a].exact for a in applied))
         assert v.ok, (kernel_id, names, v.kind, v.error)
@@ -148,7 +133,7 @@ def _cases(spec: kernels.KernelSpec) -> list[tuple[str, str, bool]]:
             out.append((t.name, res.ptx, t.exact))
     rng = np.random.default_rng([sorted(kernels.list_kernels()).index(spec.id), 15])
     for _ in range(2):
-        ptx, applied = _random_episode(spec, rng)
+        ptx, applied = random_episode(spec, rng)
         names = "+".join(CATALOGUE[a].name for a in applied)
         out.append((names, ptx, all(CATALOGUE[a].exact for a in applied)))
     return out

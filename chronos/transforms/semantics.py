@@ -16,6 +16,7 @@ import numpy as np
 
 from chronos.caching import BoundedCache
 from chronos.emulate import emulate, verify
+from chronos.transforms.catalogue import CATALOGUE, STOP, action_mask, apply_action
 
 SIZES = ("small", "check")
 """The problems a sweep verifies on; a family without a `check` problem uses `small` only."""
@@ -50,3 +51,24 @@ def check(spec: Any, ptx: str, exact: bool, size: str = "small", seed: int = 0) 
             n = int(np.count_nonzero(np.asarray(ref) != np.asarray(new[name])))
             return f"mismatch: {name} differs from the untransformed kernel in {n} elements"
     return None
+
+
+def random_episode(spec: Any, rng: np.random.Generator, max_len: int = 6) -> tuple[str, list[int]]:
+    """(PTX, actions) after up to `max_len` mask-respecting actions drawn at random, as an
+    agent ignoring rewards would. A legal action that changes nothing is a mask defect and
+    raises."""
+    ptx, applied = spec.ptx(), []
+    for _ in range(max_len):
+        legal = [int(a) for a in np.flatnonzero(action_mask(spec, ptx, applied)) if a != STOP]
+        if not legal:
+            break
+        a = int(rng.choice(legal))
+        res = apply_action(spec, ptx, a)
+        if not res.changed:
+            raise RuntimeError(
+                f"{spec.id}: {CATALOGUE[a].name} is legal by the mask but changed nothing "
+                f"({res.reason})"
+            )
+        ptx = res.ptx
+        applied.append(a)
+    return ptx, applied
