@@ -48,6 +48,19 @@ def test_every_transform_verifies_on_sample() -> None:
     assert _check(SAMPLE) == []
 
 
+@pytest.mark.parametrize("kernel_id", [k for k in SAMPLE if k != "gemm_tile_8_8_8"])
+def test_every_transform_keeps_outputs_on_the_check_problem(kernel_id: str) -> None:
+    """The sample again on gemm_tile's second size ("check": 3x1 blocks, 3 K steps), two
+    seeds (the full sweep: benchmarks/transforms_semantics.py)."""
+    spec = kernels.load(kernel_id)
+    for i, t in enumerate(CATALOGUE):
+        res = apply_action(spec, spec.ptx(), i)
+        if res.changed:
+            for seed in (0, 1):
+                err = check(spec, res.ptx, t.exact, size="check", seed=seed)
+                assert err is None, (kernel_id, t.name, seed, err)
+
+
 @pytest.mark.slow
 def test_every_transform_verifies_on_all_kernels() -> None:
     assert _check(ALL) == []

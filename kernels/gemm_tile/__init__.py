@@ -51,6 +51,11 @@ CTA_RESERVED_SHARED = 1024
 FULL_K_STEPS = 4
 SMALL_GRID = (2, 2, 1)
 SMALL_K_STEPS = 2
+CHECK_GRID = (3, 1, 1)
+CHECK_K_STEPS = 3
+"""The semantic sweeps' second problem: a non-square grid and an odd number of K steps, so
+a transform that only holds for the "small" shape is caught (the contract's divisibility
+keeps every size a multiple of the tile)."""
 MAX_EXACT_K = 2**18
 """Largest K for which dyadic inputs keep every partial sum exact in float32."""
 
@@ -138,6 +143,7 @@ def make_spec(tm: int, tn: int, tk: int) -> KernelSpec:
         problems={
             "full": _problem("full", entry, tm, tn, tk, full_grid(tm, tn, tk), FULL_K_STEPS),
             "small": _problem("small", entry, tm, tn, tk, SMALL_GRID, SMALL_K_STEPS),
+            "check": _problem("check", entry, tm, tn, tk, CHECK_GRID, CHECK_K_STEPS),
         },
         reference_fn=reference,
         inputs_fn=make_inputs,
