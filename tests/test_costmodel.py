@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from chronos.emulate.verify import verify
 from chronos.measure.costmodel import MODEL_VERSION, estimate, policy, sass_class
 from chronos.measure.emulated_backend import EmulatedBackend, _footprint, _sass
 from chronos.transforms import apply_action
+from tests.helpers.scripts import load_script
 
 
 def _have(tool: str) -> bool:
@@ -200,13 +199,7 @@ def test_fewer_resident_warps_cost(backend: EmulatedBackend) -> None:
 
 
 def _bench() -> Any:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "costmodel.py"
-    mod_spec = importlib.util.spec_from_file_location("bench_costmodel", path)
-    assert mod_spec and mod_spec.loader
-    mod = importlib.util.module_from_spec(mod_spec)
-    sys.modules[mod_spec.name] = mod
-    mod_spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/costmodel.py", "bench_costmodel")
 
 
 @pytest.mark.requires_ptxas

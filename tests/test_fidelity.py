@@ -4,8 +4,6 @@ model by construction: the scores must say so."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from chronos.measure.measurement import Measurement
 from chronos.measure.store import MeasurementStore
 from chronos.ptx import ptx_sha256
 from chronos.transforms import apply_action
+from tests.helpers.scripts import load_script
 
 KERNEL = "gemm_tile_2_2_2"
 CANDIDATES = ("vec_ld", "maxnreg_32", "reorder_cp", "vec_st", "ld_na", "cp_async", "ld_cg")
@@ -24,13 +23,7 @@ ARCH = "sm_89"
 
 
 def _fidelity() -> Any:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity.py"
-    spec = importlib.util.spec_from_file_location("bench_fidelity", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/fidelity.py", "bench_fidelity")
 
 
 def _have_ptxas() -> bool:

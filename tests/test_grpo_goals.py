@@ -3,26 +3,20 @@ CI-sized run (room searches ordered, figures read back from the run dir)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.helpers.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _goals() -> Any:
-    path = ROOT / "benchmarks" / "grpo_goals.py"
-    spec = importlib.util.spec_from_file_location("bench_grpo_goals", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/grpo_goals.py", "bench_grpo_goals")
 
 
 G = _goals()
