@@ -215,6 +215,31 @@ def test_shared_exchange_and_cp_async_visibility(copy: str, ok: bool) -> None:
         assert np.isnan(res.outputs["out"]).all()
 
 
+def test_zero_fill_cp_async_reads_and_traces_only_lanes_with_a_source() -> None:
+    """A src-size 0 lane reads nothing, so its address may be anything (Triton passes an
+    out-of-bounds one; here it lies below address 0): the copy zero-fills, and the trace
+    records only the lanes that read."""
+    copy = (
+        "\tsetp.lt.u32 %p1, %r1, 16;\n"
+        "\tselp.b32 %r10, 4, 0, %p1;\n"
+        "\tselp.b64 %rd9, %rd4, -4096, %p1;\n"
+        "\tcp.async.ca.shared.global [%r7], [%rd9], 4, %r10;\n"
+        "\tcp.async.wait_all;"
+    )
+    ptx = kernel(COPY_PROLOGUE + SHARED_ROUNDTRIP.format(copy=copy)).replace(
+        "\t.reg .b16 %rs<8>;", "\t.reg .b16 %rs<8>;\n\t.shared .align 4 .b8 smem[128];"
+    )
+    inp = np.arange(1, 33, dtype=np.float32)
+    res = launch(ptx, inp, np.zeros(32, np.float32), trace=True)
+    src = np.where(np.arange(32) < 16, inp, 0.0)
+    assert np.array_equal(res.outputs["out"], src[np.arange(32) ^ 31])
+    tr = res.trace
+    assert tr is not None
+    texts = {op.index: op.text for op in res.program.ops}
+    copies = [c for step, c in tr.sectors if texts[tr.pcs[step]].startswith("cp.async")]
+    assert len(copies) == 1 and len(copies[0]) == 2  # 16 lanes x 4 bytes: 2 sectors
+
+
 def test_shared_variables_get_only_their_declared_alignment() -> None:
     body = """
 \tmov.u32 %r5, smem;

@@ -420,7 +420,10 @@ class Machine:
             )
         )
         if self.trace is not None:
-            self.trace.memory(".global", src, threads, size)
+            # Lanes with src-size 0 read nothing (their address may lie outside every buffer).
+            read = np.ones(len(threads), bool) if n_src is None else n_src > 0
+            if read.any():
+                self.trace.memory(".global", src[read], threads[read], size)
 
     def prefetch(self, space: str, a: np.ndarray, lanes: np.ndarray | None) -> None:
         """Record a prefetch's global addresses in the trace (those inside a buffer; a
