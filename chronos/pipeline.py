@@ -20,10 +20,13 @@ import os
 import random
 import shlex
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,32 @@ RESUME_MODES = ("auto", "true", "false")
 UNHASHED_KEYS = ("run_dir", "runs_root", "resume", "progress", "stop_after_epoch")
 STATUS_FILE = "status.json"
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+"""128 + SIGTERM, the shell's convention for a process ended by that signal."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, `kill`): handled exactly like Ctrl-C."""
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` in the main thread, so a preempted run saves
+    its checkpoint, closes its logs and says how to resume, as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 EXIT_BAD_CONFIG = 2
 
 
@@ -540,7 +569,7 @@ def cli(cfg: DictConfig, evals: EvalStages, module: str) -> None:
 
     A bad config is one line on stderr (exit 2) and leaves no run dir; Ctrl-C closes the
     trajectory log and the measurement store, keeps the last checkpoint, prints the command
-    that resumes and exits 130.
+    that resumes and exits 130; SIGTERM (a scheduler's preemption) does the same, exit 143.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -575,13 +604,15 @@ def cli(cfg: DictConfig, evals: EvalStages, module: str) -> None:
     cmd = resume_command(module, list(hc.overrides.task), rdir)
     write_status(rdir, chash, "running", cmd)
     try:
-        out = run(tc, rdir, evals=evals)
-    except KeyboardInterrupt:
+        with sigterm_interrupts():
+            out = run(tc, rdir, evals=evals)
+    except KeyboardInterrupt as exc:
         write_status(rdir, chash, "interrupted", cmd)
         for h in logging.getLogger().handlers:
             h.flush()
-        print(f"\ninterrupted; resume with: {cmd}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_INTERRUPTED)
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{what}; resume with: {cmd}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     except BaseException:
         write_status(rdir, chash, "failed", cmd)
         _remove_litter(rdir, Path(tc.runs_root).expanduser())  # failed before it made anything

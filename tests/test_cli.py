@@ -159,6 +159,28 @@ def test_ctrl_c_checkpoints_prints_resume_command_and_auto_resumes(
     assert header.count("epoch") == 1
 
 
+def test_sigterm_is_a_graceful_interrupt(cache: Path, tmp_path: Path) -> None:
+    """A scheduler's SIGTERM saves and says how to resume, like Ctrl-C (exit 143)."""
+    root = tmp_path / "runs"
+    proc = subprocess.Popen(
+        chronos(cache, "+exp=ci", "grpo.epochs=30", f"runs_root={root}"),
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run_dir = _wait_for_epochs(root, proc, 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    hint = [line for line in err.splitlines() if "resume with:" in line]
+    assert len(hint) == 1 and "SIGTERM" in hint[0] and f"hydra.run.dir={run_dir}" in hint[0]
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
+    assert (run_dir / "checkpoints" / "last.pt").exists()
+
+
 def test_find_unfinished_picks_the_latest_unfinished_run_of_the_hash(tmp_path: Path) -> None:
     from chronos.pipeline import find_unfinished, write_status
 
