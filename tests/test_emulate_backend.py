@@ -253,3 +253,34 @@ def test_sass_counts_follow_the_trace_through_line_info(backend: EmulatedBackend
     assert rep.cost.counts["fp32"] == pytest.approx(64 * k_steps)
     assert rep.cost.counts["barrier"] == pytest.approx(2 * k_steps)
     assert rep.cost.estimate > rep.cost.latency > 0
+
+
+def _two_per_family() -> list[str]:
+    fams: dict[str, list[str]] = {}
+    for kid in kernels.list_kernels():
+        fams.setdefault(kernels.load(kid).family, []).append(kid)
+    return [k for ks in fams.values() for k in (ks[0], ks[len(ks) // 2])]
+
+
+@pytest.mark.slow
+@pytest.mark.requires_ptxas
+@pytest.mark.parametrize("kid", _two_per_family())
+def test_every_legal_action_gets_a_valid_traced_estimate(kid: str) -> None:
+    """The cost model's path (a traced emulation, then the estimate) on every mask-legal
+    action alone: never an exception, never an invalid step. The semantic sweeps run the
+    emulator without a trace, so a trace-only failure (a zero-fill cp.async's outside
+    address once was one) shows here."""
+    from chronos.transforms import STOP, action_mask
+
+    spec = kernels.load(kid)
+    backend = EmulatedBackend(arch="sm_90")
+    base = spec.ptx()
+    mask = action_mask(spec, base, [])
+    for a in map(int, np.flatnonzero(mask)):
+        if a == STOP:
+            continue
+        res = apply_action(spec, base, a)
+        if not res.changed:
+            continue
+        rep = backend.report(spec, res.ptx)
+        assert rep.valid and rep.cost is not None, (ACTION_NAMES[a], rep.error)
