@@ -39,7 +39,7 @@ from chronos.emulate.program import Program
 from chronos.emulate.trace import Trace
 from chronos.measure.cupy_harness import L2_MODES
 
-MODEL_VERSION = "emulated-cost-3"
+MODEL_VERSION = "emulated-cost-4"
 
 SMOOTH_MAX_P_MAX = 8.0
 """The wave combines its latency and throughput bounds in a p-norm with p = 1 + resident warps
@@ -282,16 +282,18 @@ def _simulate_caches(
     is_pf = per_pc("prefetch", bool)
     is_st = per_pc("store", bool)
 
-    # L1 (per block, shared by its warps): an access hits when the same block's last
-    # allocating access to the sector is at most the block's L1 share ago in the block's
-    # stream of sector accesses (a reuse-distance LRU); evict-first lines survive a quarter
-    # of that distance, evict-last lines twice it.
+    # L1 (per block, shared by its warps): an access hits when, since the same block's last
+    # allocating access to the sector, the block allocated at most its L1 share (a
+    # reuse-distance LRU over fills: a store, an `L1::no_allocate` or `.cg` load and a
+    # prefetch to L2 displace nothing); evict-first lines survive a quarter of that
+    # distance, evict-last lines twice it.
     bkey = (block << 40) | sector
-    pos = _stream_position(block, order)
+    pos, fills = _stream_position(block, order, alloc)
     prev = _previous(bkey, pos, alloc)
     cap = l1_bytes_per_block / 32.0
     reach = np.where(l1pri == "first", cap / 4, np.where(l1pri == "last", 2 * cap, cap))
-    l1_w = (lookup & (prev >= 0) & (pos - prev <= reach)).astype(np.float64)
+    since = fills - fills[np.maximum(_index_at(block, pos, prev), 0)]
+    l1_w = (lookup & (prev >= 0) & (since <= reach)).astype(np.float64)
 
     # L2: shared by all blocks; an L2::NB access (and a prefetch) brings its whole N-byte
     # chunk, so a sector is present after any earlier access or prefetch touched its chunk.
@@ -336,7 +338,9 @@ def _simulate_caches(
     out.l1 = np.bincount(pc_of, weights=demand * served_l1, minlength=n)
     out.l2 = np.bincount(pc_of, weights=demand * served_l2, minlength=n)
     out.dram = np.bincount(pc_of, weights=demand * served_dram, minlength=n)
-    out.fetched = np.bincount(pc_of, weights=served_dram * chunk, minlength=n)
+    out.fetched = np.bincount(
+        pc_of, weights=_merged_fetches(order, sector, served_dram * chunk), minlength=n
+    )
     # DRAM traffic: each read miss (prefetches included) fetches its chunk (one sector, or
     # N/32 for L2::NB) once however many warps missed on it in the same step (L2 merges
     # misses to a sector in flight); every distinct written sector is written back once
@@ -352,15 +356,23 @@ def _simulate_caches(
     return out
 
 
-def _merged_misses(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) -> float:
-    """Sectors fetched from DRAM, counting a sector once per step (the largest fetch)."""
+def _merged_fetches(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) -> np.ndarray:
+    """Per access, the sectors its DRAM miss fetches, a sector missed by several warps in the
+    same step charged once (to its first access, at the largest fetch): the bytes in flight."""
+    out = np.zeros(len(sector))
     if not len(sector):
-        return 0.0
+        return out
     key = (order << 40) | sector
     idx = np.argsort(key, kind="stable")
     k = key[idx]
     starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1]
-    return float(np.sum(np.maximum.reduceat(fetched[idx], starts)))
+    out[idx[starts]] = np.maximum.reduceat(fetched[idx], starts)
+    return out
+
+
+def _merged_misses(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) -> float:
+    """Sectors fetched from DRAM, counting a sector once per step (the largest fetch)."""
+    return float(np.sum(_merged_fetches(order, sector, fetched)))
 
 
 def _warm_shares(
@@ -384,15 +396,32 @@ def _warm_shares(
     )
 
 
-def _stream_position(group: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Each element's index in its group's stream (elements sorted by `order`)."""
+def _stream_position(
+    group: np.ndarray, order: np.ndarray, counted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each element's index in its group's stream (elements sorted by `order`), and how many
+    `counted` elements come before it in that stream."""
     idx = np.lexsort((order, group))
     g = group[idx]
     starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-    run = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
-    out = np.empty(len(g), np.int64)
-    out[idx] = run
-    return out
+    lengths = np.diff(np.r_[starts, len(g)])
+    run = np.arange(len(g)) - np.repeat(starts, lengths)
+    c = np.cumsum(counted[idx].astype(np.int64))
+    before = c - counted[idx] - np.repeat(np.r_[0, c[starts[1:] - 1]], lengths)
+    pos = np.empty(len(g), np.int64)
+    pos[idx] = run
+    fills = np.empty(len(g), np.int64)
+    fills[idx] = before
+    return pos, fills
+
+
+def _index_at(group: np.ndarray, pos: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The element index of position `at` in each element's group stream (-1 for at < 0)."""
+    span = int(pos.max()) + 2
+    code = group.astype(np.int64) * span + pos
+    idx = np.argsort(code, kind="stable")
+    j = np.searchsorted(code[idx], group.astype(np.int64) * span + np.maximum(at, 0))
+    return np.where(at >= 0, idx[np.minimum(j, len(idx) - 1)], -1)
 
 
 def _previous(keys: np.ndarray, pos: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -667,9 +696,9 @@ def estimate(
     l2_sectors = mem.l2_total / n_warps
 
     def bandwidth(peak: float, w: int, mlp: float, lat: float) -> float:
-        """Bytes per cycle the SM gets: its share of the peak, or what w warps with `mlp`
-        bytes in flight each sustain over the latency (Little's law), whichever is less."""
-        return min(peak, w * mlp / lat) if mlp > 0 else peak
+        """Bytes per cycle the SM gets from a pipe of `peak` when w warps keep `mlp` bytes
+        each in flight: see `loaded_bandwidth`."""
+        return loaded_bandwidth(peak, w * mlp / lat) if mlp > 0 else peak
 
     def wave(blocks: int) -> tuple[float, dict[str, float]]:
         w = blocks * wpb
@@ -720,6 +749,22 @@ def estimate(
         counts={k: float(round(v, 3)) for k, v in sorted(by_class.items())},
         arch=prof.name,
     )
+
+
+def loaded_bandwidth(peak: float, supply: float) -> float:
+    """Bandwidth achieved when the bytes in flight over the unloaded latency offer `supply`
+    bytes per cycle to a pipe of `peak`: 1 / (1 / peak + 1 / supply).
+
+    Little's law gives bandwidth = bytes in flight / latency, and a queue's latency grows as
+    its utilization u = bandwidth / peak nears 1, latency = unloaded / (1 - u) (an M/M/1
+    queue's response time; Kleinrock, Queueing Systems vol. 1, 1975). Solving the two gives
+    this form: far below the peak the warps' bytes in flight decide, near it the peak does,
+    and in between both move the figure: more bytes in flight (wider loads, L2::NB fetches,
+    hoisted or prefetched loads) buy a little bandwidth even in a DRAM-bound kernel. A chosen
+    modelling form with no free constant, not calibrated."""
+    if supply <= 0:
+        return 0.0
+    return 1.0 / (1.0 / peak + 1.0 / supply)
 
 
 def _issue(cls: str, prof: ArchProfile) -> float:
