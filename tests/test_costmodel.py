@@ -397,3 +397,28 @@ def test_design_chain_order_holds_where_latency_bounds_the_kernel() -> None:
     assert bench.chain_ordered(few), few
     full = bench.chain_steps("sm_89", "full")
     assert all(rel < 0 for _, _, rel in full[1:]), full
+
+
+@pytest.mark.requires_ptxas
+def test_a_warp_of_the_full_problem_does_its_share_of_the_partitioned_buffers(
+    backend: EmulatedBackend,
+) -> None:
+    """The trace is the small problem's: a grid-stride saxpy's thread there handles 16
+    elements, on the full grid (2^24 elements, 4224 blocks) 31, and on half that grid 62;
+    its issue and latency follow, and the DRAM bytes per warp with them. A gemm tile's
+    warps share A and B and own the same C tile on both problems: no scaling."""
+    spec = kernels.load("elementwise_saxpy_128_1")
+    full = spec.problems["full"]
+    half = dataclasses.replace(full, grid=(full.grid[0] // 2, 1, 1))
+    spec2 = dataclasses.replace(spec, problems={**spec.problems, "full": half})
+    a, b = backend.report(spec, spec.ptx()).cost, backend.report(spec2, spec.ptx()).cost
+    assert a is not None and b is not None
+    n, warps = 1 << 24, full.grid[0] * 4
+    assert a.work_scale == pytest.approx((n / warps) / (4096 / 8), rel=1e-3)
+    assert b.work_scale == pytest.approx(2 * a.work_scale, rel=1e-3)
+    assert b.issue_bound == pytest.approx(2 * a.issue_bound, rel=1e-3)
+    assert b.latency == pytest.approx(2 * a.latency, rel=1e-3)
+    assert b.dram_bytes_per_warp == pytest.approx(2 * a.dram_bytes_per_warp, rel=1e-3)
+    gemm = kernels.load("gemm_tile_4_6_8")
+    c = backend.report(gemm, gemm.ptx()).cost
+    assert c is not None and c.work_scale == 1.0

@@ -57,6 +57,13 @@ L2_LINE_BYTES = 128
 """An L2 line (four 32-byte sectors; NVIDIA's Nsight Compute "Memory Tables"): what a
 `prefetch` brings ("the cache line containing the address", PTX ISA, prefetch)."""
 REPLAY_CYCLES = 2
+PARTITIONED_SHARING = 1.5
+"""A buffer whose sectors the small problem's warps touch at most this many times each on
+average (summed over warps, over distinct sectors) is partitioned among the warps: each warp
+works through its own share, so a warp of the full problem works through its share of the
+full buffer. Gemm's A and B tiles (every block of a row or column reads them) are shared, a
+stream's input and a stencil's (halos: a little over 1) are partitioned. A chosen modelling
+constant."""
 """Extra latency per additional 128-byte line or shared-memory wavefront of one instruction."""
 
 # SASS opcode -> class. Fixed-latency classes need no latency: ptxas's stall counts hold it.
@@ -131,6 +138,7 @@ class CostEstimate:
     dram_bytes_per_warp: float
     sass_per_warp: float
     shared_wavefronts_per_warp: float = 0.0
+    work_scale: float = 1.0
     counts: dict[str, float] = field(default_factory=dict)
     arch: str = ""
     version: str = MODEL_VERSION
@@ -155,6 +163,7 @@ class CostEstimate:
             "dram_bytes_per_warp": self.dram_bytes_per_warp,
             "sass_per_warp": self.sass_per_warp,
             "shared_wavefronts_per_warp": self.shared_wavefronts_per_warp,
+            "work_scale": self.work_scale,
             "counts_per_warp": dict(self.counts),
             "arch": self.arch,
             "model": self.version,
@@ -517,9 +526,11 @@ def estimate(
     footprint_bytes: float = 0.0,
     emulated_footprint_bytes: float = 0.0,
     l2: str = "cold",
+    buffers: dict[str, tuple[int, int, int]] | None = None,
 ) -> CostEstimate:
     """Estimate the busiest SM's span over the full grid (see the module docstring); `l2`
-    is the `cupy` harness's L2 mode being estimated ("cold": flushed before the launch)."""
+    is the `cupy` harness's L2 mode being estimated ("cold": flushed before the launch);
+    `buffers` (name -> base address, small bytes, full bytes) sets `work_scale`."""
     if l2 not in L2_MODES:
         raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
     prof = arch_profile(arch)
@@ -556,7 +567,8 @@ def estimate(
     # loads' DRAM shares shrink by the same factor (the rest of those misses hit in L2,
     # fetched by another block of the full grid).
     full_warps = max(1, want * wpb)
-    small_dram = mem.dram_total * 32.0 / n_warps
+    scale = work_scale(trace, buffers or {}, full_warps)
+    small_dram = mem.dram_total * 32.0 / n_warps * scale
     if footprint_bytes > 0 and emulated_footprint_bytes > 0 and mem.distinct > 0:
         touched = min(1.0, mem.distinct * 32.0 / emulated_footprint_bytes)
         dram_bytes = footprint_bytes * touched * (mem.dram_total / mem.distinct) / full_warps
@@ -691,9 +703,15 @@ def estimate(
     latency += stall_prev + max([s - t_prev for s in sb if s > t_prev], default=0.0)
     sass_per_warp = float(counts.sum())
 
-    # Memory traffic per warp (small problem, applied to every warp of the full grid).
-    l1_sectors = mem.l1_total / n_warps
-    l2_sectors = mem.l2_total / n_warps
+    # A full-problem warp does `scale` times a small-problem warp's work (its share of the
+    # partitioned buffers is that much longer): its latency, issue and memory work grow alike;
+    # the bytes it keeps in flight at once do not.
+    latency *= scale
+    issue *= scale
+    lsu_units *= scale
+    shared_units *= scale
+    l1_sectors = mem.l1_total / n_warps * scale
+    l2_sectors = mem.l2_total / n_warps * scale
 
     def bandwidth(peak: float, w: int, mlp: float, lat: float) -> float:
         """Bytes per cycle the SM gets from a pipe of `peak` when w warps keep `mlp` bytes
@@ -746,6 +764,7 @@ def estimate(
         dram_bytes_per_warp=float(round(dram_bytes, 2)),
         sass_per_warp=float(round(sass_per_warp, 2)),
         shared_wavefronts_per_warp=float(round(shared_units, 2)),
+        work_scale=float(round(scale, 3)),
         counts={k: float(round(v, 3)) for k, v in sorted(by_class.items())},
         arch=prof.name,
     )
@@ -765,6 +784,40 @@ def loaded_bandwidth(peak: float, supply: float) -> float:
     if supply <= 0:
         return 0.0
     return 1.0 / (1.0 / peak + 1.0 / supply)
+
+
+def work_scale(
+    trace: Trace,
+    buffers: dict[str, tuple[int, int, int]],
+    full_warps: int,
+) -> float:
+    """How many times a small-problem warp's work a full-problem warp does (at least 1).
+
+    The trace is the small problem's, but a grid-stride loop, a row reduction or a stencil
+    marching through z runs longer per warp on the full problem: its warps each own more of
+    the data. `buffers` maps a name to (base address, small bytes, full bytes). For each
+    buffer the small problem's warps partition (`PARTITIONED_SHARING`) the ratio of the full to
+    the small bytes per warp is how much longer a warp's share is; the work follows the
+    largest. Buffers every block shares (a gemm's A and B tiles, a matvec's x) say nothing
+    about a warp's share, and a gemm's partitioned C keeps the same bytes per warp: 1."""
+    if not trace.sectors or not buffers:
+        return 1.0
+    codes = np.concatenate([c for _, c in trace.sectors])
+    addr = (codes & ((1 << 40) - 1)) << 5
+    small_warps = max(1, trace.n_warps)
+    scale = 1.0
+    for base, small_bytes, full_bytes in buffers.values():
+        if small_bytes <= 0 or full_bytes <= 0:
+            continue
+        inside = (addr >= base) & (addr < base + small_bytes)
+        if not inside.any():
+            continue
+        pairs = np.unique(codes[inside])
+        sectors = len(np.unique(addr[inside]))
+        if len(pairs) / sectors > PARTITIONED_SHARING:
+            continue
+        scale = max(scale, (full_bytes / max(1, full_warps)) / (small_bytes / small_warps))
+    return scale
 
 
 def _issue(cls: str, prof: ArchProfile) -> float:

@@ -67,6 +67,16 @@ def _footprint(spec: Any, problem: Any) -> int:
     )
 
 
+def _buffer_ranges(spec: Any, run: Any, full: Any) -> dict[str, tuple[int, int, int]]:
+    """Buffer -> (base address in the emulated run, its bytes there, its bytes in `full`)."""
+    out = {}
+    for b in spec.buffers:
+        if b.name in run.addresses and b.name in run.outputs and b.name in full.shapes:
+            full_bytes = int(np.prod(full.shapes[b.name])) * b.storage.itemsize
+            out[b.name] = (run.addresses[b.name], run.outputs[b.name].nbytes, full_bytes)
+    return out
+
+
 class EmulatedBackend(BackendBase):
     """Estimate a kernel's cycles without a GPU.
 
@@ -193,6 +203,7 @@ class EmulatedBackend(BackendBase):
             footprint_bytes=float(footprint),
             emulated_footprint_bytes=float(emulated_footprint),
             l2=self.l2,
+            buffers=_buffer_ranges(spec, run, occ_problem),
         )
         base.valid = True
         base.cost = cost
