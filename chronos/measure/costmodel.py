@@ -17,11 +17,14 @@ constants and their sources are in docs/emulator.md; in short:
   `L1::evict_*`, `L1::no_allocate`, `prefetch`, `L2::256B`), shrunk when the footprint exceeds
   the capacity; DRAM traffic is what misses L2.
 * **One SM, W resident warps** (a wave): the warp latency and the throughput bounds (issue per
-  scheduler, LSU transactions, L1, L2 and DRAM bandwidth) combine in a p-norm, p = 1 + W / 4:
+  scheduler, LSU transactions, L1, L2 and DRAM bandwidth, the last two as loaded by the
+  warps' bytes in flight: `loaded_bandwidth`) combine in a p-norm, p = 1 + W / 4:
   every part moves the estimate, the largest dominates, and the fewer warps a scheduler holds
   the less of the latency hides behind the throughput limits.
-* **The grid**: blocks per SM from occupancy (SASS registers, shared memory, threads), waves
-  = blocks on the busiest SM / resident blocks; the span is the sum over waves.
+* **The grid**: a full-problem warp does `work_scale` times a small-problem warp's work (its
+  share of the buffers the warps partition is that much longer); blocks per SM from occupancy
+  (SASS registers, shared memory, threads), waves = blocks on the busiest SM / resident
+  blocks; the span is the sum over waves.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ L2_LINE_BYTES = 128
 """An L2 line (four 32-byte sectors; NVIDIA's Nsight Compute "Memory Tables"): what a
 `prefetch` brings ("the cache line containing the address", PTX ISA, prefetch)."""
 REPLAY_CYCLES = 2
+"""Extra latency per additional 128-byte line or shared-memory wavefront of one instruction."""
 PARTITIONED_SHARING = 1.5
 """A buffer whose sectors the small problem's warps touch at most this many times each on
 average (summed over warps, over distinct sectors) is partitioned among the warps: each warp
@@ -64,7 +68,6 @@ works through its own share, so a warp of the full problem works through its sha
 full buffer. Gemm's A and B tiles (every block of a row or column reads them) are shared, a
 stream's input and a stencil's (halos: a little over 1) are partitioned. A chosen modelling
 constant."""
-"""Extra latency per additional 128-byte line or shared-memory wavefront of one instruction."""
 
 # SASS opcode -> class. Fixed-latency classes need no latency: ptxas's stall counts hold it.
 _CLASSES: dict[str, tuple[str, ...]] = {
