@@ -350,16 +350,15 @@ def _simulate_caches(
     out.l1 = np.bincount(pc_of, weights=demand * served_l1, minlength=n)
     out.l2 = np.bincount(pc_of, weights=demand * served_l2, minlength=n)
     out.dram = np.bincount(pc_of, weights=demand * served_dram, minlength=n)
-    out.fetched = np.bincount(
-        pc_of, weights=_merged_fetches(order, sector, served_dram * chunk), minlength=n
-    )
+    fetches = _merged_fetches(order, sector, served_dram * chunk)
+    out.fetched = np.bincount(pc_of, weights=fetches, minlength=n)
     # DRAM traffic: each read miss (prefetches included) fetches its chunk (one sector, or
     # N/32 for L2::NB) once however many warps missed on it in the same step (L2 merges
     # misses to a sector in flight); every distinct written sector is written back once
     # unless it stays (the share of the footprint that fits, in either mode).
     written = _footprint(sector[is_st])
     lost = 1.0 - (float(np.mean(warm[is_st])) if is_st.any() else 1.0)
-    out.dram_total = _merged_misses(order, sector, served_dram * chunk) + written * lost
+    out.dram_total = float(np.sum(fetches)) + written * lost
     out.distinct = float(_footprint(sector))
     # SM <-> L2 traffic: demand accesses only (a prefetch's line goes DRAM -> L2, no data
     # comes back to the SM).
@@ -380,11 +379,6 @@ def _merged_fetches(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) 
     starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1]
     out[idx[starts]] = np.maximum.reduceat(fetched[idx], starts)
     return out
-
-
-def _merged_misses(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) -> float:
-    """Sectors fetched from DRAM, counting a sector once per step (the largest fetch)."""
-    return float(np.sum(_merged_fetches(order, sector, fetched)))
 
 
 def _warm_shares(
