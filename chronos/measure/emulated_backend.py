@@ -58,23 +58,28 @@ class EmulatedReport:
     bit_exact: bool | None = None
 
 
-def _footprint(spec: Any, problem: Any) -> int:
-    """Bytes of the kernel's buffers in `problem` (what DRAM must deliver at least once)."""
-    return sum(
-        int(np.prod(problem.shapes[b.name])) * b.storage.itemsize
+def _buffer_bytes(spec: Any, problem: Any) -> dict[str, int]:
+    """Bytes of each of the kernel's buffers in `problem`."""
+    return {
+        b.name: int(np.prod(problem.shapes[b.name])) * b.storage.itemsize
         for b in spec.buffers
         if b.name in problem.shapes
-    )
+    }
+
+
+def _footprint(spec: Any, problem: Any) -> int:
+    """Bytes of the kernel's buffers in `problem` (what DRAM must deliver at least once)."""
+    return sum(_buffer_bytes(spec, problem).values())
 
 
 def _buffer_ranges(spec: Any, run: Any, full: Any) -> dict[str, tuple[int, int, int]]:
     """Buffer -> (base address in the emulated run, its bytes there, its bytes in `full`)."""
-    out = {}
-    for b in spec.buffers:
-        if b.name in run.addresses and b.name in run.outputs and b.name in full.shapes:
-            full_bytes = int(np.prod(full.shapes[b.name])) * b.storage.itemsize
-            out[b.name] = (run.addresses[b.name], run.outputs[b.name].nbytes, full_bytes)
-    return out
+    full_bytes = _buffer_bytes(spec, full)
+    return {
+        name: (run.addresses[name], run.outputs[name].nbytes, n)
+        for name, n in full_bytes.items()
+        if name in run.addresses and name in run.outputs
+    }
 
 
 class EmulatedBackend(BackendBase):
