@@ -164,9 +164,9 @@ def _listing(ptx: str, entry: str) -> list[tuple[str, str, int]]:
     rows = []
     for _, text, _, word1 in nvdisasm_listing(assemble(ptx, _ARCH).cubin)[entry]:
         head, _, operands = text.rstrip(" ;").partition(" ")
-        if head.startswith("@"):
-            guard, _, rest = operands.partition(" ")
-            head, operands = f"{head} {guard.split('.')[0]}", rest
+        if head.startswith("@"):  # the guard, then the opcode with its modifiers
+            opcode, _, operands = operands.partition(" ")
+            head = f"{head} {opcode}"
         rows.append((head, operands, word1 >> 41))
     return rows
 
