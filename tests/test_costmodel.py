@@ -25,8 +25,9 @@ from chronos.assemble.elf import sections
 from chronos.emulate.verify import verify
 from chronos.measure.costmodel import (
     MODEL_VERSION,
+    combine,
+    dram_efficiency,
     estimate,
-    loaded_bandwidth,
     policy,
     sass_class,
 )
@@ -200,8 +201,9 @@ def test_fewer_resident_warps_cost(backend: EmulatedBackend) -> None:
     assert same.estimate == pytest.approx(low.estimate, rel=0.15)
     kw2 = dict(kw, total_blocks=2 * blocks, footprint_bytes=2 * kw["footprint_bytes"])
     twice = estimate(v.run.program, v.run.trace, sass, threads, registers=32, **kw2)
-    # (a little more than twice: a smaller share of the larger footprint stays in L2)
-    assert 2 * low.estimate <= twice.estimate <= 2.5 * low.estimate
+    # (about twice: a cold launch writes back every written sector, so the DRAM bytes double
+    # with the data; the last partial wave rounds)
+    assert 1.95 * low.estimate <= twice.estimate <= 2.5 * low.estimate
 
 
 def _bench() -> Any:
@@ -357,12 +359,12 @@ def test_estimate_is_deterministic_and_labelled(backend: EmulatedBackend) -> Non
     a = backend.measure(spec, spec.ptx())
     b = EmulatedBackend(arch="sm_89").measure(spec, spec.ptx() + "\n")
     assert a.valid and a.estimate and "estimate" in a.device
-    assert a.harness_version == MODEL_VERSION == "emulated-cost-4"
+    assert a.harness_version == MODEL_VERSION == "emulated-cost-5"
     assert a.cycles == b.cycles and a.extra["model"] == MODEL_VERSION
 
 
 def test_arch_profiles_have_memory_figures() -> None:
-    for arch in ("sm_80", "sm_86", "sm_89", "sm_90"):
+    for arch in ("sm_80", "sm_86", "sm_89", "sm_90", "sm_100", "sm_120", "h100_pcie", "h200"):
         p = arch_profile(arch)
         assert p.l1_latency < p.l2_latency < p.dram_latency
         assert 0 < p.dram_bytes_per_clk < p.sms * p.l2_bytes_per_clk_per_sm
@@ -371,18 +373,24 @@ def test_arch_profiles_have_memory_figures() -> None:
     assert re.match(r"sm_90", arch_profile("sm_90a").name)
 
 
-def test_loaded_bandwidth_approaches_the_peak_and_the_supply() -> None:
-    """Little's law with a queue's loaded latency: never above either the peak or what the
-    bytes in flight supply, half the peak when they offer exactly it, and every extra byte
-    in flight buys a little even near the peak."""
-    peak = 10.0
-    assert loaded_bandwidth(peak, peak) == pytest.approx(peak / 2)
-    supplies = [0.1, 1.0, 10.0, 100.0, 1e4]
-    got = [loaded_bandwidth(peak, s) for s in supplies]
-    assert all(g < min(peak, s) for g, s in zip(got, supplies, strict=True))
-    assert got == sorted(got) and len(set(got)) == len(got)
-    assert got[-1] == pytest.approx(peak, rel=2e-3) and got[0] == pytest.approx(0.1, rel=2e-2)
-    assert loaded_bandwidth(peak, 0.0) == 0.0
+def test_dram_efficiency_follows_the_measured_plateaus() -> None:
+    """Pure reads and writes reach their measured plateaus; a mixed bus pays turnarounds,
+    most at 1:1 (gpu-benches: scale 84-89% < triad 87-90% < read 95-96%)."""
+    p = arch_profile("h100_pcie")
+    read, write = dram_efficiency(p, 1, 0), dram_efficiency(p, 0, 1)
+    scale, triad = dram_efficiency(p, 1, 1), dram_efficiency(p, 2, 1)
+    assert read == pytest.approx(p.dram_read_efficiency)
+    assert write == pytest.approx(p.dram_write_efficiency)
+    assert 0.80 < scale < triad < read < 1.0
+    assert dram_efficiency(p, 0, 0) == p.dram_read_efficiency
+
+
+def test_combine_never_beats_its_largest_part() -> None:
+    """The wave takes at least its largest bound (no roofline is ever beaten) and every part
+    adds a little; with more warps per scheduler the overlap is closer to perfect."""
+    parts = {"latency": 1000.0, "issue": 400.0, "dram": 900.0}
+    few, many = combine(parts, 4, 4), combine(parts, 64, 4)
+    assert 1000.0 < many < few < sum(parts.values())
 
 
 @pytest.mark.requires_ptxas
@@ -417,7 +425,8 @@ def test_a_warp_of_the_full_problem_does_its_share_of_the_partitioned_buffers(
     assert a.work_scale == pytest.approx((n / warps) / (4096 / 8), rel=1e-3)
     assert b.work_scale == pytest.approx(2 * a.work_scale, rel=1e-3)
     assert b.issue_bound == pytest.approx(2 * a.issue_bound, rel=1e-3)
-    assert b.latency == pytest.approx(2 * a.latency, rel=1e-3)
+    # (the latency part also holds the block turnaround and the DRAM queue at each one's load)
+    assert b.latency == pytest.approx(2 * a.latency, rel=0.05)
     assert b.dram_bytes_per_warp == pytest.approx(2 * a.dram_bytes_per_warp, rel=1e-3)
     gemm = kernels.load("gemm_tile_4_6_8")
     c = backend.report(gemm, gemm.ptx()).cost

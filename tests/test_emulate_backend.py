@@ -178,7 +178,11 @@ def test_occupancy_limits() -> None:
     assert occupancy(prof, 256, 255, 0)[0] == 1
     assert occupancy(prof, 1024, 32, 0) == (2, "warps")
     assert occupancy(prof, 64, 32, 100_000) == (2, "shared")
-    assert arch_profile("sm_90a") is prof and arch_profile("sm_100").name == prof.name
+    assert arch_profile("sm_90a") is prof and arch_profile("sm_92").name == prof.name
+    assert arch_profile("sm_103").name.startswith("sm_100")
+    assert arch_profile("h200").sm == "sm_90" and arch_profile("B200").sm == "sm_100"
+    with pytest.raises(ValueError, match="h200"):
+        arch_profile("not_a_gpu")
 
 
 SHARED_STRIDE = """.version 8.0

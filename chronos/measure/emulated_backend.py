@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from chronos.arch import arch_profile
+from chronos.arch import arch_profile, ptxas_arch
 from chronos.assemble import ptxas_version_for
 from chronos.assemble.disasm import SassInstruction, sass_function, with_line_info
 from chronos.caching import BoundedCache
@@ -125,6 +125,7 @@ class EmulatedBackend(BackendBase):
             raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
         self.arch = arch
         self.profile = arch_profile(arch)
+        self.target = ptxas_arch(arch)
         self.size = size
         self.seed = seed
         self.exact = exact
@@ -149,7 +150,7 @@ class EmulatedBackend(BackendBase):
 
         sha = ptx_sha256(ptx)
         try:
-            asm = assemble(with_line_info(ptx), self.arch, extra_args=("-lineinfo",))
+            asm = assemble(with_line_info(ptx), self.target, extra_args=("-lineinfo",))
         except PtxasError as exc:
             return EmulatedReport(sha, False, f"ptxas rejected the PTX: {exc}")
         res = asm.resources.get(spec.entry)
@@ -199,7 +200,7 @@ class EmulatedBackend(BackendBase):
         cost = estimate(
             run.program,
             run.trace,
-            _sass(asm.cubin, spec.entry, self.arch),
+            _sass(asm.cubin, spec.entry, self.target),
             threads,
             arch=self.arch,
             registers=regs or 0,

@@ -1,0 +1,343 @@
+"""Stage 2 of the cost model, the memory hierarchy: where each global access is served.
+
+L1 (per block) and L2 (shared) hits come from the trace's 32-byte sectors in execution order
+under each access's cache policy (a reuse-distance LRU, shrunk when the footprint exceeds the
+capacity); what misses L2 is DRAM traffic, split into reads and write-backs because the DRAM
+bus reaches a different share of its peak for each (chronos.measure.costmodel.wave).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from chronos.arch import ArchProfile
+from chronos.emulate.program import Program
+from chronos.emulate.trace import Trace
+
+L2_USABLE_FRACTION = 0.75
+"""Share of L2 a footprint may occupy before it spills (set conflicts, the other L2
+partition's copies on A100/H100). A chosen modelling constant."""
+L2_LINE_BYTES = 128
+"""An L2 line (four 32-byte sectors; NVIDIA's Nsight Compute "Memory Tables"): what a
+`prefetch` brings ("the cache line containing the address", PTX ISA, prefetch)."""
+REPLAY_CYCLES = 2
+"""Extra latency per additional 128-byte line or shared-memory wavefront of one instruction."""
+
+
+# --- cache policies -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one memory instruction uses the caches (PTX ISA, "Cache operators" and
+    "Cache eviction priority hints")."""
+
+    l1_lookup: bool = True
+    l1_allocate: bool = True
+    l1_priority: str = "normal"  # normal | first | last
+    l2_priority: str = "normal"
+    l2_prefetch_bytes: int = 32
+    store: bool = False
+    prefetch: bool = False
+
+
+_QUAL = re.compile(r"\.(ca|cg|cs|lu|cv|nc|wb|wt)\b|L1::(\w+)|L2::(\w+)")
+
+
+def policy(text: str, cls: str) -> Policy:
+    """The cache policy of one PTX memory instruction from its qualifiers."""
+    head = text.split(None, 1)[0] if text else ""
+    store = cls in ("st", "st.global") or head.startswith("st.")
+    if head.startswith("prefetch"):
+        return Policy(
+            l1_lookup=False,
+            l1_allocate="L1" in head,
+            prefetch=True,
+            l2_prefetch_bytes=L2_LINE_BYTES,
+        )
+    kw: dict[str, object] = {"store": store}
+    if store:
+        # Global stores write through L1 without allocating (sm_70+); L2 is write-back.
+        kw.update(l1_lookup=False, l1_allocate=False)
+    for m in _QUAL.finditer(head):
+        op, l1, l2 = m.groups()
+        if op in ("cg", "cv"):
+            kw.update(l1_lookup=False, l1_allocate=False)
+        elif op in ("cs", "lu"):
+            kw.update(l1_priority="first", l2_priority="first")
+        if l1 == "no_allocate":
+            kw["l1_allocate"] = False
+        elif l1 in ("evict_first", "evict_last", "evict_unchanged"):
+            kw["l1_priority"] = {"evict_first": "first", "evict_last": "last"}.get(l1, "normal")
+        if l2 in ("evict_first", "evict_last"):
+            kw["l2_priority"] = "first" if l2 == "evict_first" else "last"
+        elif l2 and l2.endswith("B") and l2[:-1].isdigit():
+            kw["l2_prefetch_bytes"] = int(l2[:-1])
+    if head.startswith("cp.async.cg"):
+        kw.update(l1_lookup=False, l1_allocate=False)
+    return Policy(**kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class MemFigures:
+    """Per PTX pc: sector accesses and where they were served (summed over warps)."""
+
+    sectors: np.ndarray
+    l1: np.ndarray
+    l2: np.ndarray
+    dram: np.ndarray
+    dram_total: float
+    l2_total: float
+    l1_total: float
+    distinct: float = 0.0
+    dram_written: float = 0.0
+    """Of `dram_total`, the sectors written back (the rest are read fetches)."""
+    fetched: np.ndarray | None = None
+    """Per PTX pc: sectors its DRAM misses fetch (a whole `L2::NB` chunk or prefetched line
+    per miss; prefetches included), summed over warps."""
+
+
+def simulate_caches(
+    program: Program,
+    trace: Trace,
+    prof: ArchProfile,
+    l1_bytes_per_block: float,
+    footprint_bytes: float,
+    concurrency: float = 1.0,
+    l2: str = "cold",
+) -> MemFigures:
+    """L1/L2 service of every global access (reuse distances with capacity scaling).
+
+    `l2` is the harness's mode: "cold" (its default: L2 flushed before every timed launch)
+    serves every first touch from DRAM; "hot" (the previous launch's data resident) serves
+    first touches from L2 with the share of the full footprint that stays resident."""
+    n_ops = len(program.ops)
+    out = MemFigures(*(np.zeros(n_ops) for _ in range(4)), 0.0, 0.0, 0.0)
+    if not trace.sectors:
+        return out
+    wpb = trace.warps_per_block
+    pcs = np.asarray(trace.pcs, np.int64)
+    pols = {}
+    parts_order, parts_code, parts_pc = [], [], []
+    for k, (step, codes) in enumerate(trace.sectors):
+        pc = int(pcs[step])
+        if pc not in pols:
+            op = program.ops[pc]
+            pols[pc] = policy(op.text, op.cls)
+        parts_order.append(np.full(len(codes), k, np.int64))
+        parts_code.append(codes)
+        parts_pc.append(np.full(len(codes), pc, np.int64))
+    order = np.concatenate(parts_order)
+    code = np.concatenate(parts_code)
+    pc_of = np.concatenate(parts_pc)
+    sector = code & ((1 << 40) - 1)
+    block = (code >> 40) // wpb
+
+    def per_pc(attr: str, dtype: type) -> np.ndarray:
+        table = np.zeros(n_ops, dtype)
+        for p, pol in pols.items():
+            table[p] = getattr(pol, attr)
+        return table[pc_of]
+
+    lookup = per_pc("l1_lookup", bool)
+    alloc = per_pc("l1_allocate", bool)
+    l1pri = per_pc("l1_priority", object)
+    l2pri = per_pc("l2_priority", object)
+    pf256 = per_pc("l2_prefetch_bytes", np.int64)
+    is_pf = per_pc("prefetch", bool)
+    is_st = per_pc("store", bool)
+
+    # L1 (per block, shared by its warps): an access hits when, since the same block's last
+    # allocating access to the sector, the block allocated at most its L1 share (a
+    # reuse-distance LRU over fills: a store, an `L1::no_allocate` or `.cg` load and a
+    # prefetch to L2 displace nothing); evict-first lines survive a quarter of that
+    # distance, evict-last lines twice it.
+    bkey = (block << 40) | sector
+    pos, fills = _stream_position(block, order, alloc)
+    prev = _previous(bkey, pos, alloc)
+    # Both caches allocate 128-byte lines (four sectors): a footprint that uses fewer of a
+    # line's sectors (a chase, a column walk) fills them at 128 bytes per line it touches.
+    used = _footprint(sector) / max(1, _footprint(sector // 4)) / 4.0
+    cap = l1_bytes_per_block / 32.0 * used
+    reach = np.where(l1pri == "first", cap / 4, np.where(l1pri == "last", 2 * cap, cap))
+    since = fills - fills[np.maximum(_index_at(block, pos, prev), 0)]
+    l1_w = (lookup & (prev >= 0) & (since <= reach)).astype(np.float64)
+
+    # L2: shared by all blocks; an L2::NB access (and a prefetch) brings its whole N-byte
+    # chunk, so a sector is present after any earlier access or prefetch touched its chunk.
+    chunk = np.maximum(1, pf256 // 32)
+    pool_k, pool_o = [sector], [order]
+    wide = chunk > 1
+    if wide.any():
+        width = int(chunk.max())
+        offs = np.arange(width)[None, :]
+        base = (sector[wide] // chunk[wide]) * chunk[wide]
+        valid = (offs < chunk[wide][:, None]).ravel()
+        pool_k.append((base[:, None] + offs).ravel()[valid])
+        pool_o.append(np.repeat(order[wide], width)[valid])
+    all_k, all_o = np.concatenate(pool_k), np.concatenate(pool_o)
+    # A re-access hits when the sectors the whole GPU touched since (the small problem's
+    # count scaled by the full grid's concurrent warps over the emulated warps) fit in the
+    # usable L2 (evict-first lines a quarter of it, evict-last twice). With a cold L2 (the
+    # harness flushed it) a first touch comes from DRAM; with a hot one it (or a re-access
+    # that did not fit) still hits with the share of the full footprint that stays resident.
+    room = prof.l2_bytes * L2_USABLE_FRACTION
+    prev_o = _previous_of(sector, order, all_k, all_o)
+    cum = np.r_[0, np.cumsum(np.bincount(order, minlength=int(order.max()) + 1))]
+    dist = (cum[order] - cum[np.maximum(prev_o, 0)]) * 32.0 * concurrency
+    lines_room = room * used  # the distance counts sectors, the capacity holds lines
+    l2_reach = np.where(
+        l2pri == "first", lines_room / 4, np.where(l2pri == "last", 2 * lines_room, lines_room)
+    )
+    reuse = (prev_o >= 0) & (dist <= l2_reach)
+    warm = _warm_shares(sector, l2pri, room, footprint_bytes)
+    first_touch = warm if l2 == "hot" else np.zeros(len(sector))
+    served_l1 = l1_w
+    served_l2 = np.where(is_st, 1.0, (1.0 - served_l1) * np.where(reuse, 1.0, first_touch))
+    if wide.any():
+        # One access fetches each chunk once: the chunk's first sector pays for it, the
+        # others of the same access hit.
+        group = (order << 24) ^ (sector // chunk)
+        first = np.zeros(len(sector), bool)
+        first[np.unique(group, return_index=True)[1]] = True
+        mates = wide & ~first & ~is_st
+        served_l2 = np.where(mates, 1.0 - served_l1, served_l2)
+    served_dram = np.where(is_st, 0.0, 1.0 - served_l1 - served_l2)
+    n = n_ops
+    demand = ~is_pf
+    out.sectors = np.bincount(pc_of, weights=demand * 1.0, minlength=n)
+    out.l1 = np.bincount(pc_of, weights=demand * served_l1, minlength=n)
+    out.l2 = np.bincount(pc_of, weights=demand * served_l2, minlength=n)
+    out.dram = np.bincount(pc_of, weights=demand * served_dram, minlength=n)
+    fetches = _merged_fetches(order, sector, served_dram * chunk)
+    out.fetched = np.bincount(pc_of, weights=fetches, minlength=n)
+    # DRAM traffic: each read miss (prefetches included) fetches its chunk (one sector, or
+    # N/32 for L2::NB) once however many warps missed on it in the same step (L2 merges
+    # misses to a sector in flight); every distinct written sector is written back once
+    # unless it stays (the share of the footprint that fits, in either mode).
+    written = _footprint(sector[is_st])
+    # A cold launch writes back every sector it writes within its span: its own, or a dirty
+    # line of the harness's flush memset that its allocation displaced from L2.
+    kept = float(np.mean(warm[is_st])) if is_st.any() and l2 == "hot" else 0.0
+    lost = 1.0 - kept
+    out.dram_written = written * lost
+    out.dram_total = float(np.sum(fetches)) + out.dram_written
+    out.distinct = float(_footprint(sector))
+    # SM <-> L2 traffic: demand accesses only (a prefetch's line goes DRAM -> L2, no data
+    # comes back to the SM).
+    out.l2_total = float(np.sum(demand * (1.0 - served_l1)))
+    out.l1_total = float(np.sum(demand))
+    return out
+
+
+def _merged_fetches(order: np.ndarray, sector: np.ndarray, fetched: np.ndarray) -> np.ndarray:
+    """Per access, the sectors its DRAM miss fetches, a sector missed by several warps in the
+    same step charged once (to its first access, at the largest fetch): the bytes in flight."""
+    out = np.zeros(len(sector))
+    if not len(sector):
+        return out
+    key = (order << 40) | sector
+    idx = np.argsort(key, kind="stable")
+    k = key[idx]
+    starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1]
+    out[idx[starts]] = np.maximum.reduceat(fetched[idx], starts)
+    return out
+
+
+def _warm_shares(
+    sector: np.ndarray, priority: np.ndarray, room: float, footprint: float
+) -> np.ndarray:
+    """Per access, the share of its data that stays in L2: a hot next launch finds it, and
+    written data that stays is not written back within the span. The full footprint splits
+    by eviction priority as the small problem's distinct sectors do, and the usable L2 goes
+    to evict-last data first, then normal, then evict-first data."""
+    if footprint <= 0:
+        return np.ones(len(sector))
+    total = max(1, _footprint(sector))
+    keep: dict[str, float] = {}
+    left = room
+    for pri in ("last", "normal", "first"):
+        f = footprint * _footprint(sector[priority == pri]) / total
+        keep[pri] = min(1.0, left / f) if f > 0 else 1.0
+        left = max(0.0, left - f)
+    return np.select(
+        [priority == "last", priority == "first"], [keep["last"], keep["first"]], keep["normal"]
+    )
+
+
+def _stream_position(
+    group: np.ndarray, order: np.ndarray, counted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each element's index in its group's stream (elements sorted by `order`), and how many
+    `counted` elements come before it in that stream."""
+    idx = np.lexsort((order, group))
+    g = group[idx]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, len(g)])
+    run = np.arange(len(g)) - np.repeat(starts, lengths)
+    c = np.cumsum(counted[idx].astype(np.int64))
+    before = c - counted[idx] - np.repeat(np.r_[0, c[starts[1:] - 1]], lengths)
+    pos = np.empty(len(g), np.int64)
+    pos[idx] = run
+    fills = np.empty(len(g), np.int64)
+    fills[idx] = before
+    return pos, fills
+
+
+def _index_at(group: np.ndarray, pos: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The element index of position `at` in each element's group stream (-1 for at < 0)."""
+    span = int(pos.max()) + 2
+    code = group.astype(np.int64) * span + pos
+    idx = np.argsort(code, kind="stable")
+    j = np.searchsorted(code[idx], group.astype(np.int64) * span + np.maximum(at, 0))
+    return np.where(at >= 0, idx[np.minimum(j, len(idx) - 1)], -1)
+
+
+def _previous(keys: np.ndarray, pos: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """For each element, the largest `pos` < its own of an element with the same key and
+    `where` set (-1 when none)."""
+    if not where.any():
+        return np.full(len(keys), -1, np.int64)
+    _, kid = np.unique(keys, return_inverse=True)
+    span = int(pos.max()) + 2
+    code = kid.astype(np.int64) * span + pos
+    pool = np.sort(code[where])
+    j = np.searchsorted(pool, code, side="left") - 1
+    found = j >= 0
+    cand = pool[np.maximum(j, 0)]
+    ok = found & (cand // span == kid)
+    return np.where(ok, cand % span, -1)
+
+
+def _footprint(keys: np.ndarray) -> int:
+    return int(len(np.unique(keys))) if len(keys) else 0
+
+
+def _previous_of(
+    keys: np.ndarray, order: np.ndarray, pool_keys: np.ndarray, pool_order: np.ndarray
+) -> np.ndarray:
+    """For each (key, order), the largest pool order < it with the same key (-1: none)."""
+    if not len(pool_keys):
+        return np.full(len(keys), -1, np.int64)
+    uk, inv = np.unique(np.concatenate([keys, pool_keys]), return_inverse=True)
+    qid, pid = inv[: len(keys)].astype(np.int64), inv[len(keys) :].astype(np.int64)
+    span = int(max(order.max(), pool_order.max())) + 2
+    pool = np.sort(pid * span + pool_order)
+    code = qid * span + order
+    j = np.searchsorted(pool, code, side="left") - 1
+    cand = pool[np.maximum(j, 0)]
+    ok = (j >= 0) & (cand // span == qid)
+    return np.where(ok, cand % span, -1)
+
+
+def l2_hit_latency(prof: ArchProfile, footprint_bytes: float) -> float:
+    """An L2 hit's latency: the near partition's while the footprint fits one partition (half
+    the L2 of a split-L2 part, where A100 and H100 keep data near the SM that asked), the far
+    one's beyond (the pointer-chase plateaus of gpu-benches: A100 ~211 / ~423, H100 ~265 /
+    ~475 cycles)."""
+    if prof.l2_far_latency is None or footprint_bytes <= prof.l2_bytes / 2:
+        return prof.l2_latency
+    return prof.l2_far_latency
