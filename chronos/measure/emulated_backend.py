@@ -93,9 +93,9 @@ class EmulatedBackend(BackendBase):
     pushed to their PTX ISA bounds must be within the tolerance too (chronos.emulate.verify).
     `races` (default on) also rejects kernels whose shared memory accesses no barrier orders
     (chronos.emulate.races): the lockstep emulator would compute their outputs right, a GPU
-    need not. `l2` is the `cupy` harness's L2 mode the
-    estimate stands for: "cold" (the harness's default, L2 flushed before every timed launch:
-    first touches come from DRAM) or "hot" (the previous launch's data stays resident).
+    need not. `l2` is the `cupy` harness's L2 mode the estimate stands for: "cold" (the
+    harness's default, L2 flushed before every timed launch: first touches come from DRAM) or
+    "hot" (the previous launch's data stays resident).
     """
 
     name = BACKEND
