@@ -1,6 +1,6 @@
 """How fast the CPU emulator verifies kernels and produces `emulated` measurements.
 
-    python benchmarks/emulate.py [--arch sm_90] [--limit 64] [--workers 2]
+    python benchmarks/emulate.py [--arch sm_90] [--limit 64] [--workers 2] [--approx]
 
 1. Per corpus kernel: emulation of the "small" problem with verification (decode cached),
    without and with the dynamic trace the cost model needs.
@@ -8,6 +8,9 @@
    verification + cost model): cold (assembly and decode caches emptied, distinct PTX) and
    warm (repeated PTX: ptxas and decode come from the caches), in one process and in a pool
    of worker processes.
+3. With `--approx` (only this part): what verifying approximate instructions at their PTX ISA
+   bounds costs, on every corpus kernel whose PTX, as shipped or after `fast_math`, executes
+   them: `verify` (tolerance, races checked) with and without the perturbed runs.
 
 Figures from the cost model are estimates, printed as such.
 """
@@ -114,14 +117,51 @@ def throughput(ids: list[str], arch: str, workers: int) -> None:
     print(f"   estimates (model units, {arch}): {lo:.0f} .. {hi:.0f}")
 
 
+def approx_cost(ids: list[str]) -> None:
+    print("\n3. verification with the approximations at their bounds (small problem)")
+    from chronos.transforms import CATALOGUE, apply_action
+
+    fast_math = next(i for i, t in enumerate(CATALOGUE) if t.name == "fast_math")
+    rows = []
+    for k in ids:
+        spec = kernels.load(k)
+        res = apply_action(spec, spec.ptx(), fast_math)
+        for label, ptx in (("as shipped", spec.ptx()), ("fast_math", res.ptx)):
+            if label == "fast_math" and not res.changed:
+                continue
+            nominal = verify(spec, ptx, exact=False, approx=False)  # also warms the decoder
+            if not nominal.run or not nominal.run.approx_executed:
+                continue
+            t0 = time.perf_counter()
+            verify(spec, ptx, exact=False, approx=False)
+            t1 = time.perf_counter()
+            pushed = verify(spec, ptx, exact=False)
+            t2 = time.perf_counter()
+            rows.append((k, label, t1 - t0, t2 - t1, pushed.ok, pushed.kind))
+    for k, label, a, b, _ok, kind in rows:
+        print(f"   {k:40s} {label:10s} {a * 1e3:7.1f} ms  pushed {b * 1e3:7.1f} ms  {kind}")
+    if rows:
+        nom, push = sum(r[2] for r in rows), sum(r[3] for r in rows)
+        print(
+            f"   {len(rows)} kernel states execute approximations: nominal mean "
+            f"{nom / len(rows) * 1e3:.1f} ms, with the 3 pushed runs "
+            f"{push / len(rows) * 1e3:.1f} ms (x{push / nom:.2f}); "
+            f"{sum(r[4] for r in rows)} verify"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="sm_90")
     ap.add_argument("--limit", type=int, default=64, help="corpus kernels to use")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--approx", action="store_true", help="only part 3, on the whole corpus")
     args = ap.parse_args()
-    ids = kernels.list_kernels()[: args.limit]
     print(f"chronos emulator benchmark on {machine()}")
+    if args.approx:
+        approx_cost(kernels.list_kernels())
+        return
+    ids = kernels.list_kernels()[: args.limit]
     per_kernel(ids)
     throughput(ids, args.arch, args.workers)
 

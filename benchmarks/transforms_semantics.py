@@ -2,6 +2,7 @@
 
     python benchmarks/transforms_semantics.py [--family reduce,softmax] [--kernels a,b]
         [--seeds 0,1] [--sequences 2] [--max-len 6] [--workers 2] [--module mykernels]
+        [--transforms fast_math]
 
 For every kernel: every transform alone, then `--sequences` seeded random mask-respecting
 episodes of up to `--max-len` actions, each verified on every problem of
@@ -10,7 +11,9 @@ every seed: exact transforms bit for bit against the UNTRANSFORMED kernel's outp
 rounding-changing ones against the reference within spec.tolerance. Prints the failures, the
 counts per family and the time (backend: the CPU emulator). Exit status 1 on any failure.
 The sampled version is tests/test_transforms_semantics.py. `--module` sweeps your own
-kernels too (the module registers them; `--family` then names your family).
+kernels too (the module registers them; `--family` then names your family). `--transforms`
+checks only the named transforms alone (add `--sequences 0` to skip the episodes), e.g.
+fast_math, whose checks run every approximate instruction pushed to its PTX ISA bound.
 """
 
 from __future__ import annotations
@@ -26,15 +29,19 @@ import numpy as np
 import kernels
 
 
-def sweep_kernel(args: tuple[str, tuple[int, ...], int, int]) -> tuple[str, int, list[str]]:
-    """(kernel, checks run, failures) for one kernel."""
+def sweep_kernel(
+    args: tuple[str, tuple[int, ...], int, int, frozenset[str] | None],
+) -> tuple[str, int, list[str]]:
+    """(kernel, checks run, failures) for one kernel; `only`: the transforms to check alone."""
     from chronos.transforms import CATALOGUE, apply_action
     from chronos.transforms.semantics import check, random_episode, sizes_of
 
-    kernel_id, seeds, sequences, max_len = args
+    kernel_id, seeds, sequences, max_len, only = args
     spec = kernels.load(kernel_id)
     cases: list[tuple[str, str, bool]] = []
     for i, t in enumerate(CATALOGUE):
+        if only is not None and t.name not in only:
+            continue
         res = apply_action(spec, spec.ptx(), i)
         if res.changed:
             cases.append((t.name, res.ptx, t.exact))
@@ -64,6 +71,7 @@ def main() -> int:
     ap.add_argument("--sequences", type=int, default=2, help="random episodes per kernel")
     ap.add_argument("--max-len", type=int, default=6, help="longest random episode")
     ap.add_argument("--workers", type=int, default=2, help="processes")
+    ap.add_argument("--transforms", default=None, help="comma-separated: only these, alone")
     ap.add_argument(
         "--module",
         action="append",
@@ -84,11 +92,18 @@ def main() -> int:
     else:
         ids = kernels.list_kernels()
     seeds = tuple(int(s) for s in args.seeds.split(","))
+    only = frozenset(args.transforms.split(",")) if args.transforms else None
+    if only is not None:
+        from chronos.transforms import CATALOGUE
+
+        unknown = only - {t.name for t in CATALOGUE}
+        if unknown:
+            ap.error(f"unknown transforms: {', '.join(sorted(unknown))}")
     t0 = time.perf_counter()
     checks: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     fails: list[str] = []
-    jobs = [(k, seeds, args.sequences, args.max_len) for k in ids]
+    jobs = [(k, seeds, args.sequences, args.max_len, only) for k in ids]
     with ProcessPoolExecutor(args.workers) as pool:
         for kernel_id, n, bad in pool.map(sweep_kernel, jobs):
             fam = kernels.load(kernel_id).family

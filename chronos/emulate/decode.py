@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from chronos.caching import BoundedCache
+from chronos.emulate import approx as ax
 from chronos.emulate import numerics as nx
 from chronos.emulate.errors import EmulationError, TrapExecuted, UnsupportedInstruction
 from chronos.emulate.operands import (
@@ -561,6 +562,10 @@ class Decoder:
 
     def _i_div(self, ins: Instruction) -> Decoded:
         dt = self._typed(ins)
+        if dt == _F32 and ins.has(".approx"):
+            return self._approx(ins, "div.approx", 2)
+        if dt == _F32 and ins.has(".full"):
+            return self._approx(ins, "div.full", 2)
         if dt.kind == "f":
             mode = _rounding(ins)
             if dt == _F32:
@@ -621,8 +626,42 @@ class Decoder:
             raise unsupported(f"{ins.mnemonic}", ins)
         return self._unary(ins, f, dt, cls="sfu")
 
+    def _approx(self, ins: Instruction, op: str, n: int) -> Decoded:
+        """An f32 approximate instruction (chronos.emulate.approx): nominal or pushed to its
+        bound by the run's `Machine.approx`, with `.ftz` on inputs and result."""
+        if self._typed(ins) != _F32:
+            raise unsupported(f"{ins.mnemonic}", ins)
+        ops = self._ops(ins, n + 1)
+        readers = [self.read(o, _F32) for o in ops[1 : n + 1]]
+        w = self.write(ops[0], _F32)
+        ftz, sat = ins.has(".ftz"), ins.has(".sat")
+
+        def fn(m: Any, mask: np.ndarray | None) -> None:
+            args = tuple(r(m) for r in readers)
+            if ftz:
+                args = tuple(nx.ftz32(a) for a in args)
+            r = ax.evaluate(op, args, m.approx)
+            if ftz:
+                r = nx.ftz32(r)
+            if sat:
+                r = nx.sat01(r)
+            w.put(m, mask, r)
+
+        return Decoded(fn, "sfu")
+
+    def _approx_f64(self, ins: Instruction, f: Callable[[np.ndarray], np.ndarray]) -> Decoded:
+        """`rcp/rsqrt.approx.f64`: IEEE-rounded nominally; the ISA bounds neither."""
+        ops = self._ops(ins, 2)
+        ra = self.read(ops[1], _F64)
+        w = self.write(ops[0], _F64)
+        return Decoded(lambda m, mask: w.put(m, mask, ax.unbounded_f64(f(ra(m)), m.approx)), "sfu")
+
     def _i_rcp(self, ins: Instruction) -> Decoded:
-        mode = "rn" if ins.has(".approx") else _rounding(ins)
+        if ins.has(".approx"):
+            if ins.type == ".f64":
+                return self._approx_f64(ins, lambda a: nx.div_f64(np.float64(1.0), a))
+            return self._approx(ins, "rcp", 1)
+        mode = _rounding(ins)
         one32 = np.float32(1.0)
         return self._sfu(
             ins,
@@ -631,32 +670,32 @@ class Decoder:
         )
 
     def _i_sqrt(self, ins: Instruction) -> Decoded:
-        mode = "rn" if ins.has(".approx") else _rounding(ins)
+        if ins.has(".approx"):
+            return self._approx(ins, "sqrt", 1)
+        mode = _rounding(ins)
         if ins.type == ".f64" and mode != "rn":
             raise unsupported("directed-rounding sqrt.f64", ins)
         return self._sfu(ins, lambda a: nx.sqrt_f32(a, mode), np.sqrt)
 
     def _i_rsqrt(self, ins: Instruction) -> Decoded:
-        return self._sfu(
-            ins,
-            lambda a: (1.0 / np.sqrt(np.asarray(a, np.float64))).astype(np.float32),
-            lambda a: 1.0 / np.sqrt(a),
-        )
+        if ins.type == ".f64":
+            return self._approx_f64(ins, _rsqrt64)
+        return self._approx(ins, "rsqrt", 1)
 
     def _i_sin(self, ins: Instruction) -> Decoded:
-        return self._sfu(ins, lambda a: np.sin(np.asarray(a, np.float64)).astype(np.float32))
+        return self._approx(ins, "sin", 1)
 
     def _i_cos(self, ins: Instruction) -> Decoded:
-        return self._sfu(ins, lambda a: np.cos(np.asarray(a, np.float64)).astype(np.float32))
+        return self._approx(ins, "cos", 1)
 
     def _i_lg2(self, ins: Instruction) -> Decoded:
-        return self._sfu(ins, lambda a: np.log2(np.asarray(a, np.float64)).astype(np.float32))
+        return self._approx(ins, "lg2", 1)
 
     def _i_ex2(self, ins: Instruction) -> Decoded:
-        return self._sfu(ins, lambda a: np.exp2(np.asarray(a, np.float64)).astype(np.float32))
+        return self._approx(ins, "ex2", 1)
 
     def _i_tanh(self, ins: Instruction) -> Decoded:
-        return self._sfu(ins, lambda a: np.tanh(np.asarray(a, np.float64)).astype(np.float32))
+        return self._approx(ins, "tanh", 1)
 
     def _i_copysign(self, ins: Instruction) -> Decoded:
         dt = self._typed(ins)
@@ -1568,6 +1607,11 @@ class Decoder:
             w.put(m, mask, np.repeat(bits.astype(np.uint32), 32))
 
         return Decoded(fn, "alu")
+
+
+def _rsqrt64(a: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 / np.sqrt(np.asarray(a, np.float64))
 
 
 def _post_float(r: np.ndarray, dt: np.dtype, ftz: bool, sat: bool) -> np.ndarray:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chronos.emulate.approx import Approx
 from chronos.emulate.errors import (
     EmulationError,
     MemoryFault,
@@ -92,8 +93,10 @@ class Machine:
         const_mem: Arena | None = None,
         n_sms: int = 132,
         races: bool = False,
+        approx: Approx | None = None,
     ):
         self.program = program
+        self.approx = approx if approx is not None else Approx()
         self.grid = tuple(int(g) for g in grid)
         self.block = tuple(int(b) for b in block)
         bx, by, bz = self.block

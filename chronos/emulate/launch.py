@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from chronos.emulate.approx import Approx
 from chronos.emulate.decode import decode
 from chronos.emulate.executor import DEFAULT_MAX_STEPS, Machine
 from chronos.emulate.memory import GLOBAL_BASE, POISON, Arena
@@ -35,6 +36,9 @@ class RunResult:
     block: tuple[int, int, int]
     warps_per_block: int
     addresses: dict[str, int]
+    approx_executed: int = 0
+    """Approximate instruction executions (chronos.emulate.approx): 0 means the outputs do
+    not depend on how the hardware approximates."""
 
 
 def param_values(
@@ -68,6 +72,7 @@ def run_kernel(
     trace: bool = False,
     max_steps: int = DEFAULT_MAX_STEPS,
     races: bool = False,
+    approx: Approx | None = None,
 ) -> RunResult:
     """Run `entry` of `ptx` on copies of `buffers`.
 
@@ -75,7 +80,8 @@ def run_kernel(
     number. `alignment` gives a buffer's guaranteed alignment (default 256); buffers named in
     `read_only` fault on any store. Raises EmulationError (MemoryFault, UnsupportedInstruction,
     StepLimitExceeded, TrapExecuted) when the kernel cannot be run to completion, and
-    SharedMemoryRace with `races=True` when two threads race on shared memory.
+    SharedMemoryRace with `races=True` when two threads race on shared memory. `approx` says
+    how approximate instructions compute (default: nominally, correctly rounded).
     """
     program = decode(ptx, entry)
     alignment = dict(alignment or {})
@@ -87,7 +93,9 @@ def run_kernel(
             name, len(raw), alignment.get(name, DEFAULT_ALIGNMENT), name in read_only, raw
         )
     values = param_values(program, args, addresses)
-    m = Machine(program, grid, block, arena, values, dynamic_shared, trace, races=races)
+    m = Machine(
+        program, grid, block, arena, values, dynamic_shared, trace, races=races, approx=approx
+    )
     steps = m.run(max_steps)
     outputs = {}
     for name, arr in buffers.items():
@@ -103,6 +111,7 @@ def run_kernel(
         block=m.block,  # type: ignore[arg-type]
         warps_per_block=m.warps_per_block,
         addresses=addresses,
+        approx_executed=m.approx.executed,
     )
 
 
@@ -115,6 +124,7 @@ def emulate(
     trace: bool = False,
     max_steps: int = DEFAULT_MAX_STEPS,
     races: bool = False,
+    approx: Approx | None = None,
 ) -> RunResult:
     """Launch `spec`'s problem `size` on its seeded inputs (or `inputs`), running `ptx`.
 
@@ -151,4 +161,5 @@ def emulate(
         trace=trace,
         max_steps=max_steps,
         races=races,
+        approx=approx,
     )

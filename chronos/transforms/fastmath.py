@@ -5,9 +5,12 @@ the SFU approximations, what `-ftz=true` emits) and replaces IEEE-rounded f32 di
 reciprocal and square root by their approximations (`div.rn`/`div.full` -> `div.approx`,
 `rcp.rn` -> `rcp.approx`, `sqrt.rn` -> `sqrt.approx`, what `-prec-div=false -prec-sqrt=false`
 emit). The PTX ISA bounds the approximations at 2 ulp (`div.approx` for divisors in
-[2^-126, 2^126]) and 1 ulp (`rcp.approx`, `sqrt.approx` on normal inputs), and flushing only
-touches values below 2^-126: orders of magnitude inside every stated corpus tolerance, which
-the emulator sweep checks. Rounding-changing, so masked when spec.tolerance is zero.
+[2^-126, 2^126]; it returns 0 for 2^126 < |b| < 2^128), 1 ulp (`rcp.approx`) and 2^-23
+relative (`sqrt.approx`), and flushing only touches values below 2^-126. Rounding-changing,
+so masked when spec.tolerance is zero; where the mask allows it, verification runs the
+approximations pushed to those bounds (chronos.emulate.approx), so a kernel whose tolerance
+is tighter, or whose divisors reach the zero range, fails verification: an invalid step.
+Every corpus kernel it applies to verifies so (docs/transforms.md).
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ class FastMath(Transform):
     summary = (
         "fast-math f32: .ftz (flush subnormals), div/rcp/sqrt -> .approx (nvcc --use_fast_math)"
     )
-    safety = "rounding-changing (<= 2 ulp, subnormals flushed); only when spec.tolerance > 0"
+    safety = (
+        "rounding-changing (<= 2 ulp, subnormals flushed; verified with the approximations "
+        "at their bounds); only when spec.tolerance > 0"
+    )
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
         ed = module.edit()

@@ -1,0 +1,143 @@
+"""Specs for tests/data/approx: kernels whose outputs depend on how the GPU approximates.
+
+`quot_spec` divides with IEEE rounding (fast_math makes it `div.approx.ftz`); `huge=True`
+draws divisors in (2^126, 2^128), where `div.approx` returns 0. `tanh_ex2_spec` and
+`sine_spec` use `tanh/ex2/sin.approx` themselves. The tolerance is a parameter: the tests
+hold the same kernel to a contract looser and tighter than the approximations' bounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+import kernels
+from kernels import BufferSpec, KernelSpec, Param, Problem, Tolerance
+
+PTX = Path(__file__).resolve().parents[1] / "data" / "approx" / "approx.ptx"
+FAM = "approx"
+BLOCK = 128
+SIZES = {"full": 1 << 20, "small": 1000, "check": 1531}
+
+
+def _problems(entry: str, buffers: tuple[str, ...]) -> dict[str, Problem]:
+    """full / small / check problems of `n` elements, one thread each; `n` the last param."""
+    return {
+        name: Problem(
+            name=name,
+            sizes={"n": n},
+            grid=(-(-n // BLOCK), 1, 1),
+            block=(BLOCK, 1, 1),
+            scalars={f"{entry}_param_{len(buffers)}": n},
+            shapes={b: (n,) for b in buffers},
+        )
+        for name, n in SIZES.items()
+    }
+
+
+def _params(entry: str, buffers: tuple[str, ...]) -> tuple[Param, ...]:
+    ps = [Param(f"{entry}_param_{i}", ".u64", "buffer", b) for i, b in enumerate(buffers)]
+    return (*ps, Param(f"{entry}_param_{len(buffers)}", ".u32", "scalar"))
+
+
+def _f32(buffers: tuple[str, ...], outputs: tuple[str, ...]) -> tuple[BufferSpec, ...]:
+    return tuple(BufferSpec(b, "float32", "out" if b in outputs else "in") for b in buffers)
+
+
+def quot_inputs(problem: Problem, rng: np.random.Generator, huge: bool) -> dict:
+    n = problem.sizes["n"]
+    sign = rng.choice([-1.0, 1.0], n)
+    if huge:  # quotients of order 1 whose divisors lie where div.approx flushes 1/d
+        d = sign * rng.uniform(2.0**126, 2.0**127.9, n)
+        x = rng.uniform(2.0**125, 2.0**127, n)
+    else:
+        d = sign * rng.uniform(0.5, 8.0, n)
+        x = rng.uniform(-4.0, 4.0, n)
+    return {"x": x.astype(np.float32), "d": d.astype(np.float32), "y": np.zeros(n, np.float32)}
+
+
+def quot_ref(problem: Problem, inp: dict) -> dict:
+    q = inp["x"].astype(np.float64) / inp["d"].astype(np.float64)
+    return {"y": q.astype(np.float32)}
+
+
+def quot_spec(tolerance: Tolerance, huge: bool = False) -> KernelSpec:
+    """y = x / d (div.rn.f32), held to `tolerance`."""
+    tag = f"{'huge' if huge else 'plain'}_r{tolerance.rtol:.3g}_a{tolerance.atol:.3g}"
+    return KernelSpec(
+        id=f"approx_quot_{tag}",
+        family=FAM,
+        entry="quot",
+        ptx_path=PTX,
+        params=_params("quot", ("x", "d", "y")),
+        buffers=_f32(("x", "d", "y"), ("y",)),
+        problems=_problems("quot", ("x", "d", "y")),
+        reference_fn=quot_ref,
+        inputs_fn=functools.partial(quot_inputs, huge=huge),
+        tolerance=tolerance,
+    )
+
+
+def uniform_inputs(problem: Problem, rng: np.random.Generator, span: float, outs: tuple) -> dict:
+    n = problem.sizes["n"]
+    inp = {"x": rng.uniform(-span, span, n).astype(np.float32)}
+    inp.update({o: np.zeros(n, np.float32) for o in outs})
+    return inp
+
+
+def tanh_ex2_ref(problem: Problem, inp: dict) -> dict:
+    x = inp["x"].astype(np.float64)
+    return {"t": np.tanh(x).astype(np.float32), "e": np.exp2(x).astype(np.float32)}
+
+
+def tanh_ex2_spec(tolerance: Tolerance) -> KernelSpec:
+    """t = tanh.approx(x), e = ex2.approx(x) for x in [-4, 4), held to `tolerance`."""
+    return KernelSpec(
+        id=f"approx_tanh_ex2_r{tolerance.rtol:.3g}",
+        family=FAM,
+        entry="tanh_ex2",
+        ptx_path=PTX,
+        params=_params("tanh_ex2", ("x", "t", "e")),
+        buffers=_f32(("x", "t", "e"), ("t", "e")),
+        problems=_problems("tanh_ex2", ("x", "t", "e")),
+        reference_fn=tanh_ex2_ref,
+        inputs_fn=functools.partial(uniform_inputs, span=4.0, outs=("t", "e")),
+        tolerance=tolerance,
+        target="sm_80",
+    )
+
+
+def sine_ref(problem: Problem, inp: dict) -> dict:
+    return {"y": np.sin(inp["x"].astype(np.float64)).astype(np.float32)}
+
+
+def sine_spec(span: float, atol: float) -> KernelSpec:
+    """y = sin.approx(x) for x uniform in [-span, span), held to `atol`."""
+    return KernelSpec(
+        id=f"approx_sine_{span:.4g}_a{atol:.3g}",
+        family=FAM,
+        entry="sine",
+        ptx_path=PTX,
+        params=_params("sine", ("x", "y")),
+        buffers=_f32(("x", "y"), ("y",)),
+        problems=_problems("sine", ("x", "y")),
+        reference_fn=sine_ref,
+        inputs_fn=functools.partial(uniform_inputs, span=span, outs=("y",)),
+        tolerance=Tolerance(0.0, atol),
+    )
+
+
+@contextlib.contextmanager
+def registered(*specs: KernelSpec) -> Iterator[tuple[KernelSpec, ...]]:
+    """`specs` registered for the block's duration (other tests never see them)."""
+    for s in specs:
+        kernels.register(s, replace=True)
+    try:
+        yield specs
+    finally:
+        for s in specs:
+            kernels.unregister(s.id)
