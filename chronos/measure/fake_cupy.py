@@ -122,7 +122,9 @@ class Function:
                 values[p.name] = f"b{i}"
             else:
                 assert isinstance(a, np.generic), f"scalar {p.name} passed as {type(a)}"
-                values[p.name] = a.item()
+                # By bytes, as the GPU reads its parameter buffer: an .f32 1.5 arrives as
+                # np.uint32(0x3FC00000), and its value as an int would be 1069547520.0.
+                values[p.name] = a.tobytes()
         seen: list = []
 
         class Spy(launch.Machine):
