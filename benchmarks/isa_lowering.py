@@ -159,6 +159,7 @@ def run(per_family: int, archs: tuple[str, ...], smoke: bool, emulate_too: bool)
         "assembled": len(cases) * len(archs) - len(failed),
         "assemble_failures": failed,
         "sass_arch": SASS_ARCH,
+        "ptxas_sass": ptxas_version(find_ptxas_for((9, 0))),
         "sass_differences": sass,
         "emulator_differences": emu,
         "seconds": {

@@ -125,3 +125,34 @@ def test_an_instruction_the_table_lacks_keeps_the_version_and_says_so() -> None:
         m = b.measure(spec, ptx)
     assert not m.valid and "barrier.cluster.arrive" in m.error
     assert "does not know" in m.error and "R580" in m.error
+
+
+# --- on a GPU -----------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("path", ["cubin", "driver-jit", "cuda12-cubin"])
+def test_real_gpu_runs_lowered_ptx_by_every_path(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the real driver: the lowered corpus kernel (ISA 7.0) and a transform's output that
+    needs ISA 7.4 verify as cubins of the chosen ptxas, through the driver JIT, and as CUDA 12
+    cubins (which every driver of CUDA 12 or newer loads)."""
+    spec = kernels.load("gemm_tile_4_4_4")
+    hinted = apply_action(spec, spec.ptx(), ACTION_NAMES.index("ld_l2_256B")).ptx
+    kw = {"load": "ptx"} if path == "driver-jit" else {}
+    if path == "cuda12-cubin":
+        if CUDA12 is None:
+            pytest.skip("no CUDA 12 ptxas here (pip install nvidia-cuda-nvcc-cu12)")
+        monkeypatch.setattr(ptxas_module, "candidates", lambda: [CUDA12])
+    with CupyBackend(repeats=10, warmup=2, **kw) as b:
+        for text, isa in ((spec.ptx(), "7.0"), (hinted, "7.4")):
+            m = b.measure(spec, text)
+            assert m.valid, (path, m.error)
+            assert m.extra["ptx_isa"] == isa and m.extra["bit_exact"]
+            if path == "driver-jit":
+                assert m.ptxas_version.startswith(JIT_PREFIX)
+            else:
+                assert not m.ptxas_version.startswith(JIT_PREFIX), m.extra["toolchain"]
+            if path == "cuda12-cubin":
+                assert m.ptxas_version.startswith("12.")
