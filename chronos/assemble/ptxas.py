@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chronos.assemble.errors import INSTALL_HINT, PtxasNotFoundError
+from chronos.ptx.isa import declared_isa
 
 ENV_VAR = "CHRONOS_PTXAS"
 DEFAULT_DIRS: tuple[Path, ...] = (Path("/usr/local/cuda/bin"),)
@@ -37,14 +38,12 @@ class PtxasIsaError(PtxasNotFoundError):
     """ptxas binaries exist, but none takes the module's PTX ISA version (a setup problem)."""
 
 
-_VERSION_LINE = re.compile(r"^\s*\.version\s+(\d+)\.(\d+)", re.M)
 _CURRENT = re.compile(r"current version is '(\d+)\.(\d+)'")
 
 
 def ptx_isa(ptx: str) -> tuple[int, int] | None:
     """The `.version` of a PTX module, e.g. (9, 4); None when it has none."""
-    m = _VERSION_LINE.search(ptx)
-    return (int(m[1]), int(m[2])) if m else None
+    return declared_isa(ptx)
 
 
 def max_ptx_isa(ptxas: Path) -> tuple[int, int] | None:

@@ -71,7 +71,8 @@ MIN_CLOCK_WINDOW_NS = 2000.0
 
 
 class CupyBackendError(RuntimeError):
-    """The GPU worker cannot run at all (no device, no CuPy, driver too old)."""
+    """The GPU worker cannot run at all (no device, no CuPy). A driver too old for one module
+    is not this: that module's measurement is invalid (`extra["driver_too_old"]`)."""
 
 
 JIT_PREFIX = "driver-jit-"
@@ -284,7 +285,7 @@ class CupyBackend(BackendBase):
         prep = Prepared(ptx, ptx_sha256(ptx))
         driver = self.driver_version
         try:
-            prep.lowered, needs = lower_for_driver(ptx, driver)
+            prep.lowered, _ = lower_for_driver(ptx, driver)
             instrumented = instrument(ptx, spec.entry)
             instr_ptx, _ = lower_for_driver(instrumented.ptx, driver)
             prep.instrumented = dataclasses.replace(instrumented, ptx=instr_ptx)

@@ -16,6 +16,7 @@ which rejects a feature used under too low a `.version`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -418,9 +419,11 @@ def with_version(ptx: str, isa: Isa) -> str:
     return _VERSION.sub(lambda m: f"{m[1]}{isa[0]}.{isa[1]}", ptx, count=1)
 
 
+@functools.lru_cache(maxsize=256)
 def lower_isa(ptx: str) -> tuple[str, IsaNeeds]:
     """(`ptx` with `.version` at the lowest ISA it needs, what it needs). A module already at
-    or below that, or holding something the table does not know, keeps its version."""
+    or below that, or holding something the table does not know, keeps its version.
+    Remembered: a measurement asks for the same text a few times (key, build, provenance)."""
     needs = required_isa(ptx)
     declared = needs.declared
     if declared is None or needs.lowest >= declared:
