@@ -1,6 +1,7 @@
-"""Through the cupy backend on the fake GPU (chronos.measure.fake_cupy), the first three kernels
-of every family verify: the harness's argument encoding, launch and output check agree with
-the emulator's references for every kind of parameter (a float scalar included)."""
+"""Through the cupy backend on the fake GPU (chronos.measure.fake_cupy: lowered PTX, cubins of
+the chosen ptxas, each run as its PTX in the emulator), the first three kernels of every family
+verify: the harness's argument encoding, launch and output check agree with the emulator's
+references for every kind of parameter (a float scalar included)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ def first_per_family(n: int) -> list[str]:
 def fake_gpu():
     b = CupyBackend(
         worker_target=fake_cupy.TARGET,
-        load="ptx",
         problem="small",
         repeats=1,
         warmup=0,

@@ -65,52 +65,22 @@ _SYNC = "Parallel Synchronization and Communication Instructions"
 _MMA = "Warp Level Matrix Multiply-Accumulate Instructions"
 _MISC = "Miscellaneous Instructions"
 
+
+def _rows(isa: str, section: str, names: str, own: str = "") -> dict[str, Row]:
+    """One row per space-separated name, `section` formatted with it as {name}."""
+    return {n: _row(isa, section.format(name=n), own) for n in names.split()}
+
+
+_NOTES = "§9.7 {sec}: {{name}}, PTX ISA Notes"
 OPCODES: dict[str, Row] = {
-    **{
-        op: _row("1.0", f"§9.7 {sec}: {op}, PTX ISA Notes (introduced in PTX ISA 1.0)")
-        for op, sec in {
-            "add": _ARITH,
-            "sub": _ARITH,
-            "mul": _ARITH,
-            "mad": _ARITH,
-            "mul24": _ARITH,
-            "mad24": _ARITH,
-            "sad": _ARITH,
-            "div": _ARITH,
-            "rem": _ARITH,
-            "abs": _ARITH,
-            "neg": _ARITH,
-            "min": _ARITH,
-            "max": _ARITH,
-            "rcp": _FLOAT,
-            "sqrt": _FLOAT,
-            "rsqrt": _FLOAT,
-            "sin": _FLOAT,
-            "cos": _FLOAT,
-            "lg2": _FLOAT,
-            "ex2": _FLOAT,
-            "set": _CMP,
-            "setp": _CMP,
-            "selp": _CMP,
-            "slct": _CMP,
-            "and": _LOGIC,
-            "or": _LOGIC,
-            "xor": _LOGIC,
-            "not": _LOGIC,
-            "cnot": _LOGIC,
-            "shl": _LOGIC,
-            "shr": _LOGIC,
-            "mov": _MOVE,
-            "ld": _MOVE,
-            "st": _MOVE,
-            "cvt": _MOVE,
-            "bra": _CTRL,
-            "call": _CTRL,
-            "ret": _CTRL,
-            "exit": _CTRL,
-            "trap": _MISC,
-        }.items()
-    },  # fmt: skip
+    **_rows("1.0", _NOTES.format(sec=_ARITH), "add sub mul mad mul24 mad24 sad div rem abs"),
+    **_rows("1.0", _NOTES.format(sec=_ARITH), "neg min max"),
+    **_rows("1.0", _NOTES.format(sec=_FLOAT), "rcp sqrt rsqrt sin cos lg2 ex2"),
+    **_rows("1.0", _NOTES.format(sec=_CMP), "set setp selp slct"),
+    **_rows("1.0", _NOTES.format(sec=_LOGIC), "and or xor not cnot shl shr"),
+    **_rows("1.0", _NOTES.format(sec=_MOVE), "mov"),
+    **_rows("1.0", _NOTES.format(sec=_CTRL), "bra call ret exit"),
+    **_rows("1.0", _NOTES.format(sec=_MISC), "trap"),
     "ld": _row("1.0", f"§9.7 {_MOVE}: ld, PTX ISA Notes", ".ca .cg .cs .lu .cv .volatile"),
     "st": _row("1.0", f"§9.7 {_MOVE}: st, PTX ISA Notes", ".wb .cg .cs .wt .volatile"),
     "cvt": _row("1.0", f"§9.7 {_MOVE}: cvt, PTX ISA Notes", ".f16"),
@@ -126,24 +96,19 @@ OPCODES: dict[str, Row] = {
     "vote": _row("1.2", f"§9.7 {_SYNC}: vote, PTX ISA Notes", ".all .any .uni"),
     "fma": _row("1.4", f"§9.7 {_FLOAT}: fma, PTX ISA Notes (fma.f64 1.4, fma.f32 2.0)"),
     "membar": _row("1.4", f"§9.7 {_SYNC}: membar, PTX ISA Notes", ".cta .gl"),
-    **{
-        op: _row("2.0", f"§9.7 {sec}: {op}, PTX ISA Notes (introduced in PTX ISA 2.0)", own)
-        for op, sec, own in (
-            ("bfe", _ARITH, ""),
-            ("bfi", _ARITH, ""),
-            ("brev", _ARITH, ""),
-            ("clz", _ARITH, ""),
-            ("popc", _ARITH, ""),
-            ("bfind", _ARITH, ".shiftamt"),
-            ("prmt", _LOGIC, ".f4e .b4e .rc8 .ecl .ecr .rc16"),
-            ("copysign", _FLOAT, ""),
-            ("testp", _FLOAT, ".finite .infinite .number .notanumber .normal .subnormal"),
-            ("cvta", _MOVE, ""),
-            ("isspacep", _MOVE, ""),
-            ("prefetch", _MOVE, ".L1 .L2"),
-            ("prefetchu", _MOVE, ".L1"),
-        )
-    },  # fmt: skip
+    **_rows("2.0", _NOTES.format(sec=_ARITH), "bfe bfi brev clz popc"),
+    **_rows("2.0", _NOTES.format(sec=_ARITH), "bfind", ".shiftamt"),
+    **_rows("2.0", _NOTES.format(sec=_LOGIC), "prmt", ".f4e .b4e .rc8 .ecl .ecr .rc16"),
+    **_rows("2.0", _NOTES.format(sec=_FLOAT), "copysign"),
+    **_rows(
+        "2.0",
+        _NOTES.format(sec=_FLOAT),
+        "testp",
+        ".finite .infinite .number .notanumber .normal .subnormal",
+    ),
+    **_rows("2.0", _NOTES.format(sec=_MOVE), "cvta isspacep"),
+    **_rows("2.0", _NOTES.format(sec=_MOVE), "prefetch", ".L1 .L2"),
+    **_rows("2.0", _NOTES.format(sec=_MOVE), "prefetchu", ".L1"),
     "shfl": _row("3.0", f"§9.7 {_MOVE}: shfl (deprecated), PTX ISA Notes", ".up .down .bfly .idx"),
     "shf": _row("3.1", f"§9.7 {_LOGIC}: shf, PTX ISA Notes", ".l .r .clamp .wrap"),
     "lop3": _row("4.3", f"§9.7 {_LOGIC}: lop3, PTX ISA Notes"),
@@ -239,31 +204,28 @@ def _mod_rows() -> dict[tuple[str, frozenset[str]], Row]:
 MODIFIERS = _mod_rows()
 """(opcode, modifiers that must all be present) -> when that form was introduced."""
 
+_SREG_SECTION = "§10 Special Registers: {name}, PTX ISA Notes"
 SPECIAL_REGISTERS: dict[str, Row] = {
-    **{r: _row("1.0", f"§10 Special Registers: {r}") for r in "%tid %ntid %ctaid %nctaid %clock %gridid".split()},  # noqa: E501
-    **{r: _row("1.3", f"§10 Special Registers: {r}") for r in "%laneid %warpid %smid %pm0 %pm1 %pm2 %pm3".split()},  # noqa: E501
-    **{
-        r: _row("2.0", f"§10 Special Registers: {r}")
-        for r in "%nwarpid %nsmid %clock64 %lanemask_eq %lanemask_le %lanemask_lt %lanemask_ge %lanemask_gt".split()  # noqa: E501
-    },
-    **{r: _row("3.1", f"§10 Special Registers: {r}") for r in "%globaltimer %globaltimer_lo %globaltimer_hi".split()},  # noqa: E501
-    **{r: _row("4.1", f"§10 Special Registers: {r}") for r in "%dynamic_smem_size %total_smem_size".split()},  # noqa: E501
-    **{
-        r: _row("7.8", f"§10 Special Registers: {r}")
-        for r in "%clusterid %nclusterid %cluster_ctaid %cluster_nctaid %cluster_ctarank %cluster_nctarank %is_explicit_cluster".split()  # noqa: E501
-    },
-}  # fmt: skip
+    **_rows("1.0", _SREG_SECTION, "%tid %ntid %ctaid %nctaid %clock %gridid"),
+    **_rows("1.3", _SREG_SECTION, "%laneid %warpid %smid %pm0 %pm1 %pm2 %pm3"),
+    **_rows("2.0", _SREG_SECTION, "%nwarpid %nsmid %clock64"),
+    **_rows("2.0", _SREG_SECTION, "%lanemask_eq %lanemask_le %lanemask_lt %lanemask_ge"),
+    **_rows("2.0", _SREG_SECTION, "%lanemask_gt"),
+    **_rows("3.1", _SREG_SECTION, "%globaltimer %globaltimer_lo %globaltimer_hi"),
+    **_rows("4.1", _SREG_SECTION, "%dynamic_smem_size %total_smem_size"),
+    **_rows("7.8", _SREG_SECTION, "%clusterid %nclusterid %cluster_ctaid %cluster_nctaid"),
+    **_rows("7.8", _SREG_SECTION, "%cluster_ctarank %cluster_nctarank %is_explicit_cluster"),
+}
 """Special registers by name (a `.x/.y/.z` component counts as its register)."""
 
 _DIR = "§11 Directives"
 DIRECTIVES: dict[str, Row] = {
-    **{
-        d: _row("1.0", f"{_DIR}: {d}, PTX ISA Notes")
-        for d in ".version .target .entry .func .param .reg .local .shared .global .const .align .extern .visible .file .loc .tex".split()  # noqa: E501
-    },
+    **_rows("1.0", _DIR + ": {name}, PTX ISA Notes", ".version .target .entry .func .param"),
+    **_rows("1.0", _DIR + ": {name}, PTX ISA Notes", ".reg .local .shared .global .const"),
+    **_rows("1.0", _DIR + ": {name}, PTX ISA Notes", ".align .extern .visible .file .loc .tex"),
     ".maxnreg": _row("1.3", f"{_DIR}: .maxnreg, PTX ISA Notes"),
     ".maxntid": _row("1.3", f"{_DIR}: .maxntid, PTX ISA Notes"),
-    ".pragma": _row("2.0", f"{_DIR}: .pragma, PTX ISA Notes (\"nounroll\" in PTX ISA 2.0)"),
+    ".pragma": _row("2.0", f'{_DIR}: .pragma, PTX ISA Notes ("nounroll" in PTX ISA 2.0)'),
     ".minnctapersm": _row("2.0", f"{_DIR}: .minnctapersm, PTX ISA Notes"),
     ".section": _row("2.0", f"{_DIR}: .section, PTX ISA Notes"),
     ".reqntid": _row("2.1", f"{_DIR}: .reqntid, PTX ISA Notes"),
@@ -282,7 +244,7 @@ DIRECTIVES: dict[str, Row] = {
     ".bf16x2": _row("7.0", "§5.2.1 Fundamental Types: .bf16x2 (PTX ISA 7.0)"),
     ".tf32": _row("7.0", "§5.2.1 Fundamental Types: .tf32 (PTX ISA 7.0)"),
     ".b128": _row("8.3", "§5.2.1 Fundamental Types: .b128 (PTX ISA 8.3)"),
-}  # fmt: skip
+}
 """Directives (and the non-classic types a declaration may name)."""
 
 _TGT = "§11 Directives: .target, PTX ISA Notes"
