@@ -168,6 +168,7 @@ def test_what_binds_is_named_with_its_line() -> None:
         "\twgmma.fence.sync.aligned;",  # an opcode the table lacks
         "\tld.global.L1::evict_last.L2::cache_hint.L2::256B.v8.f32 %r2, [%rd2], %rd3;",
         "\tbar.cluster.arrive;",  # a known opcode with an unknown modifier
+        "\tmov.u32 %r2, %aggr_smem_size;",  # a special register the table lacks
     ],
 )
 def test_anything_unknown_keeps_the_declared_version(body: str) -> None:

@@ -20,7 +20,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from chronos.ptx.model import Directive, Instruction
+from chronos.ptx.model import Directive, Instruction, parse_reg_decl
 from chronos.ptx.parse import parse
 
 Isa = tuple[int, int]
@@ -92,6 +92,9 @@ OPCODES: dict[str, Row] = {
     ),
     "red": _row(
         "1.2", f"§9.7 {_SYNC}: red, PTX ISA Notes", ".add .min .max .inc .dec .and .or .xor"
+    ),
+    "barrier": _row(
+        "6.0", f"§9.7 {_SYNC}: bar, barrier, PTX ISA Notes", ".sync .arrive .red .aligned"
     ),
     "vote": _row("1.2", f"§9.7 {_SYNC}: vote, PTX ISA Notes", ".all .any .uni"),
     "fma": _row("1.4", f"§9.7 {_FLOAT}: fma, PTX ISA Notes (fma.f64 1.4, fma.f32 2.0)"),
@@ -170,6 +173,8 @@ def _mod_rows() -> dict[tuple[str, frozenset[str]], Row]:
         add("ld st atom red", m, "6.0", f"§9.7 {_MOVE}/{_SYNC}: .sem and .scope, PTX ISA 6.0")
     add("ld st cp ldmatrix", ".shared::cta", "7.8", f"{ldst} (.shared::cta in PTX ISA 7.8)")
     add("atom red", ".f32", "2.0", f"§9.7 {_SYNC}: atom / red, PTX ISA Notes (.add.f32)")
+    add("atom red", ".add .f64", "5.0", f"§9.7 {_SYNC}: atom / red, PTX ISA Notes (.add.f64)")
+    add("barrier", ".cta", "7.8", f"§9.7 {_SYNC}: bar, barrier, PTX ISA Notes (barrier.cta)")
     for m in (".min .u64", ".max .u64", ".min .s64", ".max .s64"):
         add("atom red", m, "3.1", f"§9.7 {_SYNC}: atom / red, PTX ISA Notes (64-bit min/max)")
     add("fma", ".f32", "2.0", f"§9.7 {_FLOAT}: fma, PTX ISA Notes (fma.f32 in PTX ISA 2.0)")
@@ -196,7 +201,8 @@ def _mod_rows() -> dict[tuple[str, frozenset[str]], Row]:
     add("mma", ".m8n8k16", "6.5", f"§9.7 {_MMA}: mma, PTX ISA Notes (.m8n8k16)")
     add("mma", ".m16n8k16", "7.0", f"§9.7 {_MMA}: mma, PTX ISA Notes (.m16n8k16)")
     add("mma", ".m16n8k32", "7.0", f"§9.7 {_MMA}: mma, PTX ISA Notes (.m16n8k32)")
-    for t in (".bf16", ".tf32"):
+    add("mma", ".m16n8k4", "7.0", f"§9.7 {_MMA}: mma, PTX ISA Notes (.m16n8k4)")
+    for t in (".bf16", ".tf32", ".f64"):
         add("mma", t, "7.0", f"§9.7 {_MMA}: mma, PTX ISA Notes ({t})")
     return rows
 
@@ -314,7 +320,7 @@ def declared_isa(ptx: str) -> Isa | None:
     return (int(m[2]), int(m[3])) if m else None
 
 
-def _instruction_needs(ins: Instruction) -> list[Need]:
+def _instruction_needs(ins: Instruction, registers: set[str]) -> list[Need]:
     text = ins.text.strip().rstrip(";")
     row = OPCODES.get(ins.opcode)
     if row is None:
@@ -331,7 +337,23 @@ def _instruction_needs(ins: Instruction) -> list[Need]:
         for name in _SREG.findall(operand):
             if sreg := SPECIAL_REGISTERS.get(name):
                 needs.append(Need(f"{text} ({name})", ins.line, sreg.isa, sreg.section))
+            elif not {name, _declared_base(name)} & registers:  # an unknown special register
+                needs.append(Need(f"{text} ({name})", ins.line, None))
     return needs
+
+
+def _declared_base(name: str) -> str:
+    """`%r12` -> `%r` (how `.reg .b32 %r<16>` declares it); other names as they are."""
+    return re.sub(r"(?<=\D)\d+$", "", name)
+
+
+def _registers(statements: list) -> set[str]:
+    """Every register name and `%name<N>` prefix the module's `.reg` directives declare."""
+    out: set[str] = set()
+    for stmt in statements:
+        if isinstance(stmt, Directive) and stmt.name == ".reg":
+            out.update(d.name for d in parse_reg_decl(stmt))
+    return out
 
 
 def _directive_needs(d: Directive) -> list[Need]:
@@ -358,10 +380,11 @@ def _directive_needs(d: Directive) -> list[Need]:
 def required_isa(ptx: str) -> IsaNeeds:
     """The lowest PTX ISA the module's instructions, directives and target need."""
     module = parse(ptx)
+    registers = _registers(list(module.statements))
     needs: list[Need] = []
     for stmt in module.statements:
         if isinstance(stmt, Instruction):
-            needs += _instruction_needs(stmt)
+            needs += _instruction_needs(stmt, registers)
         elif isinstance(stmt, Directive):
             needs += _directive_needs(stmt)
     known = [n for n in needs if n.isa is not None]
