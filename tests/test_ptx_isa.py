@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,29 @@ def test_a_module_is_never_raised_and_needs_a_version_line() -> None:
 def test_table_rows_cite_a_section() -> None:
     rows = [*OPCODES.values(), *MODIFIERS.values(), *TARGETS.values()]
     assert all(r.section and r.isa >= (1, 0) for r in rows)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE = sorted([*(ROOT / "tests" / "data").rglob("*.ptx"), *(ROOT / "examples").rglob("*.ptx")])
+
+
+@pytest.mark.requires_ptxas
+@pytest.mark.parametrize("path", OUTSIDE, ids=lambda p: p.name)
+def test_ptx_from_outside_the_corpus_lowers_and_assembles(path: Path) -> None:
+    """nvcc with printf and launch bounds, nvcc -G (DWARF sections), Triton for sm_90a: the
+    lowered text assembles (with a CUDA 12 ptxas where one is installed)."""
+    from chronos.assemble.ptxas import cuda_major
+
+    ptx = path.read_text()
+    lowered, needs = lower_isa(ptx)
+    assert needs.unknown == () and needs.lowest < needs.declared
+    target = re.search(r"^\.target\s+(\w+)", ptx, re.M)[1]
+    debug = ".debug_info" in ptx
+    exes = [e for e in candidates() if cuda_major(e) == 12] or candidates()[:1]
+    assemble(
+        lowered,
+        target,
+        opt_level=0 if debug else 3,
+        extra_args=["--device-debug"] if debug else (),
+        ptxas=exes[0],
+    )

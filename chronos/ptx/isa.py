@@ -366,6 +366,9 @@ def _directive_needs(d: Directive) -> list[Need]:
         return out
     if d.name == ".version":
         return []
+    if d.name == ".section":  # DWARF data: section names and bytes, nothing to lower for
+        row = DIRECTIVES[".section"]
+        return [Need(text.split("{")[0].strip(), d.line, row.isa, row.section)]
     out = []
     for token in _DIRECTIVE_TOKEN.findall(_STRING.sub("", text)):
         row = DIRECTIVES.get(token)
