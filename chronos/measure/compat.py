@@ -80,11 +80,12 @@ def lower_for_driver(ptx: str, driver_version: int) -> tuple[str, IsaNeeds]:
         culprit = f"it keeps `.version {isa_str(isa)}`: {needs.unknown[0].describe()}"
     else:
         culprit = f"it needs {needs.binding.describe() if needs.binding else '?'}"
+    need = min_cuda_version(isa)
+    r580 = ", an R580+ driver" if need >= 13000 else ""
     raise IsaTooNewError(
         f"the CUDA {cuda_version_str(driver_version)} driver takes PTX up to ISA "
         f"{isa_str(top)}, but this module needs ISA {isa_str(isa)} (CUDA "
-        f"{cuda_version_str(min_cuda_version(isa))}): {culprit}"
-        + (" (an R580+ driver)" if min_cuda_version(isa) >= 13000 else "")
+        f"{cuda_version_str(need)}{r580}): {culprit}"
     )
 
 
