@@ -29,6 +29,9 @@ PACKAGES=(
   "PyYAML==6.0.4"
   "packaging==26.4"
   "cachetools==8.0.2"
+  # The CUDA 12 ptxas: tests/test_driver_compat.py's gpu test loads its cubins on the device's
+  # driver (what a CUDA 12 cluster runs); 40 MB, no dependencies.
+  "nvidia-cuda-nvcc-cu12==12.9.86"
 )
 
 python3 -m pip download --no-deps --only-binary=:all: \

@@ -153,18 +153,31 @@ def test_auto_with_a_gpu_picks_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert auto.choose_backend()[0] == "emulated"
 
 
-def test_auto_falls_back_when_the_driver_is_too_old_for_the_corpus(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("driver", [12020, 12080, 13000])
+def test_auto_on_a_cuda_12_or_13_driver_picks_cupy(
+    driver: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, driverGetVersion=lambda: 12040)
+    """The corpus lowers to PTX ISA 7.0: every CUDA 12 driver takes it."""
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, driverGetVersion=lambda: driver)
     monkeypatch.setitem(
         sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
     )
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     name, reason = auto.choose_backend()
-    assert name == "emulated" and "CUDA 12.4" in reason and "ISA 9.0" in reason
-    runtime.driverGetVersion = lambda: 13000
-    assert auto.choose_backend()[0] == "cupy"
+    assert name == "cupy" and f"driver CUDA {driver // 1000}.{driver % 1000 // 10}" in reason
+
+
+def test_auto_falls_back_when_the_driver_is_too_old_for_the_corpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CUDA 10.2 (PTX ISA 6.5) cannot take sm_80 code (ISA 7.0): the reason names it."""
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, driverGetVersion=lambda: 10020)
+    monkeypatch.setitem(
+        sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
+    )
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    name, reason = auto.choose_backend()
+    assert name == "emulated" and "CUDA 10.2" in reason and ".target sm_80" in reason
 
 
 def _record(path: Path, spec, cycles: float, device: str = "NVIDIA H100 80GB HBM3") -> None:

@@ -73,6 +73,9 @@ def test_budget_stops_cleanly_and_saves(tmp_path: Path) -> None:
     assert "out of budget" in res["steps"]["greedy"]["error"]
     saved = json.loads((tmp_path / "gpu-validation.json").read_text())
     assert saved["steps"] == res["steps"]
+    tc = saved["results"]["environment"]["toolchain"]  # the fake's driver is CUDA 13.0
+    assert tc["ptx_isa"] == "9.0 -> 7.0" and tc["load"] == "cubin"
+    assert tc["ptxas_version"].startswith("13.") and "ptxas 13." in tc["sass_from"]
     assert "_not measured_ (out of budget" in (tmp_path / "docs" / "gpu-validation.md").read_text()
 
 

@@ -111,18 +111,20 @@ def assemble_many(
     *,
     timeout: float | None = DEFAULT_TIMEOUT_S,
     progress: str | None = None,
+    ptxas: Path | None = None,
 ) -> list[Assembly | PtxasError]:
     """Assemble many PTX texts in parallel, in input order; rejections are returned, not raised.
 
     ptxas runs as a subprocess, so threads give real parallelism. `workers` defaults to the
     CPU count. Duplicates and cached texts cost one ptxas run at most. `progress`: a label
-    for a progress bar on stderr (none when None).
+    for a progress bar on stderr (none when None). `ptxas`: this binary rather than the
+    first found that takes each text's ISA.
     """
     n = workers or os.cpu_count() or 1
 
     def one(ptx: str) -> Assembly | PtxasError:
         try:
-            exe = _ptxas_for_environment(ptx_isa(ptx))
+            exe = ptxas or _ptxas_for_environment(ptx_isa(ptx))
             return assemble(ptx, arch, opt_level, extra_args, ptxas=exe, timeout=timeout)
         except PtxasError as exc:
             return exc

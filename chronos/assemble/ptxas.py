@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chronos.assemble.errors import INSTALL_HINT, PtxasNotFoundError
+from chronos.ptx.isa import declared_isa
 
 ENV_VAR = "CHRONOS_PTXAS"
 DEFAULT_DIRS: tuple[Path, ...] = (Path("/usr/local/cuda/bin"),)
@@ -37,14 +38,12 @@ class PtxasIsaError(PtxasNotFoundError):
     """ptxas binaries exist, but none takes the module's PTX ISA version (a setup problem)."""
 
 
-_VERSION_LINE = re.compile(r"^\s*\.version\s+(\d+)\.(\d+)", re.M)
 _CURRENT = re.compile(r"current version is '(\d+)\.(\d+)'")
 
 
 def ptx_isa(ptx: str) -> tuple[int, int] | None:
     """The `.version` of a PTX module, e.g. (9, 4); None when it has none."""
-    m = _VERSION_LINE.search(ptx)
-    return (int(m[1]), int(m[2])) if m else None
+    return declared_isa(ptx)
 
 
 def max_ptx_isa(ptxas: Path) -> tuple[int, int] | None:
@@ -81,9 +80,9 @@ def candidates() -> list[Path]:
     for hit in (shutil.which("ptxas"), *(shutil.which("ptxas", path=str(d)) for d in dirs)):
         if hit and Path(hit).resolve() not in found:
             found.append(Path(hit).resolve())
-    wheel = wheel_ptxas()
-    if wheel and wheel not in found:
-        found.append(wheel)
+    for wheel in wheel_ptxases():
+        if wheel not in found:
+            found.append(wheel)
     return found
 
 
@@ -151,18 +150,58 @@ def ptxas_available() -> bool:
 
 
 def wheel_ptxas() -> Path | None:
-    """ptxas from an installed `nvidia-cuda-nvcc` (or `-cu12`) wheel, if any."""
+    """ptxas from an installed `nvidia-cuda-nvcc` (or `-cu12`) wheel, if any (13.x first)."""
+    found = wheel_ptxases()
+    return found[0] if found else None
+
+
+def wheel_ptxases() -> list[Path]:
+    """Every wheel ptxas: `nvidia-cuda-nvcc` 13.x and `nvidia-cuda-nvcc-cu12` can both be
+    installed (their files do not overlap), and a CUDA 12 driver needs the latter's cubins."""
     try:
         spec = importlib.util.find_spec("nvidia")
     except (ImportError, ValueError):
-        return None
+        return []
     if spec is None or not spec.submodule_search_locations:
-        return None
+        return []
+    found: list[Path] = []
     for root in spec.submodule_search_locations:
         for layout in WHEEL_LAYOUTS:
-            if found := shutil.which("ptxas", path=str(Path(root) / layout)):
-                return Path(found).resolve()
-    return None
+            hit = shutil.which("ptxas", path=str(Path(root) / layout))
+            if hit and Path(hit).resolve() not in found:
+                found.append(Path(hit).resolve())
+    return found
+
+
+def cuda_major(ptxas: Path) -> int | None:
+    """The CUDA major release of a ptxas (12 for "12.9.86"); None when it would not say."""
+    m = re.match(r"(\d+)\.", ptxas_version(ptxas))
+    return int(m[1]) if m else None
+
+
+def ptxas_for_driver(driver_major: int, isa: tuple[int, int] | None) -> tuple[Path | None, str]:
+    """(the ptxas whose cubins a CUDA `driver_major` driver loads, why), or (None, why not).
+
+    A driver loads cubins of its own CUDA major and older ones (a 12.2 driver takes 12.9's:
+    CUDA minor-version compatibility), never a newer major's (CUDA 13 cubins are a new ELF
+    ABI). Among the candidates that also take PTX ISA `isa`, the newest release wins.
+    """
+    usable: list[tuple[tuple[int, ...], Path]] = []
+    seen = []
+    for exe in candidates():
+        version, major, top = ptxas_version(exe), cuda_major(exe), max_ptx_isa(exe)
+        seen.append(f"{exe} ({version})")
+        if major is None or major > driver_major or (isa and top and top < isa):
+            continue
+        usable.append((tuple(int(x) for x in re.findall(r"\d+", version)), exe))
+    if usable:
+        exe = max(usable)[1]
+        return exe, f"ptxas {ptxas_version(exe)} ({exe}): cubins a CUDA {driver_major} driver loads"
+    return None, (
+        f"no ptxas of CUDA {driver_major} or older that takes this PTX among "
+        f"{'; '.join(seen) or 'none found'} (`pip install nvidia-cuda-nvcc-cu12` for a CUDA "
+        "12 driver)"
+    )
 
 
 @dataclass(frozen=True)

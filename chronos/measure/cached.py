@@ -96,7 +96,11 @@ class CachedBackend(BackendBase):
         return s
 
     def _ptxas_version(self, ptx: str) -> str:
-        """The ptxas that would assemble `ptx` (part of the key: another ptxas, other SASS)."""
+        """The ptxas that would assemble `ptx` (part of the key: another ptxas, other SASS);
+        the backend's own answer when it picks one (the cupy backend: per driver)."""
+        own = getattr(self.inner, "ptxas_version_for", None)
+        if callable(own):
+            return str(own(ptx))
         from chronos.assemble import ptxas_version_for
 
         return ptxas_version_for(ptx)

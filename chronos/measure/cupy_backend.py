@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from chronos.caching import BoundedCache
-from chronos.measure.compat import driver_problem
+from chronos.measure.compat import IsaTooNewError, cuda_version_str, lower_for_driver
 from chronos.measure.instrument import (
     TIMER_BYTES,
     InstrumentedPtx,
@@ -71,13 +71,12 @@ MIN_CLOCK_WINDOW_NS = 2000.0
 
 
 class CupyBackendError(RuntimeError):
-    """The GPU worker cannot run at all (no device, no CuPy, driver too old)."""
+    """The GPU worker cannot run at all (no device, no CuPy). A driver too old for one module
+    is not this: that module's measurement is invalid (`extra["driver_too_old"]`)."""
 
 
-def _ptxas_version(ptx: str) -> str:
-    from chronos.assemble import ptxas_version_for
-
-    return ptxas_version_for(ptx)
+JIT_PREFIX = "driver-jit-"
+"""ptxas_version of a measurement whose SASS the driver's JIT compiled (no ptxas cubin)."""
 
 
 def launch_arguments(spec: Any, problem: Any, ptx: str) -> list[tuple[Any, ...]]:
@@ -97,10 +96,14 @@ def launch_arguments(spec: Any, problem: Any, ptx: str) -> list[tuple[Any, ...]]
 
 @dataclass
 class Prepared:
-    """A PTX text made ready on the CPU: instrumented and (optionally) assembled."""
+    """A PTX text made ready on the CPU: lowered to the ISA it needs, instrumented and
+    (optionally) assembled. `ptx` is the text as given (its sha keys the store); `lowered` and
+    `instrumented.ptx` are what the driver gets; `toolchain` names what made the SASS."""
 
     ptx: str
     sha: str
+    lowered: str = ""
+    toolchain: str = ""
     instrumented: InstrumentedPtx | None = None
     plain_cubin: bytes | None = None
     instr_cubin: bytes | None = None
@@ -135,7 +138,11 @@ class CupyBackend(BackendBase):
     `repeats`/`warmup`: timed and warm-up launches per build. `exact`: True for bit-exact
     verification, False for the kernel's tolerance, None for either. `timeout_s`: per
     measurement, then the worker is killed. `load`: "cubin" (ptxas here, in parallel) or
-    "ptx" (driver JIT in the worker; it needs the same driver as cubins of that PTX ISA).
+    "ptx" (driver JIT in the worker). Every module is first lowered to the PTX ISA it needs
+    (chronos.measure.compat); with "cubin" the ptxas is one whose cubins the driver loads
+    (`ptxas_for_driver`: a CUDA 12 driver gets the nvidia-cuda-nvcc-cu12 ptxas), and without
+    one the lowered PTX goes to the driver JIT (said once in the log and in every
+    Measurement's `extra["toolchain"]`; its `ptxas_version` is then "driver-jit-<CUDA>").
     `l2`: "cold" flushes the L2 before every timed launch (inputs come from DRAM, as in a real
     pipeline), "hot" leaves the previous launch's data resident (recorded in the cache key
     and in every Measurement's `extra["l2"]`). `worker_target` replaces the GPU harness
@@ -190,6 +197,7 @@ class CupyBackend(BackendBase):
         self._sent: set[tuple[int, str]] = set()
         self.faults: dict[str, int] = {}
         self._gpu_lock = threading.Lock()  # one request at a time on the worker's pipe
+        self._toolchains: dict[tuple[int, tuple[int, int] | None], tuple[Path | None, str]] = {}
 
     def __repr__(self) -> str:
         return f"CupyBackend(device={self.device_index}, repeats={self.repeats})"
@@ -221,24 +229,88 @@ class CupyBackend(BackendBase):
 
     # --- CPU side -----------------------------------------------------------------------------
 
+    @property
+    def driver_version(self) -> int:
+        """The worker's cudaDriverGetVersion (0 when it did not say)."""
+        return int(self._info().get("driver_version") or 0)
+
+    def toolchain(self, isa: tuple[int, int] | None) -> tuple[Path | None, str]:
+        """(the ptxas whose cubins this driver loads, or None for the driver JIT; why), for PTX
+        of ISA `isa`. Chosen once per ISA; the first choice is logged."""
+        driver = self.driver_version
+        key = (driver, isa)
+        if key not in self._toolchains:
+            from chronos.assemble import PtxasNotFoundError, find_ptxas_for, ptxas_version
+            from chronos.assemble.ptxas import ptxas_for_driver
+
+            cuda = cuda_version_str(driver) if driver > 0 else "unknown"
+            if self.load == "ptx":
+                exe, why = None, "load='ptx'"
+            elif driver <= 0:
+                try:
+                    exe = find_ptxas_for(isa)
+                    why = f"ptxas {ptxas_version(exe)} ({exe}); driver version unknown"
+                except PtxasNotFoundError as exc:
+                    exe, why = None, str(exc)
+            else:
+                exe, why = ptxas_for_driver(driver // 1000, isa)
+            if exe is None:
+                why = f"driver JIT of CUDA {cuda} ({why})"
+            self._toolchains[key] = (exe, why)
+            log.info("cupy backend, driver CUDA %s: SASS from %s", cuda, why)
+        return self._toolchains[key]
+
+    def ptxas_version_for(self, ptx: str) -> str:
+        """What compiles `ptx` to SASS here: the chosen ptxas's version, or "driver-jit-<CUDA>"
+        (part of every measurement's provenance and store key)."""
+        from chronos.assemble import ptxas_version
+        from chronos.ptx.isa import declared_isa
+
+        try:
+            lowered, _ = lower_for_driver(ptx, self.driver_version)
+        except IsaTooNewError:
+            lowered = ptx
+        exe, _ = self.toolchain(declared_isa(lowered))
+        if exe is None:
+            return f"{JIT_PREFIX}{cuda_version_str(self.driver_version)}"
+        return ptxas_version(exe)
+
     def prepare(self, spec: Any, ptx: str) -> Prepared:
-        """Instrument and assemble one PTX text (runs in the pool)."""
+        """Lower, instrument and assemble one PTX text (runs in the pool)."""
+        import dataclasses
         import time
 
+        from chronos.ptx.isa import declared_isa
+
         prep = Prepared(ptx, ptx_sha256(ptx))
+        driver = self.driver_version
         try:
-            prep.instrumented = instrument(ptx, spec.entry)
+            prep.lowered, _ = lower_for_driver(ptx, driver)
+            instrumented = instrument(ptx, spec.entry)
+            instr_ptx, _ = lower_for_driver(instrumented.ptx, driver)
+            prep.instrumented = dataclasses.replace(instrumented, ptx=instr_ptx)
+        except IsaTooNewError as exc:
+            # Not the kernel's fault, nor the run's: one invalid step, never stored.
+            prep.error = f"PTX too new for the driver: {exc}"
+            prep.extra.update(driver_too_old=True, transient=True)
+            return prep
         except (InstrumentError, ValueError) as exc:
             prep.error = f"instrumentation failed: {exc}"
             return prep
+        isa = declared_isa(prep.lowered)
+        exe, why = self.toolchain(isa)
+        prep.toolchain = self.ptxas_version_for(ptx)
+        prep.extra["toolchain"] = why
+        if isa is not None:
+            prep.extra["ptx_isa"] = f"{isa[0]}.{isa[1]}"
         from chronos.assemble import PtxasError, PtxasNotFoundError, assemble
 
         t0 = time.perf_counter()
         try:
-            plain = assemble(ptx, self.arch)
-            instr = assemble(prep.instrumented.ptx, self.arch)
+            plain = assemble(prep.lowered, self.arch, ptxas=exe)
+            instr = assemble(prep.instrumented.ptx, self.arch, ptxas=exe)
         except PtxasNotFoundError:
-            if self.load == "cubin":
+            if exe is not None:
                 raise
             prep.extra["ptxas"] = "not found: registers from the driver"
             return prep
@@ -255,8 +327,10 @@ class CupyBackend(BackendBase):
             prep.regs_instrumented = ires.registers
             prep.spills_instrumented = ires.spill_stores + ires.spill_loads
         prep.extra["sass_instructions"] = plain.sass_instructions.get(spec.entry)
-        if self.load == "cubin":
+        if exe is not None:
             prep.plain_cubin, prep.instr_cubin = plain.cubin, instr.cubin
+        else:
+            prep.extra["registers_from"] = f"ptxas {plain.ptxas_version} (the JIT may differ)"
         return prep
 
     def _kernel_data(self, spec: Any) -> tuple[str, dict, dict]:
@@ -286,7 +360,7 @@ class CupyBackend(BackendBase):
             "op": "measure",
             "kernel_id": spec.id,
             "entry": spec.entry,
-            "plain": {"cubin": prep.plain_cubin, "ptx": prep.ptx},
+            "plain": {"cubin": prep.plain_cubin, "ptx": prep.lowered},
             "instrumented": {"cubin": prep.instr_cubin, "ptx": prep.instrumented.ptx},
             "timer_symbol": prep.instrumented.timer_symbol,
             "timer_bytes": TIMER_BYTES,
@@ -322,10 +396,6 @@ class CupyBackend(BackendBase):
                 f"the cupy backend cannot start its GPU worker ({exc.message})"
                 "; is a CUDA GPU visible and CuPy installed?"
             ) from None
-        driver = int(self._info().get("driver_version") or 0)
-        for p in ptxs:
-            if problem := driver_problem(driver, p):
-                raise CupyBackendError(f"{spec.id}: {problem}")
         futures: list[Future[Prepared]] = [self.pool.submit(self.prepare, spec, p) for p in ptxs]
         return [self._run(spec, f.result()) for f in futures]
 
@@ -341,7 +411,7 @@ class CupyBackend(BackendBase):
             spills=prep.spills,
             extra={**prep.extra, **extra},
             spec_fingerprint=spec_fingerprint(spec),
-            ptxas_version=_ptxas_version(prep.ptx),
+            ptxas_version=prep.toolchain or self.ptxas_version_for(prep.ptx),
         )
 
     def _exchange(self, spec: Any, prep: Prepared) -> dict[str, Any]:
@@ -494,7 +564,7 @@ class CupyBackend(BackendBase):
             kernel_id=spec.id,
             extra=extra,
             spec_fingerprint=spec_fingerprint(spec),
-            ptxas_version=_ptxas_version(prep.ptx),
+            ptxas_version=prep.toolchain or self.ptxas_version_for(prep.ptx),
         )
 
     def close(self) -> None:

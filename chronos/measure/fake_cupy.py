@@ -10,6 +10,12 @@ copy-sample sequence, its argument encoding, its hold kernel and its verificatio
 end, through the real worker subprocess. An emulator fault is a sticky CUDA error: every later
 synchronize fails, as on a poisoned context.
 
+Module loads follow a driver's rules for its (pretended) version: PTX of an ISA newer than the
+driver's is CUDA_ERROR_UNSUPPORTED_PTX_VERSION, and a CUDA 13 cubin (ELF ABI version 8) on an
+older driver is refused. A cubin runs as the PTX it was assembled from, which the request
+carries beside it (`make_handler` remembers the pair), so the backend's choice of ptxas for
+the driver is checked end to end.
+
 It is what `tests/test_measure_harness.py` and `python -m chronos.validate --dry-run` measure
 with; the device it reports is named "fake CuPy on the CPU emulator" so that its figures (the
 emulator's step clock, a constant event time) are never taken for a GPU's. What it cannot
@@ -18,6 +24,7 @@ check is that real CuPy matches this surface: the `gpu` tests do.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import types
@@ -52,7 +59,11 @@ class Memory:
 
 
 ADDRESSES: dict[int, Memory] = {}
-STATE: dict[str, Any] = {"sticky": None}
+STATE: dict[str, Any] = {"sticky": None, "driver": DRIVER_VERSION}
+CUBIN_PTX: dict[str, str] = {}
+"""sha256 of a cubin -> the PTX it was assembled from (filled from each request)."""
+CUBIN_ABI_CUDA13 = 8
+"""ELF e_ident[EI_ABIVERSION] of CUDA 13 cubins (7 before): a CUDA 12 driver cannot load them."""
 """A sticky error, once raised, fails every later synchronize (as a poisoned context does)."""
 
 
@@ -122,7 +133,9 @@ class Function:
                 values[p.name] = f"b{i}"
             else:
                 assert isinstance(a, np.generic), f"scalar {p.name} passed as {type(a)}"
-                values[p.name] = a.item()
+                # By bytes, as the GPU reads its parameter buffer: an .f32 1.5 arrives as
+                # np.uint32(0x3FC00000), and its value as an int would be 1069547520.0.
+                values[p.name] = a.tobytes()
         seen: list = []
 
         class Spy(launch.Machine):
@@ -171,9 +184,26 @@ class Module:
         return int(m[1]) // 8 * int(m[2] or 1)
 
     def load(self, image: bytes) -> None:
+        from chronos.measure.compat import min_cuda_version, ptx_isa_version
+
+        driver = int(STATE["driver"])
+        if image[:4] == b"\x7fELF":
+            if image[8] >= CUBIN_ABI_CUDA13 and driver < 13000:
+                raise CUDADriverError("CUDA_ERROR_INVALID_IMAGE (a CUDA 13 cubin, older driver)")
+            ptx = CUBIN_PTX.get(hashlib.sha256(image).hexdigest())
+            if ptx is None:
+                raise CUDADriverError("CUDA_ERROR_INVALID_IMAGE (no PTX came with this cubin)")
+            self.ptx = ptx
+            return
         if not image.endswith(b"\0"):
-            raise CUDADriverError("CUDA_ERROR_INVALID_IMAGE (the fake only loads PTX)")
+            raise CUDADriverError("CUDA_ERROR_INVALID_IMAGE (neither a cubin nor PTX)")
         self.ptx = image[:-1].decode()
+        isa = ptx_isa_version(self.ptx)
+        if isa is not None and min_cuda_version(isa) > driver:
+            raise CUDADriverError(
+                "CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the provided PTX was compiled with an "
+                "unsupported toolchain."
+            )
 
     def get_function(self, name: str) -> Function:
         return Function(self, name)
@@ -206,6 +236,7 @@ class Event:
 
 def install_fake_cupy(driver_version: int = DRIVER_VERSION) -> None:
     """Put a fake `cupy` (and the modules the harness imports) into sys.modules."""
+    STATE["driver"] = driver_version
     cupy = types.ModuleType("cupy")
     cupy.__version__ = "fake-emulator"
     cupy.uint64 = np.uint64
@@ -263,4 +294,14 @@ def make_handler(config: dict[str, Any]) -> Any:
     from chronos.measure.cupy_harness import CupyHarness
 
     config = {"hold_ns_per_launch": HOLD_NS_PER_LAUNCH, **config}
-    return CupyHarness(config)
+    harness = CupyHarness(config)
+
+    def handler(req: dict[str, Any]) -> dict[str, Any]:
+        for build in ("plain", "instrumented"):
+            b = req.get(build) or {}
+            if b.get("cubin") is not None:
+                CUBIN_PTX[hashlib.sha256(bytes(b["cubin"])).hexdigest()] = b["ptx"]
+        return harness(req)
+
+    handler.info = harness.info  # type: ignore[attr-defined]
+    return handler

@@ -158,8 +158,8 @@ def cupy_options(cfg: ValidateConfig, repeats: int, warmup: int) -> dict[str, An
     if cfg.dry_run:
         from chronos.measure import fake_cupy
 
-        # The fake loads PTX only and runs it in the emulator: emulator-sized problems.
-        opts.update(worker_target=fake_cupy.TARGET, load="ptx", problem="small", timeout_s=120)
+        # The fake runs each cubin as the PTX it came from, in the emulator: small problems.
+        opts.update(worker_target=fake_cupy.TARGET, problem="small", timeout_s=120)
     return opts
 
 
@@ -227,10 +227,34 @@ def step_environment(cfg: ValidateConfig, budget: Budget, state: dict[str, Any])
             info = dict(b.inner.worker.start())
         except Exception as exc:  # noqa: BLE001 - WorkerFault: the GPU worker cannot start
             raise Refused(f"the cupy GPU worker cannot start: {exc}") from None
+        res["toolchain"] = toolchain(b.inner)
     res["device"] = info
     state["device"] = str(info.get("device", "unknown GPU"))
     print(environment_summary(res), flush=True)
     return res
+
+
+def toolchain(backend: Any) -> dict[str, Any]:
+    """How the cupy backend gets SASS on this driver: the design kernel's PTX ISA before and
+    after lowering, and the ptxas whose cubins the driver loads (or the driver JIT)."""
+    from chronos.measure.compat import IsaTooNewError, lower_for_driver
+    from chronos.ptx.isa import declared_isa, isa_str
+    from kernels import load
+
+    ptx = load(DESIGN_KERNEL).ptx()
+    try:
+        lowered, _ = lower_for_driver(ptx, backend.driver_version)
+    except IsaTooNewError as exc:
+        raise Refused(f"{DESIGN_KERNEL}: {exc}") from None
+    before, after = declared_isa(ptx), declared_isa(lowered)
+    exe, why = backend.toolchain(after)
+    return {
+        "driver_version": backend.driver_version,
+        "ptx_isa": f"{isa_str(before) if before else '?'} -> {isa_str(after) if after else '?'}",
+        "load": "cubin" if exe is not None else "driver JIT",
+        "sass_from": why,
+        "ptxas_version": backend.ptxas_version_for(ptx),
+    }
 
 
 def environment_summary(res: dict[str, Any]) -> str:
@@ -239,11 +263,13 @@ def environment_summary(res: dict[str, Any]) -> str:
     smi = res.get("nvidia_smi") or {}
     gpu = (smi.get("gpus") or [{}])[0]
     ptxas = res.get("ptxas") or {}
+    tc = res.get("toolchain") or {}
     return "\n".join(
         [
             f"device   {d.get('device')} ({d.get('arch')}, {d.get('sm_count')} SMs)",
             f"driver   {d.get('driver_version')}  CUDA runtime {d.get('runtime_version')}  "
             f"CuPy {d.get('cupy_version')}  ptxas {ptxas.get('version') or ptxas.get('error')}",
+            f"SASS     {tc.get('load')}: {tc.get('sass_from')}; PTX ISA {tc.get('ptx_isa')}",
             f"SM clock {gpu.get('clocks.sm', '?')} (max {gpu.get('clocks.max.sm', '?')}; "
             f"device attribute {d.get('clock_mhz_max')} MHz)  compute mode "
             f"{gpu.get('compute_mode', '?')}",

@@ -39,8 +39,9 @@ cp -r OUT/docs OUT/data .           # publish: this page and data/replay/<device
 ```
 
 It stops at once (exit 2) if the `cupy` backend is not usable (no GPU, CuPy broken, a driver
-older than the corpus's PTX ISA 9.0 needs: CUDA 13, R580+; the driver JIT, `load="ptx"`, needs
-the same driver, so it is no way around an old one); it never falls back to `emulated`. Every
+older than the corpus's PTX needs once lowered to the ISA it uses: ISA 7.0, any CUDA 12 driver;
+the environment step names the ptxas whose cubins the driver loads, or the driver JIT, and the
+PTX ISA before and after lowering); it never falls back to `emulated`. Every
 step saves before the next, and the run stops cleanly at the budget (a step that does not fit
 is skipped and says so; greedy stops between kernels). `python -m chronos.validate --dry-run
 --out DIR` runs the same steps on CPU with the real harness on a fake CuPy whose launches run
@@ -121,6 +122,12 @@ def _status(results: dict[str, Any]) -> list[str]:
     return _table(["step", "status", "seconds", "note"], rows)
 
 
+def _toolchain(tc: dict[str, Any]) -> str:
+    if not tc:
+        return "?"
+    return f"{tc.get('load')} ({tc.get('sass_from')}); PTX ISA {tc.get('ptx_isa')} (lowered)"
+
+
 def _environment(r: dict[str, Any]) -> list[str]:
     d = r.get("device") or {}
     smi = r.get("nvidia_smi") or {}
@@ -132,6 +139,7 @@ def _environment(r: dict[str, Any]) -> list[str]:
         ["driver / CUDA runtime", f"{d.get('driver_version')} / {d.get('runtime_version')}"],
         ["CuPy", d.get("cupy_version")],
         ["ptxas", ptxas.get("version") or ptxas.get("error")],
+        ["SASS from", _toolchain(r.get("toolchain") or {})],
         ["Python / NumPy", f"{r.get('python')} / {r.get('numpy')}"],
         ["harness version", r.get("harness_version")],
         ["max SM clock (device attribute, MHz)", d.get("clock_mhz_max")],
