@@ -88,6 +88,7 @@ PROBES: dict[str, tuple[str, str, str]] = {
         "",
     ),
     "cvt_f16x2": ("\tcvt.rn.f16x2.f32 %r3, %f1, %f1;", "sm_80", ""),
+    "tanh": ("\ttanh.approx.f32 %f2, %f1;", "sm_75", ""),
     "instrumentation": (
         "\tmov.u64 %rd4, %globaltimer;\n\tmov.u64 %rd5, %clock64;\n\tmov.u32 %r2, %smid;\n"
         "\tactivemask.b32 %r3;\n\tred.global.max.u64 [%rd2], %rd4;",

@@ -115,6 +115,7 @@ OPCODES: dict[str, Row] = {
     "shfl": _row("3.0", f"§9.7 {_MOVE}: shfl (deprecated), PTX ISA Notes", ".up .down .bfly .idx"),
     "shf": _row("3.1", f"§9.7 {_LOGIC}: shf, PTX ISA Notes", ".l .r .clamp .wrap"),
     "lop3": _row("4.3", f"§9.7 {_LOGIC}: lop3, PTX ISA Notes"),
+    "tanh": _row("7.0", f"§9.7 {_FLOAT}: tanh, PTX ISA Notes (tanh.approx.f32, sm_75)"),
     "dp4a": _row("5.0", f"§9.7 {_ARITH}: dp4a, PTX ISA Notes"),
     "dp2a": _row("5.0", f"§9.7 {_ARITH}: dp2a, PTX ISA Notes"),
     "fence": _row("6.0", f"§9.7 {_SYNC}: membar/fence, PTX ISA Notes", ".sc .acq_rel .gpu .sys"),
