@@ -7,7 +7,14 @@ then turns the SASS and the dynamic trace into a cycle estimate (chronos.measure
 The result is always labelled an estimate: `estimate=True`, `backend="emulated"`,
 `device="cpu-emulator (estimate)"`. A kernel that ptxas rejects, that faults, that the
 emulator does not support or whose outputs differ yields an invalid Measurement whose `error`
-says why; only a missing ptxas (a setup problem) raises.
+says why (and `extra["kind"]` the emulator's verdict); only a missing ptxas (a setup problem)
+raises.
+
+Bounded work: a runaway kernel (a broken loop bound) costs one invalid measurement of kind
+`timeout` naming the PTX line, in bounded time. The emulator stops after `step_factor` times the
+untransformed kernel's dynamic step count on the same problem, or after `time_limit_s` of wall
+clock, whichever comes first. A step-budget timeout repeats exactly and is stored; a wall-clock
+one depends on the machine's load and is marked `transient` (never stored).
 """
 
 from __future__ import annotations
@@ -22,17 +29,28 @@ from chronos.arch import arch_profile
 from chronos.assemble import ptxas_version_for
 from chronos.assemble.disasm import SassInstruction, sass_function, with_line_info
 from chronos.caching import BoundedCache
-from chronos.emulate.executor import DEFAULT_MAX_STEPS
+from chronos.emulate.errors import EmulationError, TimeLimitExceeded
+from chronos.emulate.executor import DEFAULT_MAX_STEPS, emulation_budget
+from chronos.emulate.launch import emulate
 from chronos.emulate.verify import VerifyResult, compare, verify
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate, estimate
 from chronos.measure.cupy_harness import L2_MODES
 from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
-from chronos.ptx import ptx_sha256
+from chronos.ptx import PtxParseError, ptx_sha256
 from kernels.spec import spec_fingerprint
 
 BACKEND = "emulated"
 DEVICE = "cpu-emulator (estimate)"
+STEP_FACTOR = 20
+"""A transformed kernel may run this many times the untransformed kernel's steps."""
+MIN_STEP_BUDGET = 1_000
+"""The step budget of a kernel whose untransformed version runs very few steps."""
+TIME_LIMIT_S = 3.0
+"""Wall clock per emulator run; the slowest corpus kernel runs in ~0.4 s on one idle core."""
+
+_baseline_steps: BoundedCache[int] = BoundedCache(1024, name="baseline steps")
+"""Dynamic steps of each untransformed kernel per (spec, problem, seed, step cap)."""
 
 _sass_cache: BoundedCache[list[SassInstruction]] = BoundedCache(1024, name="sass")
 """Decoded SASS per distinct (cubin, function, arch): the cubin carries the PTX lines."""
@@ -56,6 +74,9 @@ class EmulatedReport:
     verify: VerifyResult | None = None
     cost: CostEstimate | None = None
     bit_exact: bool | None = None
+    step_budget: int | None = None
+    stopped_by: str | None = None
+    """"steps" or "time" when a budget stopped the emulator (kind `timeout`), else None."""
 
 
 def _buffer_bytes(spec: Any, problem: Any) -> dict[str, int]:
@@ -94,6 +115,8 @@ class EmulatedBackend(BackendBase):
     compute their outputs right, a GPU need not. `l2` is the `cupy` harness's L2 mode the
     estimate stands for: "cold" (the harness's default, L2 flushed before every timed launch:
     first touches come from DRAM) or "hot" (the previous launch's data stays resident).
+    `step_factor` and `time_limit_s` bound a run (see the module docstring); `max_steps` caps
+    the step budget, and is the budget when the untransformed kernel does not run.
     """
 
     name = BACKEND
@@ -108,6 +131,7 @@ class EmulatedBackend(BackendBase):
         "max_steps",
         "races",
         "l2",
+        "step_factor",
     )
 
     def __init__(
@@ -120,9 +144,17 @@ class EmulatedBackend(BackendBase):
         max_steps: int = DEFAULT_MAX_STEPS,
         races: bool = True,
         l2: str = "cold",
+        step_factor: float = STEP_FACTOR,
+        time_limit_s: float | None = TIME_LIMIT_S,
     ):
         if l2 not in L2_MODES:
             raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
+        if not step_factor >= 1:
+            raise ValueError(f"step_factor must be at least 1, got {step_factor!r}")
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps!r}")
+        if time_limit_s is not None and not time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be positive or None, got {time_limit_s!r}")
         self.arch = arch
         self.profile = arch_profile(arch)
         self.size = size
@@ -132,6 +164,8 @@ class EmulatedBackend(BackendBase):
         self.max_steps = max_steps
         self.races = races
         self.l2 = l2
+        self.step_factor = step_factor
+        self.time_limit_s = time_limit_s
 
     def __repr__(self) -> str:
         return (
@@ -142,6 +176,35 @@ class EmulatedBackend(BackendBase):
     @property
     def clock_mhz(self) -> float:
         return self.profile.clock_mhz
+
+    def step_budget(self, spec: Any, ptx: str | None = None) -> int:
+        """Steps `spec`'s kernel may run: `step_factor` times its untransformed PTX's steps
+        (at least MIN_STEP_BUDGET, at most `max_steps`), or `max_steps` when that PTX does not
+        run to completion. `ptx` is the text about to be measured: when it is the untransformed
+        PTX itself, its budget is `max_steps` (its own run then sets the others')."""
+        key = (spec_fingerprint(spec), self.size, self.seed, self.max_steps)
+        if _baseline_steps.peek(key):
+            steps = _baseline_steps.get(key, lambda: self.max_steps)
+        elif ptx is not None and ptx_sha256(ptx) == ptx_sha256(spec.ptx()):
+            return self.max_steps
+        else:
+            try:
+                steps = _baseline_steps.get(key, lambda: self._run_baseline(spec))
+            except TimeLimitExceeded:  # the machine is busy: try again next time
+                return self.max_steps
+        budget = max(MIN_STEP_BUDGET, int(self.step_factor * steps))
+        return min(self.max_steps, budget)
+
+    def _run_baseline(self, spec: Any) -> int:
+        """The untransformed kernel's steps (`max_steps` + 1 when it does not complete)."""
+        try:
+            with emulation_budget(self.time_limit_s):
+                run = emulate(spec, size=self.size, seed=self.seed, max_steps=self.max_steps)
+        except TimeLimitExceeded:
+            raise
+        except (EmulationError, PtxParseError):
+            return self.max_steps + 1
+        return run.steps
 
     def report(self, spec: Any, ptx: str) -> EmulatedReport:
         """Assemble, emulate, verify and estimate; never raises for a bad kernel."""
@@ -158,17 +221,26 @@ class EmulatedBackend(BackendBase):
         sass = asm.sass_instructions.get(spec.entry)
         base = EmulatedReport(sha, False, None, regs, spills, sass)
         strict = self.exact is not False
-        v = verify(
-            spec,
-            ptx,
-            exact=strict,
-            seed=self.seed,
-            size=self.size,
-            trace=True,
-            max_steps=self.max_steps,
-            races=self.races,
-        )
+        base.step_budget = self.step_budget(spec, ptx)
+        with emulation_budget(self.time_limit_s) as budget:
+            v = verify(
+                spec,
+                ptx,
+                exact=strict,
+                seed=self.seed,
+                size=self.size,
+                trace=True,
+                max_steps=base.step_budget,
+                races=self.races,
+            )
         base.verify = v
+        if v.kind == "timeout":
+            base.stopped_by = budget.stopped
+        elif v.ok and v.run is not None and base.step_budget == self.max_steps:
+            # The untransformed kernel (or a budget from max_steps): remember its steps.
+            if ptx_sha256(ptx) == ptx_sha256(spec.ptx()):
+                key = (spec_fingerprint(spec), self.size, self.seed, self.max_steps)
+                _baseline_steps.get(key, lambda: v.run.steps)  # type: ignore[union-attr]
         bit_exact: bool | None = v.ok if strict else None
         if not v.ok and v.kind == "mismatch" and self.exact is None and v.run is not None:
             problem = spec.problem(self.size)
@@ -232,6 +304,16 @@ class EmulatedBackend(BackendBase):
             "ptxas_version": ptxas_version_for(ptx),
         }
         if not rep.valid or rep.cost is None:
+            extra: dict[str, Any] = {"sass_instructions": rep.sass_instructions}
+            if rep.verify is None:
+                extra["kind"] = "ptxas"
+            else:
+                extra["kind"] = rep.verify.kind
+                extra["step_budget"] = rep.step_budget
+            if rep.stopped_by is not None:
+                extra["stopped_by"] = rep.stopped_by
+                # A wall-clock stop depends on the machine's load: never store it.
+                extra["transient"] = rep.stopped_by == "time"
             return Measurement(
                 cycles=None,
                 cycles_q1=None,
@@ -240,7 +322,7 @@ class EmulatedBackend(BackendBase):
                 n=0,
                 valid=False,
                 error=rep.error,
-                extra={"sass_instructions": rep.sass_instructions},
+                extra=extra,
                 **common,
             )
         c = rep.cost.estimate
