@@ -60,7 +60,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--limit", type=int, default=None, help="only the first N kernels")
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.sequences, args.max_len, args.limit, args.workers = 1, 2, 2, 1
     ids = kernels.list_kernels()[: args.limit]
     jobs = [(k, args.sequences, args.max_len, args.seed) for k in ids]
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """What one measurement costs, where the time goes, and how repeatable it is.
 
     python benchmarks/measure.py [--backend auto|emulated|cupy] [--kernels 8]
-                                 [--processes 10] [--hits 2000]
+                                 [--processes 10] [--hits 2000] [--smoke]
 
 1. Per-measurement latency split into assemble / load / verify / time, for the backend in
    use (named in the output). `cupy`: the phases the worker reports (ptxas for both builds,
@@ -29,7 +29,9 @@ import time
 from pathlib import Path
 
 import kernels
+from chronos.assemble import ptxas_version_for
 from chronos.measure import make_backend, ptx_sha256
+from kernels.spec import spec_fingerprint
 
 OPTS: dict[str, str] = {}
 """Extra make_backend options (the cupy worker target of a dry run)."""
@@ -166,15 +168,19 @@ def hit_latency(backend_name: str, spec, n: int) -> None:
                 b.measure(spec, ptx)
                 times.append(time.perf_counter() - t0)
             stats = b.stats
-            key = (
+            key = (  # the key CachedBackend.lookup asks the store for
                 ptx_sha256(ptx),
                 spec.id,
                 b.name,
                 b.device,
                 b.harness_version,
-                b.config_for(spec),
+                b.config,
+                spec_fingerprint(spec),
+                ptxas_version_for(ptx),
             )
         with MeasurementStore(path) as s:
+            if s.get(*key) is None:
+                raise SystemExit(f"the store does not hold {spec.id} under the backend's key")
             raw = []
             for _ in range(n):
                 t0 = time.perf_counter()
@@ -254,7 +260,10 @@ def main() -> None:
     ap.add_argument(
         "--worker-target", default=None, help="cupy only: replace the GPU harness (dry runs)"
     )
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.kernels, args.hits, args.processes, args.kernel = 2, 20, 2, "gemm_tile_2_2_2"
     if args.worker_target:
         OPTS["worker_target"] = args.worker_target
     if args.child:

@@ -71,7 +71,11 @@ def main() -> int:
         metavar="NAME",
         help="import this module first (it registers user kernels); repeatable",
     )
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.kernels, args.seeds, args.sequences, args.max_len = "gemm_tile_2_2_2", "0", 1, 2
+        args.workers = 1
     if args.module:
         try:
             kernels.import_modules(args.module)
