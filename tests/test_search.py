@@ -105,6 +105,80 @@ def test_exhaustive_budget_raises_or_flags(mdp: TransformMDP) -> None:
     assert not part.complete and part.best_cycles == pytest.approx(630.0)
 
 
+class SassFakeBackend(FakeBackend):
+    """`a` changes the PTX but not the machine code: the SASS hash (and the cycles) ignore it."""
+
+    def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+        self.calls.append(ptx)
+        code = "".join(t for t in ptx.split(":")[1] if t != "a")
+        if "d" in code:
+            return SimpleNamespace(valid=False, cycles=None, error="wrong output", estimate=False)
+        cycles = 1000.0
+        for t in code:
+            cycles *= FACTOR[t]
+        return SimpleNamespace(
+            valid=True,
+            cycles=cycles,
+            error=None,
+            estimate=False,
+            extra={"sass_sha256": f"sass-{code}"},
+        )
+
+
+def test_exhaustive_dedupes_by_sass_and_prunes_machine_code_noops() -> None:
+    sass = TransformMDP(SassFakeBackend(), max_steps=3, transforms=FAKE_TX)
+    ex = exhaustive(sass, SPEC, progress=False)
+    # `a` leaves the SASS as it is and allows nothing new: measured, never expanded. States:
+    # the root, b, {b,c}; machine codes: "", "b", "bc".
+    assert ex.sequence == ["b", "c"] and ex.best_cycles == pytest.approx(450.0)
+    assert (ex.states, ex.unique_cubins, ex.complete, ex.stopped) == (3, 3, True, "")
+    exact = exhaustive(
+        TransformMDP(SassFakeBackend(), max_steps=3, transforms=FAKE_TX), SPEC, dedupe="ptx"
+    )
+    assert exact.best_cycles == ex.best_cycles and (exact.states, exact.unique_cubins) == (5, 5)
+    # `b` is a SASS no-op too here but unlocks `c`: it must still be expanded
+    assert exhaustive(sass, SPEC, dedupe="sass").best_cycles == pytest.approx(450.0)
+    with pytest.raises(ValueError, match="dedupe"):
+        exhaustive(sass, SPEC, dedupe="cubin")
+
+
+def test_exhaustive_time_budget_raises_or_flags(mdp: TransformMDP) -> None:
+    with pytest.raises(SearchBudgetExceeded, match="time budget of 1e-09 s"):
+        exhaustive(mdp, SPEC, max_seconds=1e-9)
+    part = exhaustive(mdp, SPEC, max_seconds=1e-9, partial_ok=True)
+    assert not part.complete and part.stopped == "its time budget of 1e-09 s"
+    assert part.states <= 1 and part.best_cycles <= part.base_cycles
+    with pytest.raises(ValueError, match="max_seconds"):
+        exhaustive(mdp, SPEC, max_seconds=0)
+
+
+def test_searches_show_progress_and_log_a_summary(
+    mdp: TransformMDP,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setenv("CHRONOS_PROGRESS", "1")
+    with caplog.at_level("INFO", logger="chronos.progress"):
+        ex = exhaustive(mdp, SPEC)
+        greedy(mdp, SPEC)
+        random_search(mdp, SPEC, 3)
+        beam(mdp, SPEC, 2, progress=False)
+    err = capsys.readouterr().err
+    assert "exhaustive fake:" in err and "/20000" in err and "state/s" in err, err
+    assert "greedy fake:" in err and "random fake:" in err and "beam2" not in err
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith(f"exhaustive fake: {ex.states} states, ")
+    assert f"measured {ex.measurements}, cubins {ex.unique_cubins}" in lines[0]
+    assert "best 2.22x (cycles -55.0%) [fake], complete" in lines[0], lines[0]
+    assert lines[1].startswith("greedy fake: 2 steps") and "best 1.59x" in lines[1]
+    assert lines[2].startswith("random fake: 3 episodes")
+    assert lines[3].startswith("beam2 fake: 3 depths"), "no bar, still a summary"
+    monkeypatch.setenv("CHRONOS_PROGRESS", "0")
+    greedy(mdp, SPEC)
+    assert "greedy fake" not in capsys.readouterr().err
+
+
 def test_random_search_is_seeded_and_never_keeps_invalid_steps(mdp: TransformMDP) -> None:
     r1, r2 = random_search(mdp, SPEC, 20, seed=3), random_search(mdp, SPEC, 20, seed=3)
     assert r1.sequence == r2.sequence and "d" not in r1.sequence

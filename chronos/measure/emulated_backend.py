@@ -61,6 +61,15 @@ def _sass(cubin: bytes, function: str, arch: str) -> list[SassInstruction]:
     return _sass_cache.get(key, lambda: sass_function(cubin, function, arch))
 
 
+def sass_sha256(sass: list[SassInstruction]) -> str:
+    """sha256 of a function's SASS words (control codes included, line info not): two PTX
+    texts with one hash run the same machine code, whatever their text or line numbers."""
+    h = hashlib.sha256()
+    for ins in sass:
+        h.update(ins.word0.to_bytes(8, "little") + ins.word1.to_bytes(8, "little"))
+    return h.hexdigest()
+
+
 @dataclass
 class EmulatedReport:
     """Everything one emulated measurement found; `measure` condenses it to a Measurement."""
@@ -74,6 +83,7 @@ class EmulatedReport:
     verify: VerifyResult | None = None
     cost: CostEstimate | None = None
     bit_exact: bool | None = None
+    sass_sha256: str | None = None
     step_budget: int | None = None
     stopped_by: str | None = None
     """"steps" or "time" when a budget stopped the emulator (kind `timeout`), else None."""
@@ -268,10 +278,12 @@ class EmulatedBackend(BackendBase):
             shared += occ_problem.dynamic_shared_bytes
         footprint = _footprint(spec, occ_problem)
         emulated_footprint = _footprint(spec, spec.problem(self.size))
+        sass = _sass(asm.cubin, spec.entry, self.arch)
+        base.sass_sha256 = sass_sha256(sass)
         cost = estimate(
             run.program,
             run.trace,
-            _sass(asm.cubin, spec.entry, self.arch),
+            sass,
             threads,
             arch=self.arch,
             registers=regs or 0,
@@ -330,6 +342,7 @@ class EmulatedBackend(BackendBase):
         extra.update(
             {
                 "sass_instructions": rep.sass_instructions,
+                "sass_sha256": rep.sass_sha256,
                 "bit_exact": rep.bit_exact,
                 "emulated_problem": self.size,
                 "l2": self.l2,
