@@ -94,7 +94,7 @@ class Progress:
         self.bar.update(n)
 
     def _postfix(self) -> dict[str, Any]:
-        out = {"best": speedup(self.best, short=True)}
+        out = {} if self.best is None else {"best": speedup(self.best, short=True)}
         out.update(self.fields)
         return out
 
@@ -105,8 +105,9 @@ class Progress:
         self.bar.close()
         parts = [f"{self.n} {self.unit}s", f"{self.elapsed_s:.1f} s"]
         parts += [f"{k} {v}" for k, v in self.fields.items()]
-        best = speedup(self.best)
-        parts.append(f"best {best}" + (f" [{self.label}]" if self.label else ""))
+        if self.best is not None:
+            label = f" [{self.label}]" if self.label else ""
+            parts.append(f"best {speedup(self.best)}{label}")
         if outcome:
             parts.append(outcome)
         self.summary_line = f"{self.desc}: {', '.join(parts)}"

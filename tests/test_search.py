@@ -200,3 +200,21 @@ def test_exhaustive_ge_beam_ge_greedy_on_a_real_kernel() -> None:
     assert ex.complete and ex.backend == "emulated" and ex.estimate
     assert ex.log_gain >= b.log_gain >= g.log_gain > 0
     assert len(ex.sequence) <= 2 and ex.cache_hits > 0
+
+
+def test_emulated_measurements_carry_the_sass_hash_dedupe_uses() -> None:
+    """One machine code, one hash: a comment changes the PTX's hash, not the SASS's."""
+    import chronos.transforms as tx
+    from chronos.measure import make_backend
+    from kernels import load
+
+    spec = load("gemm_tile_2_2_2")
+    ptx = spec.ptx()
+    with make_backend("emulated", store=None) as backend:
+        base = backend.measure(spec, ptx)
+        commented = backend.measure(spec, ptx + "\n// a comment\n")
+        vec = backend.measure(spec, tx.apply_action(spec, ptx, "vec_ld").ptx)
+    assert base.ptx_sha256 != commented.ptx_sha256
+    assert base.extra["sass_sha256"] == commented.extra["sass_sha256"]
+    assert len(base.extra["sass_sha256"]) == 64
+    assert vec.valid and vec.extra["sass_sha256"] != base.extra["sass_sha256"]
