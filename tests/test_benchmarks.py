@@ -26,6 +26,7 @@ SMOKE = {
     "emulate_sweep": "sequences over 2 kernels",
     "env_steps": "warm-all",
     "features": "parse + features",
+    "fuzz": "no property failed",
     "measure": "CV 0.000%",
     "sass_opcodes": "wrote",
     "scale": "same sequences and cycles in every configuration: yes",
