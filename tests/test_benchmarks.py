@@ -27,7 +27,7 @@ SMOKE = {
     "env_steps": "warm-all",
     "features": "parse + features",
     "fuzz": "no property failed",
-    "measure": "CV 0.000%",
+    "measure": "3. repeatability",
     "sass_opcodes": "wrote",
     "scale": "same sequences and cycles in every configuration: yes",
     "search": "| gemm_tile_2_2_2 | exhaustive |",
