@@ -22,6 +22,7 @@ import numpy as np
 
 import kernels
 from chronos.emulate import verify
+from chronos.progress import Progress
 
 
 def one_kernel(args: tuple[str, int, int, int]) -> list[tuple[str, list[str], str, str, float]]:
@@ -67,11 +68,17 @@ def main() -> None:
     ids = kernels.list_kernels()[: args.limit]
     jobs = [(k, args.sequences, args.max_len, args.seed) for k in ids]
     t0 = time.perf_counter()
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            results = [r for rows in pool.map(one_kernel, jobs) for r in rows]
-    else:
-        results = [r for job in jobs for r in one_kernel(job)]
+    results: list[tuple[str, list[str], str, str, float]] = []
+    with Progress("emulate_sweep", unit="kernel", total=len(jobs)) as bar:
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                for rows in pool.map(one_kernel, jobs):
+                    results += rows
+                    bar.update(1, failed=sum(r[2] != "ok" for r in results))
+        else:
+            for job in jobs:
+                results += one_kernel(job)
+                bar.update(1, failed=sum(r[2] != "ok" for r in results))
     wall = time.perf_counter() - t0
     kinds = Counter(r[2] for r in results)
     print(

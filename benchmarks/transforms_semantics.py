@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 import kernels
+from chronos.progress import Progress
 
 
 def sweep_kernel(args: tuple[str, tuple[int, ...], int, int]) -> tuple[str, int, list[str]]:
@@ -93,8 +94,12 @@ def main() -> int:
     failed: Counter[str] = Counter()
     fails: list[str] = []
     jobs = [(k, seeds, args.sequences, args.max_len) for k in ids]
-    with ProcessPoolExecutor(args.workers) as pool:
+    with (
+        ProcessPoolExecutor(args.workers) as pool,
+        Progress("transforms_semantics", unit="kernel", total=len(jobs)) as bar,
+    ):
         for kernel_id, n, bad in pool.map(sweep_kernel, jobs):
+            bar.update(1, failed=len(fails) + len(bad))
             fam = kernels.load(kernel_id).family
             checks[fam] += n
             failed[fam] += len(bad)
