@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -218,3 +219,18 @@ def test_emulated_measurements_carry_the_sass_hash_dedupe_uses() -> None:
     assert base.extra["sass_sha256"] == commented.extra["sass_sha256"]
     assert len(base.extra["sass_sha256"]) == 64
     assert vec.valid and vec.extra["sass_sha256"] != base.extra["sass_sha256"]
+
+
+def test_the_reports_optimum_column_is_the_bounded_search(mdp: TransformMDP) -> None:
+    from chronos.pipeline import add_optimum
+
+    ctx = SimpleNamespace(specs=[SPEC], mdp=mdp, cfg=SimpleNamespace(progress=False))
+    summary: dict = {"per_kernel": {"fake": {"greedy": 630.0 / 1000.0 - 1}}}
+    add_optimum(ctx, summary, 2)
+    row = summary["per_kernel"]["fake"]
+    assert row["optimum_complete"] is False and row["optimum_states"] == 2
+    add_optimum(ctx, summary, 100)
+    assert row["optimum_complete"] is True and row["optimum"] == pytest.approx(-0.55)
+    assert summary["optimum_share"]["greedy"] == pytest.approx(
+        math.log(1 / 0.63) / math.log(1 / 0.45)
+    )
