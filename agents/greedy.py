@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from agents import search
 from agents.bc import BCData
 from agents.search import GreedyTrace
 from chronos.fmt import speedup
+from chronos.progress import Progress
 from envs.mdp import TransformMDP
 from envs.spaces import LAYOUT, Layout
 from kernels.spec import spec_fingerprint
@@ -66,10 +66,12 @@ class GreedyResult:
         }
 
 
-def greedy_kernel(mdp: TransformMDP, spec: Any, min_gain: float = 0.0) -> GreedyResult:
+def greedy_kernel(
+    mdp: TransformMDP, spec: Any, min_gain: float = 0.0, progress: bool = True
+) -> GreedyResult:
     """Greedy v2 on one kernel (`agents.search.greedy`) with its decisions kept as BC rows."""
     trace = GreedyTrace()
-    r = search.greedy(mdp, spec, min_gain, trace)
+    r = search.greedy(mdp, spec, min_gain, trace, progress=progress)
     return GreedyResult(
         spec.id,
         r.base_cycles,
@@ -85,11 +87,13 @@ def greedy_kernel(mdp: TransformMDP, spec: Any, min_gain: float = 0.0) -> Greedy
 def run_greedy(
     mdp: TransformMDP, specs: Sequence[Any], min_gain: float = 0.0, progress: bool = True
 ) -> list[GreedyResult]:
-    bar = tqdm(specs, desc="greedy", unit="kernel", disable=not progress)
     results = []
-    for spec in bar:
-        results.append(greedy_kernel(mdp, spec, min_gain))
-        bar.set_postfix(speedup=speedup(results[-1].improvement, short=True))
+    with Progress("greedy", unit="kernel", total=len(specs), progress=progress) as bar:
+        for spec in specs:
+            # one bar: the per-kernel searches only log their summaries
+            results.append(greedy_kernel(mdp, spec, min_gain, progress=False))
+            last = results[-1].improvement
+            bar.update(1, improvement=last, last=speedup(last, short=True))
     return results
 
 

@@ -12,12 +12,22 @@ that produced them), the measurements it spent and its wall time.
   without its stopping rule).
 - random(N): N episodes of uniformly random legal actions (stop included), seeded.
 - exhaustive: every mask-respecting sequence up to `max_steps`, by depth-first search memoised
-  on (PTX hash, set of applied transforms, steps left): the mask depends only on the PTX and
-  the applied set, so two orders reaching the same PTX with the same applied set are one
-  state. It is the optimum the learners are measured against; `max_states` bounds it.
+  on (code hash, set of applied transforms, steps left): the mask depends only on the PTX and
+  the applied set, so two orders reaching the same code with the same applied set are one
+  state. The code hash is the PTX's (`dedupe="ptx"`: the exact optimum) or, by default, the
+  assembled SASS's when the backend reports one (`dedupe="sass"`, the emulated backend's
+  `extra["sass_sha256"]`): orders that commute up to ptxas's output are one state, and a child
+  whose SASS equals its parent's (a transform that is a no-op on this state's machine code)
+  and that allows no transform its parent does not is measured but not expanded. It is the
+  optimum the learners are measured against, up to that pruning; `max_states` and
+  `max_seconds` bound it, and a bounded result says so.
 
 The best state of a search is the best state it visited (any prefix is a valid sequence: the
 agent may stop there), and invalid or no-op steps are never part of a result.
+
+Every search shows a progress bar (chronos.progress: what it counts, measurements, the best
+speed-up so far, an ETA against its bound) and logs a one-line summary when it ends;
+`progress=False` turns the bar off.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from chronos.progress import Progress
 from chronos.ptx import ptx_sha256
 from envs.mdp import State, TransformMDP
 
@@ -64,7 +75,9 @@ class SearchResult:
     backend_misses: int | None
     wall_s: float
     states: int = 0  # distinct states expanded (exhaustive: the size of the search space)
-    complete: bool = True  # exhaustive: False when the state budget stopped it
+    complete: bool = True  # exhaustive: False when a budget stopped it
+    unique_cubins: int = 0  # exhaustive: distinct SASS (or PTX, without SASS hashes) measured
+    stopped: str = ""  # exhaustive: which budget stopped it ("" when complete)
     best_ptx: str = field(default="", repr=False)
     best_measurement: Any = field(default=None, repr=False)
 
@@ -98,19 +111,25 @@ class SearchResult:
             "cache_hits": self.cache_hits,
             "backend_misses": self.backend_misses,
             "states": self.states,
+            "unique_cubins": self.unique_cubins,
             "complete": self.complete,
+            "stopped": self.stopped,
             "wall_s": self.wall_s,
         }
 
 
 class _Meter:
     """Counts the distinct PTX texts a search measures, wrapping `mdp.measure_many` (which
-    `mdp.measure` and every step go through)."""
+    `mdp.measure` and every step go through), and drives the search's progress bar."""
 
-    def __init__(self, mdp: TransformMDP) -> None:
+    def __init__(self, mdp: TransformMDP, progress: bool = True) -> None:
         self.mdp = mdp
         self.seen: set[str] = set()
         self.calls = 0
+        self.progress = progress
+        self.bar: Progress | None = None
+        self._unit = "measurement"
+        self._base: float | None = None
         self._inner: Callable[[Any, Sequence[str]], list[Any]] = mdp.measure_many
         self._prev = mdp.__dict__.get("measure_many")  # an enclosing meter's wrapper, if any
         self._t0 = time.perf_counter()
@@ -123,23 +142,63 @@ class _Meter:
     def __enter__(self) -> _Meter:
         def measure_many(spec: Any, ptxs: Sequence[str]) -> list[Any]:
             self.calls += len(ptxs)
+            before = len(self.seen)
             self.seen.update(ptx_sha256(p) for p in ptxs)
-            return self._inner(spec, ptxs)
+            ms = self._inner(spec, ptxs)
+            self._note(ms, len(self.seen) - before)
+            return ms
 
         self.mdp.measure_many = measure_many  # type: ignore[method-assign]
         return self
 
+    def begin(
+        self, method: str, s0: State, unit: str = "measurement", total: int | None = None
+    ) -> _Meter:
+        """Open the bar once the base state is measured: `unit` is what the search counts
+        (`tick`), measurements when it is "measurement", against `total` when known."""
+        self._base, self._unit = s0.cycles, unit
+        meas = s0.measurement
+        label = "emulated estimate" if getattr(meas, "estimate", False) else ""
+        label = label or str(getattr(self.mdp.backend, "name", getattr(meas, "backend", "")))
+        self.bar = Progress(
+            f"{method} {s0.kernel_id}", unit=unit, total=total, progress=self.progress, label=label
+        )
+        return self
+
+    def _note(self, ms: Sequence[Any], new: int) -> None:
+        """After a measured batch: count new measurements, keep the best improvement."""
+        if self.bar is None or self._base is None:
+            return
+        cycles = [m.cycles for m in ms if getattr(m, "valid", False) and m.cycles]
+        best = min(cycles) / self._base - 1.0 if cycles else None
+        n = new if self._unit == "measurement" else 0
+        self.bar.update(n, improvement=best, measured=len(self.seen))
+
+    def tick(self, n: int = 1, **fields: Any) -> None:
+        """Count `n` of the search's own units (states, depths, episodes)."""
+        if self.bar is not None:
+            self.bar.update(n, **fields)
+
     def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None and self.bar.summary_line is None:
+            self.bar.close("interrupted" if exc[0] is not None else "")
         if self._prev is None:
             del self.mdp.measure_many  # back to the class method
         else:
             self.mdp.measure_many = self._prev  # type: ignore[method-assign]
 
-    def result(self, method: str, s0: State, best: State, **kw: Any) -> SearchResult:
+    def result(
+        self, method: str, s0: State, best: State, outcome: str = "", **kw: Any
+    ) -> SearchResult:
+        """The SearchResult; closes the bar, logging the one-line summary (with `outcome`)."""
         m0 = self._misses0
         m1 = self._misses()
         backend = self.mdp.backend
         meas = best.measurement
+        if self.bar is not None:
+            self.bar.best = best.cycles / s0.cycles - 1.0
+            self.bar.fields["measured"] = len(self.seen | {ptx_sha256(s0.ptx)})
+            self.bar.close(outcome)
         return SearchResult(
             method=method,
             kernel_id=s0.kernel_id,
@@ -184,12 +243,17 @@ class GreedyTrace:
 
 
 def greedy(
-    mdp: TransformMDP, spec: Any, min_gain: float = 0.0, trace: GreedyTrace | None = None
+    mdp: TransformMDP,
+    spec: Any,
+    min_gain: float = 0.0,
+    trace: GreedyTrace | None = None,
+    progress: bool = True,
 ) -> SearchResult:
     """Greedy v2: take the legal transform with the fewest cycles while it improves by more
     than `min_gain`; ties go to the lower action id (deterministic)."""
-    with _Meter(mdp) as meter:
+    with _Meter(mdp, progress) as meter:
         s0 = state = mdp.initial(spec)
+        meter.begin("greedy", s0, "step", mdp.max_steps)
         while True:
             kids = children(mdp, state)
             if trace is not None:
@@ -203,6 +267,7 @@ def greedy(
             if trace is not None:
                 trace.labels.append(best[0])
             state = best[1]
+            meter.tick()
             if state.done or state.steps >= mdp.max_steps:
                 break
         return meter.result("greedy", s0, state)
@@ -212,12 +277,13 @@ def _key(state: State) -> tuple[str, frozenset[int]]:
     return ptx_sha256(state.ptx), frozenset(state.applied)
 
 
-def beam(mdp: TransformMDP, spec: Any, width: int = 4) -> SearchResult:
+def beam(mdp: TransformMDP, spec: Any, width: int = 4, progress: bool = True) -> SearchResult:
     """Beam search of width `width` whose lane 0 follows greedy (so it never loses to it)."""
     if width < 1:
         raise ValueError("beam width must be at least 1")
-    with _Meter(mdp) as meter:
+    with _Meter(mdp, progress) as meter:
         s0 = mdp.initial(spec)
+        meter.begin(f"beam{width}", s0, "depth", mdp.max_steps)
         best, frontier, n = s0, [s0], 0
         while frontier:
             lane0: State | None = None
@@ -236,14 +302,18 @@ def beam(mdp: TransformMDP, spec: Any, width: int = 4) -> SearchResult:
             for c in frontier:
                 if c.cycles < best.cycles:
                     best = c
+            meter.tick(states=n)
         return meter.result(f"beam{width}", s0, best, states=n)
 
 
-def random_search(mdp: TransformMDP, spec: Any, episodes: int = 64, seed: int = 0) -> SearchResult:
+def random_search(
+    mdp: TransformMDP, spec: Any, episodes: int = 64, seed: int = 0, progress: bool = True
+) -> SearchResult:
     """`episodes` episodes of uniformly random legal actions (stop included), seeded."""
     rng = np.random.default_rng(seed)
-    with _Meter(mdp) as meter:
+    with _Meter(mdp, progress) as meter:
         s0 = mdp.initial(spec)
+        meter.begin("random", s0, "episode", episodes)
         best = s0
         for _ in range(episodes):
             state = s0
@@ -255,48 +325,118 @@ def random_search(mdp: TransformMDP, spec: Any, episodes: int = 64, seed: int = 
                 state = out.state
                 if state.cycles < best.cycles:
                     best = state
+            meter.tick()
         return meter.result("random", s0, best, states=episodes)
 
 
+DEDUPE = ("sass", "ptx")
+
+
+def _legal(mdp: TransformMDP, state: State) -> set[int]:
+    """The transforms the mask allows in `state` (stop excluded)."""
+    return {int(a) for a in np.flatnonzero(mdp.mask(state)) if a != mdp.layout.stop}
+
+
+def code_key(state: State, dedupe: str = "sass") -> str:
+    """What a state runs: its SASS hash when `dedupe` is "sass" and the measurement carries one
+    (`extra["sass_sha256"]`), else its PTX hash."""
+    if dedupe == "sass":
+        extra = getattr(state.measurement, "extra", None)
+        sass = extra.get("sass_sha256") if isinstance(extra, dict) else None
+        if sass:
+            return f"sass:{sass}"
+    return f"ptx:{ptx_sha256(state.ptx)}"
+
+
 def exhaustive(
-    mdp: TransformMDP, spec: Any, max_states: int = 20_000, partial_ok: bool = False
+    mdp: TransformMDP,
+    spec: Any,
+    max_states: int = 20_000,
+    partial_ok: bool = False,
+    max_seconds: float | None = None,
+    dedupe: str = "sass",
+    progress: bool = True,
 ) -> SearchResult:
-    """The optimum over every mask-respecting sequence of up to `mdp.max_steps` transforms.
+    """The optimum over every mask-respecting sequence of up to `mdp.max_steps` transforms
+    (states deduplicated by `dedupe`, see the module docstring).
 
-    Raises SearchBudgetExceeded after `max_states` distinct states unless `partial_ok`, in
-    which case the result carries `complete=False` (the best found, not the optimum; children
-    are searched best first, so it is at least greedy's result given a few states).
+    Raises SearchBudgetExceeded after `max_states` distinct states or `max_seconds` of wall
+    time unless `partial_ok`, in which case the result carries `complete=False` and `stopped`
+    names the budget (the best found, not the optimum; children are searched best first, so it
+    is at least greedy's result given a few states).
     """
+    if dedupe not in DEDUPE:
+        raise ValueError(f"dedupe must be one of {DEDUPE}, got {dedupe!r}")
+    if max_states < 1:
+        raise ValueError(f"max_states must be at least 1, got {max_states}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive or None, got {max_seconds!r}")
     memo: dict[tuple[str, frozenset[int], int], State] = {}
-    complete = True
+    cubins: set[str] = set()
+    expanded = 0  # states whose children were measured: the budget's count
+    stopped = ""
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
 
-    def solve(state: State) -> State:
-        nonlocal complete
-        key = (*_key(state), mdp.max_steps - state.steps)
+    def over_budget(kernel_id: str) -> bool:
+        nonlocal stopped
+        if not stopped:
+            if expanded >= max_states:
+                stopped = f"its budget of {max_states} states"
+            elif deadline is not None and time.perf_counter() > deadline:
+                stopped = f"its time budget of {max_seconds:g} s"
+        if stopped and not partial_ok:
+            raise SearchBudgetExceeded(
+                f"exhaustive search of {kernel_id} passed {stopped} (max_steps="
+                f"{mdp.max_steps}); raise the budget or use beam search"
+            )
+        return bool(stopped)
+
+    def solve(state: State, code: str) -> State:
+        nonlocal expanded
+        key = (code, frozenset(state.applied), mdp.max_steps - state.steps)
         if key in memo:
             return memo[key]
-        if len(memo) >= max_states:
-            if not partial_ok:
-                raise SearchBudgetExceeded(
-                    f"exhaustive search of {state.kernel_id} passed its budget of {max_states} "
-                    f"states (max_steps={mdp.max_steps}); raise max_states or use beam search"
-                )
-            complete = False
+        if over_budget(state.kernel_id):
             return state
         best = state
+        expanded += 1
+        kids = [(a, c, code_key(c, dedupe)) for a, c in children(mdp, state)]
+        cubins.update(k for _, _, k in kids)
         # Best child first: the first descent is greedy's path, so a budget-limited search
         # (partial_ok) is still never worse than greedy.
-        for _, child in sorted(children(mdp, state), key=lambda c: (c[1].cycles, c[0])):
-            cand = solve(child)
+        legal = _legal(mdp, state)
+        for _, child, child_code in sorted(kids, key=lambda c: (c[1].cycles, c[0])):
+            # The same machine code as this state and no transform it does not allow: a no-op
+            # here, whose subtree this state's covers. Measured, not expanded.
+            noop = dedupe == "sass" and child_code == code and code.startswith("sass:")
+            if noop and _legal(mdp, child) <= legal:
+                cand = child
+            else:
+                cand = solve(child, child_code)
             if (cand.cycles, len(cand.applied)) < (best.cycles, len(best.applied)):
                 best = cand
-        memo[key] = best
+        if not stopped:  # a state cut short by a budget holds no optimum
+            memo[key] = best
+        meter.tick(cubins=len(cubins))
         return best
 
-    with _Meter(mdp) as meter:
+    with _Meter(mdp, progress) as meter:
         s0 = mdp.initial(spec)
-        best = solve(s0)
-        return meter.result("exhaustive", s0, best, states=len(memo), complete=complete)
+        meter.begin("exhaustive", s0, "state", max_states)
+        code0 = code_key(s0, dedupe)
+        cubins.add(code0)
+        best = solve(s0, code0)
+        outcome = f"stopped at {stopped}: the best found, not the optimum" if stopped else ""
+        return meter.result(
+            "exhaustive",
+            s0,
+            best,
+            outcome=outcome or "complete",
+            states=expanded,
+            complete=not stopped,
+            unique_cubins=len(cubins),
+            stopped=stopped,
+        )
 
 
 def search(mdp: TransformMDP, spec: Any, method: str, **kw: Any) -> SearchResult:

@@ -1,6 +1,6 @@
 """How much ptxas costs a training step, and how much the cache saves.
 
-    python benchmarks/assemble.py [--arch sm_90] [--repeats 5] [--limit 16]
+    python benchmarks/assemble.py [--arch sm_90] [--repeats 5] [--limit 16] [--smoke]
 
 Per kernel: the cold time (cache emptied first, so a full ptxas run: process start, temp files,
 assembly, ELF parse) and the cache-hit time (hash the PTX, look it up, copy the result). Then
@@ -80,7 +80,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="cold runs per kernel (median)")
     parser.add_argument("--hits", type=int, default=1000, help="cache hits per kernel (mean)")
     parser.add_argument("--limit", type=int, default=16, help="corpus kernels to time")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.hits, args.limit = 1, 10, 2
 
     exe = find_ptxas()
     ptxs = corpus(args.limit)

@@ -477,7 +477,10 @@ def main() -> None:
         action="store_false",
         help="leave the held-out kernels (tests/data/outside) out of the sensitivity sample",
     )
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.parts, args.timing_kernels = "vector,timing", 2
     parts = args.parts.split(",")
     print(f"emulated cost model {MODEL_VERSION}: every figure is an ESTIMATE (model cycles)")
     if "sensitivity" in parts:

@@ -1,6 +1,6 @@
 """How fast the CPU emulator verifies kernels and produces `emulated` measurements.
 
-    python benchmarks/emulate.py [--arch sm_90] [--limit 64] [--workers 2] [--approx]
+    python benchmarks/emulate.py [--arch sm_90] [--limit 64] [--workers 2] [--approx] [--smoke]
 
 1. Per corpus kernel: emulation of the "small" problem with verification (decode cached),
    without and with the dynamic trace the cost model needs.
@@ -156,7 +156,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=64, help="corpus kernels to use")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--approx", action="store_true", help="only part 3, on the whole corpus")
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.limit, args.workers = 2, 1
     print(f"chronos emulator benchmark on {machine()}")
     if args.approx:
         approx_cost(kernels.list_kernels())

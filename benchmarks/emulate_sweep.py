@@ -22,6 +22,7 @@ import numpy as np
 
 import kernels
 from chronos.emulate import verify
+from chronos.progress import Progress
 
 
 def one_kernel(args: tuple[str, int, int, int]) -> list[tuple[str, list[str], str, str, float]]:
@@ -60,15 +61,24 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--limit", type=int, default=None, help="only the first N kernels")
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.sequences, args.max_len, args.limit, args.workers = 1, 2, 2, 1
     ids = kernels.list_kernels()[: args.limit]
     jobs = [(k, args.sequences, args.max_len, args.seed) for k in ids]
     t0 = time.perf_counter()
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            results = [r for rows in pool.map(one_kernel, jobs) for r in rows]
-    else:
-        results = [r for job in jobs for r in one_kernel(job)]
+    results: list[tuple[str, list[str], str, str, float]] = []
+    with Progress("emulate_sweep", unit="kernel", total=len(jobs)) as bar:
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                for rows in pool.map(one_kernel, jobs):
+                    results += rows
+                    bar.update(1, failed=sum(r[2] != "ok" for r in results))
+        else:
+            for job in jobs:
+                results += one_kernel(job)
+                bar.update(1, failed=sum(r[2] != "ok" for r in results))
     wall = time.perf_counter() - t0
     kinds = Counter(r[2] for r in results)
     print(

@@ -50,7 +50,10 @@ def main() -> None:
     parser.add_argument("--backend", default="emulated")
     parser.add_argument("--kernels", nargs="+", default=KERNELS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.kernels = 4, KERNELS[:1]
 
     with tempfile.TemporaryDirectory() as tmp:
         store = str(Path(tmp) / "measurements.sqlite")

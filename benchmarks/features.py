@@ -22,9 +22,13 @@ from kernels import list_kernels, load
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = parser.parse_args()
+    ids = list_kernels()
+    if args.smoke:
+        args.repeats, ids = 1, ids[:3]
 
-    specs = [load(k) for k in list_kernels()]
+    specs = [load(k) for k in ids]
     texts = [(s, s.ptx()) for s in specs]
     with_parse: list[float] = []
     without_parse: list[float] = []

@@ -1,7 +1,7 @@
 """What one measurement costs, where the time goes, and how repeatable it is.
 
     python benchmarks/measure.py [--backend auto|emulated|cupy] [--kernels 8]
-                                 [--processes 10] [--hits 2000]
+                                 [--processes 10] [--hits 2000] [--smoke]
 
 1. Per-measurement latency split into assemble / load / verify / time, for the backend in
    use (named in the output). `cupy`: the phases the worker reports (ptxas for both builds,
@@ -29,7 +29,9 @@ import time
 from pathlib import Path
 
 import kernels
+from chronos.assemble import ptxas_version_for
 from chronos.measure import make_backend, ptx_sha256
+from kernels.spec import spec_fingerprint
 
 OPTS: dict[str, str] = {}
 """Extra make_backend options (the cupy worker target of a dry run)."""
@@ -95,12 +97,17 @@ def emulated_phases(spec) -> dict[str, float]:
         emulated_footprint_bytes=float(_footprint(spec, spec.problem("small"))),
     )
     t4 = time.perf_counter()
+    cache_clear()
+    t5 = time.perf_counter()
+    assemble(ptx, "sm_90")  # the floor: ptxas alone on the same state, no line info
+    t6 = time.perf_counter()
     return {
         "assemble": t1 - t0,
         "load": t2 - t1,
         "verify": t3 - t2,
         "time": t4 - t3,
         "total_cold": t4 - t0,
+        "ptxas": t6 - t5,
     }
 
 
@@ -150,6 +157,13 @@ def latency_split(backend_name: str, specs) -> None:
         )
         if backend_name == "emulated":
             print("   ('time' is the cost model's estimate step: emulated figures are estimates)")
+            ratios = [r["total_cold"] / r["ptxas"] for r in rows]
+            slow = sum(r["total_cold"] > 0.25 for r in rows)
+            print(
+                f"   cold measurement / ptxas alone on the same PTX: median "
+                f"{statistics.median(ratios):.1f}x, max {max(ratios):.1f}x (target <= 2x); "
+                f"{slow} of {len(rows)} above 250 ms"
+            )
 
 
 def hit_latency(backend_name: str, spec, n: int) -> None:
@@ -166,15 +180,19 @@ def hit_latency(backend_name: str, spec, n: int) -> None:
                 b.measure(spec, ptx)
                 times.append(time.perf_counter() - t0)
             stats = b.stats
-            key = (
+            key = (  # the key CachedBackend.lookup asks the store for
                 ptx_sha256(ptx),
                 spec.id,
                 b.name,
                 b.device,
                 b.harness_version,
-                b.config_for(spec),
+                b.config,
+                spec_fingerprint(spec),
+                ptxas_version_for(ptx),
             )
         with MeasurementStore(path) as s:
+            if s.get(*key) is None:
+                raise SystemExit(f"the store does not hold {spec.id} under the backend's key")
             raw = []
             for _ in range(n):
                 t0 = time.perf_counter()
@@ -254,7 +272,10 @@ def main() -> None:
     ap.add_argument(
         "--worker-target", default=None, help="cupy only: replace the GPU harness (dry runs)"
     )
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.kernels, args.hits, args.processes, args.kernel = 2, 20, 2, "gemm_tile_2_2_2"
     if args.worker_target:
         OPTS["worker_target"] = args.worker_target
     if args.child:

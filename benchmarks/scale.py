@@ -55,7 +55,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--kernels", nargs="+", default=KERNELS)
     ap.add_argument("--max-steps", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.workers, args.kernels, args.max_steps = [1], KERNELS[:1], 1
 
     import ray
 

@@ -52,7 +52,11 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-states", type=int, default=2000)
+    p.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = p.parse_args()
+    if args.smoke:
+        args.kernels, args.methods = "gemm_tile_2_2_2", "greedy,beam,random,exhaustive"
+        args.max_steps, args.width, args.episodes, args.max_states = 2, 2, 2, 10
     if args.kernels:
         ids = args.kernels.split(",")
     else:  # the mixed default set: 2 kernels per family (ids is empty there)

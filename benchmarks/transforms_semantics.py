@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 import kernels
+from chronos.progress import Progress
 
 
 def sweep_kernel(
@@ -79,7 +80,11 @@ def main() -> int:
         metavar="NAME",
         help="import this module first (it registers user kernels); repeatable",
     )
+    ap.add_argument("--smoke", action="store_true", help="a tiny run (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.kernels, args.seeds, args.sequences, args.max_len = "gemm_tile_2_2_2", "0", 1, 2
+        args.workers = 1
     if args.module:
         try:
             kernels.import_modules(args.module)
@@ -104,8 +109,12 @@ def main() -> int:
     failed: Counter[str] = Counter()
     fails: list[str] = []
     jobs = [(k, seeds, args.sequences, args.max_len, only) for k in ids]
-    with ProcessPoolExecutor(args.workers) as pool:
+    with (
+        ProcessPoolExecutor(args.workers) as pool,
+        Progress("transforms_semantics", unit="kernel", total=len(jobs)) as bar,
+    ):
         for kernel_id, n, bad in pool.map(sweep_kernel, jobs):
+            bar.update(1, failed=len(fails) + len(bad))
             fam = kernels.load(kernel_id).family
             checks[fam] += n
             failed[fam] += len(bad)

@@ -9,6 +9,10 @@ emulator on fresh inputs, and the PTX and a JSON record (sequence, figures, PTX 
 version, backend, device) are written. Exit status: 0 with a result (an empty sequence when no
 transform helps), 2 when the kernel cannot be measured or the result does not verify.
 
+The search shows a progress bar (on a terminal) and ends in bounded time: exhaustive search
+stops at `--max-states` states or `--max-seconds` of wall time, whichever comes first, and
+then reports the best state found, saying that it is not the optimum.
+
     python -m chronos.optimize gemm_tile_4_4_4 --search beam --backend emulated
     python -m chronos.optimize my_kernel --module my_kernels --out my_kernel.best.ptx
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import math
 import sys
 import time
@@ -29,6 +34,8 @@ from agents import search as searches
 from envs.mdp import State, TransformMDP
 
 SEARCHES = (*searches.METHODS, "policy")
+EXHAUSTIVE_SECONDS = 540.0
+"""Exhaustive search's default wall-time budget: with the replay and the check, under 10 min."""
 
 
 class OptimizeError(RuntimeError):
@@ -62,6 +69,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=64, help="random-search episodes")
     p.add_argument("--seed", type=int, default=0, help="random-search seed")
     p.add_argument("--max-states", type=int, default=20_000, help="exhaustive state budget")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=EXHAUSTIVE_SECONDS,
+        help="exhaustive wall-time budget (0: none)",
+    )
+    p.add_argument(
+        "--dedupe",
+        choices=searches.DEDUPE,
+        default="sass",
+        help="exhaustive: one state per assembled SASS (default) or per PTX text (exact)",
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p.parse_args(argv)
 
 
@@ -81,17 +101,30 @@ def choose(args: argparse.Namespace, mdp: TransformMDP, spec: Any) -> tuple[list
     kw: dict[str, Any] = {
         "beam": {"width": args.width},
         "random": {"episodes": args.episodes, "seed": args.seed},
-        "exhaustive": {"max_states": args.max_states},
+        "exhaustive": {
+            "max_states": args.max_states,
+            "max_seconds": args.max_seconds or None,
+            "dedupe": args.dedupe,
+            "partial_ok": True,
+        },
     }.get(args.search, {})
     try:
-        r = searches.search(mdp, spec, args.search, **kw)
-    except searches.SearchBudgetExceeded as exc:
+        r = searches.search(mdp, spec, args.search, progress=args.progress, **kw)
+    except ValueError as exc:  # a budget or option out of range
         raise OptimizeError(str(exc)) from exc
-    cost = {
-        k: v
-        for k, v in r.summary().items()
-        if k in ("measurements", "cache_hits", "backend_misses", "states", "wall_s")
-    }
+    keep = ("measurements", "cache_hits", "backend_misses", "states", "wall_s")
+    if args.search == "exhaustive":
+        keep += ("unique_cubins", "complete", "stopped")
+        print(
+            f"exhaustive: {r.states} states, {r.unique_cubins} unique cubins, "
+            f"{r.measurements} measurements, {r.wall_s:.1f} s"
+        )
+        if not r.complete:
+            print(
+                f"exhaustive: stopped at {r.stopped}: the best state found so far, "
+                "not the optimum (raise --max-states/--max-seconds, or use --search beam)"
+            )
+    cost = {k: v for k, v in r.summary().items() if k in keep}
     return r.actions, {"search_options": kw, **cost}
 
 
@@ -211,6 +244,8 @@ def optimize(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # The searches' one-line summaries (chronos.progress) go to stderr.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         optimize(args)
     except OptimizeError as exc:

@@ -380,7 +380,9 @@ def add_optimum(ctx: Context, summary: dict[str, Any], max_states: int) -> None:
 
     pk = summary["per_kernel"]
     for spec in ctx.specs:
-        r = exhaustive(ctx.mdp, spec, max_states=max_states, partial_ok=True)
+        r = exhaustive(
+            ctx.mdp, spec, max_states=max_states, partial_ok=True, progress=ctx.cfg.progress
+        )
         row = pk.setdefault(spec.id, {})
         row["optimum"] = r.improvement
         row["optimum_actions"] = r.sequence

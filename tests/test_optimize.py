@@ -126,18 +126,20 @@ def test_optimize_fails_clearly(tmp_path: Path, capsys) -> None:  # type: ignore
     assert "needs --checkpoint" in capsys.readouterr().err
 
 
-def test_optimize_exhaustive_budget_is_an_error(capsys) -> None:  # type: ignore[no-untyped-def]
-    argv = [
-        "gemm_tile_2_2_2",
-        "--backend",
-        "emulated",
-        "--search",
-        "exhaustive",
-        "--max-states",
-        "3",
-    ]
-    assert optimize.main(argv) == 2
-    assert "budget of 3 states" in capsys.readouterr().err
+def test_optimize_exhaustive_stops_at_its_budget_and_says_so(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A budget-limited exhaustive search reports the best state so far, never silently."""
+    out = tmp_path / "best.ptx"
+    argv = ["gemm_tile_2_2_2", "--backend", "emulated", "--search", "exhaustive"]
+    assert optimize.main([*argv, "--max-states", "3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "stopped at its budget of 3 states: the best state found so far, not the optimum" in text
+    assert "unique cubins" in text
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["complete"] is False and record["stopped"] == "its budget of 3 states"
+    assert record["states"] == 3 and record["unique_cubins"] >= 1
+    assert record["final_cycles"] < record["base_cycles"], "at least greedy's first steps"
+    assert optimize.main([*argv, "--max-states", "0"]) == 2
+    assert "max_states must be at least 1" in capsys.readouterr().err
 
 
 def test_optimize_with_a_policy_checkpoint(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

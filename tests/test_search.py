@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -105,6 +106,80 @@ def test_exhaustive_budget_raises_or_flags(mdp: TransformMDP) -> None:
     assert not part.complete and part.best_cycles == pytest.approx(630.0)
 
 
+class SassFakeBackend(FakeBackend):
+    """`a` changes the PTX but not the machine code: the SASS hash (and the cycles) ignore it."""
+
+    def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+        self.calls.append(ptx)
+        code = "".join(t for t in ptx.split(":")[1] if t != "a")
+        if "d" in code:
+            return SimpleNamespace(valid=False, cycles=None, error="wrong output", estimate=False)
+        cycles = 1000.0
+        for t in code:
+            cycles *= FACTOR[t]
+        return SimpleNamespace(
+            valid=True,
+            cycles=cycles,
+            error=None,
+            estimate=False,
+            extra={"sass_sha256": f"sass-{code}"},
+        )
+
+
+def test_exhaustive_dedupes_by_sass_and_prunes_machine_code_noops() -> None:
+    sass = TransformMDP(SassFakeBackend(), max_steps=3, transforms=FAKE_TX)
+    ex = exhaustive(sass, SPEC, progress=False)
+    # `a` leaves the SASS as it is and allows nothing new: measured, never expanded. States:
+    # the root, b, {b,c}; machine codes: "", "b", "bc".
+    assert ex.sequence == ["b", "c"] and ex.best_cycles == pytest.approx(450.0)
+    assert (ex.states, ex.unique_cubins, ex.complete, ex.stopped) == (3, 3, True, "")
+    exact = exhaustive(
+        TransformMDP(SassFakeBackend(), max_steps=3, transforms=FAKE_TX), SPEC, dedupe="ptx"
+    )
+    assert exact.best_cycles == ex.best_cycles and (exact.states, exact.unique_cubins) == (5, 5)
+    # `b` is a SASS no-op too here but unlocks `c`: it must still be expanded
+    assert exhaustive(sass, SPEC, dedupe="sass").best_cycles == pytest.approx(450.0)
+    with pytest.raises(ValueError, match="dedupe"):
+        exhaustive(sass, SPEC, dedupe="cubin")
+
+
+def test_exhaustive_time_budget_raises_or_flags(mdp: TransformMDP) -> None:
+    with pytest.raises(SearchBudgetExceeded, match="time budget of 1e-09 s"):
+        exhaustive(mdp, SPEC, max_seconds=1e-9)
+    part = exhaustive(mdp, SPEC, max_seconds=1e-9, partial_ok=True)
+    assert not part.complete and part.stopped == "its time budget of 1e-09 s"
+    assert part.states <= 1 and part.best_cycles <= part.base_cycles
+    with pytest.raises(ValueError, match="max_seconds"):
+        exhaustive(mdp, SPEC, max_seconds=0)
+
+
+def test_searches_show_progress_and_log_a_summary(
+    mdp: TransformMDP,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setenv("CHRONOS_PROGRESS", "1")
+    with caplog.at_level("INFO", logger="chronos.progress"):
+        ex = exhaustive(mdp, SPEC)
+        greedy(mdp, SPEC)
+        random_search(mdp, SPEC, 3)
+        beam(mdp, SPEC, 2, progress=False)
+    err = capsys.readouterr().err
+    assert "exhaustive fake:" in err and "/20000" in err and "state/s" in err, err
+    assert "greedy fake:" in err and "random fake:" in err and "beam2" not in err
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith(f"exhaustive fake: {ex.states} states, ")
+    assert f"measured {ex.measurements}, cubins {ex.unique_cubins}" in lines[0]
+    assert "best 2.22x (cycles -55.0%) [fake], complete" in lines[0], lines[0]
+    assert lines[1].startswith("greedy fake: 2 steps") and "best 1.59x" in lines[1]
+    assert lines[2].startswith("random fake: 3 episodes")
+    assert lines[3].startswith("beam2 fake: 3 depths"), "no bar, still a summary"
+    monkeypatch.setenv("CHRONOS_PROGRESS", "0")
+    greedy(mdp, SPEC)
+    assert "greedy fake" not in capsys.readouterr().err
+
+
 def test_random_search_is_seeded_and_never_keeps_invalid_steps(mdp: TransformMDP) -> None:
     r1, r2 = random_search(mdp, SPEC, 20, seed=3), random_search(mdp, SPEC, 20, seed=3)
     assert r1.sequence == r2.sequence and "d" not in r1.sequence
@@ -126,3 +201,36 @@ def test_exhaustive_ge_beam_ge_greedy_on_a_real_kernel() -> None:
     assert ex.complete and ex.backend == "emulated" and ex.estimate
     assert ex.log_gain >= b.log_gain >= g.log_gain > 0
     assert len(ex.sequence) <= 2 and ex.cache_hits > 0
+
+
+def test_emulated_measurements_carry_the_sass_hash_dedupe_uses() -> None:
+    """One machine code, one hash: a comment changes the PTX's hash, not the SASS's."""
+    import chronos.transforms as tx
+    from chronos.measure import make_backend
+    from kernels import load
+
+    spec = load("gemm_tile_2_2_2")
+    ptx = spec.ptx()
+    with make_backend("emulated", store=None) as backend:
+        base = backend.measure(spec, ptx)
+        commented = backend.measure(spec, ptx + "\n// a comment\n")
+        vec = backend.measure(spec, tx.apply_action(spec, ptx, "vec_ld").ptx)
+    assert base.ptx_sha256 != commented.ptx_sha256
+    assert base.extra["sass_sha256"] == commented.extra["sass_sha256"]
+    assert len(base.extra["sass_sha256"]) == 64
+    assert vec.valid and vec.extra["sass_sha256"] != base.extra["sass_sha256"]
+
+
+def test_the_reports_optimum_column_is_the_bounded_search(mdp: TransformMDP) -> None:
+    from chronos.pipeline import add_optimum
+
+    ctx = SimpleNamespace(specs=[SPEC], mdp=mdp, cfg=SimpleNamespace(progress=False))
+    summary: dict = {"per_kernel": {"fake": {"greedy": 630.0 / 1000.0 - 1}}}
+    add_optimum(ctx, summary, 2)
+    row = summary["per_kernel"]["fake"]
+    assert row["optimum_complete"] is False and row["optimum_states"] == 2
+    add_optimum(ctx, summary, 100)
+    assert row["optimum_complete"] is True and row["optimum"] == pytest.approx(-0.55)
+    assert summary["optimum_share"]["greedy"] == pytest.approx(
+        math.log(1 / 0.63) / math.log(1 / 0.45)
+    )

@@ -61,13 +61,17 @@ def test_dry_run_runs_every_step(tmp_path: Path) -> None:
 
 
 @pytest.mark.requires_ptxas
-def test_budget_stops_cleanly_and_saves(tmp_path: Path) -> None:
+def test_budget_stops_cleanly_and_saves(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     """A step that does not fit the budget is skipped, said so, and the results are saved."""
     cfg = ValidateConfig.for_mode(
         tmp_path, budget_s=10, dry_run=True, steps=("environment", "greedy")
     )
-    status, res = run(cfg)
+    with caplog.at_level("INFO", logger="chronos.progress"):
+        status, res = run(cfg)
     assert status == EXIT_OK, res["steps"]
+    summary = [r.getMessage() for r in caplog.records if r.name == "chronos.progress"]
+    assert len(summary) == 1 and summary[0].startswith("validate: 2 steps, "), summary
+    assert "environment ok, greedy skipped" in summary[0] and summary[0].endswith("exit 0")
     assert res["steps"]["environment"]["status"] == "ok"
     assert res["steps"]["greedy"]["status"] == "skipped"
     assert "out of budget" in res["steps"]["greedy"]["error"]

@@ -19,25 +19,30 @@ from chronos.emulate.errors import (
     MemoryFault,
     SharedMemoryRace,
     StepLimitExceeded,
+    TimeLimitExceeded,
     TrapExecuted,
     UnsupportedInstruction,
 )
+from chronos.emulate.executor import Budget, emulation_budget
 from chronos.emulate.launch import RunResult, emulate, run_kernel
 from chronos.emulate.trace import Trace
 from chronos.emulate.verify import VerifyResult, compare, verify
 
 __all__ = [
+    "Budget",
     "EmulationError",
     "MemoryFault",
     "RunResult",
     "SharedMemoryRace",
     "StepLimitExceeded",
+    "TimeLimitExceeded",
     "Trace",
     "TrapExecuted",
     "UnsupportedInstruction",
     "VerifyResult",
     "compare",
     "decode",
+    "emulation_budget",
     "emulate",
     "run_kernel",
     "verify",

@@ -80,3 +80,8 @@ class TrapExecuted(EmulationError):
 class SharedMemoryRace(EmulationError):
     """Two threads of a block touched one shared byte, one of them writing, with no barrier
     between: the lockstep emulator got an answer, a GPU need not (chronos.emulate.races)."""
+
+
+class TimeLimitExceeded(StepLimitExceeded):
+    """The kernel ran past the wall-clock limit of its `emulation_budget`: a runaway loop whose
+    step budget alone would take too long to reach (a timeout like StepLimitExceeded)."""

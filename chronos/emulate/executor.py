@@ -13,12 +13,21 @@ the block is released. Exited threads do not count (as on sm_70+).
 Lockstep execution hides missing barriers, so with `races=True` every shared-memory access is
 checked against the CUDA ordering rule (chronos.emulate.races) and the first race raises
 SharedMemoryRace naming the instruction.
+
+Bounded work: `run` stops after `max_steps` steps (StepLimitExceeded) or, inside an
+`emulation_budget(seconds)` context, once that much wall-clock time has passed
+(TimeLimitExceeded); either names the PTX line the kernel was at. The wall clock is a context
+rather than an argument so that it reaches the run through verify/emulate unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +37,7 @@ from chronos.emulate.errors import (
     MemoryFault,
     SharedMemoryRace,
     StepLimitExceeded,
+    TimeLimitExceeded,
 )
 from chronos.emulate.memory import (
     GLOBAL_BASE,
@@ -49,6 +59,42 @@ PARAM_WINDOW = 1 << 38
 DEFAULT_MAX_STEPS = 2_000_000
 CLOCK_PER_STEP = 4
 """%clock64 advances by this much per executed step: deterministic and monotone."""
+_CLOCK_CHECK_EVERY = 64
+"""Steps between two looks at the wall clock (a step costs ~0.1 ms; a look ~0.1 us)."""
+
+
+@dataclass
+class Budget:
+    """The wall-clock limit of the runs inside one `emulation_budget` context, and how the
+    last of them ended: `stopped` is "steps" or "time" when a limit stopped it (at PTX
+    `line`), None otherwise."""
+
+    seconds: float | None
+    stopped: str | None = None
+    line: int | None = None
+
+    def stop(self, how: str, line: int | None) -> None:
+        self.stopped, self.line = how, line
+
+
+_budget: ContextVar[Budget | None] = ContextVar("chronos_emulation_budget", default=None)
+
+
+@contextmanager
+def emulation_budget(seconds: float | None) -> Iterator[Budget]:
+    """Stop every emulator run started inside after `seconds` of wall clock (None: no limit).
+
+    Yields the Budget, which says afterwards whether a step or time limit stopped a run.
+    """
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"an emulation time limit must be positive, got {seconds!r}")
+    budget = Budget(seconds)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
 
 _WINDOWS = {
     ".global": 0,
@@ -488,12 +534,34 @@ class Machine:
         )
 
     def run(self, max_steps: int = DEFAULT_MAX_STEPS) -> int:
-        """Execute to completion; returns the number of steps. Raises EmulationError."""
+        """Execute to completion; returns the number of steps. Raises EmulationError
+        (StepLimitExceeded past `max_steps`, TimeLimitExceeded past an emulation_budget)."""
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps!r}")
+        budget = _budget.get()
+        seconds = budget.seconds if budget is not None else None
+        deadline = None if seconds is None else time.perf_counter() + seconds
         try:
             with np.errstate(all="ignore"):
-                return self._run(max_steps)
+                return self._run(max_steps, deadline)
         except AccessError as err:
             raise self.fault(err, self.current) from None
+        except StepLimitExceeded as err:  # TimeLimitExceeded too
+            if budget is not None:
+                how = "time" if isinstance(err, TimeLimitExceeded) else "steps"
+                budget.stop(how, err.line)
+            raise
+
+    def _over_budget(self, steps: int, max_steps: int, deadline: float | None, op: Any) -> None:
+        """Raise when `steps` passes the step budget or the clock its deadline."""
+        if steps > max_steps:
+            raise StepLimitExceeded(f"more than {max_steps} steps", op.line, op.text)
+        if deadline is not None and time.perf_counter() > deadline:
+            budget = _budget.get()
+            seconds = budget.seconds if budget is not None else None
+            raise TimeLimitExceeded(
+                f"stopped after {seconds:g} s of wall clock ({steps} steps)", op.line, op.text
+            )
 
     def _check_barrier(self, op_index: int) -> None:
         op = self.program.ops[op_index]
@@ -505,7 +573,7 @@ class Machine:
                 op.text,
             )
 
-    def _run(self, max_steps: int) -> int:
+    def _run(self, max_steps: int, deadline: float | None = None) -> int:
         ops = self.program.ops
         n_ops = len(ops)
         R = self.R
@@ -525,8 +593,8 @@ class Machine:
                 op = ops[pc]
                 mask = None if all_live else live
                 steps += 1
-                if steps > max_steps:
-                    raise StepLimitExceeded(f"more than {max_steps} steps", op.line, op.text)
+                if steps > max_steps or (deadline is not None and steps % _CLOCK_CHECK_EVERY == 0):
+                    self._over_budget(steps, max_steps, deadline, op)
                 self.steps = steps
                 self.current = pc
                 if trace is not None:
@@ -604,8 +672,8 @@ class Machine:
                 active = cand == pc
                 op = ops[pc]
                 steps += 1
-                if steps > max_steps:
-                    raise StepLimitExceeded(f"more than {max_steps} steps", op.line, op.text)
+                if steps > max_steps or (deadline is not None and steps % _CLOCK_CHECK_EVERY == 0):
+                    self._over_budget(steps, max_steps, deadline, op)
                 self.steps = steps
                 self.current = pc
                 if trace is not None:

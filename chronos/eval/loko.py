@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 from sklearn.model_selection import LeaveOneGroupOut
-from tqdm import tqdm
 
 from agents import checkpoint as ckpt
 from agents.bc import BCData, accuracy, forest_predict, mlp_predict, train_forest, train_mlp
 from agents.policy import PolicyMLP
+from chronos.fmt import backend_label
+from chronos.progress import Progress
 
 
 def _copy(policy: PolicyMLP) -> PolicyMLP:
@@ -86,10 +87,15 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
     seed, bc_cfg = ctx.cfg.seed, ctx.cfg.bc
     per_fold: dict[str, dict[str, Any]] = {}
     study = "lofo" if group == "family" else "loko"
-    bar = tqdm(
-        folds, desc=f"{study} {'+'.join(learners)}", unit="fold", disable=not ctx.cfg.progress
+    backend = ctx.mdp.backend
+    bar = Progress(
+        f"{study} {'+'.join(learners)}",
+        unit="fold",
+        total=len(folds),
+        progress=ctx.cfg.progress,
+        label=backend_label(str(getattr(backend, "name", "")), str(getattr(backend, "device", ""))),
     )
-    for tr, te in bar:
+    for tr, te in folds:
         train_d, held = data.subset(tr), data.subset(te)
         name = str(groups[te[0]])
         held_specs = [by_id[k] for k in dict.fromkeys(str(k) for k in held.kernel)]
@@ -107,6 +113,9 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
                 row["grpo"] = accuracy(mlp_predict(pol, held.obs, held.mask), held)
                 row["grpo"]["improvement"] = _improvement(ctx, held_specs, pol)
         per_fold[name] = row
+        imps = [row[k]["improvement"] for k in ("bc", "grpo") if "improvement" in row.get(k, {})]
+        bar.update(1, improvement=min(imps, default=None), held_out=name)
+    bar.close()
     means: dict[str, dict[str, float]] = {}
     for learner in learners:
         rows = [r[learner] for r in per_fold.values() if learner in r]

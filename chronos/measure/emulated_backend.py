@@ -7,7 +7,14 @@ then turns the SASS and the dynamic trace into a cycle estimate (chronos.measure
 The result is always labelled an estimate: `estimate=True`, `backend="emulated"`,
 `device="cpu-emulator (estimate)"`. A kernel that ptxas rejects, that faults, that the
 emulator does not support or whose outputs differ yields an invalid Measurement whose `error`
-says why; only a missing ptxas (a setup problem) raises.
+says why (and `extra["kind"]` the emulator's verdict); only a missing ptxas (a setup problem)
+raises.
+
+Bounded work: a runaway kernel (a broken loop bound) costs one invalid measurement of kind
+`timeout` naming the PTX line, in bounded time. The emulator stops after `step_factor` times the
+untransformed kernel's dynamic step count on the same problem, or after `time_limit_s` of wall
+clock, whichever comes first. A step-budget timeout repeats exactly and is stored; a wall-clock
+one depends on the machine's load and is marked `transient` (never stored).
 """
 
 from __future__ import annotations
@@ -22,17 +29,28 @@ from chronos.arch import arch_profile, ptxas_arch
 from chronos.assemble import ptxas_version_for
 from chronos.assemble.disasm import SassInstruction, sass_function, with_line_info
 from chronos.caching import BoundedCache
-from chronos.emulate.executor import DEFAULT_MAX_STEPS
+from chronos.emulate.errors import EmulationError, TimeLimitExceeded
+from chronos.emulate.executor import DEFAULT_MAX_STEPS, emulation_budget
+from chronos.emulate.launch import emulate
 from chronos.emulate.verify import VERIFY_VERSION, VerifyResult, verify
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate, estimate
 from chronos.measure.cupy_harness import L2_MODES
 from chronos.measure.measurement import Measurement
 from chronos.measure.registry import BackendBase
-from chronos.ptx import ptx_sha256
+from chronos.ptx import PtxParseError, ptx_sha256
 from kernels.spec import spec_fingerprint
 
 BACKEND = "emulated"
 DEVICE = "cpu-emulator (estimate)"
+STEP_FACTOR = 20
+"""A transformed kernel may run this many times the untransformed kernel's steps."""
+MIN_STEP_BUDGET = 1_000
+"""The step budget of a kernel whose untransformed version runs very few steps."""
+TIME_LIMIT_S = 3.0
+"""Wall clock per emulator run; the slowest corpus kernel runs in ~0.4 s on one idle core."""
+
+_baseline_steps: BoundedCache[int] = BoundedCache(1024, name="baseline steps")
+"""Dynamic steps of each untransformed kernel per (spec, problem, seed, step cap)."""
 
 _sass_cache: BoundedCache[list[SassInstruction]] = BoundedCache(1024, name="sass")
 """Decoded SASS per distinct (cubin, function, arch): the cubin carries the PTX lines."""
@@ -41,6 +59,15 @@ _sass_cache: BoundedCache[list[SassInstruction]] = BoundedCache(1024, name="sass
 def _sass(cubin: bytes, function: str, arch: str) -> list[SassInstruction]:
     key = (hashlib.sha256(cubin).hexdigest(), function, arch)
     return _sass_cache.get(key, lambda: sass_function(cubin, function, arch))
+
+
+def sass_sha256(sass: list[SassInstruction]) -> str:
+    """sha256 of a function's SASS words (control codes included, line info not): two PTX
+    texts with one hash run the same machine code, whatever their text or line numbers."""
+    h = hashlib.sha256()
+    for ins in sass:
+        h.update(ins.word0.to_bytes(8, "little") + ins.word1.to_bytes(8, "little"))
+    return h.hexdigest()
 
 
 @dataclass
@@ -56,6 +83,10 @@ class EmulatedReport:
     verify: VerifyResult | None = None
     cost: CostEstimate | None = None
     bit_exact: bool | None = None
+    sass_sha256: str | None = None
+    step_budget: int | None = None
+    stopped_by: str | None = None
+    """"steps" or "time" when a budget stopped the emulator (kind `timeout`), else None."""
 
 
 def _buffer_bytes(spec: Any, problem: Any) -> dict[str, int]:
@@ -96,6 +127,8 @@ class EmulatedBackend(BackendBase):
     need not. `l2` is the `cupy` harness's L2 mode the estimate stands for: "cold" (the
     harness's default, L2 flushed before every timed launch: first touches come from DRAM) or
     "hot" (the previous launch's data stays resident).
+    `step_factor` and `time_limit_s` bound a run (see the module docstring); `max_steps` caps
+    the step budget, and is the budget when the untransformed kernel does not run.
     """
 
     name = BACKEND
@@ -113,6 +146,7 @@ class EmulatedBackend(BackendBase):
         "max_steps",
         "races",
         "l2",
+        "step_factor",
     )
 
     def __init__(
@@ -125,9 +159,17 @@ class EmulatedBackend(BackendBase):
         max_steps: int = DEFAULT_MAX_STEPS,
         races: bool = True,
         l2: str = "cold",
+        step_factor: float = STEP_FACTOR,
+        time_limit_s: float | None = TIME_LIMIT_S,
     ):
         if l2 not in L2_MODES:
             raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
+        if not step_factor >= 1:
+            raise ValueError(f"step_factor must be at least 1, got {step_factor!r}")
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps!r}")
+        if time_limit_s is not None and not time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be positive or None, got {time_limit_s!r}")
         self.arch = arch
         self.profile = arch_profile(arch)
         self.target = ptxas_arch(arch)
@@ -138,6 +180,8 @@ class EmulatedBackend(BackendBase):
         self.max_steps = max_steps
         self.races = races
         self.l2 = l2
+        self.step_factor = step_factor
+        self.time_limit_s = time_limit_s
 
     def __repr__(self) -> str:
         return (
@@ -148,6 +192,35 @@ class EmulatedBackend(BackendBase):
     @property
     def clock_mhz(self) -> float:
         return self.profile.clock_mhz
+
+    def step_budget(self, spec: Any, ptx: str | None = None) -> int:
+        """Steps `spec`'s kernel may run: `step_factor` times its untransformed PTX's steps
+        (at least MIN_STEP_BUDGET, at most `max_steps`), or `max_steps` when that PTX does not
+        run to completion. `ptx` is the text about to be measured: when it is the untransformed
+        PTX itself, its budget is `max_steps` (its own run then sets the others')."""
+        key = (spec_fingerprint(spec), self.size, self.seed, self.max_steps)
+        if _baseline_steps.peek(key):
+            steps = _baseline_steps.get(key, lambda: self.max_steps)
+        elif ptx is not None and ptx_sha256(ptx) == ptx_sha256(spec.ptx()):
+            return self.max_steps
+        else:
+            try:
+                steps = _baseline_steps.get(key, lambda: self._run_baseline(spec))
+            except TimeLimitExceeded:  # the machine is busy: try again next time
+                return self.max_steps
+        budget = max(MIN_STEP_BUDGET, int(self.step_factor * steps))
+        return min(self.max_steps, budget)
+
+    def _run_baseline(self, spec: Any) -> int:
+        """The untransformed kernel's steps (`max_steps` + 1 when it does not complete)."""
+        try:
+            with emulation_budget(self.time_limit_s):
+                run = emulate(spec, size=self.size, seed=self.seed, max_steps=self.max_steps)
+        except TimeLimitExceeded:
+            raise
+        except (EmulationError, PtxParseError):
+            return self.max_steps + 1
+        return run.steps
 
     def report(self, spec: Any, ptx: str) -> EmulatedReport:
         """Assemble, emulate, verify and estimate; never raises for a bad kernel."""
@@ -163,17 +236,26 @@ class EmulatedBackend(BackendBase):
         spills = (res.spill_stores + res.spill_loads) if res else None
         sass = asm.sass_instructions.get(spec.entry)
         base = EmulatedReport(sha, False, None, regs, spills, sass)
-        v = verify(
-            spec,
-            ptx,
-            exact=self.exact is True,
-            seed=self.seed,
-            size=self.size,
-            trace=True,
-            max_steps=self.max_steps,
-            races=self.races,
-        )
+        base.step_budget = self.step_budget(spec, ptx)
+        with emulation_budget(self.time_limit_s) as budget:
+            v = verify(
+                spec,
+                ptx,
+                exact=self.exact is True,
+                seed=self.seed,
+                size=self.size,
+                trace=True,
+                max_steps=base.step_budget,
+                races=self.races,
+            )
         base.verify = v
+        if v.kind == "timeout":
+            base.stopped_by = budget.stopped
+        elif v.ok and v.run is not None and base.step_budget == self.max_steps:
+            # The untransformed kernel (or a budget from max_steps): remember its steps.
+            if ptx_sha256(ptx) == ptx_sha256(spec.ptx()):
+                key = (spec_fingerprint(spec), self.size, self.seed, self.max_steps)
+                _baseline_steps.get(key, lambda: v.run.steps)  # type: ignore[union-attr]
         bit_exact = None if self.exact is False else v.bit_exact
         if not v.ok or v.run is None:
             base.error = f"emulator: {v.kind}: {v.error}"
@@ -191,10 +273,12 @@ class EmulatedBackend(BackendBase):
             shared += occ_problem.dynamic_shared_bytes
         footprint = _footprint(spec, occ_problem)
         emulated_footprint = _footprint(spec, spec.problem(self.size))
+        sass = _sass(asm.cubin, spec.entry, self.target)
+        base.sass_sha256 = sass_sha256(sass)
         cost = estimate(
             run.program,
             run.trace,
-            _sass(asm.cubin, spec.entry, self.target),
+            sass,
             threads,
             arch=self.arch,
             registers=regs or 0,
@@ -227,6 +311,16 @@ class EmulatedBackend(BackendBase):
             "ptxas_version": ptxas_version_for(ptx),
         }
         if not rep.valid or rep.cost is None:
+            extra: dict[str, Any] = {"sass_instructions": rep.sass_instructions}
+            if rep.verify is None:
+                extra["kind"] = "ptxas"
+            else:
+                extra["kind"] = rep.verify.kind
+                extra["step_budget"] = rep.step_budget
+            if rep.stopped_by is not None:
+                extra["stopped_by"] = rep.stopped_by
+                # A wall-clock stop depends on the machine's load: never store it.
+                extra["transient"] = rep.stopped_by == "time"
             return Measurement(
                 cycles=None,
                 cycles_q1=None,
@@ -235,7 +329,7 @@ class EmulatedBackend(BackendBase):
                 n=0,
                 valid=False,
                 error=rep.error,
-                extra={"sass_instructions": rep.sass_instructions},
+                extra=extra,
                 **common,
             )
         c = rep.cost.estimate
@@ -243,6 +337,7 @@ class EmulatedBackend(BackendBase):
         extra.update(
             {
                 "sass_instructions": rep.sass_instructions,
+                "sass_sha256": rep.sass_sha256,
                 "bit_exact": rep.bit_exact,
                 "emulated_problem": self.size,
                 "l2": self.l2,

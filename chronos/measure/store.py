@@ -99,6 +99,7 @@ class MeasurementStore:
         self.memory = str(path) == MEMORY
         self.path = MEMORY if self.memory else Path(path).expanduser()
         self.readonly = readonly
+        self.timeout_s = timeout_s
         self._lock = threading.RLock()
         try:
             try:
@@ -205,6 +206,11 @@ class MeasurementStore:
     def _error(self, exc: BaseException) -> StoreError:
         if isinstance(exc, StoreError):
             return exc
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+            return StoreError(
+                f"measurement store {self.path} stayed locked by another process or connection "
+                f"for the whole busy timeout ({self.timeout_s:g} s): {exc}"
+            )
         return StoreError(
             f"measurement store {self.path} is corrupted or not a SQLite database ({exc}); "
             "move it aside or delete it to start a new store"

@@ -52,6 +52,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chronos.progress import Progress
+
 log = logging.getLogger("chronos.validate")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -707,6 +709,7 @@ def run(cfg: ValidateConfig) -> tuple[int, dict[str, Any]]:
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     status = EXIT_OK
+    bar = Progress("validate", unit="step", total=len(cfg.steps))
     try:
         for name in cfg.steps:
             t0 = time.monotonic()
@@ -735,11 +738,13 @@ def run(cfg: ValidateConfig) -> tuple[int, dict[str, Any]]:
                     status = max(status, EXIT_FAILED)
             results["elapsed_s"] = round(budget.elapsed(), 1)
             save(cfg, results)
+            bar.update(1, **{name: entry["status"]})
             if status == EXIT_REFUSED:
                 break
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        bar.close(f"exit {status}")
     results["elapsed_s"] = round(budget.elapsed(), 1)
     results["exit_status"] = status
     save(cfg, results)
