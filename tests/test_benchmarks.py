@@ -27,6 +27,8 @@ SMOKE = {
     "env_steps": "warm-all",
     "features": "parse + features",
     "fuzz": "no property failed",
+    "isa_lowering": '"assemble_failures": []',
+    "physics": "## 6. Compute roofline",
     "measure": "3. repeatability",
     "sass_opcodes": "wrote",
     "scale": "same sequences and cycles in every configuration: yes",
