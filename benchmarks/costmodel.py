@@ -39,7 +39,7 @@ from pathlib import Path
 
 import kernels
 from chronos.assemble import PtxasError, assemble, cache_clear
-from chronos.assemble.disasm import nvdisasm_listing
+from chronos.assemble.disasm import nvdisasm_listing, sass_function
 from chronos.caching import clear_all
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate
 from chronos.measure.emulated_backend import EmulatedBackend
@@ -185,6 +185,16 @@ def sass_change(base: list[tuple[str, str, int]], new: list[tuple[str, str, int]
     return ",".join(sorted(changes))
 
 
+def structural(base_ptx: str, new_ptx: str, entry: str) -> bool:
+    """Whether the SASS changes structurally: another opcode sequence (modifiers aside), another
+    instruction count or another register count (issue 33's blindness check)."""
+    a, b = assemble(base_ptx, _ARCH), assemble(new_ptx, _ARCH)
+    ops_a = [i.opcode for i in sass_function(a.cubin, entry, _ARCH)]
+    ops_b = [i.opcode for i in sass_function(b.cubin, entry, _ARCH)]
+    regs = (a.resources[entry].registers, b.resources[entry].registers)
+    return ops_a != ops_b or regs[0] != regs[1]
+
+
 def dominance(cost: CostEstimate) -> tuple[str, float]:
     """The wave's largest part and how many times the next largest it is."""
     parts = {
@@ -199,9 +209,12 @@ def dominance(cost: CostEstimate) -> tuple[str, float]:
     return max(parts, key=lambda k: parts[k]), top / max(second, 1e-9)
 
 
-def _sensitivity_kernel(kid: str) -> list[tuple[str, str, float | None, str, str, float]]:
+def _sensitivity_kernel(
+    kid: str,
+) -> list[tuple[str, str, float | None, str, str, float, bool]]:
     """(kernel, action, relative change of the estimate, modifier-only change or "", the
-    untransformed wave's largest part, its ratio to the next) per SASS-changing action."""
+    untransformed wave's largest part, its ratio to the next, structural change) per
+    SASS-changing action."""
     spec = kernels.load(kid)
     base = spec.ptx()
     base_sass = assemble(base, _ARCH).module_text_sha256
@@ -225,7 +238,7 @@ def _sensitivity_kernel(kid: str) -> list[tuple[str, str, float | None, str, str
         est = _estimate(spec, res.ptx)
         rel = None if est is None or not base_est else est / base_est - 1.0
         mods = sass_change(base_listing, _listing(res.ptx, spec.entry))
-        rows.append((kid, name, rel, mods, bound, ratio))
+        rows.append((kid, name, rel, mods, bound, ratio, structural(base, res.ptx, spec.entry)))
     return rows
 
 
@@ -291,7 +304,7 @@ def sensitivity(per_family: int, workers: int, arch: str, outside: bool = True) 
     flat = [r for r in valid if abs(r[2]) <= 5e-4]
     print(f"\n1. sensitivity ({arch}, {len(chosen)} kernels: {', '.join(chosen)})")
     by_action: dict[str, list[tuple[float, str]]] = {}
-    for _, name, rel, mods, _, _ in valid:
+    for _, name, rel, mods, _, _, _ in valid:
         by_action.setdefault(name, []).append((rel, mods))
     for name, rels in sorted(by_action.items()):
         n_flat = sum(abs(r) <= 5e-4 for r, _ in rels)
@@ -325,13 +338,23 @@ def sensitivity(per_family: int, workers: int, arch: str, outside: bool = True) 
         "   modifier changes among the flat pairs: "
         + ", ".join(f"{c} x{n}" for c, n in sorted(changed.items(), key=lambda x: -x[1]))
     )
+    struct = [r for r in valid if r[6]]
+    struct_moved = [r for r in struct if abs(r[2]) > 5e-4]
+    print(
+        f"   {len(struct)} pairs change the SASS structurally (opcode sequence, instruction "
+        f"count or registers): {len(struct_moved)} ({len(struct_moved) / max(1, len(struct)):.1%})"
+        f" move the estimate by more than 0.05% (target >= 90%)"
+    )
+    for r in struct:
+        if abs(r[2]) <= 5e-4:
+            print(f"     structural but flat: {r[0]} {r[1]} ({r[2]:+.4%}) [{r[4]} {r[5]:.1f}x]")
     dominated = [r for r in code_flat if r[5] >= 4.0]
     bounds = sorted({r[4] for r in dominated})
     print(
         f"   of those {len(code_flat)}, {len(dominated)} are on kernels whose wave is bound "
         f"by {'/'.join(bounds) or '-'} at 4x or more its next part"
     )
-    for kid, name, rel, m, bound, ratio in flat:
+    for kid, name, rel, m, bound, ratio, _ in flat:
         why = f"[{m}]" if m else f"[{bound} {ratio:.1f}x the next part]"
         print(f"     unchanged: {kid} {name} ({rel:+.4%}) {why}")
 

@@ -138,7 +138,13 @@ def test_the_table_is_what_ptxas_enforces(name: str) -> None:
 def test_every_corpus_kernel_is_known_to_the_table_and_needs_isa_7() -> None:
     """The corpus (nvcc 13 and Triton output) lowers; only `.version` changes."""
     seen = {}
-    for kid in sorted(kernels.list_kernels()):
+    # Other tests register kernels of their own (a .version 8.0 one, say): the corpus only,
+    # the kernels whose PTX is checked in under kernels/.
+    home = Path(kernels.__file__).resolve().parent
+    corpus = [
+        k for k in sorted(kernels.list_kernels()) if home in kernels.load(k).ptx_path.parents
+    ]
+    for kid in corpus:
         ptx = kernels.load(kid).ptx()
         lowered, needs = lower_isa(ptx)
         assert needs.unknown == (), (kid, needs.unknown[:2])
@@ -151,7 +157,7 @@ def test_every_corpus_kernel_is_known_to_the_table_and_needs_isa_7() -> None:
         ]
         assert diff == [f"-.version {needs.declared[0]}.{needs.declared[1]}", "+.version 7.0"]
     assert set(seen.values()) == {(7, 0)}  # every kernel targets sm_80: .target binds
-    assert len(seen) == len(kernels.list_kernels())
+    assert len(seen) == len(corpus) >= 194
 
 
 def test_what_binds_is_named_with_its_line() -> None:
