@@ -235,9 +235,10 @@ def test_l2_fetch_granularity_moves_a_streaming_kernel(backend: EmulatedBackend)
     """matvec_row streams a footprint far larger than L2: `L2::256B` fetches 256-byte chunks
     whose other sectors are evicted before the thread comes back to them (more DRAM bytes).
     On gemm_tile_4_6_8 with a cold L2 (the harness's default) the chunk's other sectors,
-    which the tile reads anyway, arrive with the first miss: the same DRAM bytes, a shorter
-    warp latency; with a hot L2 the buffers stay resident between launches and it changes
-    nothing."""
+    which the tile reads anyway, arrive with the first miss: the same DRAM bytes, more L2
+    hits, but the tile's back-to-back loads wait for that fill still in flight, so no shorter
+    warp latency (`emulated-cost-4` served them at the L2 latency); with a hot L2 the buffers
+    stay resident between launches and it changes nothing."""
     spec = kernels.load("matvec_row_f32_128_1")
     res = apply_action(spec, spec.ptx(), "ld_l2_256B")
     assert res.changed
@@ -249,7 +250,7 @@ def test_l2_fetch_granularity_moves_a_streaming_kernel(backend: EmulatedBackend)
     c, d = backend.report(gemm, gemm.ptx()).cost, backend.report(gemm, res.ptx).cost
     assert c is not None and d is not None
     assert c.dram_bytes_per_warp == pytest.approx(d.dram_bytes_per_warp) and c.dram_bytes_per_warp
-    assert d.l2_hit_rate > c.l2_hit_rate and d.latency < c.latency and d.estimate < c.estimate
+    assert d.l2_hit_rate > c.l2_hit_rate and d.latency >= c.latency
     hot = EmulatedBackend(arch="sm_89", l2="hot")
     e, f = hot.report(gemm, gemm.ptx()).cost, hot.report(gemm, res.ptx).cost
     assert e is not None and f is not None
@@ -276,8 +277,9 @@ def test_l2_mode_is_part_of_the_key_and_checked() -> None:
 @pytest.mark.requires_ptxas
 def test_prefetch_fills_l2_in_the_trace(backend: EmulatedBackend) -> None:
     """prefetch.global.L2 records its lines in the trace: with a cold L2 the rows it
-    prefetches are L2 hits for the loads that follow, and its own requests bring no data to
-    the SM (the L2 bound is the same)."""
+    prefetches are in L2 for the loads that follow (more L2 hits), its own requests bring no
+    data to the SM (the L2 bound is the same), and loads right behind it wait for its fill
+    (no shorter latency: a prefetch buys time only when issued a DRAM latency ahead)."""
     spec = kernels.load("gemm_tile_4_6_8")
     res = apply_action(spec, spec.ptx(), "prefetch_l2")
     assert res.changed
@@ -288,7 +290,7 @@ def test_prefetch_fills_l2_in_the_trace(backend: EmulatedBackend) -> None:
     assert pf and any(tr.pcs[step] in pf for step, _ in tr.sectors)
     a, b = backend.report(spec, spec.ptx()).cost, backend.report(spec, res.ptx).cost
     assert a is not None and b is not None
-    assert b.l2_hit_rate > a.l2_hit_rate and b.latency < a.latency
+    assert b.l2_hit_rate > a.l2_hit_rate and b.latency >= a.latency
     assert b.l2_bound == a.l2_bound and b.dram_bytes_per_warp == pytest.approx(
         a.dram_bytes_per_warp
     )

@@ -14,7 +14,6 @@ import pytest
 import kernels
 from chronos.arch import arch_profile
 from chronos.measure.emulated_backend import EmulatedBackend
-from chronos.transforms import ACTION_NAMES, action_mask, apply_action
 from tests.helpers import physics_kernels as pk
 from tests.helpers.scripts import load_script
 
@@ -96,20 +95,14 @@ def test_littles_law_in_the_latency_bound_regime(bench, arch: str) -> None:  # t
 
 @pytest.mark.parametrize("arch", ("sm_80", "sm_90"))
 def test_cache_hints_are_worth_little_on_cold_streams(bench, arch: str) -> None:  # type: ignore[no-untyped-def]
-    """On a stream already near the roofline, no cache-policy or prefetch action moves the
-    estimate by more than 3% (published measurements: a few percent at most)."""
-    be = EmulatedBackend(arch=arch)
-    spec = kernels.load("elementwise_saxpy_256_1")
-    base = bench.estimate(be, spec).cycles
-    mask = action_mask(spec, spec.ptx(), arch=arch)
-    tried = 0
-    for a in bench.HINTS:
-        if a in ACTION_NAMES and mask[ACTION_NAMES.index(a)]:
-            ptx = apply_action(spec, spec.ptx(), a, arch=arch).ptx
-            rel = bench.estimate(be, spec, ptx).cycles / base - 1
-            assert abs(rel) <= 0.03, (a, rel)
-            tried += 1
-    assert tried >= 4
+    """On a stream already near the roofline with no reuse, no cache-policy or prefetch action
+    moves the estimate by more than 3% (published measurements: a few percent at most); an
+    fp16 stream (L2::256B and prefetch once looked like 19% there) is among them."""
+    ids = ["elementwise_saxpy_256_1", "elementwise_haxpy_h2_256_2", "elementwise_fused_256_2"]
+    out = bench.hints([arch], ids)
+    assert {k for _, k, _ in out} == set(ids)
+    assert len(out) >= 12
+    assert all(abs(rel) <= 0.03 for rel in out.values()), out
 
 
 def test_no_estimate_beats_a_peak(bench) -> None:  # type: ignore[no-untyped-def]

@@ -194,9 +194,10 @@ def _service(
         waves_per = np.where(execs > 0, waves / np.maximum(execs, 1), 0.0)
         acc = np.maximum(mem.sectors, 1e-9)
         touched = mem.sectors > 0
+        waits = mem.inflight if mem.inflight is not None else np.zeros(n)
         f_l1 = np.where(touched, mem.l1 / acc, 0.0)
-        f_dram = np.where(touched, mem.dram / acc, 0.0)
-        f_l2 = np.where(touched, mem.l2 / acc, 1.0) + f_dram * (1.0 - dram_scale)
+        f_dram = np.where(touched, (mem.dram + waits) / acc, 0.0)
+        f_l2 = np.where(touched, (mem.l2 - waits) / acc, 1.0) + f_dram * (1.0 - dram_scale)
         f_dram = f_dram * dram_scale
     global_lat = f_l1 * prof.l1_latency + f_l2 * l2_latency + f_dram * prof.dram_latency
     lat = np.zeros(len(sass))

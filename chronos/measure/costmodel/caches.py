@@ -23,6 +23,13 @@ partition's copies on A100/H100). A chosen modelling constant."""
 L2_LINE_BYTES = 128
 """An L2 line (four 32-byte sectors; NVIDIA's Nsight Compute "Memory Tables"): what a
 `prefetch` brings ("the cache line containing the address", PTX ISA, prefetch)."""
+FILL_LEAD_STEPS = 128
+"""A prefetch or an `L2::NB` chunk fetched from DRAM is complete this many of the warp's
+instructions later: a warp issues about one instruction every 4-5 cycles in memory-bound
+code, and a DRAM fill takes 500-650 cycles. A demand access to such a sector sooner waits for
+the fill (a hit on a miss in flight: the DRAM latency, no DRAM traffic of its own). A chosen
+modelling constant; `emulated-cost-4` served it at the L2 latency, which made `L2::256B` and
+a prefetch right before a load look like 19% wins on a cold fp16 stream."""
 REPLAY_CYCLES = 2
 """Extra latency per additional 128-byte line or shared-memory wavefront of one instruction."""
 
@@ -95,9 +102,9 @@ class MemFigures:
     distinct: float = 0.0
     dram_written: float = 0.0
     """Of `dram_total`, the sectors written back (the rest are read fetches)."""
-    fetched: np.ndarray | None = None
-    """Per PTX pc: sectors its DRAM misses fetch (a whole `L2::NB` chunk or prefetched line
-    per miss; prefetches included), summed over warps."""
+    inflight: np.ndarray | None = None
+    """Per PTX pc: of its L2-served sectors, those that wait for a DRAM fill still in flight
+    (the other sectors of a chunk its own access fetched, a recent prefetch's line)."""
 
 
 def simulate_caches(
@@ -205,6 +212,14 @@ def simulate_caches(
         first[np.unique(group, return_index=True)[1]] = True
         mates = wide & ~first & ~is_st
         served_l2 = np.where(mates, 1.0 - served_l1, served_l2)
+    else:
+        mates = np.zeros(len(sector), bool)
+    # A hit whose sector's first fill (cold: from DRAM) came fewer than FILL_LEAD_STEPS steps
+    # before waits for it; so do the other sectors of the chunk the access itself fetched.
+    steps = np.asarray([st for st, _ in trace.sectors], np.int64)
+    fill_o = _first_of(sector, all_k, all_o)
+    recent = (fill_o >= 0) & (steps[order] - steps[np.maximum(fill_o, 0)] < FILL_LEAD_STEPS)
+    waits = ~is_st & (mates | (reuse & recent & (l2 == "cold")))
     served_dram = np.where(is_st, 0.0, 1.0 - served_l1 - served_l2)
     n = n_ops
     demand = ~is_pf
@@ -212,8 +227,8 @@ def simulate_caches(
     out.l1 = np.bincount(pc_of, weights=demand * served_l1, minlength=n)
     out.l2 = np.bincount(pc_of, weights=demand * served_l2, minlength=n)
     out.dram = np.bincount(pc_of, weights=demand * served_dram, minlength=n)
+    out.inflight = np.bincount(pc_of, weights=demand * waits * served_l2, minlength=n)
     fetches = _merged_fetches(order, sector, served_dram * chunk)
-    out.fetched = np.bincount(pc_of, weights=fetches, minlength=n)
     # DRAM traffic: each read miss (prefetches included) fetches its chunk (one sector, or
     # N/32 for L2::NB) once however many warps missed on it in the same step (L2 merges
     # misses to a sector in flight); every distinct written sector is written back once
@@ -310,6 +325,18 @@ def _previous(keys: np.ndarray, pos: np.ndarray, where: np.ndarray) -> np.ndarra
     cand = pool[np.maximum(j, 0)]
     ok = found & (cand // span == kid)
     return np.where(ok, cand % span, -1)
+
+
+def _first_of(keys: np.ndarray, pool_keys: np.ndarray, pool_order: np.ndarray) -> np.ndarray:
+    """For each key, the smallest pool order with that key (-1: none)."""
+    if not len(pool_keys):
+        return np.full(len(keys), -1, np.int64)
+    idx = np.lexsort((pool_order, pool_keys))
+    pk, po = pool_keys[idx], pool_order[idx]
+    starts = np.r_[0, np.flatnonzero(pk[1:] != pk[:-1]) + 1]
+    uk, first = pk[starts], po[starts]
+    j = np.minimum(np.searchsorted(uk, keys), len(uk) - 1)
+    return np.where(uk[j] == keys, first[j], -1)
 
 
 def _footprint(keys: np.ndarray) -> int:
