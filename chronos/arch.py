@@ -80,6 +80,15 @@ _GH100 = dict(
     shared_latency=29.0,
 )  # fmt: skip
 
+_GB202 = dict(
+    sm="sm_120", max_warps_per_sm=48, max_blocks_per_sm=32, shared_per_sm=102400,
+    fp64_lanes_per_scheduler=1, dram_gb_per_s=1792.0, l2_bytes_per_clk_per_sm=16.0,
+    l1_shared_bytes=128 * 1024, l1_latency=43.0, l2_latency=273.0, dram_latency=541.0,
+    shared_latency=30.0,
+)  # fmt: skip
+"""GB202 (RTX 5090, RTX PRO 6000): consumer-Blackwell SM rules; on-chip latencies are Ada's
+(no measured curve yet)."""
+
 ARCHS: dict[str, ArchProfile] = {
     "sm_80": ArchProfile("sm_80 (A100 SXM4 40 GB)", **_A100_40),
     "sm_86": ArchProfile(
@@ -127,40 +136,14 @@ ARCHS: dict[str, ArchProfile] = {
     ),
     "sm_100": ArchProfile(
         "sm_100 (B200)",
-        sm="sm_100",
         sms=148,
         clock_mhz=1965.0,
-        max_warps_per_sm=64,
-        max_blocks_per_sm=32,
-        shared_per_sm=233472,
-        fp64_lanes_per_scheduler=16,
         dram_gb_per_s=8000.0,
-        l2_bytes=126 * 2**20,
         l2_bytes_per_clk_per_sm=38.0,
-        l1_shared_bytes=256 * 1024,
-        l1_latency=34.0,
-        l2_latency=265.0,
-        l2_far_latency=475.0,
-        dram_latency=650.0,
-        shared_latency=29.0,
+        **{**_GH100, "sm": "sm_100", "l2_bytes": 126 * 2**20},
     ),
     "sm_120": ArchProfile(
-        "sm_120 (RTX 5090)",
-        sm="sm_120",
-        sms=170,
-        clock_mhz=2407.0,
-        max_warps_per_sm=48,
-        max_blocks_per_sm=32,
-        shared_per_sm=102400,
-        fp64_lanes_per_scheduler=1,
-        dram_gb_per_s=1792.0,
-        l2_bytes=96 * 2**20,
-        l2_bytes_per_clk_per_sm=16.0,
-        l1_shared_bytes=128 * 1024,
-        l1_latency=43.0,
-        l2_latency=273.0,
-        dram_latency=541.0,
-        shared_latency=30.0,
+        "sm_120 (RTX 5090)", sms=170, clock_mhz=2407.0, l2_bytes=96 * 2**20, **_GB202
     ),
 }
 """One profile per target arch: the device its figures describe is named in `name`."""
@@ -194,22 +177,7 @@ DEVICES: dict[str, ArchProfile] = {
     "b200": ARCHS["sm_100"],
     "rtx5090": ARCHS["sm_120"],
     "rtx_pro_6000": ArchProfile(
-        "sm_120 (RTX PRO 6000 Blackwell)",
-        sm="sm_120",
-        sms=188,
-        clock_mhz=2617.0,
-        max_warps_per_sm=48,
-        max_blocks_per_sm=32,
-        shared_per_sm=102400,
-        fp64_lanes_per_scheduler=1,
-        dram_gb_per_s=1792.0,
-        l2_bytes=128 * 2**20,
-        l2_bytes_per_clk_per_sm=16.0,
-        l1_shared_bytes=128 * 1024,
-        l1_latency=43.0,
-        l2_latency=273.0,
-        dram_latency=541.0,
-        shared_latency=30.0,
+        "sm_120 (RTX PRO 6000 Blackwell)", sms=188, clock_mhz=2617.0, l2_bytes=128 * 2**20, **_GB202
     ),
 }
 """Profiles by device name (`arch=h200`): the same SM rules as their sm, their own memory."""
