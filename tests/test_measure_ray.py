@@ -177,3 +177,35 @@ def test_pipeline_greedy_stage_on_cluster_ray_equals_local(tmp_path: Path) -> No
 
     on_ray = greedy("ray")
     assert on_ray == greedy("local") and len(on_ray) == 2
+
+
+def test_a_pool_and_another_process_writing_one_store_lose_no_rows(tmp_path: Path) -> None:
+    """Issue 29, item 5: the Ray pool's driver and a second process (a plain emulated backend)
+    write one SQLite store at the same time; every distinct measurement lands once."""
+    import subprocess
+    import sys
+
+    spec, texts = candidates(7)
+    path = tmp_path / "shared.sqlite"
+    src = tmp_path / "texts"
+    src.mkdir()
+    for i, t in enumerate(texts[:4]):
+        (src / f"{i}.ptx").write_text(t)
+    code = (
+        "import sys, pathlib\n"
+        "from chronos.measure import make_backend\n"
+        "from kernels import load\n"
+        "texts = [p.read_text() for p in sorted(pathlib.Path(sys.argv[2]).glob('*.ptx'))]\n"
+        "with make_backend('emulated', store=sys.argv[1]) as b:\n"
+        "    assert all(m.valid for m in b.measure_many(load(sys.argv[3]), texts))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))  # fmt: skip
+    other = subprocess.Popen([sys.executable, "-c", code, str(path), str(src), KID], env=env)
+    with make_backend("ray", store=path, backend="emulated", workers=2) as pool:
+        got = pool.measure_many(spec, texts[2:])
+    assert other.wait(timeout=300) == 0
+    assert all(m.valid for m in got)
+    with MeasurementStore(path) as store:
+        shas = sorted(m.ptx_sha256 for m in store)
+        assert len(store) == len(texts) == len(set(shas))
