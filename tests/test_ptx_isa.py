@@ -141,9 +141,7 @@ def test_every_corpus_kernel_is_known_to_the_table_and_needs_isa_7() -> None:
     # Other tests register kernels of their own (a .version 8.0 one, say): the corpus only,
     # the kernels whose PTX is checked in under kernels/.
     home = Path(kernels.__file__).resolve().parent
-    corpus = [
-        k for k in sorted(kernels.list_kernels()) if home in kernels.load(k).ptx_path.parents
-    ]
+    corpus = [k for k in sorted(kernels.list_kernels()) if home in kernels.load(k).ptx_path.parents]
     for kid in corpus:
         ptx = kernels.load(kid).ptx()
         lowered, needs = lower_isa(ptx)
