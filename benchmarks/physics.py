@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import kernels  # noqa: E402
 from chronos.arch import ArchProfile, arch_profile  # noqa: E402
 from chronos.measure.costmodel import MODEL_VERSION  # noqa: E402
-from chronos.measure.emulated_backend import EmulatedBackend  # noqa: E402
+from chronos.measure.emulated_backend import EmulatedBackend, _buffer_bytes  # noqa: E402
 from chronos.transforms import ACTION_NAMES, action_mask, apply_action  # noqa: E402
 from tests.helpers import physics_kernels as pk  # noqa: E402
 
@@ -59,13 +59,13 @@ HINTS = ("ld_nc", "ld_cg", "ld_cs", "ld_evict_last", "ld_l2_256B", "prefetch_l2"
 
 def compulsory_bytes(spec: kernels.KernelSpec, problem: kernels.Problem) -> float:
     """Every buffer the kernel reads, read once, and every buffer it writes, written once."""
-    total = 0.0
-    for b in spec.buffers:
-        nbytes = float(kernels.storage_dtype(b.dtype).itemsize)
-        for d in problem.shapes[b.name]:
-            nbytes *= d
-        total += nbytes * ((b.role in ("in", "inout")) + (b.role in ("out", "inout")))
-    return total
+    nbytes = _buffer_bytes(spec, problem)
+    return float(
+        sum(
+            nbytes[b.name] * ((b.role in ("in", "inout")) + (b.role in ("out", "inout")))
+            for b in spec.buffers
+        )
+    )
 
 
 def gb_per_s(nbytes: float, cycles: float, prof: ArchProfile) -> float:
