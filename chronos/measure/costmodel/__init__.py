@@ -22,7 +22,7 @@ latency part alone carries Little's law.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -168,12 +168,15 @@ def _service(
     trace: Trace,
     sass: list[SassInstruction],
     sass_pc: list[int | None],
+    execs: np.ndarray,
     mem: MemFigures,
     dram_scale: float,
     l2_latency: float,
     prof,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per SASS instruction: its result latency, LSU units and shared wavefronts per execution.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per SASS instruction: its result latency, LSU units and shared wavefronts per execution,
+    and the DRAM cycles within that latency (what the DRAM queue lengthens). `execs`: warp
+    executions per PTX pc.
 
     A load's latency mixes L1, L2 and DRAM by its hit rates (its DRAM share shrunk by
     `dram_scale`: the rest hits data another block of the full grid fetched) plus
@@ -182,8 +185,6 @@ def _service(
     ops = program.ops
     n = len(ops)
     pcs = np.asarray(trace.pcs, np.int64)
-    activity = trace.warp_activity()
-    execs = np.bincount(pcs, weights=activity.sum(1), minlength=n) if len(pcs) else np.zeros(n)
     units = np.zeros(n)
     waves = np.zeros(n)
     for s, ms in trace.mem.items():
@@ -199,8 +200,10 @@ def _service(
         f_dram = np.where(touched, (mem.dram + waits) / acc, 0.0)
         f_l2 = np.where(touched, (mem.l2 - waits) / acc, 1.0) + f_dram * (1.0 - dram_scale)
         f_dram = f_dram * dram_scale
-    global_lat = f_l1 * prof.l1_latency + f_l2 * l2_latency + f_dram * prof.dram_latency
+    dram_lat = f_dram * prof.dram_latency
+    global_lat = f_l1 * prof.l1_latency + f_l2 * l2_latency + dram_lat
     lat = np.zeros(len(sass))
+    dram = np.zeros(len(sass))
     lsu = np.ones(len(sass))
     shared = np.zeros(len(sass))
     for i, ins in enumerate(sass):
@@ -219,8 +222,11 @@ def _service(
         elif cls == "ld.shared":
             lat[i] = prof.shared_latency + replay
         elif cls in MEMORY_CLASSES:
-            base = global_lat[pc] if pc is not None and mem.sectors[pc] > 0 else l2_latency
-            lat[i] = base + replay
+            if pc is not None and mem.sectors[pc] > 0:
+                lat[i] = global_lat[pc] + replay
+                dram[i] = dram_lat[pc]
+            else:
+                lat[i] = l2_latency + replay
         elif cls == "membar":
             lat[i] = l2_latency
         elif cls == "fp64":
@@ -228,7 +234,7 @@ def _service(
         else:
             attr = _FIXED_VARIABLE.get(cls)
             lat[i] = getattr(prof, attr) if attr else 0.0
-    return lat, lsu, shared
+    return lat, lsu, shared, dram
 
 
 def estimate(
@@ -255,12 +261,12 @@ def estimate(
     n_warps = max(1, trace.n_warps)
     wpb = trace.warps_per_block
     pcs = np.asarray(trace.pcs, np.int64)
-    per_pc = (
-        np.bincount(pcs, weights=trace.warp_activity().sum(1), minlength=len(ops)) / n_warps
+    execs = (
+        np.bincount(pcs, weights=trace.warp_activity().sum(1), minlength=len(ops))
         if len(pcs)
         else np.zeros(len(ops))
     )
-    counts, sass_pc = counts_per_sass(sass, program, per_pc)
+    counts, sass_pc = counts_per_sass(sass, program, execs / n_warps)
 
     # Stage 3a: occupancy (it sets each block's L1 share for stage 2).
     smem = shared_bytes if shared_bytes is not None else _static_shared(program)
@@ -293,12 +299,13 @@ def estimate(
 
     # Stage 1: one warp alone, with the memory latencies stage 2 found.
     l2_lat = l2_hit_latency(prof, footprint_bytes)
-    lat, lsu, shared = _service(program, trace, sass, sass_pc, mem, dram_scale, l2_lat, prof)
+    lat, lsu, shared, dram = _service(
+        program, trace, sass, sass_pc, execs, mem, dram_scale, l2_lat, prof
+    )
     warp = walk(sass, counts, sass_pc, program, prof, lat, lsu, shared)
     loaded = warp.latency
-    if mem.dram_total > 0:
-        queued = replace(prof, dram_latency=prof.dram_latency * (1.0 + DRAM_QUEUE))
-        lat_q, _, _ = _service(program, trace, sass, sass_pc, mem, dram_scale, l2_lat, queued)
+    if mem.dram_total > 0:  # the same walk with every DRAM access at its fully loaded latency
+        lat_q = lat + DRAM_QUEUE * dram
         loaded = walk(sass, counts, sass_pc, program, prof, lat_q, lsu, shared).latency
 
     # Stages 3b and 4: a full-problem warp does `scale` times a small-problem warp's work (its
