@@ -321,12 +321,12 @@ def estimate(
         dram_bytes=dram_bytes,
         dram_efficiency=efficiency,
     )
-    total, parts = span(prof, work, res, wpb)
+    total, full_wave, parts = span(prof, work, res, wpb)
     n_full, rest = res.waves
     reads = mem.l1_total
     return CostEstimate(
         estimate=float(round(total, 1)),
-        wave=float(round(combine(parts, res.resident * wpb, prof.schedulers), 1)),
+        wave=float(round(full_wave, 1)),
         waves=n_full + (1 if rest else 0),
         latency=float(round(parts["latency"], 1)),
         issue_bound=float(round(parts["issue"], 1)),

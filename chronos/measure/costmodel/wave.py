@@ -151,8 +151,10 @@ def combine(parts: dict[str, float], warps: int, schedulers: int) -> float:
     return top * sum((v / top) ** p for v in merged.values()) ** (1.0 / p)
 
 
-def span(prof: ArchProfile, work: WarpWork, res: Residency, wpb: int) -> tuple[float, dict]:
-    """The busiest SM's span over all its waves, and the full wave's parts."""
+def span(
+    prof: ArchProfile, work: WarpWork, res: Residency, wpb: int
+) -> tuple[float, float, dict[str, float]]:
+    """The busiest SM's span over all its waves, the full wave's time and its parts."""
     n_full, rest = res.waves
 
     def wave(blocks: int) -> tuple[float, dict[str, float]]:
@@ -175,7 +177,7 @@ def span(prof: ArchProfile, work: WarpWork, res: Residency, wpb: int) -> tuple[f
         return at(lo)
 
     full, parts = wave(res.resident)
-    return n_full * full + (wave(rest)[0] if rest else 0.0), parts
+    return n_full * full + (wave(rest)[0] if rest else 0.0), full, parts
 
 
 def work_scale(
