@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from chronos.measure.factory import make_backend
+    from chronos.measure.backends.factory import make_backend
     from kernels import KernelSpecError, import_modules, load
 
     try:
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     opts: dict[str, Any] = {}
     if args.backend == "replay" and args.fallback:
         opts["fallback"] = args.fallback
-    from chronos.measure.cupy_backend import CupyBackendError
-    from chronos.measure.replay_backend import ReplayMiss
+    from chronos.measure.backends.cupy import CupyBackendError
+    from chronos.measure.backends.replay import ReplayMiss
     from chronos.measure.store import StoreError
 
     try:

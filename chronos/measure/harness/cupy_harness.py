@@ -8,9 +8,9 @@ importable here. Per request it
 2. launches each once on fresh inputs with outputs poisoned (0xFF) and compares them with the
    reference (bit-exact, or within tolerance when `exact` is False; None: either);
 3. warms up, then runs `repeats` instrumented launches, each preceded by zeroing the per-SM
-   timer array (chronos.measure.instrument) and, with `l2="cold"`, by a memset of a buffer of
-   twice the L2 size (nvbench's and CuAsmRL's flush), and followed by a device-to-device copy
-   of the timers into a sample array (one sync for the whole series);
+   timer array (chronos.measure.harness.instrument) and, with `l2="cold"`, by a memset of a
+   buffer of twice the L2 size (nvbench's and CuAsmRL's flush), and followed by a
+   device-to-device copy of the timers into a sample array (one sync for the whole series);
 4. times `repeats` launches of the plain build with CUDA event pairs, queued in chunks behind a
    "hold" kernel that spins on %globaltimer while the host enqueues: the GPU then runs the
    chunk back to back, so an event pair measures the kernel, not the host's launch latency.
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
+from chronos.measure.launch import L2_MODES
 from kernels.params import launch_scalar
 
 POISON = 0xFF
@@ -38,7 +39,6 @@ INPUT_CACHE = 8
 DEFAULT_SHARED = 48 * 1024
 """Above this much shared memory (static + dynamic) a launch needs
 CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES raised to its dynamic part first."""
-L2_MODES = ("cold", "hot")
 FLUSH_FACTOR = 2
 """The cold-L2 flush writes this many times the L2 size."""
 HOLD_CHUNK = 32
@@ -86,7 +86,7 @@ class InputsMissing(KeyError):
 
 
 class CupyHarness:
-    """Handler for the worker protocol (see chronos.measure.worker)."""
+    """Handler for the worker protocol (see chronos.measure.harness.worker)."""
 
     def __init__(self, config: dict[str, Any]):
         import cupy
@@ -407,5 +407,5 @@ def _compare(
 
 
 def make_handler(config: dict[str, Any]) -> CupyHarness:
-    """Worker target factory: `chronos.measure.cupy_harness:make_handler`."""
+    """Worker target factory: `chronos.measure.harness.cupy_harness:make_handler`."""
     return CupyHarness(config)

@@ -1,15 +1,16 @@
 """The `cupy` backend: real SM-clock cycles from an instrumented build, in a worker process.
 
-The parent (this module) never touches CUDA: it instruments the PTX (chronos.measure.instrument),
-assembles both builds with ptxas in a thread pool (ptxas is a subprocess, so threads run in
-parallel) while the worker times the previous candidate, computes the inputs and the NumPy
-reference once per kernel, and turns the worker's raw samples into a Measurement: median and
-IQR of the per-SM cycle spans, median CUDA-event time of the plain build, the SM clock and
-the samples that ran throttled. A worker fault (hang, crash, unreadable reply) is retried once
-on a fresh worker; if it faults again the result is an invalid Measurement marked
-`extra["transient"]`, which the store never keeps. A poisoned context (a sticky CUDA error:
-the kernel is wrong) is an invalid result like a wrong output. Only a worker that cannot start
-at all (no GPU, no CuPy) raises, since every later step would fail the same way.
+The parent (this module) never touches CUDA: it instruments the PTX
+(chronos.measure.harness.instrument), assembles both builds with ptxas in a thread pool (ptxas
+is a subprocess, so threads run in parallel) while the worker times the previous candidate,
+computes the inputs and the NumPy reference once per kernel, and turns the worker's raw samples
+into a Measurement: median and IQR of the per-SM cycle spans, median CUDA-event time of the
+plain build, the SM clock and the samples that ran throttled. A worker fault (hang, crash,
+unreadable reply) is retried once on a fresh worker; if it faults again the result is an
+invalid Measurement marked `extra["transient"]`, which the store never keeps. A poisoned
+context (a sticky CUDA error: the kernel is wrong) is an invalid result like a wrong output.
+Only a worker that cannot start at all (no GPU, no CuPy) raises, since every later step would
+fail the same way.
 """
 
 from __future__ import annotations
@@ -27,17 +28,18 @@ from typing import Any
 import numpy as np
 
 from chronos.caching import BoundedCache
-from chronos.measure.compat import IsaTooNewError, cuda_version_str, lower_for_driver
-from chronos.measure.instrument import (
+from chronos.measure.backends.registry import BackendBase
+from chronos.measure.harness.compat import IsaTooNewError, cuda_version_str, lower_for_driver
+from chronos.measure.harness.instrument import (
     TIMER_BYTES,
     InstrumentedPtx,
     InstrumentError,
     decode_timers,
     instrument,
 )
+from chronos.measure.harness.worker import WorkerFault, WorkerProcess
+from chronos.measure.launch import L2_MODES
 from chronos.measure.measurement import Measurement, summarize
-from chronos.measure.registry import BackendBase
-from chronos.measure.worker import WorkerFault, WorkerProcess
 from chronos.ptx import ptx_sha256
 from kernels.params import encode_scalar
 from kernels.spec import ptx_param_decls, spec_fingerprint
@@ -45,27 +47,33 @@ from kernels.spec import ptx_param_decls, spec_fingerprint
 log = logging.getLogger("chronos.measure")
 
 BACKEND = "cupy"
-HARNESS_SOURCES = ("cupy_backend.py", "cupy_harness.py", "instrument.py", "worker.py")
-"""The modules whose code decides a cupy figure; their hash is the harness version."""
+HARNESS_SOURCES = (
+    "backends/cupy.py",
+    "harness/cupy_harness.py",
+    "harness/instrument.py",
+    "harness/worker.py",
+    "launch.py",
+)
+"""The modules whose code decides a cupy figure (paths under chronos/measure); their hash is the
+harness version."""
 
 
 def harness_version() -> str:
     """ "cupy-" + sha256 of the harness sources: any change to them is a new store key."""
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
+    measure = Path(__file__).resolve().parent.parent
     for name in HARNESS_SOURCES:
         h.update(name.encode())
-        h.update((here / name).read_bytes())
+        h.update((measure / name).read_bytes())
     return f"cupy-{h.hexdigest()[:12]}"
 
 
 HARNESS_VERSION = harness_version()
 DEFAULT_TIMEOUT_S = 10.0
 """Per measurement: the corpus's slowest kernel takes well under a second at 200 repeats."""
-L2_MODES = ("cold", "hot")
 RETRIED_FAULTS = ("timeout", "crash", "garbage")
 """Worker faults retried once on a fresh worker (the first contact may be what failed)."""
-DEFAULT_TARGET = "chronos.measure.cupy_harness:make_handler"
+DEFAULT_TARGET = "chronos.measure.harness.cupy_harness:make_handler"
 MIN_CLOCK_WINDOW_NS = 2000.0
 """%globaltimer ticks coarsely (up to 1 µs on some GPUs): shorter windows give no clock rate."""
 
@@ -139,7 +147,7 @@ class CupyBackend(BackendBase):
     verification, False for the kernel's tolerance, None for either. `timeout_s`: per
     measurement, then the worker is killed. `load`: "cubin" (ptxas here, in parallel) or
     "ptx" (driver JIT in the worker). Every module is first lowered to the PTX ISA it needs
-    (chronos.measure.compat); with "cubin" the ptxas is one whose cubins the driver loads
+    (chronos.measure.harness.compat); with "cubin" the ptxas is one whose cubins the driver loads
     (`ptxas_for_driver`: a CUDA 12 driver gets the nvidia-cuda-nvcc-cu12 ptxas), and without
     one the lowered PTX goes to the driver JIT (said once in the log and in every
     Measurement's `extra["toolchain"]`; its `ptxas_version` is then "driver-jit-<CUDA>").
