@@ -34,6 +34,7 @@ from chronos.measure.harness.instrument import (
     TIMER_BYTES,
     InstrumentedPtx,
     InstrumentError,
+    Spans,
     decode_timers,
     instrument,
 )
@@ -138,6 +139,22 @@ def throttle_stats(
         return mhz, np.zeros(cycles.shape, bool)
     throttled = np.nan_to_num(mhz, nan=np.inf) < threshold * clock_mhz_max
     return mhz, throttled
+
+
+def _instrumented_spills_more(spec: Any, prep: Prepared) -> bool:
+    """Whether the instrumented build spills more than the plain one (logged: its cycles then
+    overstate the plain build's)."""
+    more_spills = (prep.spills_instrumented or 0) > (prep.spills or 0)
+    if more_spills:
+        log.warning(
+            "%s %s: the instrumented build spills %s bytes, the plain one %s: its cycles "
+            "overstate the plain build's",
+            spec.id,
+            prep.sha[:12],
+            prep.spills_instrumented,
+            prep.spills,
+        )
+    return more_spills
 
 
 class CupyBackend(BackendBase):
@@ -494,15 +511,11 @@ class CupyBackend(BackendBase):
             raise WorkerFault("garbage", f"malformed samples ({exc})") from None
 
     def _from_samples(self, spec: Any, prep: Prepared, reply: dict[str, Any]) -> Measurement:
-        spans = decode_timers(np.asarray(reply["timers"]))
-        cycles, ns = spans.cycles, spans.ns
-        event_ns = np.asarray(reply["event_ns"], np.float64)
-        if cycles.size != self.repeats:
-            raise ValueError(f"{cycles.size} timer samples for {self.repeats} repeats")
-        if not np.all(np.isfinite(cycles)) or np.any(cycles <= 0):
-            raise ValueError("non-positive or non-finite cycle samples")
-        clock_max = reply.get("clock_mhz_max")
-        mhz, throttled = throttle_stats(cycles, ns, clock_max, self.throttle_threshold)
+        spans, event_ns = self._checked_samples(reply)
+        cycles = spans.cycles
+        mhz, throttled = throttle_stats(
+            cycles, spans.ns, reply.get("clock_mhz_max"), self.throttle_threshold
+        )
         enough = max(1, cycles.size // 2)
         kept = cycles[~throttled] if (~throttled).sum() >= enough else cycles
         med, q1, q3 = summarize(kept)
@@ -510,47 +523,8 @@ class CupyBackend(BackendBase):
         # Measured, or unknown: the nominal maximum is not what the launch ran at.
         clock_mhz = float(np.median(good_mhz)) if good_mhz.size else None
         time_ns = float(np.median(event_ns)) if event_ns.size else None
-        more_spills = (prep.spills_instrumented or 0) > (prep.spills or 0)
-        if more_spills:
-            log.warning(
-                "%s %s: the instrumented build spills %s bytes, the plain one %s: its cycles "
-                "overstate the plain build's",
-                spec.id,
-                prep.sha[:12],
-                prep.spills_instrumented,
-                prep.spills,
-            )
-        verify = reply.get("verify") or []
-        phases = dict(reply.get("phases") or {})
-        phases["assemble"] = prep.assemble_s
-        extra = {
-            **prep.extra,
-            "phases": phases,
-            "regs_instrumented": prep.regs_instrumented,
-            "spills_instrumented": prep.spills_instrumented,
-            "instrumented_spills_more": more_spills,
-            "l2": reply.get("l2", self.l2),
-            "wall_ns_median": float(np.median(spans.wall_ns)),
-            "sms_used": int(np.median(spans.sms)),
-            "regs_driver": reply.get("regs_plain"),
-            "regs_instrumented_driver": reply.get("regs_instrumented"),
-            "throttled_samples": int(throttled.sum()),
-            "throttled": bool(throttled.sum() > cycles.size // 2),
-            "clock_mhz_max": clock_max,
-            "ns_median": float(np.median(ns)),
-            "event_ns_q1_q3": [
-                float(np.percentile(event_ns, 25)),
-                float(np.percentile(event_ns, 75)),
-            ]
-            if event_ns.size
-            else None,
-            "bit_exact": bool(verify and all(v.get("bit_exact") for v in verify)),
-            "max_abs_err": max((float(v.get("max_abs_err", 0.0)) for v in verify), default=0.0),
-            "exact": self.exact,
-            "warmup": self.warmup,
-            "problem": self.problem,
-            "arch": self.arch,
-        }
+        more_spills = _instrumented_spills_more(spec, prep)
+        extra = self._samples_extra(prep, reply, spans, event_ns, throttled, more_spills)
         if not math.isfinite(med):
             raise ValueError("no samples")
         return Measurement(
@@ -574,6 +548,60 @@ class CupyBackend(BackendBase):
             spec_fingerprint=spec_fingerprint(spec),
             ptxas_version=prep.toolchain or self.ptxas_version_for(prep.ptx),
         )
+
+    def _checked_samples(self, reply: dict[str, Any]) -> tuple[Spans, np.ndarray]:
+        """The reply's per-SM spans and event times; ValueError for samples that cannot be."""
+        spans = decode_timers(np.asarray(reply["timers"]))
+        cycles = spans.cycles
+        event_ns = np.asarray(reply["event_ns"], np.float64)
+        if cycles.size != self.repeats:
+            raise ValueError(f"{cycles.size} timer samples for {self.repeats} repeats")
+        if not np.all(np.isfinite(cycles)) or np.any(cycles <= 0):
+            raise ValueError("non-positive or non-finite cycle samples")
+        return spans, event_ns
+
+    def _samples_extra(
+        self,
+        prep: Prepared,
+        reply: dict[str, Any],
+        spans: Spans,
+        event_ns: np.ndarray,
+        throttled: np.ndarray,
+        more_spills: bool,
+    ) -> dict[str, Any]:
+        """A valid Measurement's `extra`: phases, instrumented build, clocks, spread, verdict."""
+        cycles, ns = spans.cycles, spans.ns
+        verify = reply.get("verify") or []
+        phases = dict(reply.get("phases") or {})
+        phases["assemble"] = prep.assemble_s
+        return {
+            **prep.extra,
+            "phases": phases,
+            "regs_instrumented": prep.regs_instrumented,
+            "spills_instrumented": prep.spills_instrumented,
+            "instrumented_spills_more": more_spills,
+            "l2": reply.get("l2", self.l2),
+            "wall_ns_median": float(np.median(spans.wall_ns)),
+            "sms_used": int(np.median(spans.sms)),
+            "regs_driver": reply.get("regs_plain"),
+            "regs_instrumented_driver": reply.get("regs_instrumented"),
+            "throttled_samples": int(throttled.sum()),
+            "throttled": bool(throttled.sum() > cycles.size // 2),
+            "clock_mhz_max": reply.get("clock_mhz_max"),
+            "ns_median": float(np.median(ns)),
+            "event_ns_q1_q3": [
+                float(np.percentile(event_ns, 25)),
+                float(np.percentile(event_ns, 75)),
+            ]
+            if event_ns.size
+            else None,
+            "bit_exact": bool(verify and all(v.get("bit_exact") for v in verify)),
+            "max_abs_err": max((float(v.get("max_abs_err", 0.0)) for v in verify), default=0.0),
+            "exact": self.exact,
+            "warmup": self.warmup,
+            "problem": self.problem,
+            "arch": self.arch,
+        }
 
     def close(self) -> None:
         self.worker.close()
