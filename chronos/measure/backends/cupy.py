@@ -43,7 +43,8 @@ from chronos.measure.launch import L2_MODES
 from chronos.measure.measurement import Measurement, summarize
 from chronos.ptx import ptx_sha256
 from kernels.params import encode_scalar
-from kernels.spec import ptx_param_decls, spec_fingerprint
+from kernels.ptx_header import ptx_param_decls
+from kernels.spec import spec_fingerprint
 
 log = logging.getLogger("chronos.measure")
 
