@@ -41,8 +41,8 @@ import kernels
 from chronos.assemble import PtxasError, assemble, cache_clear
 from chronos.assemble.disasm import nvdisasm_listing, sass_function
 from chronos.caching import clear_all
+from chronos.measure.backends.emulated import EmulatedBackend
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate
-from chronos.measure.emulated_backend import EmulatedBackend
 from chronos.transforms import ACTION_NAMES, action_mask, apply_action
 
 VADD4_PTX = """.version 8.0

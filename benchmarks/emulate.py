@@ -28,7 +28,7 @@ import kernels
 from chronos.assemble import cache_clear
 from chronos.emulate import verify
 from chronos.emulate.decode import cache_clear as decode_cache_clear
-from chronos.measure.emulated_backend import EmulatedBackend
+from chronos.measure.backends.emulated import EmulatedBackend
 
 
 def machine() -> str:

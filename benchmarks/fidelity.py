@@ -28,8 +28,8 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 import kernels
+from chronos.measure.backends.emulated import EmulatedBackend
 from chronos.measure.costmodel import MODEL_VERSION
-from chronos.measure.emulated_backend import EmulatedBackend
 from chronos.measure.store import MeasurementStore
 from chronos.ptx import ptx_sha256
 from chronos.transforms import ACTION_NAMES, action_mask, apply_action

@@ -53,7 +53,7 @@ def machine() -> str:
 def resolve_backend(name: str) -> tuple[str, str]:
     if name != "auto":
         return name, f"{name} (asked for)"
-    from chronos.measure.auto import choose_backend
+    from chronos.measure.backends.auto import choose_backend
 
     return choose_backend()
 
@@ -67,8 +67,8 @@ def emulated_phases(spec) -> dict[str, float]:
     from chronos.emulate import verify
     from chronos.emulate.decode import cache_clear as decode_cache_clear
     from chronos.emulate.decode import decode
+    from chronos.measure.backends.emulated import _footprint
     from chronos.measure.costmodel import estimate
-    from chronos.measure.emulated_backend import _footprint
 
     ptx = spec.ptx()
     cache_clear()

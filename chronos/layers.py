@@ -46,7 +46,7 @@ def layer(unit: str) -> str:
 
 
 def unit_of(module: str) -> str | None:
-    """`chronos.measure.cupy_backend` -> `chronos.measure`; None for third-party modules."""
+    """`chronos.measure.backends.cupy` -> `chronos.measure`; None for third-party modules."""
     parts = module.split(".")
     if parts[0] not in PACKAGES:
         return None

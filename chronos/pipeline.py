@@ -49,7 +49,7 @@ from agents.greedy import (
 from agents.grpo_math import ADV_SCALES
 from agents.policy import PolicyMLP
 from chronos.fmt import backend_label
-from chronos.measure.cached import backend_harness_version
+from chronos.measure.backends.cached import backend_harness_version
 from envs.mdp import TransformMDP
 
 log = logging.getLogger("chronos.train")

@@ -209,7 +209,7 @@ class TransformMDP:
         """`step(state, a)` for every `a`, with the candidates measured in one batch.
 
         The PTX of every action is built first and the backend's `measure_many` is called once
-        for all of them, so a pool backend (chronos.measure.ray_pool) measures them in
+        for all of them, so a pool backend (chronos.measure.backends.ray_pool) measures them in
         parallel; the outcomes equal those of calling `step` per action.
         """
         return self.step_batch([(state, a) for a in actions])

@@ -123,7 +123,7 @@ class _Counting:
 def test_greedy_measures_each_state_s_children_in_one_batch() -> None:
     """Greedy measures a state's children with one measure_many (cupy overlaps ptxas with GPU
     timing there, a Ray pool fans it out); nothing is measured twice."""
-    from chronos.measure.cached import CachedBackend
+    from chronos.measure.backends.cached import CachedBackend
     from chronos.measure.store import MEMORY, MeasurementStore
 
     inner = _Counting()

@@ -197,7 +197,7 @@ def test_sine_beyond_the_documented_range_cannot_be_verified() -> None:
 @pytest.mark.requires_ptxas
 def test_emulated_backend_and_env_reject_fast_math_beyond_the_contract() -> None:
     """The verdict reaches the measurement (invalid) and the environment (an invalid step)."""
-    from chronos.measure.emulated_backend import EmulatedBackend
+    from chronos.measure.backends.emulated import EmulatedBackend
     from envs.ptx_env import PtxTransformEnv
 
     spec = ak.quot_spec(Tolerance(2.0**-23, 0.0))

@@ -10,8 +10,8 @@ import pytest
 import kernels
 from chronos.arch import arch_profile, occupancy
 from chronos.emulate import emulate, run_kernel
-from chronos.measure.emulated_backend import BACKEND, DEVICE, EmulatedBackend
-from chronos.measure.registry import BackendBase, create_backend
+from chronos.measure.backends.emulated import BACKEND, DEVICE, EmulatedBackend
+from chronos.measure.backends.registry import BackendBase, create_backend
 from chronos.transforms import ACTION_NAMES, apply_action
 
 KERNEL = "gemm_tile_4_4_8"

@@ -16,7 +16,7 @@ import chronos.transforms as tx
 import kernels
 from chronos.emulate import TimeLimitExceeded, emulate, emulation_budget, verify
 from chronos.measure import make_backend
-from chronos.measure.emulated_backend import MIN_STEP_BUDGET, STEP_FACTOR, EmulatedBackend
+from chronos.measure.backends.emulated import MIN_STEP_BUDGET, STEP_FACTOR, EmulatedBackend
 from envs.ptx_env import PtxTransformEnv
 
 pytestmark = pytest.mark.requires_ptxas

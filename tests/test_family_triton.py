@@ -23,7 +23,7 @@ import kernels.triton as fam
 from chronos.assemble.ptxas import wheel_ptxas
 from chronos.emulate import run_kernel, verify
 from chronos.emulate.errors import EmulationError, MemoryFault, SharedMemoryRace
-from chronos.measure.compat import min_cuda_version, ptx_isa_version
+from chronos.measure.harness.compat import min_cuda_version, ptx_isa_version
 from chronos.ptx import ptx_sha256
 from kernels import list_kernels, load
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import kernels
-from chronos.measure.emulated_backend import EmulatedBackend
+from chronos.measure.backends.emulated import EmulatedBackend
 from chronos.measure.measurement import Measurement
 from chronos.measure.store import MeasurementStore
 from chronos.ptx import ptx_sha256

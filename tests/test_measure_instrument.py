@@ -7,7 +7,7 @@ import pytest
 
 import chronos.emulate.launch as launch
 from chronos.emulate import verify
-from chronos.measure.instrument import (
+from chronos.measure.harness.instrument import (
     SM_SLOTS,
     TIMER_SYMBOL,
     InstrumentError,

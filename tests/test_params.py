@@ -11,8 +11,8 @@ import pytest
 from chronos.emulate.decode import decode
 from chronos.emulate.launch import param_values
 from chronos.emulate.verify import verify
-from chronos.measure.cupy_backend import launch_arguments
-from chronos.measure.cupy_harness import launch_args
+from chronos.measure.backends.cupy import launch_arguments
+from chronos.measure.harness.cupy_harness import launch_args
 from kernels import BufferSpec, KernelSpec, KernelSpecError, Param, Problem, register, unregister
 from kernels.params import ParamEncodingError, bfloat16_bits, encode_scalar, launch_scalar
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chronos.measure import Measurement, make_backend
-from chronos.measure.replay_backend import ReplayMiss
+from chronos.measure.backends.replay import ReplayMiss
 from chronos.measure.store import MeasurementStore
 from chronos.ptx import ptx_sha256
 from chronos.validate import EXIT_OK, EXIT_REFUSED, STEPS, ValidateConfig, run

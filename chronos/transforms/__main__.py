@@ -9,7 +9,7 @@ import argparse
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m chronos.transforms")
     sub = ap.add_subparsers(dest="cmd", required=True)
     user = argparse.ArgumentParser(add_help=False)
@@ -36,9 +36,64 @@ def main(argv: list[str] | None = None) -> int:
     )
     inf.add_argument("kernel")
     sub.add_parser("list", help="the catalogue")
-    args = ap.parse_args(argv)
+    return ap
 
-    from kernels import KernelSpecError, import_modules, list_kernels, load
+
+def _coverage(args: argparse.Namespace) -> int:
+    """The coverage table; exit status 1 when an action is dead or a duplicate."""
+    from kernels import list_kernels, load
+
+    from .coverage import format_families, format_table, measure
+
+    if args.kernels:
+        ids = args.kernels.split(",")
+    elif args.family:
+        ids = [k for f in args.family.split(",") for k in list_kernels(f)]
+    else:
+        ids = list(list_kernels())
+    cov = measure([load(k) for k in ids], arch=args.arch, progress=True)
+    rows = cov.rows
+    print(format_table(rows, args.arch))
+    print()
+    print(format_families(cov, args.arch))
+    if args.json:
+        import json
+
+        with open(args.json, "w") as fh:
+            json.dump({r.name: sorted(h) for r, h in zip(rows, cov.changed, strict=True)}, fh)
+    dead = [r.name for r in rows if r.changes_sass == 0]
+    dups = [f"{r.name} (= {', '.join(r.duplicates)})" for r in rows if r.duplicates]
+    n = len(ids)
+    if dead:
+        print(f"DEFECT: no SASS change on any of these {n} kernels: {', '.join(dead)}")
+    if dups:
+        print(
+            f"DEFECT: same SASS as another action on every one of these {n} kernels: "
+            f"{'; '.join(dups)}"
+        )
+    return 1 if dead or dups else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from kernels import load
+
+    from .catalogue import ACTION_NAMES
+    from .coverage import show
+
+    if args.transform not in ACTION_NAMES:
+        print(
+            f"unknown transform {args.transform!r}; known: {', '.join(ACTION_NAMES)}",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.write(show(load(args.kernel), args.transform, args.context))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    from kernels import KernelSpecError, import_modules, load
 
     try:
         import_modules(getattr(args, "module", []))
@@ -46,46 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from .catalogue import ACTION_NAMES, CATALOGUE
-    from .coverage import format_families, format_table, info, measure, show
+    from .catalogue import CATALOGUE
+    from .coverage import info
 
     if args.cmd == "coverage":
-        if args.kernels:
-            ids = args.kernels.split(",")
-        elif args.family:
-            ids = [k for f in args.family.split(",") for k in list_kernels(f)]
-        else:
-            ids = list(list_kernels())
-        cov = measure([load(k) for k in ids], arch=args.arch, progress=True)
-        rows = cov.rows
-        print(format_table(rows, args.arch))
-        print()
-        print(format_families(cov, args.arch))
-        if args.json:
-            import json
-
-            with open(args.json, "w") as fh:
-                json.dump({r.name: sorted(h) for r, h in zip(rows, cov.changed, strict=True)}, fh)
-        dead = [r.name for r in rows if r.changes_sass == 0]
-        dups = [f"{r.name} (= {', '.join(r.duplicates)})" for r in rows if r.duplicates]
-        n = len(ids)
-        if dead:
-            print(f"DEFECT: no SASS change on any of these {n} kernels: {', '.join(dead)}")
-        if dups:
-            print(
-                f"DEFECT: same SASS as another action on every one of these {n} kernels: "
-                f"{'; '.join(dups)}"
-            )
-        return 1 if dead or dups else 0
+        return _coverage(args)
     if args.cmd == "show":
-        if args.transform not in ACTION_NAMES:
-            print(
-                f"unknown transform {args.transform!r}; known: {', '.join(ACTION_NAMES)}",
-                file=sys.stderr,
-            )
-            return 2
-        sys.stdout.write(show(load(args.kernel), args.transform, args.context))
-        return 0
+        return _show(args)
     if args.cmd == "info":
         sys.stdout.write(info(load(args.kernel)))
         return 0

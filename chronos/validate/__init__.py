@@ -28,7 +28,7 @@ into the repository to publish a run. The run stops cleanly at `--budget-s`: a s
 not fit is skipped (and says so), greedy stops between kernels, and what was measured is saved.
 
 `--dry-run` runs the same steps on CPU: the real cupy backend and GPU harness, with CuPy
-replaced by chronos.measure.fake_cupy (launches run in the emulator; "small" problems, few
+replaced by chronos.measure.harness.fake_cupy (launches run in the emulator; "small" problems, few
 repeats and sampled kernels). Its figures are the emulator's and are labelled so; CI runs it.
 """
 
@@ -158,7 +158,7 @@ def cupy_options(cfg: ValidateConfig, repeats: int, warmup: int) -> dict[str, An
     """make_backend("cupy", ...) options of this run (the fake CuPy in a dry run)."""
     opts: dict[str, Any] = {"repeats": repeats, "warmup": warmup, "assemble_workers": cfg.jobs}
     if cfg.dry_run:
-        from chronos.measure import fake_cupy
+        from chronos.measure.harness import fake_cupy
 
         # The fake runs each cubin as the PTX it came from, in the emulator: small problems.
         opts.update(worker_target=fake_cupy.TARGET, problem="small", timeout_s=120)
@@ -202,7 +202,7 @@ def step_environment(cfg: ValidateConfig, budget: Budget, state: dict[str, Any])
 
     from chronos.assemble import find_ptxas, ptxas_version
     from chronos.measure import make_backend
-    from chronos.measure.cupy_backend import HARNESS_VERSION
+    from chronos.measure.backends.cupy import HARNESS_VERSION
 
     res: dict[str, Any] = {
         "python": platform.python_version(),
@@ -218,7 +218,7 @@ def step_environment(cfg: ValidateConfig, budget: Budget, state: dict[str, Any])
         res["ptxas"] = {"error": f"{type(exc).__name__}: {exc}"}
     res["nvidia_smi"] = nvidia_smi()
     if not cfg.dry_run:
-        from chronos.measure.auto import choose_backend
+        from chronos.measure.backends.auto import choose_backend
 
         name, reason = choose_backend()
         res["auto"] = reason
@@ -239,7 +239,7 @@ def step_environment(cfg: ValidateConfig, budget: Budget, state: dict[str, Any])
 def toolchain(backend: Any) -> dict[str, Any]:
     """How the cupy backend gets SASS on this driver: the design kernel's PTX ISA before and
     after lowering, and the ptxas whose cubins the driver loads (or the driver JIT)."""
-    from chronos.measure.compat import IsaTooNewError, lower_for_driver
+    from chronos.measure.harness.compat import IsaTooNewError, lower_for_driver
     from chronos.ptx.isa import declared_isa, isa_str
     from kernels import load
 

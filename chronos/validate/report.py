@@ -309,8 +309,8 @@ def render_page(results: dict[str, Any] | None) -> str:
     if results.get("dry_run"):
         lines += [
             "**DRY RUN on CPU**: the GPU harness on a fake CuPy whose launches run in the CPU",
-            "emulator (chronos.measure.fake_cupy); cycles are the emulator's step clock and",
-            "event times a constant. These are not GPU figures.",
+            "emulator (chronos.measure.harness.fake_cupy); cycles are the emulator's step clock",
+            "and event times a constant. These are not GPU figures.",
             "",
         ]
     lines += [

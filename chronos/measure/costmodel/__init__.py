@@ -62,7 +62,7 @@ from chronos.measure.costmodel.wave import (
     wave_parts,
     work_scale,
 )
-from chronos.measure.cupy_harness import L2_MODES
+from chronos.measure.launch import L2_MODES
 
 MODEL_VERSION = "emulated-cost-5"
 

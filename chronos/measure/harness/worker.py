@@ -7,7 +7,7 @@ hang, a crash or a reply it cannot read kills the child and starts a fresh one o
 request. The caller sees a `WorkerFault` with the reason and turns it into an invalid
 Measurement.
 
-Protocol: the child runs `python -m chronos.measure.worker --target T --fds R W`; frames are
+Protocol: the child runs `python -m chronos.measure.harness.worker --target T --fds R W`; frames are
 an 8-byte little-endian length plus a pickle, over two dedicated pipes (stdout/stderr stay free
 for driver chatter and go to a log file whose tail explains a crash). The first request is
 `{"op": "init", "config": {...}}`: the child calls `target(config)`, a factory returning the
@@ -165,7 +165,7 @@ class WorkerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "chronos.measure.worker",
+            "chronos.measure.harness.worker",
             "--target",
             self.target,
             "--fds",

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chronos.measure.cached import backend_config, backend_harness_version
+from chronos.measure.backends.cached import backend_config, backend_harness_version
+from chronos.measure.backends.registry import BackendBase, create_backend
 from chronos.measure.measurement import Measurement
-from chronos.measure.registry import BackendBase, create_backend
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 """The checkout holding chronos/, envs/, agents/, kernels/ (on a local cluster's PYTHONPATH)."""

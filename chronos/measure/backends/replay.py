@@ -15,8 +15,8 @@ import threading
 from typing import Any
 
 from chronos.caching import BoundedCache
+from chronos.measure.backends.registry import BackendBase
 from chronos.measure.measurement import Measurement
-from chronos.measure.registry import BackendBase
 from chronos.measure.store import MeasurementStore, default_store_path
 from chronos.ptx import ptx_sha256
 from kernels.spec import spec_fingerprint
@@ -115,7 +115,7 @@ class ReplayBackend(BackendBase):
     def _measure_fallback(self, spec: Any, ptx: str) -> Measurement:
         with self._lock:
             if self._fallback is None:
-                from chronos.measure.registry import create_backend
+                from chronos.measure.backends.registry import create_backend
 
                 self._fallback = create_backend(self.fallback_name, **self._fallback_options)
             self._stats["fallbacks"] += 1

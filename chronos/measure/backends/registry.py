@@ -1,9 +1,9 @@
 """Backend names -> factories, and the `Backend` interface every backend satisfies.
 
-Every built-in backend lives in chronos.measure and subclasses `BackendBase`; the registry maps
-a name to a factory and imports the built-in ones lazily, so asking for "emulated" never imports
-CuPy and asking for "cupy" never imports the emulator. Users add their own with
-`register_backend`. `chronos.measure.make_backend` (factory.py) is the one way to build a
+Every built-in backend lives in chronos.measure.backends and subclasses `BackendBase`; the
+registry maps a name to a factory and imports the built-in ones lazily, so asking for
+"emulated" never imports CuPy and asking for "cupy" never imports the emulator. Users add their
+own with `register_backend`. `chronos.measure.make_backend` (factory.py) is the one way to build a
 backend for use: it puts the measurement store in front of the bare backend made here.
 """
 
@@ -69,10 +69,10 @@ class BackendBase:
 Factory = Callable[..., Any]
 
 _BUILTIN: dict[str, str] = {
-    "emulated": "chronos.measure.emulated_backend:EmulatedBackend",
-    "cupy": "chronos.measure.cupy_backend:CupyBackend",
-    "replay": "chronos.measure.replay_backend:ReplayBackend",
-    "ray": "chronos.measure.ray_pool:RayPoolBackend",
+    "emulated": "chronos.measure.backends.emulated:EmulatedBackend",
+    "cupy": "chronos.measure.backends.cupy:CupyBackend",
+    "replay": "chronos.measure.backends.replay:ReplayBackend",
+    "ray": "chronos.measure.backends.ray_pool:RayPoolBackend",
 }
 _registry: dict[str, Factory] = {}
 _lock = threading.Lock()

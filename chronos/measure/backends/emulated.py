@@ -33,10 +33,10 @@ from chronos.emulate.errors import EmulationError, TimeLimitExceeded
 from chronos.emulate.executor import DEFAULT_MAX_STEPS, emulation_budget
 from chronos.emulate.launch import emulate
 from chronos.emulate.verify import VERIFY_VERSION, VerifyResult, verify
+from chronos.measure.backends.registry import BackendBase
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate, estimate
-from chronos.measure.cupy_harness import L2_MODES
+from chronos.measure.launch import L2_MODES
 from chronos.measure.measurement import Measurement
-from chronos.measure.registry import BackendBase
 from chronos.ptx import PtxParseError, ptx_sha256
 from kernels.spec import spec_fingerprint
 

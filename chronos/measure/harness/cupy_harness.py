@@ -8,9 +8,9 @@ importable here. Per request it
 2. launches each once on fresh inputs with outputs poisoned (0xFF) and compares them with the
    reference (bit-exact, or within tolerance when `exact` is False; None: either);
 3. warms up, then runs `repeats` instrumented launches, each preceded by zeroing the per-SM
-   timer array (chronos.measure.instrument) and, with `l2="cold"`, by a memset of a buffer of
-   twice the L2 size (nvbench's and CuAsmRL's flush), and followed by a device-to-device copy
-   of the timers into a sample array (one sync for the whole series);
+   timer array (chronos.measure.harness.instrument) and, with `l2="cold"`, by a memset of a
+   buffer of twice the L2 size (nvbench's and CuAsmRL's flush), and followed by a
+   device-to-device copy of the timers into a sample array (one sync for the whole series);
 4. times `repeats` launches of the plain build with CUDA event pairs, queued in chunks behind a
    "hold" kernel that spins on %globaltimer while the host enqueues: the GPU then runs the
    chunk back to back, so an event pair measures the kernel, not the host's launch latency.
@@ -26,11 +26,13 @@ this process.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
 
+from chronos.measure.launch import L2_MODES
 from kernels.params import launch_scalar
 
 POISON = 0xFF
@@ -38,7 +40,6 @@ INPUT_CACHE = 8
 DEFAULT_SHARED = 48 * 1024
 """Above this much shared memory (static + dynamic) a launch needs
 CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES raised to its dynamic part first."""
-L2_MODES = ("cold", "hot")
 FLUSH_FACTOR = 2
 """The cold-L2 flush writes this many times the L2 size."""
 HOLD_CHUNK = 32
@@ -86,7 +87,7 @@ class InputsMissing(KeyError):
 
 
 class CupyHarness:
-    """Handler for the worker protocol (see chronos.measure.worker)."""
+    """Handler for the worker protocol (see chronos.measure.harness.worker)."""
 
     def __init__(self, config: dict[str, Any]):
         import cupy
@@ -207,78 +208,29 @@ class CupyHarness:
     def _measure(
         self, req: dict[str, Any], host: dict[str, np.ndarray], reference: dict[str, Any]
     ) -> dict[str, Any]:
-        cp = self.cp
         errors = self._cuda_errors()
         phases: dict[str, float] = {}
-        entry = req["entry"]
         t0 = time.perf_counter()
-        try:
-            plain = self._load(req["plain"])
-            instr = self._load(req["instrumented"])
-            f_plain = plain.get_function(entry)
-            f_instr = instr.get_function(entry)
-            timer_bytes = int(req["timer_bytes"])
-            g_timers = self._global(instr, req["timer_symbol"], timer_bytes)
-        except errors as exc:
-            # A bad image is not a poisoned context; check that with a sync before going on.
-            try:
-                cp.cuda.runtime.deviceSynchronize()
-            except errors:
-                return {"ok": True, "valid": False, "error": f"module load: {exc}", "fatal": True}
-            return {"ok": True, "valid": False, "error": f"module load: {exc}", "fatal": False}
+        loaded = self._load_builds(req, errors)
+        if isinstance(loaded, dict):
+            return loaded
+        f_plain, f_instr, g_timers = loaded
         phases["load"] = time.perf_counter() - t0
         regs = {
             "regs_plain": _num_regs(f_plain),
             "regs_instrumented": _num_regs(f_instr),
         }
-        grid = tuple(int(x) for x in req["grid"])
-        block = tuple(int(x) for x in req["block"])
-        shmem = int(req.get("dynamic_shared", 0))
+        shape = _launch_shape(req)
         l2 = req.get("l2", "cold")
         if l2 not in L2_MODES:
             return {"ok": False, "error": f"l2 must be one of {L2_MODES}, got {l2!r}"}
         try:
-            for f in (f_plain, f_instr):
-                if needs_shared_opt_in(_static_shared(f) if shmem else 0, shmem):
-                    _allow_dynamic_shared(f, shmem)
-            flush = self._flush_buffer() if l2 == "cold" else None
-            hold = self._hold_function()
-            bufs = {name: cp.asarray(a) for name, a in host.items()}
-            self.stream.synchronize()
-            args = launch_args(req["args"], bufs)
-            outs = list(req["outputs"])
-            inout = [n for n in req.get("inout", ()) if n in host]
-
-            def launch(f: Any) -> None:
-                f(grid, block, tuple(args), shared_mem=shmem, stream=self.stream)
-
-            def flush_l2() -> None:
-                if flush is not None:
-                    flush.data.memset_async(0, flush.nbytes, self.stream)
-
+            launch = self._prepare_launch(req, host, (f_plain, f_instr), shape, l2)
             # 2. verification of both builds on pristine inputs, poisoned outputs
             t1 = time.perf_counter()
-            verdicts = []
-            for f in (f_plain, f_instr):
-                for n in outs:
-                    if n in inout:
-                        bufs[n].set(host[n], stream=self.stream)
-                    else:
-                        bufs[n].data.memset_async(POISON, bufs[n].nbytes, self.stream)
-                launch(f)
-                self.stream.synchronize()
-                got = {n: cp.asnumpy(bufs[n], stream=self.stream) for n in outs}
-                self.stream.synchronize()
-                verdicts.append(
-                    _compare(
-                        got,
-                        reference,
-                        req.get("exact"),
-                        req["rtol"],
-                        req["atol"],
-                        req.get("bfloat16", ()),
-                    )
-                )
+            verdicts = [
+                self._verify_build(launch, f, req, host, reference) for f in (f_plain, f_instr)
+            ]
             phases["verify"] = time.perf_counter() - t1
             for label, v in zip(("plain", "instrumented"), verdicts, strict=True):
                 if not v["ok"]:
@@ -290,38 +242,12 @@ class CupyHarness:
                         "phases": phases,
                         **regs,
                     }
-
-            # 3. per-SM timer samples from the instrumented build
             t2 = time.perf_counter()
             repeats, warmup = int(req["repeats"]), int(req["warmup"])
-            for _ in range(warmup):
-                launch(f_instr)
-            samples = cp.zeros(repeats * timer_bytes // 8, cp.uint64)
-            for i in range(repeats):
-                flush_l2()
-                g_timers.memset_async(0, timer_bytes, self.stream)
-                launch(f_instr)
-                (samples.data + timer_bytes * i).copy_from_device_async(
-                    g_timers, timer_bytes, self.stream
-                )
-            self.stream.synchronize()
-            timers = cp.asnumpy(samples, stream=self.stream).reshape(repeats, -1)
-
-            # 4. CUDA-event time of the plain build, queued behind hold kernels
-            for _ in range(warmup):
-                launch(f_plain)
-            events = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(repeats)]
-            for c in range(0, repeats, HOLD_CHUNK):
-                chunk = events[c : c + HOLD_CHUNK]
-                hold_ns = np.uint64(self.hold_ns_per_launch * len(chunk))
-                hold((1, 1, 1), (1, 1, 1), (hold_ns,), stream=self.stream)
-                for start, end in chunk:
-                    flush_l2()
-                    start.record(self.stream)
-                    launch(f_plain)
-                    end.record(self.stream)
-            self.stream.synchronize()
-            event_ns = [cp.cuda.get_elapsed_time(s, e) * 1e6 for s, e in events]
+            timers = self._timer_samples(
+                launch, f_instr, g_timers, int(req["timer_bytes"]), repeats, warmup
+            )
+            event_ns = self._event_times(launch, f_plain, repeats, warmup)
             phases["time"] = time.perf_counter() - t2
         except errors as exc:
             if self._context_ok():
@@ -340,6 +266,157 @@ class CupyHarness:
             "phases": phases,
             **regs,
         }
+
+    def _load_builds(
+        self, req: dict[str, Any], errors: tuple[type[BaseException], ...]
+    ) -> tuple[Any, Any, Any] | dict[str, Any]:
+        """1. Both builds' functions and the instrumented build's timer array, or the invalid
+        reply for an image the driver rejects (fatal when the context did not survive it)."""
+        entry = req["entry"]
+        try:
+            plain = self._load(req["plain"])
+            instr = self._load(req["instrumented"])
+            f_plain = plain.get_function(entry)
+            f_instr = instr.get_function(entry)
+            g_timers = self._global(instr, req["timer_symbol"], int(req["timer_bytes"]))
+        except errors as exc:
+            # A bad image is not a poisoned context; check that with a sync before going on.
+            try:
+                self.cp.cuda.runtime.deviceSynchronize()
+            except errors:
+                return {"ok": True, "valid": False, "error": f"module load: {exc}", "fatal": True}
+            return {"ok": True, "valid": False, "error": f"module load: {exc}", "fatal": False}
+        return f_plain, f_instr, g_timers
+
+    def _prepare_launch(
+        self,
+        req: dict[str, Any],
+        host: dict[str, np.ndarray],
+        funcs: tuple[Any, ...],
+        shape: tuple[tuple[int, ...], tuple[int, ...], int],
+        l2: str,
+    ) -> _Launch:
+        """Shared-memory opt-in, the flush buffer, the hold kernel and the inputs on the device."""
+        grid, block, shmem = shape
+        for f in funcs:
+            if needs_shared_opt_in(_static_shared(f) if shmem else 0, shmem):
+                _allow_dynamic_shared(f, shmem)
+        flush = self._flush_buffer() if l2 == "cold" else None
+        hold = self._hold_function()
+        bufs = {name: self.cp.asarray(a) for name, a in host.items()}
+        self.stream.synchronize()
+        return _Launch(
+            grid=grid,
+            block=block,
+            shmem=shmem,
+            args=tuple(launch_args(req["args"], bufs)),
+            stream=self.stream,
+            flush=flush,
+            hold=hold,
+            bufs=bufs,
+        )
+
+    def _verify_build(
+        self,
+        launch: _Launch,
+        f: Any,
+        req: dict[str, Any],
+        host: dict[str, np.ndarray],
+        reference: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One launch of `f` on pristine inputs with poisoned outputs, compared with the
+        reference."""
+        cp, bufs = self.cp, launch.bufs
+        outs = list(req["outputs"])
+        inout = [n for n in req.get("inout", ()) if n in host]
+        for n in outs:
+            if n in inout:
+                bufs[n].set(host[n], stream=self.stream)
+            else:
+                bufs[n].data.memset_async(POISON, bufs[n].nbytes, self.stream)
+        launch(f)
+        self.stream.synchronize()
+        got = {n: cp.asnumpy(bufs[n], stream=self.stream) for n in outs}
+        self.stream.synchronize()
+        return _compare(
+            got,
+            reference,
+            req.get("exact"),
+            req["rtol"],
+            req["atol"],
+            req.get("bfloat16", ()),
+        )
+
+    def _timer_samples(
+        self,
+        launch: _Launch,
+        f_instr: Any,
+        g_timers: Any,
+        timer_bytes: int,
+        repeats: int,
+        warmup: int,
+    ) -> np.ndarray:
+        """3. Per-SM timer samples from the instrumented build: one row per repeat."""
+        cp = self.cp
+        for _ in range(warmup):
+            launch(f_instr)
+        samples = cp.zeros(repeats * timer_bytes // 8, cp.uint64)
+        for i in range(repeats):
+            launch.flush_l2()
+            g_timers.memset_async(0, timer_bytes, self.stream)
+            launch(f_instr)
+            (samples.data + timer_bytes * i).copy_from_device_async(
+                g_timers, timer_bytes, self.stream
+            )
+        self.stream.synchronize()
+        return cp.asnumpy(samples, stream=self.stream).reshape(repeats, -1)
+
+    def _event_times(self, launch: _Launch, f_plain: Any, repeats: int, warmup: int) -> list[float]:
+        """4. CUDA-event time (ns) of the plain build, queued behind hold kernels."""
+        cp = self.cp
+        for _ in range(warmup):
+            launch(f_plain)
+        events = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(repeats)]
+        for c in range(0, repeats, HOLD_CHUNK):
+            chunk = events[c : c + HOLD_CHUNK]
+            hold_ns = np.uint64(self.hold_ns_per_launch * len(chunk))
+            launch.hold((1, 1, 1), (1, 1, 1), (hold_ns,), stream=self.stream)
+            for start, end in chunk:
+                launch.flush_l2()
+                start.record(self.stream)
+                launch(f_plain)
+                end.record(self.stream)
+        self.stream.synchronize()
+        return [cp.cuda.get_elapsed_time(s, e) * 1e6 for s, e in events]
+
+
+def _launch_shape(req: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """Grid, block and dynamic shared memory bytes of a request."""
+    grid = tuple(int(x) for x in req["grid"])
+    block = tuple(int(x) for x in req["block"])
+    return grid, block, int(req.get("dynamic_shared", 0))
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """One request's launch shape, arguments and device buffers, on the harness's stream."""
+
+    grid: tuple[int, ...]
+    block: tuple[int, ...]
+    shmem: int
+    args: tuple[Any, ...]
+    stream: Any
+    flush: Any
+    """The cold-L2 flush buffer, or None for l2="hot"."""
+    hold: Any
+    bufs: dict[str, Any]
+
+    def __call__(self, f: Any) -> None:
+        f(self.grid, self.block, self.args, shared_mem=self.shmem, stream=self.stream)
+
+    def flush_l2(self) -> None:
+        if self.flush is not None:
+            self.flush.data.memset_async(0, self.flush.nbytes, self.stream)
 
 
 def _clock_mhz(cupy: Any, props: dict[str, Any], device: int) -> float | None:
@@ -407,5 +484,5 @@ def _compare(
 
 
 def make_handler(config: dict[str, Any]) -> CupyHarness:
-    """Worker target factory: `chronos.measure.cupy_harness:make_handler`."""
+    """Worker target factory: `chronos.measure.harness.cupy_harness:make_handler`."""
     return CupyHarness(config)

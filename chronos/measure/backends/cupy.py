@@ -1,15 +1,16 @@
 """The `cupy` backend: real SM-clock cycles from an instrumented build, in a worker process.
 
-The parent (this module) never touches CUDA: it instruments the PTX (chronos.measure.instrument),
-assembles both builds with ptxas in a thread pool (ptxas is a subprocess, so threads run in
-parallel) while the worker times the previous candidate, computes the inputs and the NumPy
-reference once per kernel, and turns the worker's raw samples into a Measurement: median and
-IQR of the per-SM cycle spans, median CUDA-event time of the plain build, the SM clock and
-the samples that ran throttled. A worker fault (hang, crash, unreadable reply) is retried once
-on a fresh worker; if it faults again the result is an invalid Measurement marked
-`extra["transient"]`, which the store never keeps. A poisoned context (a sticky CUDA error:
-the kernel is wrong) is an invalid result like a wrong output. Only a worker that cannot start
-at all (no GPU, no CuPy) raises, since every later step would fail the same way.
+The parent (this module) never touches CUDA: it instruments the PTX
+(chronos.measure.harness.instrument), assembles both builds with ptxas in a thread pool (ptxas
+is a subprocess, so threads run in parallel) while the worker times the previous candidate,
+computes the inputs and the NumPy reference once per kernel, and turns the worker's raw samples
+into a Measurement: median and IQR of the per-SM cycle spans, median CUDA-event time of the
+plain build, the SM clock and the samples that ran throttled. A worker fault (hang, crash,
+unreadable reply) is retried once on a fresh worker; if it faults again the result is an
+invalid Measurement marked `extra["transient"]`, which the store never keeps. A poisoned
+context (a sticky CUDA error: the kernel is wrong) is an invalid result like a wrong output.
+Only a worker that cannot start at all (no GPU, no CuPy) raises, since every later step would
+fail the same way.
 """
 
 from __future__ import annotations
@@ -27,45 +28,54 @@ from typing import Any
 import numpy as np
 
 from chronos.caching import BoundedCache
-from chronos.measure.compat import IsaTooNewError, cuda_version_str, lower_for_driver
-from chronos.measure.instrument import (
+from chronos.measure.backends.registry import BackendBase
+from chronos.measure.harness.compat import IsaTooNewError, cuda_version_str, lower_for_driver
+from chronos.measure.harness.instrument import (
     TIMER_BYTES,
     InstrumentedPtx,
     InstrumentError,
+    Spans,
     decode_timers,
     instrument,
 )
+from chronos.measure.harness.worker import WorkerFault, WorkerProcess
+from chronos.measure.launch import L2_MODES
 from chronos.measure.measurement import Measurement, summarize
-from chronos.measure.registry import BackendBase
-from chronos.measure.worker import WorkerFault, WorkerProcess
 from chronos.ptx import ptx_sha256
 from kernels.params import encode_scalar
-from kernels.spec import ptx_param_decls, spec_fingerprint
+from kernels.ptx_header import ptx_param_decls
+from kernels.spec import spec_fingerprint
 
 log = logging.getLogger("chronos.measure")
 
 BACKEND = "cupy"
-HARNESS_SOURCES = ("cupy_backend.py", "cupy_harness.py", "instrument.py", "worker.py")
-"""The modules whose code decides a cupy figure; their hash is the harness version."""
+HARNESS_SOURCES = (
+    "backends/cupy.py",
+    "harness/cupy_harness.py",
+    "harness/instrument.py",
+    "harness/worker.py",
+    "launch.py",
+)
+"""The modules whose code decides a cupy figure (paths under chronos/measure); their hash is the
+harness version."""
 
 
 def harness_version() -> str:
     """ "cupy-" + sha256 of the harness sources: any change to them is a new store key."""
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
+    measure = Path(__file__).resolve().parent.parent
     for name in HARNESS_SOURCES:
         h.update(name.encode())
-        h.update((here / name).read_bytes())
+        h.update((measure / name).read_bytes())
     return f"cupy-{h.hexdigest()[:12]}"
 
 
 HARNESS_VERSION = harness_version()
 DEFAULT_TIMEOUT_S = 10.0
 """Per measurement: the corpus's slowest kernel takes well under a second at 200 repeats."""
-L2_MODES = ("cold", "hot")
 RETRIED_FAULTS = ("timeout", "crash", "garbage")
 """Worker faults retried once on a fresh worker (the first contact may be what failed)."""
-DEFAULT_TARGET = "chronos.measure.cupy_harness:make_handler"
+DEFAULT_TARGET = "chronos.measure.harness.cupy_harness:make_handler"
 MIN_CLOCK_WINDOW_NS = 2000.0
 """%globaltimer ticks coarsely (up to 1 µs on some GPUs): shorter windows give no clock rate."""
 
@@ -132,6 +142,22 @@ def throttle_stats(
     return mhz, throttled
 
 
+def _instrumented_spills_more(spec: Any, prep: Prepared) -> bool:
+    """Whether the instrumented build spills more than the plain one (logged: its cycles then
+    overstate the plain build's)."""
+    more_spills = (prep.spills_instrumented or 0) > (prep.spills or 0)
+    if more_spills:
+        log.warning(
+            "%s %s: the instrumented build spills %s bytes, the plain one %s: its cycles "
+            "overstate the plain build's",
+            spec.id,
+            prep.sha[:12],
+            prep.spills_instrumented,
+            prep.spills,
+        )
+    return more_spills
+
+
 class CupyBackend(BackendBase):
     """Time PTX on the GPU in SM cycles (see the module docstring).
 
@@ -139,7 +165,7 @@ class CupyBackend(BackendBase):
     verification, False for the kernel's tolerance, None for either. `timeout_s`: per
     measurement, then the worker is killed. `load`: "cubin" (ptxas here, in parallel) or
     "ptx" (driver JIT in the worker). Every module is first lowered to the PTX ISA it needs
-    (chronos.measure.compat); with "cubin" the ptxas is one whose cubins the driver loads
+    (chronos.measure.harness.compat); with "cubin" the ptxas is one whose cubins the driver loads
     (`ptxas_for_driver`: a CUDA 12 driver gets the nvidia-cuda-nvcc-cu12 ptxas), and without
     one the lowered PTX goes to the driver JIT (said once in the log and in every
     Measurement's `extra["toolchain"]`; its `ptxas_version` is then "driver-jit-<CUDA>").
@@ -486,15 +512,11 @@ class CupyBackend(BackendBase):
             raise WorkerFault("garbage", f"malformed samples ({exc})") from None
 
     def _from_samples(self, spec: Any, prep: Prepared, reply: dict[str, Any]) -> Measurement:
-        spans = decode_timers(np.asarray(reply["timers"]))
-        cycles, ns = spans.cycles, spans.ns
-        event_ns = np.asarray(reply["event_ns"], np.float64)
-        if cycles.size != self.repeats:
-            raise ValueError(f"{cycles.size} timer samples for {self.repeats} repeats")
-        if not np.all(np.isfinite(cycles)) or np.any(cycles <= 0):
-            raise ValueError("non-positive or non-finite cycle samples")
-        clock_max = reply.get("clock_mhz_max")
-        mhz, throttled = throttle_stats(cycles, ns, clock_max, self.throttle_threshold)
+        spans, event_ns = self._checked_samples(reply)
+        cycles = spans.cycles
+        mhz, throttled = throttle_stats(
+            cycles, spans.ns, reply.get("clock_mhz_max"), self.throttle_threshold
+        )
         enough = max(1, cycles.size // 2)
         kept = cycles[~throttled] if (~throttled).sum() >= enough else cycles
         med, q1, q3 = summarize(kept)
@@ -502,47 +524,8 @@ class CupyBackend(BackendBase):
         # Measured, or unknown: the nominal maximum is not what the launch ran at.
         clock_mhz = float(np.median(good_mhz)) if good_mhz.size else None
         time_ns = float(np.median(event_ns)) if event_ns.size else None
-        more_spills = (prep.spills_instrumented or 0) > (prep.spills or 0)
-        if more_spills:
-            log.warning(
-                "%s %s: the instrumented build spills %s bytes, the plain one %s: its cycles "
-                "overstate the plain build's",
-                spec.id,
-                prep.sha[:12],
-                prep.spills_instrumented,
-                prep.spills,
-            )
-        verify = reply.get("verify") or []
-        phases = dict(reply.get("phases") or {})
-        phases["assemble"] = prep.assemble_s
-        extra = {
-            **prep.extra,
-            "phases": phases,
-            "regs_instrumented": prep.regs_instrumented,
-            "spills_instrumented": prep.spills_instrumented,
-            "instrumented_spills_more": more_spills,
-            "l2": reply.get("l2", self.l2),
-            "wall_ns_median": float(np.median(spans.wall_ns)),
-            "sms_used": int(np.median(spans.sms)),
-            "regs_driver": reply.get("regs_plain"),
-            "regs_instrumented_driver": reply.get("regs_instrumented"),
-            "throttled_samples": int(throttled.sum()),
-            "throttled": bool(throttled.sum() > cycles.size // 2),
-            "clock_mhz_max": clock_max,
-            "ns_median": float(np.median(ns)),
-            "event_ns_q1_q3": [
-                float(np.percentile(event_ns, 25)),
-                float(np.percentile(event_ns, 75)),
-            ]
-            if event_ns.size
-            else None,
-            "bit_exact": bool(verify and all(v.get("bit_exact") for v in verify)),
-            "max_abs_err": max((float(v.get("max_abs_err", 0.0)) for v in verify), default=0.0),
-            "exact": self.exact,
-            "warmup": self.warmup,
-            "problem": self.problem,
-            "arch": self.arch,
-        }
+        more_spills = _instrumented_spills_more(spec, prep)
+        extra = self._samples_extra(prep, reply, spans, event_ns, throttled, more_spills)
         if not math.isfinite(med):
             raise ValueError("no samples")
         return Measurement(
@@ -566,6 +549,60 @@ class CupyBackend(BackendBase):
             spec_fingerprint=spec_fingerprint(spec),
             ptxas_version=prep.toolchain or self.ptxas_version_for(prep.ptx),
         )
+
+    def _checked_samples(self, reply: dict[str, Any]) -> tuple[Spans, np.ndarray]:
+        """The reply's per-SM spans and event times; ValueError for samples that cannot be."""
+        spans = decode_timers(np.asarray(reply["timers"]))
+        cycles = spans.cycles
+        event_ns = np.asarray(reply["event_ns"], np.float64)
+        if cycles.size != self.repeats:
+            raise ValueError(f"{cycles.size} timer samples for {self.repeats} repeats")
+        if not np.all(np.isfinite(cycles)) or np.any(cycles <= 0):
+            raise ValueError("non-positive or non-finite cycle samples")
+        return spans, event_ns
+
+    def _samples_extra(
+        self,
+        prep: Prepared,
+        reply: dict[str, Any],
+        spans: Spans,
+        event_ns: np.ndarray,
+        throttled: np.ndarray,
+        more_spills: bool,
+    ) -> dict[str, Any]:
+        """A valid Measurement's `extra`: phases, instrumented build, clocks, spread, verdict."""
+        cycles, ns = spans.cycles, spans.ns
+        verify = reply.get("verify") or []
+        phases = dict(reply.get("phases") or {})
+        phases["assemble"] = prep.assemble_s
+        return {
+            **prep.extra,
+            "phases": phases,
+            "regs_instrumented": prep.regs_instrumented,
+            "spills_instrumented": prep.spills_instrumented,
+            "instrumented_spills_more": more_spills,
+            "l2": reply.get("l2", self.l2),
+            "wall_ns_median": float(np.median(spans.wall_ns)),
+            "sms_used": int(np.median(spans.sms)),
+            "regs_driver": reply.get("regs_plain"),
+            "regs_instrumented_driver": reply.get("regs_instrumented"),
+            "throttled_samples": int(throttled.sum()),
+            "throttled": bool(throttled.sum() > cycles.size // 2),
+            "clock_mhz_max": reply.get("clock_mhz_max"),
+            "ns_median": float(np.median(ns)),
+            "event_ns_q1_q3": [
+                float(np.percentile(event_ns, 25)),
+                float(np.percentile(event_ns, 75)),
+            ]
+            if event_ns.size
+            else None,
+            "bit_exact": bool(verify and all(v.get("bit_exact") for v in verify)),
+            "max_abs_err": max((float(v.get("max_abs_err", 0.0)) for v in verify), default=0.0),
+            "exact": self.exact,
+            "warmup": self.warmup,
+            "problem": self.problem,
+            "arch": self.arch,
+        }
 
     def close(self) -> None:
         self.worker.close()

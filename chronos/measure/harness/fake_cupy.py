@@ -2,7 +2,7 @@
 
 `make_handler` is a worker target (`CupyBackend(worker_target=TARGET, load="ptx",
 problem="small")`) that installs this fake as `cupy` in the worker process and runs the real
-`chronos.measure.cupy_harness.CupyHarness` on it. The fake implements only the CuPy surface
+`chronos.measure.harness.cupy_harness.CupyHarness` on it. The fake implements only the CuPy surface
 the harness uses (modules from PTX, launches, memsets, device-to-device copies, events).
 Launches execute the PTX in the emulator, whose module globals are read back after the run and
 merged with `max` like the kernel's `red.global.max`, so the harness's reset / flush / launch /
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-TARGET = "chronos.measure.fake_cupy:make_handler"
+TARGET = "chronos.measure.harness.fake_cupy:make_handler"
 DEVICE_NAME = "fake CuPy on the CPU emulator"
 DRIVER_VERSION = 13000
 L2_BYTES = 1 << 20
@@ -184,7 +184,7 @@ class Module:
         return int(m[1]) // 8 * int(m[2] or 1)
 
     def load(self, image: bytes) -> None:
-        from chronos.measure.compat import min_cuda_version, ptx_isa_version
+        from chronos.measure.harness.compat import min_cuda_version, ptx_isa_version
 
         driver = int(STATE["driver"])
         if image[:4] == b"\x7fELF":
@@ -291,7 +291,7 @@ def make_handler(config: dict[str, Any]) -> Any:
     """Worker target: the real CupyHarness on the fake CuPy (`fake_driver_version` in the
     config pretends an older driver)."""
     install_fake_cupy(int(config.get("fake_driver_version", DRIVER_VERSION)))
-    from chronos.measure.cupy_harness import CupyHarness
+    from chronos.measure.harness.cupy_harness import CupyHarness
 
     config = {"hold_ns_per_launch": HOLD_NS_PER_LAUNCH, **config}
     harness = CupyHarness(config)

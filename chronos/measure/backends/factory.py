@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chronos.measure.cached import CachedBackend
-from chronos.measure.registry import create_backend
+from chronos.measure.backends.cached import CachedBackend
+from chronos.measure.backends.registry import create_backend
 from chronos.measure.store import MEMORY, MeasurementStore, default_store_path
 
 StoreArg = str | os.PathLike[str] | MeasurementStore | None | bool
@@ -38,7 +38,7 @@ def make_backend(name: str = "auto", store: StoreArg = None, **opts: Any) -> Any
     """
     reason = None
     if name == "auto":
-        from chronos.measure.auto import choose_backend
+        from chronos.measure.backends.auto import choose_backend
 
         name, reason = choose_backend()
     if name == "replay":

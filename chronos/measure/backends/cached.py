@@ -16,8 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from chronos.measure.backends.registry import BackendBase
 from chronos.measure.measurement import Measurement
-from chronos.measure.registry import BackendBase
 from chronos.measure.store import MeasurementStore
 from chronos.ptx import ptx_sha256
 from kernels.spec import spec_fingerprint

@@ -34,7 +34,7 @@ def gpu_visible() -> tuple[bool, str]:
         driver = 0
     if problem := _corpus_driver_problem(driver):
         return False, f"CuPy sees {n} CUDA device(s), but {problem}"
-    from chronos.measure.compat import cuda_version_str
+    from chronos.measure.harness.compat import cuda_version_str
 
     cuda = f", driver CUDA {cuda_version_str(driver)}" if driver > 0 else ""
     return True, f"CuPy sees {n} CUDA device(s){cuda}"
@@ -42,8 +42,8 @@ def gpu_visible() -> tuple[bool, str]:
 
 def _corpus_driver_problem(driver: int) -> str | None:
     """Why the driver cannot load the checked-in corpus even with each module lowered to the
-    PTX ISA it needs (chronos.measure.compat; ISA 7.0 today: any CUDA 11+ driver)."""
-    from chronos.measure.compat import driver_problem
+    PTX ISA it needs (chronos.measure.harness.compat; ISA 7.0 today: any CUDA 11+ driver)."""
+    from chronos.measure.harness.compat import driver_problem
     from kernels import list_kernels, load
 
     for kid in list_kernels():
