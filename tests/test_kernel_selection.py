@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import kernels
-from agents.config import KernelsConfig, kernel_ids
+from chronos.pipeline.config import KernelsConfig, kernel_ids
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 

@@ -1,10 +1,10 @@
 """The run report: design §7 success-criteria table, learning curves, per-kernel bars, LOKO.
 
 Reads only files of the run dir (eval/summary.json, metrics/*.csv, loko/loko.json,
-provenance.json, stage_times.json), so `python -m chronos.eval.report <run dir>` can rebuild
-a report after the fact. Every number is labelled with the backend and device it was measured
-on (plots in their titles): an emulated estimate is not a GPU measurement. Speed-ups read
-"1.25x (cycles -20.0%)" and every rate carries its n and 95% interval (chronos.fmt).
+provenance.json, stage_times.json), so `python -m chronos.pipeline.eval.report <run dir>` can
+rebuild a report after the fact. Every number is labelled with the backend and device it was
+measured on (plots in their titles): an emulated estimate is not a GPU measurement. Speed-ups
+read "1.25x (cycles -20.0%)" and every rate carries its n and 95% interval (chronos.fmt).
 """
 
 from __future__ import annotations
