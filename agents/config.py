@@ -16,14 +16,14 @@ from agents.monitors import MonitorConfig
 class TemperatureConfig:
     start: float = 1.5
     end: float = 0.5
-    hold_until: int = 200
-    anneal_until: int = 200
+    hold_until: int = 24
+    anneal_until: int = 24
 
 
 @dataclass
 class ForcedStepsConfig:
     min_steps: int = 2
-    until_epoch: int = 50
+    until_epoch: int = 6
 
 
 @dataclass
@@ -37,10 +37,11 @@ class DynamicSamplingConfig:
 
 @dataclass
 class GRPOConfig:
-    """Design §5: every number of the GRPO loop."""
+    """Design §5: every number of the GRPO loop (values: conf/config.yaml, the small CPU run;
+    `+exp=grpo_full` has the design's)."""
 
-    epochs: int = 500
-    batch_kernels: int = 32
+    epochs: int = 60
+    batch_kernels: int = 8
     group_size: int = 8
     clip_eps_low: float = 0.2  # PPO clip below 1 (the design's clip_eps)
     clip_eps_high: float = 0.28  # DAPO clip-higher above 1: rare good actions can grow
@@ -54,7 +55,7 @@ class GRPOConfig:
     adv_eps: float = 1e-8
     # batch: the design's global normalization; group: per kernel (agents/grpo_math.py)
     adv_scale: str = "batch"
-    eval_every: int = 50
+    eval_every: int = 10
     checkpoint_every: int = 1
     promotion_min_delta: float = 0.0
     temperature: TemperatureConfig = field(default_factory=TemperatureConfig)

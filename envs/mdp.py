@@ -21,6 +21,7 @@ import chronos.transforms
 from chronos.caching import BoundedCache
 from chronos.features import extract
 from chronos.ptx import ptx_sha256
+from envs.constants import INVALID_PENALTY, MAX_STEPS, STEP_COST
 from envs.reward import LogSpeedup, Reward
 from envs.spaces import FEATURE_HIGH, FEATURE_LOW, Layout, layout_of
 from kernels.spec import spec_fingerprint
@@ -90,7 +91,7 @@ class TransformMDP:
     def __init__(
         self,
         backend: Any,
-        max_steps: int = 6,
+        max_steps: int = MAX_STEPS,
         step_cost: float | None = None,
         invalid_penalty: float | None = None,
         transforms: ModuleType | Any = None,
@@ -102,8 +103,10 @@ class TransformMDP:
         self.layout: Layout = layout_of(self.tx)
         if reward is None:
             reward = LogSpeedup(
-                step_cost=0.005 if step_cost is None else float(step_cost),
-                invalid_penalty=-1.0 if invalid_penalty is None else float(invalid_penalty),
+                step_cost=STEP_COST if step_cost is None else float(step_cost),
+                invalid_penalty=(
+                    INVALID_PENALTY if invalid_penalty is None else float(invalid_penalty)
+                ),
             )
         elif step_cost is not None or invalid_penalty is not None:
             raise ValueError("give step_cost/invalid_penalty through the reward object")

@@ -28,6 +28,7 @@ import numpy as np
 
 from chronos.caching import BoundedCache
 from chronos.measure.compat import IsaTooNewError, cuda_version_str, lower_for_driver
+from chronos.measure.cupy_harness import L2_MODES
 from chronos.measure.instrument import (
     TIMER_BYTES,
     InstrumentedPtx,
@@ -62,7 +63,6 @@ def harness_version() -> str:
 HARNESS_VERSION = harness_version()
 DEFAULT_TIMEOUT_S = 10.0
 """Per measurement: the corpus's slowest kernel takes well under a second at 200 repeats."""
-L2_MODES = ("cold", "hot")
 RETRIED_FAULTS = ("timeout", "crash", "garbage")
 """Worker faults retried once on a fresh worker (the first contact may be what failed)."""
 DEFAULT_TARGET = "chronos.measure.cupy_harness:make_handler"

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from agents.bc import BCConfig
 from agents.config import GRPOConfig
 from agents.grpo_math import ADV_SCALES
+from envs.constants import INVALID_PENALTY, MAX_STEPS, STEP_COST
 from envs.reward import Reward, make_reward
 
 # Absolute, so every entry point's `hydra.main` finds the same configs.
@@ -77,12 +78,13 @@ class ClusterConfig:
 
 @dataclass
 class KernelsConfig:
-    """The kernel set: explicit ids, or a selection from families (see `kernel_ids`)."""
+    """The kernel set: explicit ids, or a selection from families (see `kernel_ids`); the
+    defaults are conf/kernels/small.yaml's, the base config's set."""
 
-    name: str = "all"
+    name: str = "small"
     ids: list[str] = field(default_factory=list)  # explicit ids (then the rest is ignored)
     families: list[str] = field(default_factory=list)  # families to draw from; [] = every one
-    per_family: int | None = None  # evenly spaced ids per family (null = all of each)
+    per_family: int | None = 2  # evenly spaced ids per family (null = all of each)
     limit: int | None = None  # at most this many ids in all
     stride: int = 1  # take every `stride`-th id of each family: a spread-out subset
     modules: list[str] = field(default_factory=list)  # user modules to import (they register)
@@ -90,11 +92,11 @@ class KernelsConfig:
 
 @dataclass
 class EnvConfig:
-    """The MDP constants of design §3 (the same defaults as PtxTransformEnv)."""
+    """The MDP constants of design §3 (defaults: envs/constants.py, as PtxTransformEnv's)."""
 
-    max_steps: int = 6
-    step_cost: float = 0.005
-    invalid_penalty: float = -1.0
+    max_steps: int = MAX_STEPS
+    step_cost: float = STEP_COST
+    invalid_penalty: float = INVALID_PENALTY
     reward: str = "log_speedup"
     """A name in envs.reward.REWARDS."""
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import search as searches
+from envs.constants import MAX_STEPS
 from envs.mdp import State, TransformMDP
 
 SEARCHES = (*searches.METHODS, "policy")
@@ -64,7 +65,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--store", default=None, help="measurement store path (default: in memory)")
     p.add_argument("--module", action="append", default=[], help="module registering kernels")
     p.add_argument("--out", type=Path, help="PTX output (default: <target>.best.ptx)")
-    p.add_argument("--max-steps", type=int, default=6, help="longest sequence (the MDP's)")
+    p.add_argument("--max-steps", type=int, default=MAX_STEPS, help="longest sequence (the MDP's)")
     p.add_argument("--width", type=int, default=4, help="beam width")
     p.add_argument("--episodes", type=int, default=64, help="random-search episodes")
     p.add_argument("--seed", type=int, default=0, help="random-search seed")
