@@ -36,6 +36,29 @@ MASK_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.mask")
 FEATURE_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.features")
 
 
+def forbid_early_stop(
+    obs: np.ndarray, mask: np.ndarray, steps: int, min_steps: int, layout: Layout
+) -> tuple[np.ndarray, np.ndarray]:
+    """The forced-steps rule (design §6.1, "forced >= 2 steps before epoch 50"): in the first
+    `min_steps` steps of an episode stop is illegal unless it is the only legal action, so an
+    episode can always end.
+
+    `obs` (layout.obs_size,) and `mask` (layout.n_actions,) are one state's, or a batch of them
+    (one row per state, every state `steps` steps into its episode). Returns new arrays: the
+    mask with stop cleared where the rule applies, and the observation with that mask in its
+    mask block, so the policy sees the mask it is sampled under. The one rule of both the
+    `ForbidEarlyStop` wrapper and the GRPO rollouts (agents/rollout.py).
+    """
+    mask = np.array(mask, dtype=np.bool_)
+    obs = np.array(obs)
+    if steps < min_steps:
+        stop = layout.stop
+        others = np.delete(mask, stop, axis=-1).any(axis=-1)
+        mask[..., stop] &= ~others
+    obs[..., layout.mask] = mask
+    return obs, mask
+
+
 @dataclass(frozen=True)
 class State:
     """A kernel's PTX after some applied transforms, with its last valid measurement."""
