@@ -19,8 +19,9 @@ what each one checks):
    next to the design's L4 figures.
 6. `greedy`: greedy on all 64 gemm_tile kernels and a sample of every other family, every
    measurement recorded into the replay store DIR/data/replay/<device>.sqlite.
-7. `fidelity`: benchmarks/fidelity.py on that store, when the script exists (CPU work: it gets
-   at most a minute here; the same command reruns on any machine from the committed store).
+7. `fidelity`: the cost model's fidelity check (chronos.pipeline.validate.fidelity, also
+   `python benchmarks/fidelity.py`) on that store (CPU work: it gets at most a minute here; the
+   same command reruns on any machine from the committed store).
 
 Everything lands under DIR: gpu-validation.json (every figure), docs/gpu-validation.md (the
 page, generated from the JSON), data/replay/<device>.sqlite, logs. Copy DIR/docs and DIR/data

@@ -91,9 +91,10 @@ STEP_DOCS = (
     ),
     (
         "fidelity",
-        "`benchmarks/fidelity.py --store STORE --backend cupy` (the cost model against the "
-        "store: Spearman, per-action direction agreement), when that script exists; CPU work, "
-        "so it is also rerun from the committed store on any machine",
+        "`python -m chronos.pipeline.validate.fidelity --store STORE --backend cupy` (also "
+        "`benchmarks/fidelity.py`: the cost model against the store, Spearman and per-action "
+        "direction agreement); CPU work, so it is also rerun from the committed store on any "
+        "machine",
     ),
 )
 """(step, what it checks): the table at the top of the page."""
