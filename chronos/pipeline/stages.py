@@ -37,7 +37,7 @@ log = logging.getLogger("chronos.train")
 
 @dataclass(frozen=True)
 class EvalStages:
-    """LOKO and the report (chronos.eval), handed in by the entry points."""
+    """LOKO and the report (chronos.pipeline.eval), handed in by the entry points."""
 
     loko: Callable[[Any, BCData, list[str]], dict[str, Any]]
     run_loko: Callable[[Any, BCData], dict[str, Any]]
