@@ -1,6 +1,6 @@
 """The import rule: arrows point down, and no unit imports another in a cycle.
 
-    pipeline  chronos.pipeline, chronos.train, chronos.eval, chronos.optimize, chronos.validate
+    pipeline  chronos.pipeline (and its `python -m` shims chronos.train, eval, optimize, validate)
        |
     agents
        |

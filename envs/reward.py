@@ -15,14 +15,16 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from envs.constants import INVALID_PENALTY, STEP_COST
+
 
 @dataclass(frozen=True)
 class Reward:
     """Base class: the step cost and invalid penalty every reward shares."""
 
     name: ClassVar[str] = "base"
-    step_cost: float = 0.005
-    invalid_penalty: float = -1.0
+    step_cost: float = STEP_COST
+    invalid_penalty: float = INVALID_PENALTY
 
     def gain(self, c_prev: float, c_new: float, c_0: float) -> float:  # pragma: no cover
         raise NotImplementedError

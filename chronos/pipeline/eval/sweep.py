@@ -2,7 +2,7 @@
 
 A Hydra callback (`hydra.callbacks.sweep_summary` in conf/config.yaml) writes
 `sweep_summary.md` and `sweep_summary.json` into the multirun dir when the sweep ends; it reads
-only the jobs' run dirs, so `python -m chronos.eval.sweep <multirun dir>` rebuilds it.
+only the jobs' run dirs, so `python -m chronos.pipeline.eval.sweep <multirun dir>` rebuilds it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from chronos.eval.report import loko_best_accuracy
 from chronos.fmt import backend_label, speedup
+from chronos.pipeline.eval.report import loko_best_accuracy
 
 # (key, label, reader, kind): kind "speedup" values are final/base - 1, "rate" are shares.
 Metric = tuple[str, str, Callable[[dict[str, Any]], float | None], str]

@@ -1,10 +1,10 @@
 """The run report: design §7 success-criteria table, learning curves, per-kernel bars, LOKO.
 
 Reads only files of the run dir (eval/summary.json, metrics/*.csv, loko/loko.json,
-provenance.json, stage_times.json), so `python -m chronos.eval.report <run dir>` can rebuild
-a report after the fact. Every number is labelled with the backend and device it was measured
-on (plots in their titles): an emulated estimate is not a GPU measurement. Speed-ups read
-"1.25x (cycles -20.0%)" and every rate carries its n and 95% interval (chronos.fmt).
+provenance.json, stage_times.json), so `python -m chronos.pipeline.eval.report <run dir>` can
+rebuild a report after the fact. Every number is labelled with the backend and device it was
+measured on (plots in their titles): an emulated estimate is not a GPU measurement. Speed-ups
+read "1.25x (cycles -20.0%)" and every rate carries its n and 95% interval (chronos.fmt).
 """
 
 from __future__ import annotations
@@ -292,6 +292,217 @@ def optimum_cell(row: dict[str, Any]) -> str:
     return speedup(row["optimum"]) + ("" if row.get("optimum_complete", True) else "*")
 
 
+def _run_line(cfg: dict[str, Any], seed: Any) -> str:
+    """The header line that says what trained: GRPO, LOKO, or neither."""
+    grpo_cfg = cfg.get("grpo", {})
+    stages = list(cfg.get("stages", []))
+    if "grpo" in stages:
+        return (
+            f"- GRPO: {grpo_cfg.get('epochs')} epochs, batch {grpo_cfg.get('batch_kernels')}"
+            f" kernels, G={grpo_cfg.get('group_size')}, seed {seed}"
+        )
+    if "loko" in stages:
+        return (
+            f"- LOKO: learners {', '.join(cfg.get('loko', {}).get('learners', []))}; GRPO"
+            f" epochs per fold: {cfg.get('loko', {}).get('grpo_epochs')}, batch"
+            f" {grpo_cfg.get('batch_kernels')} kernels, G={grpo_cfg.get('group_size')},"
+            f" seed {seed}"
+        )
+    return f"- No GRPO stage (stages: {', '.join(stages)}); seed {seed}"
+
+
+def _header(prov: dict[str, Any], times: dict[str, float], backend: str, label: str) -> list[str]:
+    """Title, backend, kernels, what trained, revision and stage times."""
+    cfg = prov.get("config", {})
+    loko_group = cfg.get("loko", {}).get("group", "kernel")
+    if "loko" in list(cfg.get("stages", [])):
+        title = f"leave-one-{loko_group}-out report"
+    else:
+        title = "training report"
+    return [
+        f"# Chronos {title}",
+        "",
+        f"- Backend: **{label}**"
+        + (
+            " — cycles are the CPU cost model's estimate, not GPU measurements"
+            if backend == "emulated"
+            else ""
+        ),
+        f"- Kernels: {len(prov.get('kernels', {}))} ({', '.join(sorted(prov.get('kernels', {})))})",
+        _run_line(cfg, prov.get("seed")),
+        f"- Git revision: `{prov.get('git_revision', '?')}`; created {prov.get('created', '?')}",
+        "- Stage wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()),
+        "",
+    ]
+
+
+def _results_section(
+    summary: dict[str, Any],
+    loko: dict[str, Any],
+    cfg: dict[str, Any],
+    times: dict[str, float],
+    label: str,
+    families: dict[str, str],
+    plots: Path,
+) -> list[str]:
+    """Success criteria, the per-kernel table (and its plot) and the novel sequences."""
+    hours = sum(times.get(k, 0.0) for k in ("greedy", "bc", "grpo")) / 3600
+    summary.setdefault("novel_min_gain", cfg.get("eval", {}).get("novel_min_gain", 0.01))
+    lines = ["## Success criteria (design §7)", "", f"All cycle figures: {label}.", ""]
+    lines += success_table(summary, loko, hours)
+    lines += [
+        "",
+        "First-action accuracy compares the policy's argmax first action with greedy's "
+        "first action on each kernel; a policy that beats greedy may legitimately differ.",
+        "",
+    ]
+    pk = summary.get("per_kernel", {})
+    lines += [
+        "## Per-kernel speed-up",
+        "",
+        *optimum_headline(summary),
+        "![per-kernel](plots/per_kernel.png)",
+        "",
+        f"Speed-up = base/final cycles ({label}); above 1x is faster.",
+        "",
+        "| kernel | greedy | BC | GRPO | optimum | greedy sequence | GRPO sequence |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for k in sorted(pk):
+        r = pk[k]
+        lines.append(
+            f"| {k} | {speedup(r.get('greedy'))} | {speedup(r.get('bc'))} "
+            f"| {speedup(r.get('grpo'))} | {optimum_cell(r)} "
+            f"| {' → '.join(r.get('greedy_actions') or []) or '(stop)'} "
+            f"| {' → '.join(r.get('grpo_actions') or []) or '(stop)'} |"
+        )
+    plot_per_kernel(pk, plots / "per_kernel.png", label, families)
+    novel = summary.get("novel_sequences", [])
+    lines += ["", "## Novel sequences (better than greedy's on the same kernel)", ""]
+    lines += [
+        f"- {n['kernel_id']}: {' → '.join(n['actions'])} ({speedup(n['vs_greedy'])} vs "
+        "greedy's final cycles)"
+        for n in novel
+    ] or ["- none"]
+    lines.append("")
+    return lines
+
+
+def _training_section(rdir: Path, summary: dict[str, Any], label: str, plots: Path) -> list[str]:
+    """Learning curves (and their plot), epoch times and the reward-hacking monitors."""
+    train_csv = rdir / "metrics" / "train.csv"
+    if not train_csv.exists():
+        return []
+    train = read_csv(train_csv)
+    eval_csv = rdir / "metrics" / "eval.csv"
+    evals = read_csv(eval_csv) if eval_csv.exists() else []
+    plot_learning_curves(
+        train,
+        evals,
+        summary.get("greedy_mean_improvement"),
+        plots / "learning_curves.png",
+        label,
+    )
+    lines = ["## Learning curves", "", "![learning curves](plots/learning_curves.png)", ""]
+    if not train:
+        return lines
+    epoch_s = [r.get("perf/epoch_s", math.nan) for r in train]
+    half = max(len(epoch_s) // 2, 1)
+    lines.append(
+        f"Epoch time: first half mean {sum(epoch_s[:half]) / half:.1f} s, second half "
+        f"mean {sum(epoch_s[half:]) / max(len(epoch_s) - half, 1):.1f} s "
+        "(must not grow; later epochs hit the measurement cache more)."
+    )
+    alarms = {
+        k: int(sum(r.get(k, 0.0) for r in train))
+        for k in train[0]
+        if k.startswith("monitors/alarm_")
+    }
+    lines += [
+        "",
+        "## Reward-hacking monitors (design §6)",
+        "",
+        "| monitor | epochs in alarm |",
+        "|---|---:|",
+    ]
+    lines += [
+        f"| {k.removeprefix('monitors/alarm_')} | {v} / {len(train)} |" for k, v in alarms.items()
+    ]
+    lines.append("")
+    return lines
+
+
+def _loko_section(
+    rdir: Path,
+    loko: dict[str, Any],
+    cfg: dict[str, Any],
+    label: str,
+    families: dict[str, str],
+    plots: Path,
+) -> list[str]:
+    """The LOKO/LOFO study: its plot, the mean table and the per-fold table."""
+    plot_loko(loko, plots / "loko.png", label, families)
+    lcfg = cfg.get("loko", {})
+    short, heading, unit = _study(loko)
+    lines = [
+        f"## {heading}",
+        "",
+        f"LeaveOneGroupOut over {loko.get('folds')} {unit} folds; learners "
+        f"{', '.join(loko.get('learners', []))}"
+        + (
+            f"; GRPO {lcfg.get('grpo_epochs')} epochs per fold from the fold's BC policy"
+            if "grpo" in loko.get("learners", [])
+            else ""
+        )
+        + f". Accuracy is against greedy's decisions on the held-out {unit}; improvement is"
+        " the argmax policy's mean over its kernels (greedy's own is in the per-kernel"
+        " table).",
+        "",
+        "![loko](plots/loko.png)",
+        "",
+        "| learner | accuracy (pooled) | first-action accuracy | held-out speed-up (mean) |",
+        "|---|---:|---:|---:|",
+    ]
+    for learner, m in loko.get("mean", {}).items():
+        n_states, n_first = loko_n(loko, learner)
+        lines.append(
+            f"| {learner} | {rate(m.get('accuracy'), n_states)} | "
+            f"{rate(m.get('first_action_accuracy'), n_first)} "
+            f"| {speedup(m.get('improvement'))} |"
+        )
+    return lines + _loko_folds(rdir, loko, unit) + [""]
+
+
+def _loko_folds(rdir: Path, loko: dict[str, Any], unit: str) -> list[str]:
+    """One row per held-out kernel or family: each learner's accuracy and speed-up there."""
+    greedy = {
+        k["kernel_id"]: k["improvement"]
+        for k in _read_json(rdir / "greedy" / "greedy.json").get("kernels", [])
+    }
+    learners = list(loko.get("learners", []))
+    lines = [
+        "",
+        f"Per held-out {unit} (accuracy over its n states / first-action accuracy / speed-up):",
+        "",
+        f"| held-out {unit} | kernels | greedy | " + " | ".join(learners) + " |",
+        "|---|---:|---:|" + "---|" * len(learners),
+    ]
+    for name in sorted(loko.get("per_fold", {})):
+        row = loko["per_fold"][name]
+        members = row.get("kernels", [name])
+        gains = [greedy[k] for k in members if k in greedy]
+        cells = []
+        for learner in learners:
+            r = row.get(learner, {})
+            cell = f"{_acc(r.get('accuracy'))} (n={r.get('n', '?')}) / {_acc(r.get(FA))}"
+            if "improvement" in r:
+                cell += f" / {speedup(r['improvement'])}"
+            cells.append(cell)
+        g = speedup(sum(gains) / len(gains)) if gains else "n/a"
+        lines.append(f"| {name} | {len(members)} | {g} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(run_dir: str | Path) -> Path:
     """report.md and plots/*.png in the run dir; returns the markdown path."""
     rdir = Path(run_dir)
@@ -306,176 +517,12 @@ def write_report(run_dir: str | Path) -> Path:
     label = backend_label(backend, device)
     families = dict(prov.get("families", {}))
     cfg = prov.get("config", {})
-    grpo_cfg = cfg.get("grpo", {})
-    stages = list(cfg.get("stages", []))
-    if "grpo" in stages:
-        grpo_line = (
-            f"- GRPO: {grpo_cfg.get('epochs')} epochs, batch {grpo_cfg.get('batch_kernels')}"
-            f" kernels, G={grpo_cfg.get('group_size')}, seed {prov.get('seed')}"
-        )
-    elif "loko" in stages:
-        grpo_line = (
-            f"- LOKO: learners {', '.join(cfg.get('loko', {}).get('learners', []))}; GRPO"
-            f" epochs per fold: {cfg.get('loko', {}).get('grpo_epochs')}, batch"
-            f" {grpo_cfg.get('batch_kernels')} kernels, G={grpo_cfg.get('group_size')},"
-            f" seed {prov.get('seed')}"
-        )
-    else:
-        grpo_line = f"- No GRPO stage (stages: {', '.join(stages)}); seed {prov.get('seed')}"
-    loko_group = cfg.get("loko", {}).get("group", "kernel")
-    if "loko" in stages:
-        title = f"leave-one-{loko_group}-out report"
-    else:
-        title = "training report"
-    lines = [
-        f"# Chronos {title}",
-        "",
-        f"- Backend: **{label}**"
-        + (
-            " — cycles are the CPU cost model's estimate, not GPU measurements"
-            if backend == "emulated"
-            else ""
-        ),
-        f"- Kernels: {len(prov.get('kernels', {}))} ({', '.join(sorted(prov.get('kernels', {})))})",
-        grpo_line,
-        f"- Git revision: `{prov.get('git_revision', '?')}`; created {prov.get('created', '?')}",
-        "- Stage wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()),
-        "",
-    ]
+    lines = _header(prov, times, backend, label)
     if summary:
-        hours = sum(times.get(k, 0.0) for k in ("greedy", "bc", "grpo")) / 3600
-        summary.setdefault("novel_min_gain", cfg.get("eval", {}).get("novel_min_gain", 0.01))
-        lines += ["## Success criteria (design §7)", "", f"All cycle figures: {label}.", ""]
-        lines += success_table(summary, loko, hours)
-        lines += [
-            "",
-            "First-action accuracy compares the policy's argmax first action with greedy's "
-            "first action on each kernel; a policy that beats greedy may legitimately differ.",
-            "",
-        ]
-        pk = summary.get("per_kernel", {})
-        lines += [
-            "## Per-kernel speed-up",
-            "",
-            *optimum_headline(summary),
-            "![per-kernel](plots/per_kernel.png)",
-            "",
-            f"Speed-up = base/final cycles ({label}); above 1x is faster.",
-            "",
-            "| kernel | greedy | BC | GRPO | optimum | greedy sequence | GRPO sequence |",
-            "|---|---:|---:|---:|---:|---|---|",
-        ]
-        for k in sorted(pk):
-            r = pk[k]
-            lines.append(
-                f"| {k} | {speedup(r.get('greedy'))} | {speedup(r.get('bc'))} "
-                f"| {speedup(r.get('grpo'))} | {optimum_cell(r)} "
-                f"| {' → '.join(r.get('greedy_actions') or []) or '(stop)'} "
-                f"| {' → '.join(r.get('grpo_actions') or []) or '(stop)'} |"
-            )
-        plot_per_kernel(pk, plots / "per_kernel.png", label, families)
-        novel = summary.get("novel_sequences", [])
-        lines += ["", "## Novel sequences (better than greedy's on the same kernel)", ""]
-        lines += [
-            f"- {n['kernel_id']}: {' → '.join(n['actions'])} ({speedup(n['vs_greedy'])} vs "
-            "greedy's final cycles)"
-            for n in novel
-        ] or ["- none"]
-        lines.append("")
-    train_csv = rdir / "metrics" / "train.csv"
-    if train_csv.exists():
-        train = read_csv(train_csv)
-        eval_csv = rdir / "metrics" / "eval.csv"
-        evals = read_csv(eval_csv) if eval_csv.exists() else []
-        plot_learning_curves(
-            train,
-            evals,
-            summary.get("greedy_mean_improvement"),
-            plots / "learning_curves.png",
-            label,
-        )
-        lines += ["## Learning curves", "", "![learning curves](plots/learning_curves.png)", ""]
-        if train:
-            epoch_s = [r.get("perf/epoch_s", math.nan) for r in train]
-            half = max(len(epoch_s) // 2, 1)
-            lines.append(
-                f"Epoch time: first half mean {sum(epoch_s[:half]) / half:.1f} s, second half "
-                f"mean {sum(epoch_s[half:]) / max(len(epoch_s) - half, 1):.1f} s "
-                "(must not grow; later epochs hit the measurement cache more)."
-            )
-            alarms = {
-                k: int(sum(r.get(k, 0.0) for r in train))
-                for k in train[0]
-                if k.startswith("monitors/alarm_")
-            }
-            lines += [
-                "",
-                "## Reward-hacking monitors (design §6)",
-                "",
-                "| monitor | epochs in alarm |",
-                "|---|---:|",
-            ]
-            lines += [
-                f"| {k.removeprefix('monitors/alarm_')} | {v} / {len(train)} |"
-                for k, v in alarms.items()
-            ]
-            lines.append("")
+        lines += _results_section(summary, loko, cfg, times, label, families, plots)
+    lines += _training_section(rdir, summary, label, plots)
     if loko:
-        plot_loko(loko, plots / "loko.png", label, families)
-        lcfg = cfg.get("loko", {})
-        short, heading, unit = _study(loko)
-        lines += [
-            f"## {heading}",
-            "",
-            f"LeaveOneGroupOut over {loko.get('folds')} {unit} folds; learners "
-            f"{', '.join(loko.get('learners', []))}"
-            + (
-                f"; GRPO {lcfg.get('grpo_epochs')} epochs per fold from the fold's BC policy"
-                if "grpo" in loko.get("learners", [])
-                else ""
-            )
-            + f". Accuracy is against greedy's decisions on the held-out {unit}; improvement is"
-            " the argmax policy's mean over its kernels (greedy's own is in the per-kernel"
-            " table).",
-            "",
-            "![loko](plots/loko.png)",
-            "",
-            "| learner | accuracy (pooled) | first-action accuracy | held-out speed-up (mean) |",
-            "|---|---:|---:|---:|",
-        ]
-        for learner, m in loko.get("mean", {}).items():
-            n_states, n_first = loko_n(loko, learner)
-            lines.append(
-                f"| {learner} | {rate(m.get('accuracy'), n_states)} | "
-                f"{rate(m.get('first_action_accuracy'), n_first)} "
-                f"| {speedup(m.get('improvement'))} |"
-            )
-        greedy = {
-            k["kernel_id"]: k["improvement"]
-            for k in _read_json(rdir / "greedy" / "greedy.json").get("kernels", [])
-        }
-        learners = list(loko.get("learners", []))
-        lines += [
-            "",
-            f"Per held-out {unit} (accuracy over its n states / first-action accuracy / speed-up):",
-            "",
-            f"| held-out {unit} | kernels | greedy | " + " | ".join(learners) + " |",
-            "|---|---:|---:|" + "---|" * len(learners),
-        ]
-        for name in sorted(loko.get("per_fold", {})):
-            row = loko["per_fold"][name]
-            members = row.get("kernels", [name])
-            gains = [greedy[k] for k in members if k in greedy]
-            cells = []
-            for learner in learners:
-                r = row.get(learner, {})
-                cell = f"{_acc(r.get('accuracy'))} (n={r.get('n', '?')}) / {_acc(r.get(FA))}"
-                if "improvement" in r:
-                    cell += f" / {speedup(r['improvement'])}"
-                cells.append(cell)
-            g = speedup(sum(gains) / len(gains)) if gains else "n/a"
-            lines.append(f"| {name} | {len(members)} | {g} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _loko_section(rdir, loko, cfg, label, families, plots)
     out = rdir / "report.md"
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -1,176 +1,35 @@
-"""`python -m chronos.validate`: validate Chronos on a GPU in one command, and keep the data.
-
-GPU time comes in short windows, so this is one prepared process tree that cannot waste one:
-
-    python -m chronos.validate --out DIR [--budget-s 420] [--dry-run]
-
-Steps, in order (each saves its results before the next starts; docs/gpu-validation.md says
-what each one checks):
-
-1. `environment`: Python, NumPy, CuPy, driver, CUDA runtime and ptxas versions, the device, its
-   SM clock, compute mode and the other processes on the GPU (nvidia-smi). It stops at once
-   (exit 2) unless the `cupy` backend is usable: `auto` falling back to `emulated` is an error
-   here, with its reason.
-2. `pytest_gpu`: `pytest -m gpu` with CHRONOS_REQUIRE_GPU=1 (a skip would be an error).
-3. `latency`: per-measurement split (assemble / load / verify / time) and store-hit latency.
-4. `repeatability`: the median cycles of a few kernels in at least 5 fresh processes, their
-   coefficient of variation, CUDA-event time beside the %clock64 cycles, throttled samples.
-5. `sanity`: maxnreg_128, vec_ld, vec_st and the design's sequence on a few gemm_tile kernels,
-   next to the design's L4 figures.
-6. `greedy`: greedy on all 64 gemm_tile kernels and a sample of every other family, every
-   measurement recorded into the replay store DIR/data/replay/<device>.sqlite.
-7. `fidelity`: benchmarks/fidelity.py on that store, when the script exists (CPU work: it gets
-   at most a minute here; the same command reruns on any machine from the committed store).
-
-Everything lands under DIR: gpu-validation.json (every figure), docs/gpu-validation.md (the
-page, generated from the JSON), data/replay/<device>.sqlite, logs. Copy DIR/docs and DIR/data
-into the repository to publish a run. The run stops cleanly at `--budget-s`: a step that does
-not fit is skipped (and says so), greedy stops between kernels, and what was measured is saved.
-
-`--dry-run` runs the same steps on CPU: the real cupy backend and GPU harness, with CuPy
-replaced by chronos.measure.harness.fake_cupy (launches run in the emulator; "small" problems, few
-repeats and sampled kernels). Its figures are the emulator's and are labelled so; CI runs it.
-"""
+"""The steps of `python -m chronos.validate`, in order (see the package docstring)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import math
 import os
 import platform
-import re
-import signal
 import statistics
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chronos.progress import Progress
-
-log = logging.getLogger("chronos.validate")
-
-ROOT = Path(__file__).resolve().parents[2]
-STEPS = ("environment", "pytest_gpu", "latency", "repeatability", "sanity", "greedy", "fidelity")
-RESULTS_JSON = "gpu-validation.json"
-PAGE = Path("docs") / "gpu-validation.md"
-REPLAY_DIR = Path("data") / "replay"
-FIDELITY_SCRIPT = ROOT / "benchmarks" / "fidelity.py"
-REQUIRE_GPU = "CHRONOS_REQUIRE_GPU"
-CV_TARGET = 0.005
-"""The repeatability goal: CV of the median over fresh processes <= 0.5%."""
-DESIGN_KERNEL = "gemm_tile_4_6_8"
-DESIGN_SEQUENCE = ("maxnreg_128", "vec_ld", "vec_st", "reorder_cp")
-DESIGN_L4_CYCLES = (1829.0, 1103.0, 909.0, 841.0, 835.0)
-"""chronos-v3-design.md §3.1: gemm_tile_4_6_8 on an L4, baseline then after each transform."""
-SANITY_TRANSFORMS = ("maxnreg_128", "vec_ld", "vec_st")
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
-
-
-class Refused(RuntimeError):
-    """The run must not go on (no usable GPU backend): exit 2 with the reason."""
-
-
-class OutOfBudget(RuntimeError):
-    """The time budget is spent (or the run was told to stop)."""
-
-
-@dataclass
-class ValidateConfig:
-    """What one run does; `for_mode` fills the device or dry-run defaults."""
-
-    out: Path
-    budget_s: float = 420.0
-    dry_run: bool = False
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    repeats: int = 200
-    warmup: int = 20
-    greedy_repeats: int = 30
-    greedy_warmup: int = 3
-    greedy_max_steps: int = 4
-    gemm_kernels: int = 64
-    per_family: int = 2
-    processes: int = 5
-    repeat_kernels: tuple[str, ...] = ("gemm_tile_4_4_4", "gemm_tile_8_8_8", "gemm_tile_2_2_2")
-    sanity_kernels: tuple[str, ...] = (DESIGN_KERNEL, "gemm_tile_4_4_4", "gemm_tile_8_8_8")
-    latency_kernels: int = 4
-    pytest_timeout_s: float = 150.0
-    fidelity_depth: int = 1
-    fidelity_timeout_s: float = 60.0
-    steps: tuple[str, ...] = STEPS
-    reserve_s: float = 10.0
-
-    @classmethod
-    def for_mode(cls, out: Path, budget_s: float, dry_run: bool, **overrides: Any) -> Any:
-        base: dict[str, Any] = {}
-        if dry_run:
-            base = {
-                "repeats": 3,
-                "warmup": 1,
-                "greedy_repeats": 2,
-                "greedy_warmup": 0,
-                "greedy_max_steps": 1,
-                "gemm_kernels": 1,
-                "per_family": 0,
-                "repeat_kernels": ("gemm_tile_2_2_2",),
-                "sanity_kernels": ("gemm_tile_2_2_2",),
-                "latency_kernels": 1,
-                "pytest_timeout_s": 60.0,
-                "reserve_s": 3.0,
-            }
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(out=Path(out), budget_s=float(budget_s), dry_run=dry_run, **base)
-
-
-class Budget:
-    """Wall-clock budget of the run; steps ask before starting what they cannot finish."""
-
-    def __init__(self, seconds: float, reserve_s: float):
-        self.t0 = time.monotonic()
-        self.seconds = float(seconds)
-        self.reserve_s = float(reserve_s)
-        self.stopped: str | None = None
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
-
-    def left(self) -> float:
-        """Seconds left for work (the reserve for saving is kept back)."""
-        return self.seconds - self.reserve_s - self.elapsed()
-
-    def check(self, need_s: float = 0.0) -> None:
-        if self.stopped:
-            raise OutOfBudget(self.stopped)
-        if self.left() < need_s:
-            raise OutOfBudget(f"{self.left():.0f} s left of the budget, {need_s:.0f} s needed")
-
-
-# --- backends ---------------------------------------------------------------------------------
-
-
-def cupy_options(cfg: ValidateConfig, repeats: int, warmup: int) -> dict[str, Any]:
-    """make_backend("cupy", ...) options of this run (the fake CuPy in a dry run)."""
-    opts: dict[str, Any] = {"repeats": repeats, "warmup": warmup, "assemble_workers": cfg.jobs}
-    if cfg.dry_run:
-        from chronos.measure.harness import fake_cupy
-
-        # The fake runs each cubin as the PTX it came from, in the emulator: small problems.
-        opts.update(worker_target=fake_cupy.TARGET, problem="small", timeout_s=120)
-    return opts
-
-
-def device_slug(name: str) -> str:
-    """'NVIDIA H200' -> 'nvidia-h200' (the replay store's file name)."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown-gpu"
-
-
-# --- steps ------------------------------------------------------------------------------------
+from chronos.pipeline.validate.common import (
+    CV_TARGET,
+    DESIGN_KERNEL,
+    DESIGN_L4_CYCLES,
+    DESIGN_SEQUENCE,
+    REPLAY_DIR,
+    REQUIRE_GPU,
+    ROOT,
+    SANITY_TRANSFORMS,
+    Budget,
+    OutOfBudget,
+    Refused,
+    ValidateConfig,
+    cupy_options,
+    device_slug,
+)
 
 
 def _run(cmd: Sequence[str], timeout: float) -> tuple[int | None, str]:
@@ -623,19 +482,22 @@ def compact(path: Path) -> None:
             con.close()
 
 
+FIDELITY_COMMAND = (sys.executable, "-m", "chronos.pipeline.validate.fidelity")
+"""The cost model's fidelity check (also `python benchmarks/fidelity.py`), in a child process
+so that the step can be cut at its timeout."""
+
+
 def step_fidelity(cfg: ValidateConfig, budget: Budget, state: dict[str, Any]) -> dict[str, Any]:
-    """benchmarks/fidelity.py on the recorded store (when that script exists): CPU work, so it
-    gets at most `fidelity_timeout_s` of the device's time; the same command reruns on any CPU
-    machine from the committed store."""
+    """chronos.pipeline.validate.fidelity on the recorded store: CPU work, so it gets at most
+    `fidelity_timeout_s` of the device's time; the same command (`python benchmarks/fidelity.py`)
+    reruns on any CPU machine from the committed store."""
     greedy = state.get("results", {}).get("greedy") or {}
     store = greedy.get("store")
-    if not FIDELITY_SCRIPT.exists():
-        return {"skipped": "benchmarks/fidelity.py is not in this checkout"}
     if not store:
         return {"skipped": "no replay store was recorded (the greedy step did not run)"}
     budget.check(10)
     arch = ((state.get("results", {}).get("environment") or {}).get("device") or {}).get("arch")
-    cmd = [sys.executable, str(FIDELITY_SCRIPT), "--store", str(cfg.out / store)]
+    cmd = [*FIDELITY_COMMAND, "--store", str(cfg.out / store)]
     cmd += ["--backend", "cupy", "--depth", str(cfg.fidelity_depth)]
     if arch:
         cmd += ["--arch", str(arch)]
@@ -672,123 +534,3 @@ STEP_FUNCTIONS: dict[str, Callable[[ValidateConfig, Budget, dict[str, Any]], dic
 
 
 # --- the run ----------------------------------------------------------------------------------
-
-
-def save(cfg: ValidateConfig, results: dict[str, Any]) -> None:
-    """Write the JSON and the page generated from it (after every step)."""
-    from chronos.validate.report import render_page
-
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    tmp = cfg.out / (RESULTS_JSON + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str))
-    tmp.replace(cfg.out / RESULTS_JSON)
-    page = cfg.out / PAGE
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(render_page(results))
-    # Beside the page too: `cp -r OUT/docs OUT/data .` publishes the page with its data.
-    (page.parent / RESULTS_JSON).write_text((cfg.out / RESULTS_JSON).read_text())
-
-
-def run(cfg: ValidateConfig) -> tuple[int, dict[str, Any]]:
-    """Every step of cfg.steps in order; returns (exit status, results)."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    budget = Budget(cfg.budget_s, cfg.reserve_s)
-    results: dict[str, Any] = {
-        "dry_run": cfg.dry_run,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "command": " ".join(["python -m chronos.validate", *sys.argv[1:]]),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-        "steps": {},
-        "results": {},
-    }
-    state: dict[str, Any] = {"results": results["results"]}
-
-    def stop(signum: int, _frame: Any) -> None:
-        budget.stopped = f"signal {signum}"
-        raise OutOfBudget(budget.stopped)
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    status = EXIT_OK
-    bar = Progress("validate", unit="step", total=len(cfg.steps))
-    try:
-        for name in cfg.steps:
-            t0 = time.monotonic()
-            entry: dict[str, Any] = {"status": "ok"}
-            log.warning("chronos.validate: %s (%.0f s left)", name, budget.left())
-            try:
-                res = results["results"][name] = STEP_FUNCTIONS[name](cfg, budget, state)
-                if res.get("skipped"):
-                    entry = {"status": "skipped", "error": res["skipped"]}
-            except Refused as exc:
-                entry = {"status": "refused", "error": str(exc)}
-                status = EXIT_REFUSED
-            except OutOfBudget as exc:
-                entry = {"status": "skipped", "error": f"out of budget: {exc}"}
-                if "partial" in state:
-                    results["results"][name] = {**state.pop("partial"), "stopped": str(exc)}
-            except Exception as exc:  # noqa: BLE001 - a failed step is reported, the run goes on
-                entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                entry["traceback"] = traceback.format_exc(limit=6)
-                status = max(status, EXIT_FAILED)
-            state.pop("partial", None)
-            entry["seconds"] = round(time.monotonic() - t0, 1)
-            results["steps"][name] = entry
-            if name == "pytest_gpu" and entry["status"] == "ok":
-                if not results["results"][name]["ok"]:
-                    status = max(status, EXIT_FAILED)
-            results["elapsed_s"] = round(budget.elapsed(), 1)
-            save(cfg, results)
-            bar.update(1, **{name: entry["status"]})
-            if status == EXIT_REFUSED:
-                break
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        bar.close(f"exit {status}")
-    results["elapsed_s"] = round(budget.elapsed(), 1)
-    results["exit_status"] = status
-    save(cfg, results)
-    return status, results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m chronos.validate", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("gpu-validation-out"), help="output folder"
-    )
-    parser.add_argument("--budget-s", type=float, default=420.0, help="stop cleanly after this")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="CPU only: fake CuPy on the emulator"
-    )
-    parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset of steps")
-    parser.add_argument("--jobs", type=int, default=None, help="ptxas threads (default: CPUs)")
-    parser.add_argument(
-        "--gemm-kernels", type=int, default=None, help="gemm_tile kernels for greedy"
-    )
-    parser.add_argument(
-        "--per-family", type=int, default=None, help="greedy kernels per other family"
-    )
-    parser.add_argument("--child-repeat", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--child-repeats", type=int, default=200, help=argparse.SUPPRESS)
-    parser.add_argument("--child-warmup", type=int, default=20, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.child_repeat:
-        return child_repeat(args.child_repeat, args.dry_run, args.child_repeats, args.child_warmup)
-    steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
-    unknown = [s for s in steps if s not in STEPS]
-    if unknown:
-        parser.error(f"unknown steps {unknown}; steps are {', '.join(STEPS)}")
-    cfg = ValidateConfig.for_mode(
-        args.out, args.budget_s, args.dry_run, jobs=args.jobs, steps=steps,
-        gemm_kernels=args.gemm_kernels, per_family=args.per_family,
-    )  # fmt: skip
-    status, results = run(cfg)
-    for name, entry in results["steps"].items():
-        print(
-            f"{name:14s} {entry['status']:8s} {entry['seconds']:6.1f} s  {entry.get('error') or ''}"
-        )
-    print(f"results: {cfg.out / RESULTS_JSON}; page: {cfg.out / PAGE}; exit {status}")
-    return status
