@@ -62,12 +62,14 @@ class Trace:
             codes = (threads.astype(np.int64) >> 5 << 40) | (a >> 5)
             self.sectors.append((len(self.pcs) - 1, np.unique(codes)))
         # Loops repeat an access pattern shifted by a multiple of 128 bytes: same transactions.
+        # Shared memory's depend only on the words' banks, which a shift by whole words rotates.
         key = (self.pcs[-1], space, size)
         hit = self._pattern.get(key)
         rel = a - a[0]
+        phase = int(a[0]) % (4 if space == ".shared" else 128)
         if (
             hit is not None
-            and hit[0] == int(a[0]) % 128
+            and hit[0] == phase
             and hit[1].shape == rel.shape
             and np.array_equal(hit[1], rel)
             and np.array_equal(hit[2], threads)
@@ -77,7 +79,7 @@ class Trace:
             stats = self._transactions(space, a, threads, size)
             if stats is None:
                 return
-            self._pattern[key] = (int(a[0]) % 128, rel, threads, stats)
+            self._pattern[key] = (phase, rel, threads, stats)
         step = len(self.pcs) - 1
         prev = self.mem.get(step)
         if prev is not None:
