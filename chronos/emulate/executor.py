@@ -148,10 +148,13 @@ class Machine(StateSpaces):
         self._geometry(grid, block)
         self.special = special_registers(self.grid, self.block, self.padded, n_sms)
         # Registers start as all-ones bits (NaN, -1, true): a read before any write shows up.
-        self.R: list[np.ndarray] = [
-            np.full(self.N, True if dt.kind == "b" else np.iinfo(dt).max, dt)
-            for dt in program.reg_dtypes
-        ]
+        # One array per storage type serves them all: a write replaces a register's array and
+        # never modifies it (chronos.emulate.operands).
+        start = {
+            dt: np.full(self.N, True if dt.kind == "b" else np.iinfo(dt).max, dt)
+            for dt in set(program.reg_dtypes)
+        }
+        self.R: list[np.ndarray] = [start[dt] for dt in program.reg_dtypes]
         self.global_mem = global_mem
         self.const_mem = const_mem or Arena(0, "const")
         self.symbols = {}

@@ -25,6 +25,8 @@ F32_MIN_NORMAL = np.float32(2.0**-126)
 F64_MIN_NORMAL = 2.0**-1022
 _F32_TIE_MASK = np.uint64((1 << 29) - 1)
 _F32_TIE = np.uint64(1 << 28)
+_TINY_BITS2 = np.uint64((int(np.float64(2.0**-125).view(np.uint64)) << 1) - 1)
+"""(bits of 2**-125, sign dropped) - 1: `(bits << 1) - 1 < _TINY_BITS2` is 0 < |s| < 2**-125."""
 ROUNDINGS = ("rn", "rz", "rm", "rp")
 
 
@@ -110,15 +112,21 @@ def f64_to_f32(x: np.ndarray, mode: str = "rn") -> np.ndarray:
 
 
 def _tie_hazard(s: np.ndarray) -> np.ndarray:
-    """Where rounding a float64 to float32 could double-round: exact ties and tiny values."""
+    """Where rounding a float64 to float32 could double-round: exact ties and tiny values
+    (flattened: a 0-d `s` gives one element, so that the wrap below is an array's, silent)."""
     bits = s.view(np.uint64)
-    mag = np.abs(s)
-    return ((bits & _F32_TIE_MASK) == _F32_TIE) | ((mag < 2.0**-125) & (mag != 0))
+    if bits.ndim == 0:
+        bits = bits.reshape(1)
+    # On the bits with the sign shifted out, zero wraps to the largest value, and NaN and
+    # every magnitude from 2**-125 up compare at or above 2**-125's.
+    tiny = ((bits << np.uint64(1)) - np.uint64(1)) < _TINY_BITS2
+    return ((bits & _F32_TIE_MASK) == _F32_TIE) | tiny
 
 
 def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray, mode: str = "rn") -> np.ndarray:
     """fma.f32: a*b + c with a single rounding."""
-    p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32).astype(np.float64)
+    # Products and sums of f32 values formed in float64 (each operand converted exactly).
+    p = np.multiply(np.asarray(a, np.float32), np.asarray(b, np.float32), dtype=np.float64)
     c64 = np.asarray(c, np.float32).astype(np.float64)
     s = p + c64
     if mode == "rn":
