@@ -67,6 +67,9 @@ class Decoder:
                 self.reg_dtypes.append(storage)
 
     def reg(self, name: str) -> int | None:
+        """The index of register `name` in the innermost scope that declares it."""
+        if len(self.scopes) == 1:
+            return self.scopes[0].get(name)
         for scope in reversed(self.scopes):
             if name in scope:
                 return scope[name]
