@@ -25,8 +25,6 @@ F32_MIN_NORMAL = np.float32(2.0**-126)
 F64_MIN_NORMAL = 2.0**-1022
 _F32_TIE_MASK = np.uint64((1 << 29) - 1)
 _F32_TIE = np.uint64(1 << 28)
-_TINY_BITS2 = np.uint64((int(np.float64(2.0**-125).view(np.uint64)) << 1) - 1)
-"""(bits of 2**-125, sign dropped) - 1: `(bits << 1) - 1 < _TINY_BITS2` is 0 < |s| < 2**-125."""
 ROUNDINGS = ("rn", "rz", "rm", "rp")
 
 
@@ -112,15 +110,10 @@ def f64_to_f32(x: np.ndarray, mode: str = "rn") -> np.ndarray:
 
 
 def _tie_hazard(s: np.ndarray) -> np.ndarray:
-    """Where rounding a float64 to float32 could double-round: exact ties and tiny values
-    (flattened: a 0-d `s` gives one element, so that the wrap below is an array's, silent)."""
+    """Where rounding a float64 to float32 could double-round: exact ties and tiny values."""
     bits = s.view(np.uint64)
-    if bits.ndim == 0:
-        bits = bits.reshape(1)
-    # On the bits with the sign shifted out, zero wraps to the largest value, and NaN and
-    # every magnitude from 2**-125 up compare at or above 2**-125's.
-    tiny = ((bits << np.uint64(1)) - np.uint64(1)) < _TINY_BITS2
-    return ((bits & _F32_TIE_MASK) == _F32_TIE) | tiny
+    mag = np.abs(s)
+    return ((bits & _F32_TIE_MASK) == _F32_TIE) | ((mag < 2.0**-125) & (mag != 0))
 
 
 def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray, mode: str = "rn") -> np.ndarray:
