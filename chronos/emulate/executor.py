@@ -47,7 +47,6 @@ __all__ = [
 DEFAULT_MAX_STEPS = 2_000_000
 CLOCK_PER_STEP = 4
 """%clock64 advances by this much per executed step: deterministic and monotone."""
-"""Steps between two looks at the wall clock (a step costs ~0.1 ms; a look ~0.1 us)."""
 
 
 @dataclass
