@@ -70,6 +70,15 @@ def variants() -> list[tuple[int, int, int]]:
     return [(tm, tn, tk) for tm in TILES for tn in TILES for tk in TILES]
 
 
+VARIANTS = tuple(variants())
+"""(TM, TN, TK) of every kernel, in id order."""
+
+
+def defines(tm: int, tn: int, tk: int) -> dict[str, int | str]:
+    """The nvcc -D macros of one variant."""
+    return {"TM": tm, "TN": tn, "TK": tk}
+
+
 def shared_bytes(tm: int, tn: int, tk: int) -> int:
     """Static shared memory of a variant: the A (BM x BK) and B (BK x BN) float32 tiles."""
     return 4 * THREADS * THREADS * tk * (tm + tn)
