@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernels.common import TARGET
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -188,7 +190,7 @@ def family_build(family: str) -> FamilyBuild:
         family=module.FAMILY,
         here=module.HERE,
         source=module.SOURCE.name,
-        target=module.TARGET,
+        target=getattr(module, "TARGET", TARGET),
         variants=variants,
     )
 
