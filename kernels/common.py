@@ -39,22 +39,25 @@ def cuda_spec(
     scalars: Sequence[str],
     problems: Mapping[str, Problem],
     reference_fn: ReferenceFn,
-    inputs_fn: InputsFn,
+    inputs_fn: InputsFn | None,
     tolerance: Tolerance,
     divisibility: Mapping[str, int] | None = None,
+    kernel_id: str | None = None,
+    ptx_path: Path | None = None,
 ) -> KernelSpec:
-    """The spec of an nvcc-compiled kernel `entry` of `family` (id = entry = PTX file stem):
-    one `.u64` pointer per buffer, in the order of `buffers`, each ALIGNMENT-aligned, then
-    one scalar parameter per PTX type in `scalars`; the checked-in PTX, sm_80."""
+    """The spec of an nvcc-compiled kernel `entry` of `family`: one `.u64` pointer per buffer,
+    in the order of `buffers`, each ALIGNMENT-aligned, then one scalar parameter per PTX type in
+    `scalars`; sm_80. Its id and PTX default to the entry and kernels/<family>/ptx/<entry>.ptx
+    (the corpus: id = entry = PTX file stem)."""
     k = len(buffers)
     p = param_names(entry, k + len(scalars))
     pointers = tuple(Param(n, ".u64", "buffer", b.name) for n, b in zip(p, buffers, strict=False))
     values = tuple(Param(n, t, "scalar") for n, t in zip(p[k:], scalars, strict=True))
     return KernelSpec(
-        id=entry,
+        id=kernel_id or entry,
         family=family,
         entry=entry,
-        ptx_path=KERNELS / family / "ptx" / f"{entry}.ptx",
+        ptx_path=ptx_path or KERNELS / family / "ptx" / f"{entry}.ptx",
         params=pointers + values,
         buffers=tuple(buffers),
         problems=problems,

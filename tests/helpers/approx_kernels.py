@@ -8,14 +8,11 @@ hold the same kernel to a contract looser and tighter than the approximations' b
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-import kernels
 from kernels import BufferSpec, KernelSpec, Param, Problem, Tolerance
 
 PTX = Path(__file__).resolve().parents[1] / "data" / "approx" / "approx.ptx"
@@ -129,15 +126,3 @@ def sine_spec(span: float, atol: float) -> KernelSpec:
         inputs_fn=functools.partial(uniform_inputs, span=span, outs=("y",)),
         tolerance=Tolerance(0.0, atol),
     )
-
-
-@contextlib.contextmanager
-def registered(*specs: KernelSpec) -> Iterator[tuple[KernelSpec, ...]]:
-    """`specs` registered for the block's duration (other tests never see them)."""
-    for s in specs:
-        kernels.register(s, replace=True)
-    try:
-        yield specs
-    finally:
-        for s in specs:
-            kernels.unregister(s.id)
