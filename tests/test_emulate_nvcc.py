@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from chronos.emulate import run_kernel
-from tests.helpers.data import nvcc_text
+from tests.helpers.data import nvcc_args, nvcc_text
 
 CTRL_PTX = nvcc_text("ctrl.ptx")
 INTOPS_PTX = nvcc_text("intops.ptx")
@@ -230,12 +230,7 @@ def test_control_flow_barriers_shuffles_and_atomics(seed: int) -> None:
             "per": np.zeros(n, np.int32),
             "red": np.zeros(3, np.int32),
         },
-        args={
-            "ctrl_param_0": "inp",
-            "ctrl_param_1": "out",
-            "ctrl_param_2": "per",
-            "ctrl_param_3": "red",
-        },
+        args=nvcc_args("ctrl", ("inp", "out", "per", "red")),
         read_only={"inp"},
     )
     out, per, red = ctrl_ref(inp, block)
@@ -262,12 +257,7 @@ def test_integer_operations_match_exact_arithmetic() -> None:
             "out": np.zeros(n * 16, np.int32),
             "out64": np.zeros(n * 4, np.int64),
         },
-        args={
-            "intops_param_0": "A",
-            "intops_param_1": "B",
-            "intops_param_2": "out",
-            "intops_param_3": "out64",
-        },
+        args=nvcc_args("intops", ("A", "B", "out", "out64")),
     )
     out, out64 = intops_ref(A, B)
     assert np.array_equal(res.outputs["out"], out)
@@ -305,13 +295,7 @@ def test_float_rounding_modes_ftz_and_conversions_are_bit_exact(ftz: bool, seed:
             "out": np.zeros(n * 16, np.float32),
             "iout": np.zeros(n * 4, np.int32),
         },
-        args={
-            "fltops_param_0": "A",
-            "fltops_param_1": "B",
-            "fltops_param_2": "C",
-            "fltops_param_3": "out",
-            "fltops_param_4": "iout",
-        },
+        args=nvcc_args("fltops", ("A", "B", "C", "out", "iout")),
     )
     out, iout = fltops_ref(A, B, C, ftz)
     got = res.outputs["out"].view(np.uint32).reshape(n, 16)

@@ -21,7 +21,7 @@ from chronos.assemble import Assembly, assemble_many
 from chronos.emulate import run_kernel, verify
 from chronos.emulate.approx import Approx
 from kernels.build import sha256_file
-from tests.helpers.data import nvcc_text
+from tests.helpers.data import nvcc_args, nvcc_text
 
 FAMILIES = ("reduce", "transpose", "softmax", "layernorm")
 EXACT = {"reduce": True, "transpose": True, "softmax": False, "layernorm": False}
@@ -182,7 +182,7 @@ def test_sfu_approximations_and_float_atomics(seed: int, mode: str) -> None:
             "out": np.zeros(4 * n, np.float32),
             "acc": np.zeros(1, np.float32),
         },
-        args={"sfu_param_0": "a", "sfu_param_1": "b", "sfu_param_2": "out", "sfu_param_3": "acc"},
+        args=nvcc_args("sfu", ("a", "b", "out", "acc")),
         read_only={"a", "b"},
         races=True,
         approx=Approx(mode, seed),

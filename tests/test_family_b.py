@@ -22,7 +22,7 @@ from chronos.assemble import assemble
 from chronos.emulate import run_kernel, verify
 from chronos.ptx import ptx_sha256
 from kernels import elementwise, histogram, matvec, stencil2d
-from tests.helpers.data import nvcc_text
+from tests.helpers.data import nvcc_args, nvcc_text
 
 FAMILIES = {m.FAMILY: m for m in (stencil2d, matvec, elementwise, histogram)}
 IDS = [s.id for m in FAMILIES.values() for s in m.specs()]
@@ -44,7 +44,7 @@ def test_inline_asm_scoped_register_without_percent() -> None:
         grid=(2, 1, 1),
         block=(32, 1, 1),
         buffers={"a": a, "x": x, "y": np.zeros(2 * n, np.float16)},
-        args={"h2bcast_param_0": "a", "h2bcast_param_1": "x", "h2bcast_param_2": "y"},
+        args=nvcc_args("h2bcast", ("a", "x", "y")),
         read_only={"a", "x"},
     )
     # f16 * f16 is exact in float64, so one rounding to f16 is the hardware's mul.rn.f16x2.

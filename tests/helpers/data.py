@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -12,3 +13,9 @@ NVCC = DATA / "nvcc"
 def nvcc_text(name: str) -> str:
     """The text of tests/data/nvcc/<name> (a `.ptx` or its `.cu` source)."""
     return (NVCC / name).read_text()
+
+
+def nvcc_args(entry: str, buffers: Iterable[str]) -> dict[str, str]:
+    """`run_kernel` args of an nvcc entry whose parameters are the buffers, in order:
+    {"<entry>_param_0": first buffer, ...}."""
+    return {f"{entry}_param_{i}": name for i, name in enumerate(buffers)}
