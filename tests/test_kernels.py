@@ -30,6 +30,7 @@ from kernels import (
     unregister,
 )
 from kernels import gemm_tile as gt
+from tests.helpers.data import ptx_text
 
 IDS = [gt.variant_id(*v) for v in gt.variants()]
 ALL_IDS = [k if isinstance(k, str) else k.id for k in list_kernels()]
@@ -299,20 +300,7 @@ def test_regenerating_one_variant_reproduces_checked_in_ptx(tmp_path: Path) -> N
 
 # --- registry ---------------------------------------------------------------------------------
 
-USER_PTX = """\
-.version 8.0
-.target sm_80
-.address_size 64
-
-.visible .entry user_scale(
-\t.param .u64 user_scale_param_0,
-\t.param .u64 user_scale_param_1,
-\t.param .u32 user_scale_param_2
-)
-{
-\tret;
-}
-"""
+USER_PTX = ptx_text("user_scale.ptx")
 
 
 def user_spec(ptx_path: Path, **changes: object) -> KernelSpec:

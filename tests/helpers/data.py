@@ -19,3 +19,9 @@ def nvcc_args(entry: str, buffers: Iterable[str]) -> dict[str, str]:
     """`run_kernel` args of an nvcc entry whose parameters are the buffers, in order:
     {"<entry>_param_0": first buffer, ...}."""
     return {f"{entry}_param_{i}": name for i, name in enumerate(buffers)}
+
+
+def ptx_text(name: str) -> str:
+    """The text of tests/data/ptx/<name>: small hand-written kernels (`.ptx.in`: a template
+    for `str.format`)."""
+    return (DATA / "ptx" / name).read_text()
