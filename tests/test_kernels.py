@@ -27,10 +27,10 @@ from kernels import (
     ptx_entries,
     register,
     registry_generation,
-    unregister,
 )
 from kernels import gemm_tile as gt
 from tests.helpers.data import ptx_text
+from tests.helpers.registry import user_ptx_file
 
 IDS = [gt.variant_id(*v) for v in gt.variants()]
 ALL_IDS = [k if isinstance(k, str) else k.id for k in list_kernels()]
@@ -338,10 +338,8 @@ def user_spec(ptx_path: Path, **changes: object) -> KernelSpec:
 
 @pytest.fixture
 def user_ptx(tmp_path: Path):
-    path = tmp_path / "user_scale.ptx"
-    path.write_text(USER_PTX)
-    yield path
-    unregister("user_scale")
+    with user_ptx_file(tmp_path, "user_scale.ptx", "user_scale") as path:
+        yield path
 
 
 def test_register_user_kernel(user_ptx: Path) -> None:

@@ -13,15 +13,15 @@ from chronos.emulate.launch import param_values
 from chronos.emulate.verify import verify
 from chronos.measure.cupy_backend import launch_arguments
 from chronos.measure.cupy_harness import launch_args
-from kernels import BufferSpec, KernelSpec, KernelSpecError, Param, Problem, register, unregister
+from kernels import BufferSpec, KernelSpec, KernelSpecError, Param, Problem, register
 from kernels.params import ParamEncodingError, bfloat16_bits, encode_scalar, launch_scalar
-from tests.helpers.data import ptx_text
-
-# y[i] = x[i] * a + s, with `a` an nvcc `half` (.b8[2]) and `s` an .f32 scalar.
-AXPY_PTX = ptx_text("haxpy.ptx")
+from tests.helpers.registry import user_ptx_file
 
 
 def haxpy_spec(path: Path, a: object = 1.5, s: object = 0.25) -> KernelSpec:
+    """tests/data/ptx/haxpy.ptx: y[i] = x[i] * a + s, with `a` an nvcc `half` (.b8[2]) and `s`
+    an .f32 scalar."""
+
     def problem(n: int) -> Problem:
         scalars = {"haxpy_param_2": a, "haxpy_param_3": s, "haxpy_param_4": n}
         return Problem({"n": n}, (n // 64, 1, 1), (64, 1, 1), scalars, {"x": (n,), "y": (n,)})
@@ -49,10 +49,8 @@ def haxpy_spec(path: Path, a: object = 1.5, s: object = 0.25) -> KernelSpec:
 
 @pytest.fixture
 def haxpy(tmp_path: Path):
-    path = tmp_path / "haxpy.ptx"
-    path.write_text(AXPY_PTX)
-    yield path
-    unregister("test_haxpy")
+    with user_ptx_file(tmp_path, "haxpy.ptx", "test_haxpy") as path:
+        yield path
 
 
 @pytest.mark.parametrize(
