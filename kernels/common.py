@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from kernels.spec import BufferSpec, InputsFn, KernelSpec, Param, Problem, ReferenceFn, Tolerance
 
@@ -68,6 +69,22 @@ def cuda_spec(
         tolerance=tolerance,
         target=TARGET,
     )
+
+
+def precision(half: bool) -> str:
+    """The element type in a variant id: "f16" or "f32"."""
+    return "f16" if half else "f32"
+
+
+def macros(variant: Any, choices: Mapping[str, Sequence[str]]) -> dict[str, int | str]:
+    """The nvcc -D macros of a variant (a NamedTuple with an `id`): each field, upper-cased,
+    as an int (a bool as 0 or 1; a string as its index in `choices[field]`), in field order,
+    then NAME, the id (the entry's name)."""
+    out: dict[str, int | str] = {}
+    for field, value in variant._asdict().items():
+        out[field.upper()] = choices[field].index(value) if field in choices else int(value)
+    out["NAME"] = variant.id
+    return out
 
 
 def row_block_shape(mode: str, block: int) -> tuple[int, int, int]:

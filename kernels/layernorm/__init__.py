@@ -21,7 +21,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels.common import cuda_spec, family_paths, param_names, row_block_shape, row_problems
+from kernels.common import (
+    cuda_spec,
+    family_paths,
+    macros,
+    param_names,
+    precision,
+    row_block_shape,
+    row_problems,
+)
 from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "layernorm"
@@ -44,19 +52,12 @@ class Variant(NamedTuple):
 
     @property
     def id(self) -> str:
-        dtype = "f16" if self.half else "f32"
+        dtype = precision(self.half)
         return f"{FAMILY}_{self.mode}_{self.stats}_{dtype}_b{self.block}_i{self.ipt}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return {
-            "MODE": MODES.index(self.mode),
-            "STATS": STATS.index(self.stats),
-            "BLOCK": self.block,
-            "IPT": self.ipt,
-            "HALF": int(self.half),
-            "NAME": self.id,
-        }
+        return macros(self, {"mode": MODES, "stats": STATS})
 
     @property
     def block_shape(self) -> tuple[int, int, int]:

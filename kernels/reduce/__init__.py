@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels.common import cuda_spec, family_paths, param_names
+from kernels.common import cuda_spec, family_paths, macros, param_names, precision
 from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "reduce"
@@ -46,19 +46,11 @@ class Variant(NamedTuple):
     @property
     def id(self) -> str:
         kind = "rows" if self.rows else "sum"
-        dtype = "f16" if self.half else "f32"
-        return f"{FAMILY}_{kind}_{dtype}_b{self.block}_i{self.ipt}_{self.mode}"
+        return f"{FAMILY}_{kind}_{precision(self.half)}_b{self.block}_i{self.ipt}_{self.mode}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return {
-            "BLOCK": self.block,
-            "IPT": self.ipt,
-            "HALF": int(self.half),
-            "MODE": MODES.index(self.mode),
-            "ROWS": int(self.rows),
-            "NAME": self.id,
-        }
+        return macros(self, {"mode": MODES})
 
 
 VARIANTS = tuple(

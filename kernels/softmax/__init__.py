@@ -22,7 +22,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels.common import cuda_spec, family_paths, param_names, row_block_shape, row_problems
+from kernels.common import (
+    cuda_spec,
+    family_paths,
+    macros,
+    param_names,
+    precision,
+    row_block_shape,
+    row_problems,
+)
 from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "softmax"
@@ -44,20 +52,12 @@ class Variant(NamedTuple):
 
     @property
     def id(self) -> str:
-        dtype = "f16" if self.half else "f32"
         fast = "_fast" if self.fast else ""
-        return f"{FAMILY}_{self.mode}_{dtype}_b{self.block}_i{self.ipt}{fast}"
+        return f"{FAMILY}_{self.mode}_{precision(self.half)}_b{self.block}_i{self.ipt}{fast}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return {
-            "MODE": MODES.index(self.mode),
-            "BLOCK": self.block,
-            "IPT": self.ipt,
-            "FAST": int(self.fast),
-            "HALF": int(self.half),
-            "NAME": self.id,
-        }
+        return macros(self, {"mode": MODES})
 
     @property
     def block_shape(self) -> tuple[int, int, int]:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels.common import cuda_spec, family_paths, param_names
+from kernels.common import cuda_spec, family_paths, macros, param_names, precision
 from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "transpose"
@@ -32,18 +32,12 @@ class Variant(NamedTuple):
 
     @property
     def id(self) -> str:
-        dtype = "f16" if self.half else "f32"
-        return f"{FAMILY}_{dtype}_t{self.tile}x{self.block_rows}{'' if self.pad else '_nopad'}"
+        pad = "" if self.pad else "_nopad"
+        return f"{FAMILY}_{precision(self.half)}_t{self.tile}x{self.block_rows}{pad}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return {
-            "TILE": self.tile,
-            "BLOCK_ROWS": self.block_rows,
-            "HALF": int(self.half),
-            "PAD": int(self.pad),
-            "NAME": self.id,
-        }
+        return macros(self, {})
 
 
 VARIANTS = tuple(
