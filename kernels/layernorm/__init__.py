@@ -21,19 +21,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kernels.common import (
-    cuda_spec,
-    family_paths,
-    macros,
-    param_names,
-    precision,
-    row_block_shape,
-    row_problems,
-)
+from kernels import common
 from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "layernorm"
-HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "layernorm.cu")
+HERE, SOURCE, PTX_DIR, MANIFEST = common.family_paths(__file__, "layernorm.cu")
 EPS = 1e-5
 """The kernel's epsilon (EPS in layernorm.cu)."""
 TOLERANCE_F32 = Tolerance(rtol=1e-4, atol=1e-4)
@@ -52,16 +44,16 @@ class Variant(NamedTuple):
 
     @property
     def id(self) -> str:
-        dtype = precision(self.half)
+        dtype = common.precision(self.half)
         return f"{FAMILY}_{self.mode}_{self.stats}_{dtype}_b{self.block}_i{self.ipt}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return macros(self, {"mode": MODES, "stats": STATS})
+        return common.macros(self, {"mode": MODES, "stats": STATS})
 
     @property
     def block_shape(self) -> tuple[int, int, int]:
-        return row_block_shape(self.mode, self.block)
+        return common.row_block_shape(self.mode, self.block)
 
 
 VARIANTS = tuple(
@@ -86,7 +78,7 @@ VARIANTS = tuple(
 
 
 def _problem(name: str, v: Variant, rows: int, cols: int, grid: int) -> Problem:
-    p = param_names(v.id, 6)
+    p = common.param_names(v.id, 6)
     return Problem(
         name=name,
         sizes={"rows": rows, "cols": cols},
@@ -100,7 +92,7 @@ def _problem(name: str, v: Variant, rows: int, cols: int, grid: int) -> Problem:
 def problems(v: Variant) -> dict[str, Problem]:
     """See `kernels.common.row_problems`."""
     made = lambda name, rows, cols, grid: _problem(name, v, rows, cols, grid)  # noqa: E731
-    return row_problems(v.mode, v.block, v.ipt, (FULL_ROWS, FULL_COLS), made)
+    return common.row_problems(v.mode, v.block, v.ipt, (FULL_ROWS, FULL_COLS), made)
 
 
 def make_inputs(problem: Problem, rng: np.random.Generator, half: bool) -> dict[str, np.ndarray]:
@@ -128,7 +120,7 @@ def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, n
 def make_spec(v: Variant) -> KernelSpec:
     dtype = "float16" if v.half else "float32"
     ins = tuple(BufferSpec(name, dtype, "in") for name in ("x", "gamma", "beta"))
-    return cuda_spec(
+    return common.cuda_spec(
         FAMILY,
         v.id,
         (*ins, BufferSpec("y", dtype, "out")),
