@@ -336,6 +336,12 @@ def user_spec(ptx_path: Path, **changes: object) -> KernelSpec:
     return KernelSpec(**fields)
 
 
+def _user_problems(n: object, shapes: dict) -> dict[str, Problem]:
+    """The full and small problems: 256 elements, `n` passed as the scalar, `shapes`."""
+    return {k: Problem({"n": 256}, (2, 1, 1), (128, 1, 1), {"user_scale_param_2": n}, shapes)
+            for k in ("full", "small")}  # fmt: skip
+
+
 @pytest.fixture
 def user_ptx(tmp_path: Path):
     with user_ptx_file(tmp_path, "user_scale.ptx", "user_scale") as path:
@@ -382,32 +388,14 @@ def test_register_user_kernel(user_ptx: Path) -> None:
                     Param("user_scale_param_2", ".u32", "scalar"),
                 ),
                 "buffers": (BufferSpec("x", "float32", "inout"),),
-                "problems": {
-                    k: Problem(
-                        {"n": 256},
-                        (2, 1, 1),
-                        (128, 1, 1),
-                        {"user_scale_param_2": 256},
-                        {"x": (256,)},
-                    )
-                    for k in ("full", "small")
-                },
+                "problems": _user_problems(256, {"x": (256,)}),
             },
             "both pass buffer 'x': aliasing",
         ),
         # issue 13, item 2: no silent truncation of a scalar to its parameter type
         (
             {
-                "problems": {
-                    k: Problem(
-                        {"n": 256},
-                        (2, 1, 1),
-                        (128, 1, 1),
-                        {"user_scale_param_2": 1.5},
-                        {"x": (256,), "y": (256,)},
-                    )
-                    for k in ("full", "small")
-                },
+                "problems": _user_problems(1.5, {"x": (256,), "y": (256,)}),
                 "divisibility": {},
             },
             r"user_scale_param_2 \(.u32\): 1.5 is a float",
