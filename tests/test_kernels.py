@@ -298,6 +298,23 @@ def test_regenerating_one_variant_reproduces_checked_in_ptx(tmp_path: Path) -> N
     assert list(manifest["kernels"]) == ["gemm_tile_4_6_8"]
 
 
+def test_one_generator_builds_every_cuda_family_as_its_manifest_records() -> None:
+    """`python -m kernels.build` knows each CUDA family's variants and would run the nvcc
+    commands its manifest records (checked without nvcc)."""
+    from kernels import build
+
+    families = build.cuda_families()
+    assert families == sorted(f for f in kernels.list_families() if f != "triton")
+    for family in families:
+        fb = build.family_build(family)
+        manifest = json.loads((fb.here / "manifest.json").read_text())
+        assert manifest["generator"] == f"python -m kernels.build {family}"
+        commands = {v.id: " ".join(fb.command(v)) for v in fb.variants}
+        assert commands == {k: r["command"] for k, r in manifest["kernels"].items()}, family
+    with pytest.raises(SystemExit):
+        build.main(["no_such_family"])
+
+
 # --- registry ---------------------------------------------------------------------------------
 
 USER_PTX = ptx_text("user_scale.ptx")
