@@ -243,23 +243,25 @@ def main(argv: list[str] | None = None) -> int:
     if strange:
         ap.error(f"unknown families: {strange} (known: {cuda_families()} and triton)")
     builds = {f: None if own_generator(f) else family_build(f) for f in families}
-    known = {v.id for b in builds.values() if b is not None for v in b.variants}
-    unknown = set(args.only or ()) - known
-    if unknown and all(builds.values()):
+    ids = {
+        f: {v.id for v in (b.variants if b else importlib.import_module(f"kernels.{f}").VARIANTS)}
+        for f, b in builds.items()
+    }
+    unknown = set(args.only or ()).difference(*ids.values())
+    if unknown:
         ap.error(f"unknown variants: {sorted(unknown)}")
     status = 0
     for family, build in builds.items():
+        only = None if args.only is None else [i for i in args.only if i in ids[family]]
+        if only == []:
+            continue
         out = args.out if args.out is None or len(families) == 1 else args.out / family
         if build is None:  # a family with its own generator (triton)
             own = importlib.import_module(str(own_generator(family)))
             extra = [*(["--out", str(out)] if out else []), *(["--check"] if args.check else [])]
-            status |= own.main([*extra, *(["--only", *args.only] if args.only else [])])
-            continue
-        ids = {v.id for v in build.variants}
-        only = None if args.only is None else [i for i in args.only if i in ids]
-        if only == []:
-            continue
-        status |= _run(build, args, out or build.here, only)
+            status |= own.main([*extra, *(["--only", *only] if only else [])])
+        else:
+            status |= _run(build, args, out or build.here, only)
     return status
 
 

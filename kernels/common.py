@@ -93,6 +93,7 @@ def row_block_shape(mode: str, block: int) -> tuple[int, int, int]:
 
 
 def rows_per_block(mode: str, block: int) -> int:
+    """Rows a block covers: one per warp ("warp") or one ("block")."""
     return block // 32 if mode == "warp" else 1
 
 
