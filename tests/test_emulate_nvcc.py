@@ -15,8 +15,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from chronos.emulate import run_kernel
-from tests.helpers.data import nvcc_args, nvcc_text
+from tests.helpers.data import nvcc_text, run_nvcc
 
 CTRL_PTX = nvcc_text("ctrl.ptx")
 INTOPS_PTX = nvcc_text("intops.ptx")
@@ -220,19 +219,13 @@ def test_control_flow_barriers_shuffles_and_atomics(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n, block = 256, 128
     inp = rng.integers(-100, 100, n).astype(np.int32)
-    res = run_kernel(
-        CTRL_PTX,
-        grid=(n // block, 1, 1),
-        block=(block, 1, 1),
-        buffers={
-            "inp": inp,
-            "out": np.zeros(2, np.int32),
-            "per": np.zeros(n, np.int32),
-            "red": np.zeros(3, np.int32),
-        },
-        args=nvcc_args("ctrl", ("inp", "out", "per", "red")),
-        read_only={"inp"},
-    )
+    buffers = {
+        "inp": inp,
+        "out": np.zeros(2, np.int32),
+        "per": np.zeros(n, np.int32),
+        "red": np.zeros(3, np.int32),
+    }
+    res = run_nvcc(CTRL_PTX, "ctrl", (n // block, 1, 1), (block, 1, 1), buffers, read_only={"inp"})
     out, per, red = ctrl_ref(inp, block)
     assert np.array_equal(res.outputs["per"], per)
     assert np.array_equal(res.outputs["out"], out)
@@ -247,18 +240,13 @@ def test_integer_operations_match_exact_arithmetic() -> None:
     A[:10] = [0, -1, 1, -(2**31), 2**31 - 1, 5, -7, 100, 3, -3]
     B[:10] = [0, 0, -1, -1, 37, 40, 33, 31, 32, 64]
     B[10:40] = rng.integers(-40, 40, 30)
-    res = run_kernel(
-        INTOPS_PTX,
-        grid=(2, 1, 1),
-        block=(64, 1, 1),
-        buffers={
-            "A": A,
-            "B": B,
-            "out": np.zeros(n * 16, np.int32),
-            "out64": np.zeros(n * 4, np.int64),
-        },
-        args=nvcc_args("intops", ("A", "B", "out", "out64")),
-    )
+    buffers = {
+        "A": A,
+        "B": B,
+        "out": np.zeros(n * 16, np.int32),
+        "out64": np.zeros(n * 4, np.int64),
+    }
+    res = run_nvcc(INTOPS_PTX, "intops", (2, 1, 1), (64, 1, 1), buffers)
     out, out64 = intops_ref(A, B)
     assert np.array_equal(res.outputs["out"], out)
     assert np.array_equal(res.outputs["out64"], out64)
@@ -284,19 +272,14 @@ def test_float_rounding_modes_ftz_and_conversions_are_bit_exact(ftz: bool, seed:
     A[8:10] = B[8:10] = 1 + 2.0**-12  # f64 sum lands on a float32 tie: double-rounding trap
     C[8:10] = [2.0**-60, -(2.0**-60)]
     C[20:40] = -(A[20:40] * B[20:40])
-    res = run_kernel(
-        FLTOPS_FTZ_PTX if ftz else FLTOPS_PTX,
-        grid=(2, 1, 1),
-        block=(64, 1, 1),
-        buffers={
-            "A": A,
-            "B": B,
-            "C": C,
-            "out": np.zeros(n * 16, np.float32),
-            "iout": np.zeros(n * 4, np.int32),
-        },
-        args=nvcc_args("fltops", ("A", "B", "C", "out", "iout")),
-    )
+    buffers = {
+        "A": A,
+        "B": B,
+        "C": C,
+        "out": np.zeros(n * 16, np.float32),
+        "iout": np.zeros(n * 4, np.int32),
+    }
+    res = run_nvcc(FLTOPS_FTZ_PTX if ftz else FLTOPS_PTX, "fltops", (2, 1, 1), (64, 1, 1), buffers)
     out, iout = fltops_ref(A, B, C, ftz)
     got = res.outputs["out"].view(np.uint32).reshape(n, 16)
     bad = np.argwhere(got != out.view(np.uint32).reshape(n, 16))

@@ -18,10 +18,10 @@ import pytest
 
 import kernels
 from chronos.assemble import Assembly, assemble_many
-from chronos.emulate import run_kernel, verify
+from chronos.emulate import verify
 from chronos.emulate.approx import Approx
 from kernels.build import sha256_file
-from tests.helpers.data import nvcc_args, nvcc_text
+from tests.helpers.data import nvcc_text, run_nvcc
 
 FAMILIES = ("reduce", "transpose", "softmax", "layernorm")
 EXACT = {"reduce": True, "transpose": True, "softmax": False, "layernorm": False}
@@ -172,17 +172,18 @@ def test_sfu_approximations_and_float_atomics(seed: int, mode: str) -> None:
     n, block = 256, 128
     a = rng.uniform(-10, 10, n).astype(np.float32)
     b = ((rng.integers(1, 64, n) * rng.choice([-1, 1], n)) / 8).astype(np.float32)
-    res = run_kernel(
+    buffers = {
+        "a": a,
+        "b": b,
+        "out": np.zeros(4 * n, np.float32),
+        "acc": np.zeros(1, np.float32),
+    }
+    res = run_nvcc(
         SFU_PTX,
-        grid=(n // block, 1, 1),
-        block=(block, 1, 1),
-        buffers={
-            "a": a,
-            "b": b,
-            "out": np.zeros(4 * n, np.float32),
-            "acc": np.zeros(1, np.float32),
-        },
-        args=nvcc_args("sfu", ("a", "b", "out", "acc")),
+        "sfu",
+        (n // block, 1, 1),
+        (block, 1, 1),
+        buffers,
         read_only={"a", "b"},
         races=True,
         approx=Approx(mode, seed),

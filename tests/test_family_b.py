@@ -19,10 +19,10 @@ import pytest
 import kernels
 import kernels.build
 from chronos.assemble import assemble
-from chronos.emulate import run_kernel, verify
+from chronos.emulate import verify
 from chronos.ptx import ptx_sha256
 from kernels import elementwise, histogram, matvec, stencil2d
-from tests.helpers.data import nvcc_args, nvcc_text
+from tests.helpers.data import nvcc_text, run_nvcc
 
 FAMILIES = {m.FAMILY: m for m in (stencil2d, matvec, elementwise, histogram)}
 IDS = [s.id for m in FAMILIES.values() for s in m.specs()]
@@ -39,14 +39,8 @@ def test_inline_asm_scoped_register_without_percent() -> None:
     n = 64
     a = rng.uniform(-4, 4, n).astype(np.float32)
     x = rng.uniform(-4, 4, 2 * n).astype(np.float16)
-    res = run_kernel(
-        H2BCAST_PTX,
-        grid=(2, 1, 1),
-        block=(32, 1, 1),
-        buffers={"a": a, "x": x, "y": np.zeros(2 * n, np.float16)},
-        args=nvcc_args("h2bcast", ("a", "x", "y")),
-        read_only={"a", "x"},
-    )
+    buffers = {"a": a, "x": x, "y": np.zeros(2 * n, np.float16)}
+    res = run_nvcc(H2BCAST_PTX, "h2bcast", (2, 1, 1), (32, 1, 1), buffers, read_only={"a", "x"})
     # f16 * f16 is exact in float64, so one rounding to f16 is the hardware's mul.rn.f16x2.
     a16 = np.repeat(a.astype(np.float16), 2).astype(np.float64)
     expected = (a16 * x.astype(np.float64)).astype(np.float16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NVCC = DATA / "nvcc"
@@ -25,3 +26,12 @@ def ptx_text(name: str) -> str:
     """The text of tests/data/ptx/<name>: small hand-written kernels (`.ptx.in`: a template
     for `str.format`)."""
     return (DATA / "ptx" / name).read_text()
+
+
+def run_nvcc(ptx: str, entry: str, grid: tuple, block: tuple, buffers: dict, **kw: Any) -> Any:
+    """`chronos.emulate.run_kernel` of an nvcc entry whose parameters are the pointers of
+    `buffers`, in order (`nvcc_args`); `kw` its other options."""
+    from chronos.emulate import run_kernel
+
+    args = nvcc_args(entry, buffers)
+    return run_kernel(ptx, grid=grid, block=block, buffers=buffers, args=args, **kw)
