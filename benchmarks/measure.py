@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import machine
 
 import kernels
 from chronos.assemble import ptxas_version_for
@@ -35,19 +35,6 @@ from kernels.spec import spec_fingerprint
 
 OPTS: dict[str, str] = {}
 """Extra make_backend options (the cupy worker target of a dry run)."""
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def resolve_backend(name: str) -> tuple[str, str]:

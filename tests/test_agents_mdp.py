@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from agents.greedy import greedy_kernel, improvement_table, to_bcdata
-from chronos.measure import make_backend
 from chronos.transforms import STOP
 from envs import PtxTransformEnv
 from envs.mdp import TransformMDP
@@ -17,10 +16,8 @@ KID = "gemm_tile_2_2_2"
 
 
 @pytest.fixture(scope="module")
-def backend():  # type: ignore[no-untyped-def]
-    b = make_backend("emulated", store=None)
-    yield b
-    b.close()
+def backend(emulated_backend):  # type: ignore[no-untyped-def]
+    return emulated_backend
 
 
 def test_mdp_matches_env_step_for_step(backend) -> None:  # type: ignore[no-untyped-def]

@@ -8,29 +8,39 @@ legality proof (and of bfloat16 buffers, compared as floats within the tolerance
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-import kernels
 from kernels import (
     BufferSpec,
     KernelSpec,
-    Param,
     Problem,
     Tolerance,
     bfloat16_from_float,
     bfloat16_to_float,
 )
+from kernels.common import cuda_spec
+from tests.helpers import registry
 
 PTX = Path(__file__).resolve().parents[1] / "data" / "outside" / "outside.ptx"
 FAM = "outside"
 f32 = np.float32
 
 
-def P(entry: str, i: int, t: str, kind: str, buf: str | None = None) -> Param:
-    return Param(f"{entry}_param_{i}", t, kind, buf)
+def _spec(kernel_id: str, entry: str, *args: Any) -> KernelSpec:
+    """`kernels.common.cuda_spec` (buffer pointers, 256-byte aligned, then scalars; sm_80) of
+    an entry of outside.ptx: args are its buffers, scalar types, problems, reference_fn,
+    inputs_fn and tolerance."""
+    return cuda_spec(FAM, entry, *args, kernel_id=kernel_id, ptx_path=PTX)
+
+
+def _problems(make: Callable[..., Problem], *sizes: tuple) -> dict[str, Problem]:
+    """{"full": make("full", *sizes[0]), "small": ..., "check": ...}."""
+    names = ("full", "small", "check")
+    return {name: make(name, *args) for name, args in zip(names, sizes, strict=True)}
 
 
 # spmv
@@ -76,33 +86,21 @@ def spmv_ref(problem, inp):
     return {"y": y}
 
 
-SPMV = KernelSpec(
-    id="outside_spmv",
-    family=FAM,
-    entry="spmv_csr",
-    ptx_path=PTX,
-    params=tuple(
-        P("spmv_csr", i, ".u64", "buffer", b)
-        for i, b in enumerate(["rowptr", "col", "val", "x", "y"])
-    )
-    + (P("spmv_csr", 5, ".u32", "scalar"),),
-    buffers=(
+SPMV = _spec(
+    "outside_spmv",
+    "spmv_csr",
+    (
         BufferSpec("rowptr", "int32", "in"),
         BufferSpec("col", "int32", "in"),
         BufferSpec("val", "float32", "in"),
         BufferSpec("x", "float32", "in"),
         BufferSpec("y", "float32", "out"),
     ),
-    problems={
-        "full": spmv_prob("full", 1 << 20),
-        "small": spmv_prob("small", 300),
-        "check": spmv_prob("check", 517),
-    },
-    reference_fn=spmv_ref,
-    inputs_fn=spmv_inputs,
-    read_only=("rowptr", "col", "val", "x"),
-    alignment={f"spmv_csr_param_{i}": 256 for i in range(5)},
-    tolerance=Tolerance(1e-5, 1e-5),
+    (".u32",),
+    _problems(spmv_prob, (1 << 20,), (300,), (517,)),
+    spmv_ref,
+    spmv_inputs,
+    Tolerance(1e-5, 1e-5),
 )
 
 
@@ -126,31 +124,19 @@ def conv_ref(problem, inp):
     return {"out": out.astype(f32)}
 
 
-CONV = KernelSpec(
-    id="outside_conv1d",
-    family=FAM,
-    entry="conv1d",
-    ptx_path=PTX,
-    params=(
-        P("conv1d", 0, ".u64", "buffer", "in"),
-        P("conv1d", 1, ".u64", "buffer", "w"),
-        P("conv1d", 2, ".u64", "buffer", "out"),
-        P("conv1d", 3, ".u32", "scalar"),
-    ),
-    buffers=(
+CONV = _spec(
+    "outside_conv1d",
+    "conv1d",
+    (
         BufferSpec("in", "float32", "in"),
         BufferSpec("w", "float32", "in"),
         BufferSpec("out", "float32", "out"),
     ),
-    problems={
-        "full": conv_prob("full", 1 << 22),
-        "small": conv_prob("small", 1000),
-        "check": conv_prob("check", 1531),
-    },
-    reference_fn=conv_ref,
-    inputs_fn=None,
-    alignment={"conv1d_param_0": 256, "conv1d_param_1": 256, "conv1d_param_2": 256},
-    tolerance=Tolerance(1e-5, 1e-5),
+    (".u32",),
+    _problems(conv_prob, (1 << 22,), (1000,), (1531,)),
+    conv_ref,
+    None,
+    Tolerance(1e-5, 1e-5),
 )
 
 
@@ -180,26 +166,15 @@ def scan_ref(problem, inp):
     return {"out": out.astype(np.int32)}
 
 
-SCAN = KernelSpec(
-    id="outside_scan",
-    family=FAM,
-    entry="scan_block",
-    ptx_path=PTX,
-    params=(
-        P("scan_block", 0, ".u64", "buffer", "in"),
-        P("scan_block", 1, ".u64", "buffer", "out"),
-        P("scan_block", 2, ".u32", "scalar"),
-    ),
-    buffers=(BufferSpec("in", "int32", "in"), BufferSpec("out", "int32", "out")),
-    problems={
-        "full": scan_prob("full", 1 << 22),
-        "small": scan_prob("small", 700),
-        "check": scan_prob("check", 1100),
-    },
-    reference_fn=scan_ref,
-    inputs_fn=scan_inputs,
-    alignment={"scan_block_param_0": 256, "scan_block_param_1": 256},
-    tolerance=Tolerance(0.0, 0.0),
+SCAN = _spec(
+    "outside_scan",
+    "scan_block",
+    (BufferSpec("in", "int32", "in"), BufferSpec("out", "int32", "out")),
+    (".u32",),
+    _problems(scan_prob, (1 << 22,), (700,), (1100,)),
+    scan_ref,
+    scan_inputs,
+    Tolerance(0.0, 0.0),
 )
 
 
@@ -225,26 +200,15 @@ def gelu_ref(problem, inp):
     return {"y": bfloat16_from_float(y.astype(f32))}
 
 
-GELU = KernelSpec(
-    id="outside_gelu_bf16",
-    family=FAM,
-    entry="gelu_bf16",
-    ptx_path=PTX,
-    params=(
-        P("gelu_bf16", 0, ".u64", "buffer", "x"),
-        P("gelu_bf16", 1, ".u64", "buffer", "y"),
-        P("gelu_bf16", 2, ".u32", "scalar"),
-    ),
-    buffers=(BufferSpec("x", "bfloat16", "in"), BufferSpec("y", "bfloat16", "out")),
-    problems={
-        "full": gelu_prob("full", 1 << 24, 1024),
-        "small": gelu_prob("small", 3000, 4),
-        "check": gelu_prob("check", 5001, 3),
-    },
-    reference_fn=gelu_ref,
-    inputs_fn=gelu_inputs,
-    alignment={"gelu_bf16_param_0": 256, "gelu_bf16_param_1": 256},
-    tolerance=Tolerance(1e-2, 1e-2),
+GELU = _spec(
+    "outside_gelu_bf16",
+    "gelu_bf16",
+    (BufferSpec("x", "bfloat16", "in"), BufferSpec("y", "bfloat16", "out")),
+    (".u32",),
+    _problems(gelu_prob, (1 << 24, 1024), (3000, 4), (5001, 3)),
+    gelu_ref,
+    gelu_inputs,
+    Tolerance(1e-2, 1e-2),
 )
 
 
@@ -275,29 +239,15 @@ def st_ref(problem, inp):
     return {"out": out}
 
 
-ST3 = KernelSpec(
-    id="outside_stencil3d",
-    family=FAM,
-    entry="stencil3d",
-    ptx_path=PTX,
-    params=(
-        P("stencil3d", 0, ".u64", "buffer", "in"),
-        P("stencil3d", 1, ".u64", "buffer", "out"),
-        P("stencil3d", 2, ".u32", "scalar"),
-        P("stencil3d", 3, ".u32", "scalar"),
-        P("stencil3d", 4, ".u32", "scalar"),
-    ),
-    buffers=(BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "inout")),
-    problems={
-        "full": st_prob("full", 512, 512, 64),
-        "small": st_prob("small", 40, 12, 5),
-        "check": st_prob("check", 67, 19, 4),
-    },
-    reference_fn=st_ref,
-    inputs_fn=None,
-    read_only=("in",),
-    alignment={"stencil3d_param_0": 256, "stencil3d_param_1": 256},
-    tolerance=Tolerance(1e-5, 1e-5),
+ST3 = _spec(
+    "outside_stencil3d",
+    "stencil3d",
+    (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "inout")),
+    (".u32", ".u32", ".u32"),
+    _problems(st_prob, (512, 512, 64), (40, 12, 5), (67, 19, 4)),
+    st_ref,
+    None,
+    Tolerance(1e-5, 1e-5),
 )
 
 
@@ -327,26 +277,15 @@ def dsum_ref(problem: Problem, inp: dict) -> dict:
     return {"out": out}
 
 
-DSUM = KernelSpec(
-    id="outside_dsum",
-    family=FAM,
-    entry="dsum",
-    ptx_path=PTX,
-    params=(
-        P("dsum", 0, ".u64", "buffer", "x"),
-        P("dsum", 1, ".u64", "buffer", "out"),
-        P("dsum", 2, ".u32", "scalar"),
-    ),
-    buffers=(BufferSpec("x", "float64", "in"), BufferSpec("out", "float64", "out")),
-    problems={
-        "full": dsum_prob("full", 1 << 22, 512),
-        "small": dsum_prob("small", 600, 3),
-        "check": dsum_prob("check", 901, 2),
-    },
-    reference_fn=dsum_ref,
-    inputs_fn=None,
-    alignment={"dsum_param_0": 256, "dsum_param_1": 256},
-    tolerance=Tolerance(1e-12, 1e-12),
+DSUM = _spec(
+    "outside_dsum",
+    "dsum",
+    (BufferSpec("x", "float64", "in"), BufferSpec("out", "float64", "out")),
+    (".u32",),
+    _problems(dsum_prob, (1 << 22, 512), (600, 3), (901, 2)),
+    dsum_ref,
+    None,
+    Tolerance(1e-12, 1e-12),
 )
 
 
@@ -365,39 +304,20 @@ def tr_prob(name: str, w: int, h: int) -> Problem:
     )
 
 
-TRANSPOSE = KernelSpec(
-    id="outside_transpose_ldg",
-    family=FAM,
-    entry=TR,
-    ptx_path=PTX,
-    params=(
-        P(TR, 0, ".u64", "buffer", "in"),
-        P(TR, 1, ".u64", "buffer", "out"),
-        P(TR, 2, ".u32", "scalar"),
-        P(TR, 3, ".u32", "scalar"),
-    ),
-    buffers=(BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
-    problems={
-        "full": tr_prob("full", 4096, 4096),
-        "small": tr_prob("small", 70, 45),
-        "check": tr_prob("check", 33, 97),
-    },
-    reference_fn=lambda problem, inp: {"out": np.ascontiguousarray(inp["in"].T)},
-    inputs_fn=None,
-    alignment={f"{TR}_param_0": 256, f"{TR}_param_1": 256},
-    tolerance=Tolerance(0.0, 0.0),
+TRANSPOSE = _spec(
+    "outside_transpose_ldg",
+    TR,
+    (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
+    (".u32", ".u32"),
+    _problems(tr_prob, (4096, 4096), (70, 45), (33, 97)),
+    lambda problem, inp: {"out": np.ascontiguousarray(inp["in"].T)},
+    None,
+    Tolerance(0.0, 0.0),
 )
 
 SPECS = (SPMV, CONV, SCAN, GELU, ST3, DSUM, TRANSPOSE)
 
 
-@contextlib.contextmanager
-def registered() -> Iterator[tuple[KernelSpec, ...]]:
-    """The specs registered for the block's duration (other tests never see them)."""
-    for s in SPECS:
-        kernels.register(s, replace=True)
-    try:
-        yield SPECS
-    finally:
-        for s in SPECS:
-            kernels.unregister(s.id)
+def registered() -> contextlib.AbstractContextManager[tuple[KernelSpec, ...]]:
+    """SPECS registered for the block's duration (other tests never see them)."""
+    return registry.registered(*SPECS)
