@@ -122,7 +122,8 @@ class SassInstruction:
 # --- the DWARF line table -------------------------------------------------------------------
 
 
-def _uleb(b: bytes, i: int) -> tuple[int, int]:
+def _leb128(b: bytes, i: int, signed: bool) -> tuple[int, int]:
+    """The LEB128 number at b[i] (DWARF's variable-length integers) and the offset after it."""
     v = shift = 0
     while True:
         x = b[i]
@@ -130,20 +131,17 @@ def _uleb(b: bytes, i: int) -> tuple[int, int]:
         v |= (x & 0x7F) << shift
         shift += 7
         if x < 0x80:
+            if signed and x & 0x40:
+                v -= 1 << shift
             return v, i
+
+
+def _uleb(b: bytes, i: int) -> tuple[int, int]:
+    return _leb128(b, i, signed=False)
 
 
 def _sleb(b: bytes, i: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        x = b[i]
-        i += 1
-        v |= (x & 0x7F) << shift
-        shift += 7
-        if x < 0x80:
-            if x & 0x40:
-                v -= 1 << shift
-            return v, i
+    return _leb128(b, i, signed=True)
 
 
 def line_rows(debug_line: bytes) -> list[list[tuple[int, int, int]]]:

@@ -227,9 +227,13 @@ class EmulatedBackend(BackendBase):
             return self.max_steps + 1
         return run.steps
 
-    def report(self, spec: Any, ptx: str) -> EmulatedReport:
-        """Assemble, emulate, verify and estimate; never raises for a bad kernel."""
-        from chronos.assemble import PtxasError, assemble
+    def _verify_and_assemble(
+        self, spec: Any, ptx: str
+    ) -> tuple[VerifyResult, Any, Any, list[SassInstruction] | None, int]:
+        """(the verification, how its budget ended, the assembly, the SASS, the step budget):
+        ptxas and nvdisasm (subprocesses) run in a thread while this one emulates. Raises
+        PtxasError when ptxas rejects the PTX."""
+        from chronos.assemble import assemble
 
         def tools() -> tuple[Any, list[SassInstruction] | None]:
             asm = assemble(with_line_info(ptx), self.target, extra_args=("-lineinfo",))
@@ -237,7 +241,6 @@ class EmulatedBackend(BackendBase):
                 return asm, None
             return asm, _sass(asm.cubin, spec.entry, self.target)
 
-        sha = ptx_sha256(ptx)
         # One thread per report, not a shared pool: a pool's thread does not survive a fork
         # (Ray and multiprocessing workers fork).
         with ThreadPoolExecutor(1, thread_name_prefix="chronos-ptxas") as pool:
@@ -254,10 +257,18 @@ class EmulatedBackend(BackendBase):
                     max_steps=step_budget,
                     races=self.races,
                 )
-            try:
-                asm, sass_listing = tooling.result()
-            except PtxasError as exc:
-                return EmulatedReport(sha, False, f"ptxas rejected the PTX: {exc}")
+            asm, sass = tooling.result()
+        return v, budget, asm, sass, step_budget
+
+    def report(self, spec: Any, ptx: str) -> EmulatedReport:
+        """Assemble, emulate, verify and estimate; never raises for a bad kernel."""
+        from chronos.assemble import PtxasError
+
+        sha = ptx_sha256(ptx)
+        try:
+            v, budget, asm, sass_listing, step_budget = self._verify_and_assemble(spec, ptx)
+        except PtxasError as exc:
+            return EmulatedReport(sha, False, f"ptxas rejected the PTX: {exc}")
         res = asm.resources.get(spec.entry)
         regs = res.registers if res else None
         spills = (res.spill_stores + res.spill_loads) if res else None
@@ -337,17 +348,7 @@ class EmulatedBackend(BackendBase):
                 extra["stopped_by"] = rep.stopped_by
                 # A wall-clock stop depends on the machine's load: never store it.
                 extra["transient"] = rep.stopped_by == "time"
-            return Measurement(
-                cycles=None,
-                cycles_q1=None,
-                cycles_q3=None,
-                time_ns=None,
-                n=0,
-                valid=False,
-                error=rep.error,
-                extra=extra,
-                **common,
-            )
+            return Measurement.invalid(rep.error or "invalid", extra=extra, **common)
         c = rep.cost.estimate
         extra = rep.cost.as_dict()
         extra.update(
