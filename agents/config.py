@@ -1,4 +1,4 @@
-"""The agents' own configuration: every number of the GRPO loop (design §5).
+"""The agents' own configuration: every number of the GRPO loop (docs/design.md §5).
 
 The pipeline's schema (chronos.pipeline.config.TrainConfig) nests `GRPOConfig` as `grpo`;
 its values come from `conf/config.yaml` (tests/test_config_defaults.py checks that the
@@ -37,7 +37,7 @@ class DynamicSamplingConfig:
 
 @dataclass
 class GRPOConfig:
-    """Design §5: every number of the GRPO loop (values: conf/config.yaml, the small CPU run;
+    """docs/design.md §5: every number of the GRPO loop (values: conf/config.yaml, the small CPU run;
     `+exp=grpo_full` has the design's)."""
 
     epochs: int = 60

@@ -1,4 +1,4 @@
-"""The design's MDP constants (§3), defined once.
+"""The design's MDP constants (docs/design.md §3), defined once.
 
 `TransformMDP`, `PtxTransformEnv`, the rewards (envs.reward), the pipeline's `EnvConfig` and
 `python -m chronos.optimize --max-steps` take their defaults from here; the `env:` block of

@@ -39,7 +39,7 @@ FEATURE_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.features"
 def forbid_early_stop(
     obs: np.ndarray, mask: np.ndarray, steps: int, min_steps: int, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The forced-steps rule (design §6.1, "forced >= 2 steps before epoch 50"): in the first
+    """The forced-steps rule (docs/design.md §6.1, "forced >= 2 steps before epoch 50"): in the first
     `min_steps` steps of an episode stop is illegal unless it is the only legal action, so an
     episode can always end.
 

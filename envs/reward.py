@@ -1,6 +1,6 @@
 """The reward, as a small named object the MDP calls (selectable with `env.reward=NAME`).
 
-The design's reward (§3) is `log_speedup`: an applied transform earns `log(c_prev / c_new)`
+The design's reward (docs/design.md §3) is `log_speedup`: an applied transform earns `log(c_prev / c_new)`
 minus a step cost, so an episode's return telescopes to `log(c_0 / c_T)` minus the step costs
 and does not depend on where in the sequence a gain happened. Stop and no-op transforms pay the
 step cost; an invalid step (ptxas rejection, fault, wrong output, timeout, masked action) pays
@@ -44,7 +44,7 @@ class Reward:
 
 @dataclass(frozen=True)
 class LogSpeedup(Reward):
-    """`log(c_prev / c_new) - step_cost` (design §3)."""
+    """`log(c_prev / c_new) - step_cost` (docs/design.md §3)."""
 
     name: ClassVar[str] = "log_speedup"
 

@@ -47,17 +47,31 @@ def _design_sections() -> set[str]:
 
 
 def test_design_references_name_a_section() -> None:
-    """Every "design §N" (and each further §N.M it lists) names a heading of docs/design.md."""
+    """Code cites the design as "docs/design.md §N" and docs as "design §N"; every number
+    names a heading of docs/design.md. (§ in chronos/ptx/isa.py cites the PTX ISA.)"""
     sections = _design_sections()
-    assert {"3", "3.5", "5", "5.4", "6.1", "7"} <= sections
+    assert {"3", "3.1", "3.5", "5", "5.4", "6.1", "7"} <= sections
     bad = []
     for folder in SOURCES:
         for path in (ROOT / folder).rglob("*"):
             if path.suffix not in (".py", ".yaml", ".md") or not path.is_file():
                 continue
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in ("chronos/ptx/isa.py", "tests/test_docs.py"):
+                continue
+            code = path.suffix != ".md"
             for line_no, line in enumerate(path.read_text().splitlines(), 1):
-                for ref in re.findall(r"design[^§\n]{0,12}((?:§\s?[\d.]+\d[,\s-]*)+)", line):
-                    for num in re.findall(r"§\s?(\d+(?:\.\d+)?)", ref):
-                        if num not in sections:
-                            bad.append(f"{path.relative_to(ROOT)}:{line_no}: §{num}")
+                for m in re.finditer(r"§\s?(\d+(?:\.\d+)*)", line):
+                    before = line[: m.start()]
+                    if code:
+                        ok = before.rstrip().endswith("docs/design.md") or re.search(
+                            r"docs/design\.md §[\d.]+[,\s–-]+(§[\d.]+[,\s–-]*)*$", before
+                        )
+                    else:
+                        ok = "design" in before[-40:] or "design" in line
+                    if ok and m.group(1).rstrip(".") in sections:
+                        continue
+                    if not code and not ok:
+                        continue  # a § of another document (a paper, the PTX ISA)
+                    bad.append(f"{rel}:{line_no}: {line.strip()[:80]}")
     assert not bad, "design references without a section in docs/design.md:\n" + "\n".join(bad)

@@ -12,7 +12,7 @@ disassembler, because nvdisasm costs 0.3-1.5 s per call against a 0.5 s budget p
   without nvdisasm it stays `UNKNOWN` and is costed as an integer ALU instruction).
 * Bits 105-125 of the instruction (bits 41-61 of the second word) are the control codes
   (Jia et al., "Dissecting the NVIDIA Volta GPU Architecture via Microbenchmarking", 2018,
-  §2.1): stall cycles (4 bits), yield (1), the write and read scoreboard a variable-latency
+  section 2.1): stall cycles (4 bits), yield (1), the write and read scoreboard a variable-latency
   result sets (3 bits each, 7 = none), the scoreboards to wait on (6-bit mask), operand reuse (4).
 * PTX lines come from the DWARF line table (`.debug_line`) that `ptxas -lineinfo` writes when
   the PTX carries `.loc` directives: `with_line_info` adds `.file 1 "kernel.ptx"` and a

@@ -1,4 +1,4 @@
-"""Leave-one-kernel-out (LOKO) and leave-one-family-out (LOFO) evaluation (design §6.4, §7).
+"""Leave-one-kernel-out (LOKO) and leave-one-family-out (LOFO) evaluation (docs/design.md §6.4, §7).
 
 Does a policy generalize to a new kernel (LOKO), or to a kind of kernel it never saw (LOFO)?
 scikit-learn's LeaveOneGroupOut with kernels (`loko.group=kernel`) or kernel families

@@ -1,4 +1,4 @@
-"""The run report: design §7 success-criteria table, learning curves, per-kernel bars, LOKO.
+"""The run report: docs/design.md §7 success-criteria table, learning curves, per-kernel bars, LOKO.
 
 Reads only files of the run dir (eval/summary.json, metrics/*.csv, loko/loko.json,
 provenance.json, stage_times.json), so `python -m chronos.pipeline.eval.report <run dir>` can
@@ -24,7 +24,7 @@ from agents.metrics import read_csv  # noqa: E402
 from chronos.fmt import backend_label, rate, speedup  # noqa: E402
 
 FA = "first_action_accuracy"
-# Design §7: greedy v2 baseline and targets.
+# docs/design.md §7: greedy v2 baseline and targets.
 TARGETS = {
     "first_action_accuracy": 0.80,
     "loko_accuracy": 0.70,
@@ -348,7 +348,7 @@ def _results_section(
     """Success criteria, the per-kernel table (and its plot) and the novel sequences."""
     hours = sum(times.get(k, 0.0) for k in ("greedy", "bc", "grpo")) / 3600
     summary.setdefault("novel_min_gain", cfg.get("eval", {}).get("novel_min_gain", 0.01))
-    lines = ["## Success criteria (design §7)", "", f"All cycle figures: {label}.", ""]
+    lines = ["## Success criteria (docs/design.md §7)", "", f"All cycle figures: {label}.", ""]
     lines += success_table(summary, loko, hours)
     lines += [
         "",
@@ -420,7 +420,7 @@ def _training_section(rdir: Path, summary: dict[str, Any], label: str, plots: Pa
     }
     lines += [
         "",
-        "## Reward-hacking monitors (design §6)",
+        "## Reward-hacking monitors (docs/design.md §6)",
         "",
         "| monitor | epochs in alarm |",
         "|---|---:|",

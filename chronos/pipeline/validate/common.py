@@ -21,7 +21,7 @@ CV_TARGET = 0.005
 DESIGN_KERNEL = "gemm_tile_4_6_8"
 DESIGN_SEQUENCE = ("maxnreg_128", "vec_ld", "vec_st", "reorder_cp")
 DESIGN_L4_CYCLES = (1829.0, 1103.0, 909.0, 841.0, 835.0)
-"""chronos-v3-design.md §3.1: gemm_tile_4_6_8 on an L4, baseline then after each transform."""
+"""docs/design.md §3.1: gemm_tile_4_6_8 on an L4, baseline then after each transform."""
 SANITY_TRANSFORMS = ("maxnreg_128", "vec_ld", "vec_st")
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 

@@ -82,7 +82,7 @@ STEP_DOCS = (
     (
         "sanity",
         "maxnreg_128, vec_ld, vec_st and the design's sequence on gemm_tile kernels, "
-        "beside the design's L4 figures (chronos-v3-design.md §3.1)",
+        "beside the design's L4 figures (docs/design.md §3.1)",
     ),
     (
         "greedy",
@@ -227,7 +227,7 @@ def _sanity(r: dict[str, Any]) -> list[str]:
     out += _table(["kernel", *cols], rows)
     d = r.get("design") or {}
     if d:
-        out += ["", f"The design's L4 figures for {d['kernel']} (its §3.1 sequence):", ""]
+        out += ["", f"The design's L4 figures for {d['kernel']} (docs/design.md §3.1):", ""]
         out += _table(
             ["", *d["sequence"]],
             [
