@@ -37,8 +37,8 @@ class DynamicSamplingConfig:
 
 @dataclass
 class GRPOConfig:
-    """docs/design.md §5: every number of the GRPO loop (values: conf/config.yaml, the small CPU run;
-    `+exp=grpo_full` has the design's)."""
+    """docs/design.md §5: every number of the GRPO loop (values: conf/config.yaml, the small
+    CPU run; `+exp=grpo_full` has the design's)."""
 
     epochs: int = 60
     batch_kernels: int = 8

@@ -1,4 +1,5 @@
-"""GRPO learner (docs/design.md §5): G rollouts per kernel, median baseline, clipped surrogate, KL to BC.
+"""GRPO learner (docs/design.md §5): G rollouts per kernel, median baseline, clipped surrogate,
+KL to BC.
 
 One obvious loop, `train()`: per epoch sample a batch of kernels, roll out G episodes each at
 the scheduled temperature (stop masked in the first steps early on), turn episode returns into

@@ -39,9 +39,9 @@ FEATURE_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.features"
 def forbid_early_stop(
     obs: np.ndarray, mask: np.ndarray, steps: int, min_steps: int, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The forced-steps rule (docs/design.md §6.1, "forced >= 2 steps before epoch 50"): in the first
-    `min_steps` steps of an episode stop is illegal unless it is the only legal action, so an
-    episode can always end.
+    """The forced-steps rule (docs/design.md §6.1, "forced >= 2 steps before epoch 50"): in the
+    first `min_steps` steps of an episode stop is illegal unless it is the only legal action,
+    so an episode can always end.
 
     `obs` (layout.obs_size,) and `mask` (layout.n_actions,) are one state's, or a batch of them
     (one row per state, every state `steps` steps into its episode). Returns new arrays: the

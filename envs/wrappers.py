@@ -13,10 +13,10 @@ from envs.mdp import forbid_early_stop
 class ForbidEarlyStop(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
     """Mask out stop for the first `min_steps` steps of an episode.
 
-    The design's fix for an always-stop policy (docs/design.md §6.1: "forced >= 2 steps before epoch 50"): the
-    agent must try transforms before it may stop. Stop stays legal when no transform is, so an
-    episode can always end. The mask is changed everywhere the agent sees it: `action_masks()`,
-    `info["action_mask"]` and the mask block of the observation (choosing stop anyway is then
+    The design's fix for an always-stop policy (docs/design.md §6.1: "forced >= 2 steps before
+    epoch 50"): the agent must try transforms before it may stop. Stop stays legal when no
+    transform is, so an episode can always end. The mask is changed everywhere the agent sees
+    it: `action_masks()`, `info["action_mask"]` and the mask block of the observation (choosing stop anyway is then
     a masked action for the policy, but the env itself still accepts it).
     """
 

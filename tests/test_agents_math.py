@@ -1,4 +1,4 @@
-"""GRPO maths (docs/design.md §5.3-5.4) on hand-computed numbers, and the masked-distribution helpers."""
+"""GRPO maths (docs/design.md §5.3-5.4) on hand-computed numbers; masked-distribution helpers."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ class KernelsConfig:
 
 @dataclass
 class EnvConfig:
-    """The MDP constants of docs/design.md §3 (defaults: envs/constants.py, as PtxTransformEnv's)."""
+    """The MDP constants (docs/design.md §3; defaults: envs/constants.py, as the env's)."""
 
     max_steps: int = MAX_STEPS
     step_cost: float = STEP_COST
@@ -119,7 +119,7 @@ class GreedyConfig:
 class EvalConfig:
     """Final evaluation and the report."""
 
-    novel_min_gain: float = 0.01  # docs/design.md §6.3: a sequence must beat greedy by > 1% to count
+    novel_min_gain: float = 0.01  # docs/design.md §6.3: novel = beats greedy by > 1%
     loko_in_report: bool = True  # LOKO of BC and RF (cheap) inside the train report
     # Exhaustive search per eval kernel for the report's optimum column; 0 = off. Each state
     # costs up to ~20 measurements; past the budget the column is a lower bound (marked).
