@@ -16,8 +16,8 @@ class ForbidEarlyStop(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
     The design's fix for an always-stop policy (docs/design.md §6.1: "forced >= 2 steps before
     epoch 50"): the agent must try transforms before it may stop. Stop stays legal when no
     transform is, so an episode can always end. The mask is changed everywhere the agent sees
-    it: `action_masks()`, `info["action_mask"]` and the mask block of the observation (choosing stop anyway is then
-    a masked action for the policy, but the env itself still accepts it).
+    it: `action_masks()`, `info["action_mask"]` and the mask block of the observation (choosing
+    stop anyway is then a masked action for the policy, but the env itself still accepts it).
     """
 
     def __init__(self, env: gym.Env[np.ndarray, np.int64], min_steps: int = 2) -> None:
