@@ -5,8 +5,8 @@ The design's reward (docs/design.md §3) is `log_speedup`: an applied transform 
 minus the step costs and does not depend on where in the sequence a gain happened. Stop and no-op
 transforms pay the step cost; an invalid step (ptxas rejection, fault, wrong output, timeout,
 masked action) pays `invalid_penalty` and ends the episode. `linear_speedup` rewards
-`(c_prev - c_new) / c_0` instead, which weighs gains by cycles saved rather than by ratio (its return is
-the fraction of the original cycles saved).
+`(c_prev - c_new) / c_0` instead, which weighs gains by cycles saved rather than by ratio (its
+return is the fraction of the original cycles saved).
 """
 
 from __future__ import annotations
