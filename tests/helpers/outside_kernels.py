@@ -1,4 +1,5 @@
-"""Specs for tests/data/outside: five kernels from outside the corpus (`registered()`).
+"""Specs for tests/data/outside: kernels from outside the corpus (`registered()`): seven from
+outside.cu and issue 31's seven everyday forms from everyday.cu (`EVERYDAY`).
 
 They stand for the kernels a user brings: no transform was written against them, so the
 semantic sweep in tests/test_outside_kernels.py is a held-out check of every transform's
@@ -17,6 +18,7 @@ import numpy as np
 from kernels import (
     BufferSpec,
     KernelSpec,
+    Param,
     Problem,
     Tolerance,
     bfloat16_from_float,
@@ -315,7 +317,260 @@ TRANSPOSE = _spec(
     Tolerance(0.0, 0.0),
 )
 
-SPECS = (SPMV, CONV, SCAN, GELU, ST3, DSUM, TRANSPOSE)
+
+# --- issue 31's seven everyday forms (tests/data/outside/everyday.cu) -------------------------
+
+EVERYDAY_PTX = PTX.parent / "everyday.ptx"
+
+
+def _everyday(
+    entry: str,
+    params: tuple[tuple[str, str | None], ...],
+    buffers: tuple[BufferSpec, ...],
+    problems: dict[str, Problem],
+    reference_fn: Callable[..., dict],
+    inputs_fn: Callable[..., dict] | None,
+    tolerance: Tolerance,
+) -> KernelSpec:
+    """An entry of everyday.ptx in its own parameter order: `params` is (PTX type, buffer name
+    or None for a scalar) per parameter; pointers 256-byte aligned (cudaMalloc's), sm_80."""
+    named = tuple(
+        Param(f"{entry}_param_{i}", t, "scalar" if b is None else "buffer", b)
+        for i, (t, b) in enumerate(params)
+    )
+    return KernelSpec(
+        id=f"outside_{entry}",
+        family=FAM,
+        entry=entry,
+        ptx_path=EVERYDAY_PTX,
+        params=named,
+        buffers=buffers,
+        problems=problems,
+        reference_fn=reference_fn,
+        inputs_fn=inputs_fn,
+        alignment={q.name: 256 for q in named if q.kind == "buffer"},
+        tolerance=tolerance,
+        target="sm_80",
+    )
+
+
+def _quarters(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Multiples of 1/4 in [-2, 2]: float32 sums of them are exact in any order."""
+    return (rng.integers(-8, 9, n) / 4).astype(f32)
+
+
+def _grid_stride(name: str, n: int, grid: int, block: int, entry: str, extra: dict) -> Problem:
+    shapes = {k: v(n, grid) for k, v in extra.items()}
+    scalars = {f"{entry}_param_{i}": v for i, v in EVERYDAY_SCALARS[entry](n).items()}
+    return Problem({"n": n}, (grid, 1, 1), (block, 1, 1), scalars, shapes, name=name)
+
+
+EVERYDAY_SCALARS = {
+    "gs_saxpy": lambda n: {0: n, 1: 1.5},
+    "haxpy_half": lambda n: {0: n, 1: 0.75},
+    "block_sum": lambda n: {2: n},
+    "histogram_smem": lambda n: {2: n},
+}
+
+
+def _gs_saxpy_ref(problem: Problem, inp: dict) -> dict:
+    x, y = inp["x"].astype(np.float64), inp["y"].astype(np.float64)
+    return {"y": (1.5 * x + y).astype(f32)}  # one rounding, as fma.rn.f32
+
+
+GS_SAXPY = _everyday(
+    "gs_saxpy",
+    ((".u32", None), (".f32", None), (".u64", "x"), (".u64", "y")),
+    (BufferSpec("x", "float32", "in"), BufferSpec("y", "float32", "inout")),
+    {
+        name: _grid_stride(
+            name, n, g, b, "gs_saxpy", {"x": lambda n, g: (n,), "y": lambda n, g: (n,)}
+        )
+        for name, n, g, b in (
+            ("full", 1 << 24, 1024, 256),
+            ("small", 3001, 3, 128),
+            ("check", 4099, 2, 64),
+        )
+    },
+    _gs_saxpy_ref,
+    None,
+    Tolerance(1e-6, 1e-6),
+)
+
+
+def _haxpy_ref(problem: Problem, inp: dict) -> dict:
+    x, y = inp["x"].astype(np.float64), inp["y"].astype(np.float64)
+    return {"y": (0.75 * x + y).astype(np.float16)}  # __hfma: one rounding
+
+
+def _haxpy_inputs(problem: Problem, rng: np.random.Generator) -> dict:
+    n = problem.sizes["n"]
+    return {
+        "x": rng.uniform(-2, 2, n).astype(np.float16),
+        "y": rng.uniform(-2, 2, n).astype(np.float16),
+    }
+
+
+def _haxpy_prob(name: str, n: int, block: int) -> Problem:
+    grid = -(-n // block)
+    return _grid_stride(
+        name, n, grid, block, "haxpy_half", {"x": lambda n, g: (n,), "y": lambda n, g: (n,)}
+    )
+
+
+HAXPY_HALF = _everyday(
+    "haxpy_half",
+    ((".u32", None), (".b8", None), (".u64", "x"), (".u64", "y")),
+    (BufferSpec("x", "float16", "in"), BufferSpec("y", "float16", "inout")),
+    _problems(_haxpy_prob, (1 << 24, 256), (1001, 128), (2051, 64)),
+    _haxpy_ref,
+    _haxpy_inputs,
+    Tolerance(1e-3, 1e-3),
+)
+
+
+def _block_sum_ref(problem: Problem, inp: dict) -> dict:
+    x, grid, block = inp["in"], problem.grid[0], problem.block[0]
+    idx = np.arange(len(x))
+    block_of = (idx // block) % grid  # the block whose grid-stride slice holds element i
+    return {"out": np.bincount(block_of, weights=x, minlength=grid).astype(f32)}
+
+
+BLOCK_SUM = _everyday(
+    "block_sum",
+    ((".u64", "in"), (".u64", "out"), (".u32", None)),
+    (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
+    {
+        name: _grid_stride(
+            name, n, g, 256, "block_sum", {"in": lambda n, g: (n,), "out": lambda n, g: (g,)}
+        )
+        for name, n, g in (("full", 1 << 24, 512), ("small", 5003, 4), ("check", 3333, 3))
+    },
+    _block_sum_ref,
+    lambda problem, rng: {"in": _quarters(rng, problem.sizes["n"])},
+    Tolerance(0.0, 0.0),
+)
+
+
+def _tp_prob(name: str, w: int, h: int) -> Problem:
+    return Problem(
+        {"w": w, "h": h},
+        (-(-w // 32), -(-h // 32), 1),
+        (32, 8, 1),
+        {"transpose_padded_param_2": w, "transpose_padded_param_3": h},
+        {"in": (h, w), "out": (w, h)},
+        name=name,
+    )
+
+
+TRANSPOSE_PADDED = _everyday(
+    "transpose_padded",
+    ((".u64", "in"), (".u64", "out"), (".u32", None), (".u32", None)),
+    (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
+    _problems(_tp_prob, (4096, 4096), (70, 45), (33, 97)),
+    lambda problem, inp: {"out": np.ascontiguousarray(inp["in"].T)},
+    None,
+    Tolerance(0.0, 0.0),
+)
+
+
+def _softmax_prob(name: str, rows: int, cols: int) -> Problem:
+    return Problem(
+        {"rows": rows, "cols": cols},
+        (rows, 1, 1),
+        (128, 1, 1),
+        {"row_softmax_param_2": cols},
+        {"in": (rows, cols), "out": (rows, cols)},
+        name=name,
+    )
+
+
+def _softmax_ref(problem: Problem, inp: dict) -> dict:
+    x = inp["in"].astype(np.float64)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return {"out": (e / e.sum(axis=1, keepdims=True)).astype(f32)}
+
+
+ROW_SOFTMAX = _everyday(
+    "row_softmax",
+    ((".u64", "in"), (".u64", "out"), (".u32", None)),
+    (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
+    _problems(_softmax_prob, (4096, 1024), (5, 300), (3, 129)),
+    _softmax_ref,
+    lambda problem, rng: {"in": rng.uniform(-4, 4, problem.shapes["in"]).astype(f32)},
+    Tolerance(2e-5, 1e-7),  # __expf is ex2.approx: a few ulp
+)
+
+
+def _stencil5_prob(name: str, nx: int, ny: int) -> Problem:
+    return Problem(
+        {"nx": nx, "ny": ny},
+        (-(-nx // 16), -(-ny // 16), 1),
+        (16, 16, 1),
+        {"stencil5_param_2": nx, "stencil5_param_3": ny},
+        {"in": (ny, nx), "out": (ny, nx)},
+        name=name,
+    )
+
+
+def _stencil5_ref(problem: Problem, inp: dict) -> dict:
+    a, out = inp["in"], inp["out"].copy()
+    s = ((a[1:-1, :-2] + a[1:-1, 2:]) + a[:-2, 1:-1]) + a[2:, 1:-1]  # float32, in source order
+    out[1:-1, 1:-1] = f32(0.25) * s
+    return {"out": out}
+
+
+STENCIL5 = _everyday(
+    "stencil5",
+    ((".u64", "in"), (".u64", "out"), (".u32", None), (".u32", None)),
+    (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "inout")),
+    _problems(_stencil5_prob, (4096, 4096), (37, 21), (50, 33)),
+    _stencil5_ref,
+    None,
+    Tolerance(1e-6, 1e-6),
+)
+
+
+def _histogram_inputs(problem: Problem, rng: np.random.Generator) -> dict:
+    """Bytes, and the bins the caller zeroed (the kernel only adds to them)."""
+    n = problem.sizes["n"]
+    return {"data": rng.integers(0, 256, n).astype(np.uint8), "bins": np.zeros(256, np.uint32)}
+
+
+HISTOGRAM_SMEM = _everyday(
+    "histogram_smem",
+    ((".u64", "data"), (".u64", "bins"), (".u32", None)),
+    (BufferSpec("data", "uint8", "in"), BufferSpec("bins", "uint32", "inout")),
+    {
+        name: _grid_stride(
+            name,
+            n,
+            g,
+            256,
+            "histogram_smem",
+            {"data": lambda n, g: (n,), "bins": lambda n, g: (256,)},
+        )
+        for name, n, g in (("full", 1 << 26, 1024), ("small", 5000, 4), ("check", 3001, 3))
+    },
+    lambda problem, inp: {
+        "bins": inp["bins"] + np.bincount(inp["data"], minlength=256).astype(np.uint32)
+    },
+    _histogram_inputs,
+    Tolerance(0.0, 0.0),
+)
+
+EVERYDAY = (
+    GS_SAXPY,
+    HAXPY_HALF,
+    BLOCK_SUM,
+    TRANSPOSE_PADDED,
+    ROW_SOFTMAX,
+    STENCIL5,
+    HISTOGRAM_SMEM,
+)
+"""Issue 31's seven everyday forms, in its order."""
+
+SPECS = (SPMV, CONV, SCAN, GELU, ST3, DSUM, TRANSPOSE, *EVERYDAY)
 
 
 def registered() -> contextlib.AbstractContextManager[tuple[KernelSpec, ...]]:
