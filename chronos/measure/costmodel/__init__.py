@@ -189,9 +189,14 @@ def _service(
     pcs = np.asarray(trace.pcs, np.int64)
     units = np.zeros(n)
     waves = np.zeros(n)
-    for s, ms in trace.mem.items():
-        units[int(pcs[s])] += float(np.sum(ms.lines + ms.wavefronts))
-        waves[int(pcs[s])] += float(np.sum(ms.wavefronts))
+    if trace.mem:
+        steps = np.fromiter(trace.mem.keys(), np.int64, len(trace.mem))
+        stats = list(trace.mem.values())
+        at = np.repeat(pcs[steps], [len(ms.lines) for ms in stats])
+        lines = np.concatenate([ms.lines for ms in stats]).astype(float)
+        fronts = np.concatenate([ms.wavefronts for ms in stats]).astype(float)
+        units = np.bincount(at, weights=lines + fronts, minlength=n)
+        waves = np.bincount(at, weights=fronts, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         units_per = np.where(execs > 0, units / np.maximum(execs, 1), 1.0)
         waves_per = np.where(execs > 0, waves / np.maximum(execs, 1), 0.0)

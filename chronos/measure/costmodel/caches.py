@@ -171,7 +171,7 @@ def _line_use(sector: np.ndarray) -> float:
     return _footprint(sector) / max(1, _footprint(sector // 4)) / 4.0
 
 
-def _l1_hits(acc: _Accesses, l1_bytes_per_block: float) -> np.ndarray:
+def _l1_hits(acc: _Accesses, l1_bytes_per_block: float, line_use: float) -> np.ndarray:
     """Per sector, 1.0 where L1 serves it. L1 is per block, shared by its warps: an access
     hits when, since the same block's last allocating access to the sector, the block
     allocated at most its L1 share (a reuse-distance LRU over fills: a store, an
@@ -180,7 +180,7 @@ def _l1_hits(acc: _Accesses, l1_bytes_per_block: float) -> np.ndarray:
     bkey = (acc.block << 40) | acc.sector
     pos, fills = _stream_position(acc.block, acc.order, acc.alloc)
     prev = _previous(bkey, pos, acc.alloc)
-    cap = l1_bytes_per_block / 32.0 * _line_use(acc.sector)
+    cap = l1_bytes_per_block / 32.0 * line_use
     pri = acc.l1pri
     reach = np.where(pri == "first", cap / 4, np.where(pri == "last", 2 * cap, cap))
     since = fills - fills[np.maximum(_index_at(acc.block, pos, prev), 0)]
@@ -204,7 +204,12 @@ def _chunk_pool(acc: _Accesses) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _l2_reuse(
-    acc: _Accesses, all_k: np.ndarray, all_o: np.ndarray, room: float, concurrency: float
+    acc: _Accesses,
+    all_k: np.ndarray,
+    all_o: np.ndarray,
+    room: float,
+    concurrency: float,
+    line_use: float,
 ) -> np.ndarray:
     """Per sector: whether a re-access hits L2. It does when the sectors the whole GPU
     touched since (the small problem's count scaled by the full grid's concurrent warps over
@@ -214,7 +219,7 @@ def _l2_reuse(
     prev_o = _previous_of(acc.sector, order, all_k, all_o)
     cum = np.r_[0, np.cumsum(np.bincount(order, minlength=int(order.max()) + 1))]
     dist = (cum[order] - cum[np.maximum(prev_o, 0)]) * 32.0 * concurrency
-    lines_room = room * _line_use(acc.sector)  # the distance counts sectors, L2 holds lines
+    lines_room = room * line_use  # the distance counts sectors, L2 holds lines
     pri = acc.l2pri
     reach = np.where(
         pri == "first", lines_room / 4, np.where(pri == "last", 2 * lines_room, lines_room)
@@ -254,16 +259,18 @@ def simulate_caches(
         return out
     acc = _accesses(program, trace)
     sector, is_st = acc.sector, acc.is_st
-    served_l1 = _l1_hits(acc, l1_bytes_per_block)
+    line_use = _line_use(sector)
+    served_l1 = _l1_hits(acc, l1_bytes_per_block, line_use)
 
     # L2, shared by all blocks. With a cold L2 (the harness flushed it) a first touch comes
     # from DRAM; with a hot one it (or a re-access that did not fit) still hits with the
     # share of the full footprint that stays resident.
     room = prof.l2_bytes * L2_USABLE_FRACTION
     all_k, all_o = _chunk_pool(acc)
-    reuse = _l2_reuse(acc, all_k, all_o, room, concurrency)
-    warm = _warm_shares(sector, acc.l2pri, room, footprint_bytes)
-    first_touch = warm if l2 == "hot" else np.zeros(len(sector))
+    reuse = _l2_reuse(acc, all_k, all_o, room, concurrency, line_use)
+    hot = l2 == "hot"
+    warm = _warm_shares(sector, acc.l2pri, room, footprint_bytes) if hot else None
+    first_touch = warm if warm is not None else np.zeros(len(sector))
     served_l2 = np.where(is_st, 1.0, (1.0 - served_l1) * np.where(reuse, 1.0, first_touch))
     mates = _chunk_mates(acc)
     served_l2 = np.where(mates, 1.0 - served_l1, served_l2)
@@ -288,7 +295,7 @@ def simulate_caches(
     # unless it stays (the share of the footprint that fits, in either mode). A cold launch
     # writes back every sector it writes within its span: its own, or a dirty line of the
     # harness's flush memset that its allocation displaced from L2.
-    kept = float(np.mean(warm[is_st])) if is_st.any() and l2 == "hot" else 0.0
+    kept = float(np.mean(warm[is_st])) if warm is not None and is_st.any() else 0.0
     out.dram_written = _footprint(sector[is_st]) * (1.0 - kept)
     out.dram_total = float(np.sum(fetches)) + out.dram_written
     out.distinct = float(_footprint(sector))
