@@ -1,4 +1,4 @@
-"""Behaviour cloning of greedy trajectories (design §4): the MLP and a random-forest baseline.
+"""Behaviour cloning of greedy trajectories (docs/design.md §4): the MLP and a random forest.
 
 Both learn state → greedy's action on the same observations (envs.spaces layout). Accuracy counts a
 prediction right when the legal-masked argmax equals greedy's action; first-action accuracy

@@ -1,4 +1,4 @@
-"""Greedy v2 (design §7 baseline) as the BC data set: the search is `agents.search.greedy`.
+"""Greedy v2 (docs/design.md §7 baseline) as the BC data set: the search is `agents.search.greedy`.
 
 Greedy is the baseline the agent must beat and the teacher BC clones. At each step it
 measures every unmasked transform from the current state and takes the one with the fewest

@@ -1,4 +1,5 @@
-"""GRPO learner (design §5): G rollouts per kernel, median baseline, clipped surrogate, KL to BC.
+"""GRPO learner (docs/design.md §5): G rollouts per kernel, median baseline, clipped surrogate,
+KL to BC.
 
 One obvious loop, `train()`: per epoch sample a batch of kernels, roll out G episodes each at
 the scheduled temperature (stop masked in the first steps early on), turn episode returns into
@@ -313,6 +314,155 @@ def _payload(
     )
 
 
+@dataclass
+class Batch:
+    """One epoch's rollouts: the dynamic sample, the kept episodes and their advantages."""
+
+    sampled: Sampled
+    episodes: list[Episode]  # the kept groups' episodes, in group order
+    adv: torch.Tensor  # one advantage per kept episode
+    rollout_s: float  # wall time of the rollouts, measurements included
+    measure_s: float  # of which inside the backend
+
+
+def collect(
+    cfg: GRPOConfig,
+    mdp: Any,
+    specs: Sequence[Any],
+    policy: PolicyMLP,
+    seed: int,
+    epoch: int,
+    temperature: float,
+    n_forced: int,
+    gen: torch.Generator,
+) -> Batch:
+    """Sample the epoch's kernels from (seed, epoch), roll out G episodes each (re-rolling flat
+    groups) and turn the kept groups' returns into advantages."""
+    rng = np.random.default_rng([seed, epoch])
+    k = min(cfg.batch_kernels, len(specs))
+    batch = [specs[i] for i in sorted(rng.choice(len(specs), size=k, replace=False))]
+    measure0 = mdp.measure_s
+    t0 = time.perf_counter()
+
+    def sample(idx: list[int], t: float) -> list[Episode]:
+        return rollout(
+            mdp,
+            [batch[i] for i in idx],
+            policy,
+            group_size=cfg.group_size,
+            temperature=t,
+            stop_masked_steps=n_forced,
+            generator=gen,
+        )
+
+    ds = dynamic_sample(sample, k, cfg.group_size, temperature, cfg.dynamic_sampling)
+    rollout_s = time.perf_counter() - t0
+    kept = ds.keep.repeat_interleave(cfg.group_size).tolist()
+    episodes = [e for e, keep in zip(ds.episodes, kept, strict=True) if keep]
+    returns = ds.returns[ds.keep]
+    lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
+        -1, cfg.group_size
+    )
+    adv = (
+        group_advantages(returns, lengths, cfg.adv_eps, cfg.adv_scale).flatten()
+        if len(episodes)
+        else torch.zeros(0)
+    )
+    return Batch(ds, episodes, adv, rollout_s, mdp.measure_s - measure0)
+
+
+class CacheRate:
+    """The backend's measurement-cache hit rate since the previous call."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.stats0 = dict(getattr(backend, "stats", {}) or {})
+
+    def __call__(self) -> float:
+        stats = dict(getattr(self.backend, "stats", {}) or {})
+        hits = stats.get("hits", 0) - self.stats0.get("hits", 0)
+        misses = stats.get("misses", 0) - self.stats0.get("misses", 0)
+        self.stats0 = stats
+        return hits / (hits + misses) if hits + misses else 1.0
+
+
+def train_metrics(
+    b: Batch,
+    losses: dict[str, float],
+    cfg: GRPOConfig,
+    epoch: int,
+    temperature: float,
+    n_forced: int,
+    cache_hit_rate: float,
+    update_s: float,
+) -> dict[str, float]:
+    """The epoch's train.csv row; logs the reward-hacking monitors' alarms."""
+    ds = b.sampled
+    mon = check(ds.episodes, cfg.monitors)
+    for msg in mon.alarms:
+        log.warning("epoch %d alarm: %s", epoch, msg)
+    return {
+        **epoch_metrics(ds.episodes, ds.returns, temperature, n_forced),
+        "charts/frac_reward_zero_std_sampled": ds.first_zero_std,
+        "charts/resampled_groups": float(ds.resampled),
+        "charts/recovered_groups": float(ds.recovered),
+        "charts/dropped_groups": float((~ds.keep).sum()),
+        **losses,
+        **mon.values,
+        "charts/cache_hit_rate": cache_hit_rate,
+        "perf/rollout_s": b.rollout_s - b.measure_s,
+        "perf/measure_s": b.measure_s,
+        "perf/update_s": update_s,
+    }
+
+
+def log_actions(logger: MetricsLogger, episodes: Sequence[Episode], epoch: int) -> None:
+    """The histogram of the actions taken (TensorBoard only)."""
+    if logger.writer is not None:
+        acts = [s.action for e in episodes for s in e.steps]
+        logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
+
+
+def start(
+    cfg: GRPOConfig, policy: PolicyMLP, ref: PolicyMLP, last: Path, resume: bool
+) -> tuple[torch.optim.Optimizer, GRPOState]:
+    """The optimizer and GRPO state: fresh, or from `last` when `resume` and it exists; the
+    reference policy is frozen."""
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    state = GRPOState()
+    if resume and last.exists():
+        payload = ckpt.load(last)
+        policy.load_state_dict(payload["policy"])
+        opt.load_state_dict(payload["optimizer"])
+        state = GRPOState(**payload["grpo_state"])
+        log.info("resuming GRPO after epoch %d from %s", state.epoch, last)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return opt, state
+
+
+def open_logs(
+    run_dir: Path,
+    state: GRPOState,
+    provenance: dict[str, Any],
+    traj: TrajectoryLog,
+    tensorboard: bool,
+) -> MetricsLogger:
+    """The metrics logger (continuing after a resumed epoch) and a new trajectory attempt."""
+    resumed = state.epoch if state.epoch >= 0 else None
+    logger = MetricsLogger(run_dir / "metrics", resume_after=resumed, tensorboard=tensorboard)
+    traj.begin_attempt(
+        run_name=run_dir.name,
+        resumed_from_epoch=resumed,
+        backend=str(provenance.get("backend", "")),
+        device=str(provenance.get("device", "")),
+        git_rev=str(provenance.get("git_revision")),
+        config=provenance.get("config"),
+    )
+    return logger
+
+
 def train(
     cfg: GRPOConfig,
     *,
@@ -333,150 +483,47 @@ def train(
     ckdir = run_dir / "checkpoints"
     last = ckdir / "last.pt"
     gate = ckpt.PromotionGate(ckdir, cfg.promotion_min_delta)
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-    state = GRPOState()
-    if resume and last.exists():
-        payload = ckpt.load(last)
-        policy.load_state_dict(payload["policy"])
-        opt.load_state_dict(payload["optimizer"])
-        state = GRPOState(**payload["grpo_state"])
-        log.info("resuming GRPO after epoch %d from %s", state.epoch, last)
-    ref.eval()
-    for p in ref.parameters():
-        p.requires_grad_(False)
-    backend = str(provenance.get("backend", ""))
-    device = str(provenance.get("device", ""))
-    resumed = state.epoch if state.epoch >= 0 else None
-    logger = MetricsLogger(run_dir / "metrics", resume_after=resumed, tensorboard=tensorboard)
-    traj.begin_attempt(
-        run_name=run_dir.name,
-        resumed_from_epoch=resumed,
-        backend=backend,
-        device=device,
-        git_rev=str(provenance.get("git_revision")),
-        config=provenance.get("config"),
-    )
+    opt, state = start(cfg, policy, ref, last, resume)
+    backend, device = str(provenance.get("backend", "")), str(provenance.get("device", ""))
+    logger = open_logs(run_dir, state, provenance, traj, tensorboard)
     temp = TemperatureSchedule(**vars(cfg.temperature))
     forced = ForcedSteps(**vars(cfg.forced_steps))
-    bar = tqdm(
-        range(state.epoch + 1, cfg.epochs),
-        desc="grpo",
-        unit="epoch",
-        initial=state.epoch + 1,
-        total=cfg.epochs,
-        disable=not progress,
-    )
-    stats0 = dict(getattr(mdp.backend, "stats", {}) or {})
+    epochs = range(state.epoch + 1, cfg.epochs)
+    bar = tqdm(epochs, desc="grpo", unit="epoch", initial=state.epoch + 1, total=cfg.epochs,
+               disable=not progress)  # fmt: skip
+    cache_rate = CacheRate(mdp.backend)
     saved = state.epoch  # the last epoch whose state last.pt holds
     clean = True  # policy, optimizer and state are exactly those at the end of state.epoch
     try:
         for epoch in bar:
             t_epoch = time.perf_counter()
             gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            rng = np.random.default_rng([seed, epoch])
-            k = min(cfg.batch_kernels, len(specs))
-            batch = [specs[i] for i in sorted(rng.choice(len(specs), size=k, replace=False))]
             temperature, n_forced = temp(epoch), forced(epoch)
-
-            measure0 = mdp.measure_s
-            t0 = time.perf_counter()
             clean = False
-
-            def sample(
-                idx: list[int],
-                t: float,
-                batch: list[Any] = batch,
-                n_forced: int = n_forced,
-                gen: torch.Generator = gen,
-            ) -> list[Episode]:
-                return rollout(
-                    mdp,
-                    [batch[i] for i in idx],
-                    policy,
-                    group_size=cfg.group_size,
-                    temperature=t,
-                    stop_masked_steps=n_forced,
-                    generator=gen,
-                )
-
-            ds = dynamic_sample(sample, k, cfg.group_size, temperature, cfg.dynamic_sampling)
-            rollout_s = time.perf_counter() - t0
-            measure_s = mdp.measure_s - measure0
-            kept = ds.keep.repeat_interleave(cfg.group_size).tolist()
-            episodes = [e for e, keep in zip(ds.episodes, kept, strict=True) if keep]
-            returns = ds.returns[ds.keep]
-            lengths = torch.tensor([len(e.steps) for e in episodes], dtype=torch.float64).view(
-                -1, cfg.group_size
-            )
-            adv = (
-                group_advantages(returns, lengths, cfg.adv_eps, cfg.adv_scale).flatten()
-                if len(episodes)
-                else torch.zeros(0)
-            )
-
+            b = collect(cfg, mdp, specs, policy, seed, epoch, temperature, n_forced, gen)
             t1 = time.perf_counter()
-            losses = update(policy, ref, opt, episodes, adv, temperature, cfg, gen)
+            losses = update(policy, ref, opt, b.episodes, b.adv, temperature, cfg, gen)
             update_s = time.perf_counter() - t1
-
-            _best_found(state, ds.episodes)
-            traj.append(
-                step_records(
-                    episodes,
-                    "grpo",
-                    epoch,
-                    backend,
-                    device,
-                    temperature,
-                    {i: float(a) for i, a in enumerate(adv)},
-                )
+            _best_found(state, b.sampled.episodes)
+            advs = {i: float(a) for i, a in enumerate(b.adv)}
+            traj.append(step_records(b.episodes, "grpo", epoch, backend, device, temperature, advs))
+            metrics = train_metrics(
+                b, losses, cfg, epoch, temperature, n_forced, cache_rate(), update_s
             )
-            stats = dict(getattr(mdp.backend, "stats", {}) or {})
-            hits = stats.get("hits", 0) - stats0.get("hits", 0)
-            misses = stats.get("misses", 0) - stats0.get("misses", 0)
-            stats0 = stats
-            mon = check(ds.episodes, cfg.monitors)
-            for msg in mon.alarms:
-                log.warning("epoch %d alarm: %s", epoch, msg)
-            metrics = {
-                **epoch_metrics(ds.episodes, ds.returns, temperature, n_forced),
-                "charts/frac_reward_zero_std_sampled": ds.first_zero_std,
-                "charts/resampled_groups": float(ds.resampled),
-                "charts/recovered_groups": float(ds.recovered),
-                "charts/dropped_groups": float((~ds.keep).sum()),
-                **losses,
-                **mon.values,
-                "charts/cache_hit_rate": hits / (hits + misses) if hits + misses else 1.0,
-                "perf/rollout_s": rollout_s - measure_s,
-                "perf/measure_s": measure_s,
-                "perf/update_s": update_s,
-            }
-            if logger.writer is not None:
-                acts = [s.action for e in ds.episodes for s in e.steps]
-                logger.writer.add_histogram("actions/histogram", np.asarray(acts), epoch)
-
+            log_actions(logger, b.sampled.episodes, epoch)
             is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
             ev = evaluate(mdp, specs, policy, epoch) if is_eval else None
             state.epoch = epoch
-            epoch_s = time.perf_counter() - t_epoch
+            metrics["perf/epoch_s"] = epoch_s = time.perf_counter() - t_epoch
             state.train_s += epoch_s
-            metrics["perf/epoch_s"] = epoch_s
             logger.log("train", epoch, metrics)
             if ev is not None:
                 state.evals.append(ev.summary())
                 traj.append(step_records(ev.episodes, "eval", epoch, backend, device, 0.0))
-                logger.log(
-                    "eval",
-                    epoch,
-                    {"eval/mean_improvement": ev.mean_improvement, "eval/score": ev.score},
-                )
+                scores = {"eval/mean_improvement": ev.mean_improvement, "eval/score": ev.score}
+                logger.log("eval", epoch, scores)
             if ev is not None or (epoch + 1) % cfg.checkpoint_every == 0:
-                payload = _payload(policy, opt, state, provenance)
-                ckpt.save(last, payload)
-                saved = epoch
-                if ev is not None:
-                    path = ckpt.save(ckdir / f"epoch_{epoch:04d}.pt", payload)
-                    if gate.consider(path, ev.score, epoch):
-                        log.info("epoch %d promoted to best (score %.4f)", epoch, ev.score)
+                saved = save_checkpoints(ckdir, policy, opt, state, provenance, gate, ev)
             clean = True
             logger.flush()
             bar.set_postfix(
@@ -495,3 +542,24 @@ def train(
     finally:
         logger.close()
     return policy, state
+
+
+def save_checkpoints(
+    ckdir: Path,
+    policy: PolicyMLP,
+    opt: torch.optim.Optimizer,
+    state: GRPOState,
+    provenance: dict[str, Any],
+    gate: ckpt.PromotionGate,
+    ev: EvalResult | None,
+) -> int:
+    """last.pt at the end of `state.epoch`; after an evaluation also epoch_NNNN.pt, offered to
+    the promotion gate (best.pt). Returns the epoch saved."""
+    epoch = state.epoch
+    payload = _payload(policy, opt, state, provenance)
+    ckpt.save(ckdir / "last.pt", payload)
+    if ev is not None:
+        path = ckpt.save(ckdir / f"epoch_{epoch:04d}.pt", payload)
+        if gate.consider(path, ev.score, epoch):
+            log.info("epoch %d promoted to best (score %.4f)", epoch, ev.score)
+    return epoch

@@ -1,4 +1,4 @@
-"""The GRPO objective (design §3.5, §5.3, §5.4): group advantages, clipped surrogate, KL.
+"""The GRPO objective (docs/design.md §3.5, §5.3, §5.4): group advantages, clipped surrogate, KL.
 
 Kept apart from the training loop so that each formula can be checked on hand-computed numbers.
 """

@@ -1,4 +1,4 @@
-"""Reward-hacking monitors (design §6) computed from an epoch's episodes, raised as alarms.
+"""Reward-hacking monitors (docs/design.md §6) computed from an epoch's episodes, raised as alarms.
 
 Each monitor is a number logged every epoch (`monitors/*`) and an alarm (`monitors/alarm_*`
 = 1) when it crosses its threshold; alarms are also returned as messages for the run log.
@@ -22,7 +22,7 @@ class MonitorConfig:
     min_transform_steps: int = 20  # collapse is judged only on at least this many steps
     invalid_rate: float = 0.2  # invalid steps / steps
     noise_share: float = 0.25  # share of positive gain from steps inside the noise band
-    noise_rel: float = 0.01  # design §6.3: gains under 1% count as noise even with zero IQR
+    noise_rel: float = 0.01  # docs/design.md §6.3: gains under 1% count as noise even with zero IQR
 
 
 @dataclass

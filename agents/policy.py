@@ -1,4 +1,4 @@
-"""The policy network of design §4: an MLP over the observation (67 floats) with masked logits.
+"""The policy network (docs/design.md §4): an MLP over the observation with masked logits.
 
 Illegal actions get a logit of -inf before the softmax, so they have probability exactly 0 and
 can never be sampled; every distribution helper here (log-probs, entropy, KL) works on such

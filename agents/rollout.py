@@ -17,6 +17,7 @@ import torch
 
 from agents.policy import PolicyMLP
 from chronos.transforms import ACTION_NAMES, STOP
+from envs.mdp import forbid_early_stop
 
 
 @dataclass
@@ -93,7 +94,8 @@ def rollout(
     """`group_size` episodes per kernel, sampled at `temperature` (0 = argmax).
 
     In the first `stop_masked_steps` steps stop is illegal unless it is the only legal
-    action (the forced-steps curriculum). Episodes come back grouped by kernel, in order.
+    action (the forced-steps curriculum, envs.mdp.forbid_early_stop: the observation's mask
+    block says so too). Episodes come back grouped by kernel, in order.
     """
     was_training = policy.training
     policy.eval()
@@ -109,10 +111,7 @@ def rollout(
     while live:
         obs = np.stack([mdp.observe(states[i]) for i in live]).astype(np.float32)
         mask = np.stack([mdp.mask(states[i]) for i in live]).astype(bool)
-        if t < stop_masked_steps:
-            others = mask.copy()
-            others[:, STOP] = False
-            mask[others.any(1), STOP] = False
+        obs, mask = forbid_early_stop(obs, mask, t, stop_masked_steps, mdp.layout)
         actions, logps = policy.act(obs, mask, temperature, generator)
         still: list[int] = []
         # The whole step of every live episode at once: one measure_many per kernel group.

@@ -1,4 +1,4 @@
-"""Epoch-indexed schedules of the GRPO curriculum (design §5.5, §6.1).
+"""Epoch-indexed schedules of the GRPO curriculum (docs/design.md §5.5, §6.1).
 
 Both are pure functions of the epoch so that a resumed run continues exactly where it left off.
 """

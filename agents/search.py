@@ -348,6 +348,70 @@ def code_key(state: State, dedupe: str = "sass") -> str:
     return f"ptx:{ptx_sha256(state.ptx)}"
 
 
+class _Exhaustive:
+    """The depth-first search behind `exhaustive`: memo, budget and the state count."""
+
+    def __init__(
+        self,
+        mdp: TransformMDP,
+        meter: _Meter,
+        max_states: int,
+        partial_ok: bool,
+        max_seconds: float | None,
+        dedupe: str,
+    ) -> None:
+        self.mdp, self.meter, self.dedupe = mdp, meter, dedupe
+        self.max_states, self.partial_ok, self.max_seconds = max_states, partial_ok, max_seconds
+        self.memo: dict[tuple[str, frozenset[int], int], State] = {}
+        self.cubins: set[str] = set()
+        self.expanded = 0  # states whose children were measured: the budget's count
+        self.stopped = ""
+        self.deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+
+    def over_budget(self, kernel_id: str) -> bool:
+        if not self.stopped:
+            if self.expanded >= self.max_states:
+                self.stopped = f"its budget of {self.max_states} states"
+            elif self.deadline is not None and time.perf_counter() > self.deadline:
+                self.stopped = f"its time budget of {self.max_seconds:g} s"
+        if self.stopped and not self.partial_ok:
+            raise SearchBudgetExceeded(
+                f"exhaustive search of {kernel_id} passed {self.stopped} (max_steps="
+                f"{self.mdp.max_steps}); raise the budget or use beam search"
+            )
+        return bool(self.stopped)
+
+    def solve(self, state: State, code: str) -> State:
+        """The best state reachable from `state` (whose machine code is `code`)."""
+        mdp, dedupe = self.mdp, self.dedupe
+        key = (code, frozenset(state.applied), mdp.max_steps - state.steps)
+        if key in self.memo:
+            return self.memo[key]
+        if self.over_budget(state.kernel_id):
+            return state
+        best = state
+        self.expanded += 1
+        kids = [(a, c, code_key(c, dedupe)) for a, c in children(mdp, state)]
+        self.cubins.update(k for _, _, k in kids)
+        # Best child first: the first descent is greedy's path, so a budget-limited search
+        # (partial_ok) is still never worse than greedy.
+        legal = _legal(mdp, state)
+        for _, child, child_code in sorted(kids, key=lambda c: (c[1].cycles, c[0])):
+            # The same machine code as this state and no transform it does not allow: a no-op
+            # here, whose subtree this state's covers. Measured, not expanded.
+            noop = dedupe == "sass" and child_code == code and code.startswith("sass:")
+            if noop and _legal(mdp, child) <= legal:
+                cand = child
+            else:
+                cand = self.solve(child, child_code)
+            if (cand.cycles, len(cand.applied)) < (best.cycles, len(best.applied)):
+                best = cand
+        if not self.stopped:  # a state cut short by a budget holds no optimum
+            self.memo[key] = best
+        self.meter.tick(cubins=len(self.cubins))
+        return best
+
+
 def exhaustive(
     mdp: TransformMDP,
     spec: Any,
@@ -371,70 +435,23 @@ def exhaustive(
         raise ValueError(f"max_states must be at least 1, got {max_states}")
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive or None, got {max_seconds!r}")
-    memo: dict[tuple[str, frozenset[int], int], State] = {}
-    cubins: set[str] = set()
-    expanded = 0  # states whose children were measured: the budget's count
-    stopped = ""
-    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-
-    def over_budget(kernel_id: str) -> bool:
-        nonlocal stopped
-        if not stopped:
-            if expanded >= max_states:
-                stopped = f"its budget of {max_states} states"
-            elif deadline is not None and time.perf_counter() > deadline:
-                stopped = f"its time budget of {max_seconds:g} s"
-        if stopped and not partial_ok:
-            raise SearchBudgetExceeded(
-                f"exhaustive search of {kernel_id} passed {stopped} (max_steps="
-                f"{mdp.max_steps}); raise the budget or use beam search"
-            )
-        return bool(stopped)
-
-    def solve(state: State, code: str) -> State:
-        nonlocal expanded
-        key = (code, frozenset(state.applied), mdp.max_steps - state.steps)
-        if key in memo:
-            return memo[key]
-        if over_budget(state.kernel_id):
-            return state
-        best = state
-        expanded += 1
-        kids = [(a, c, code_key(c, dedupe)) for a, c in children(mdp, state)]
-        cubins.update(k for _, _, k in kids)
-        # Best child first: the first descent is greedy's path, so a budget-limited search
-        # (partial_ok) is still never worse than greedy.
-        legal = _legal(mdp, state)
-        for _, child, child_code in sorted(kids, key=lambda c: (c[1].cycles, c[0])):
-            # The same machine code as this state and no transform it does not allow: a no-op
-            # here, whose subtree this state's covers. Measured, not expanded.
-            noop = dedupe == "sass" and child_code == code and code.startswith("sass:")
-            if noop and _legal(mdp, child) <= legal:
-                cand = child
-            else:
-                cand = solve(child, child_code)
-            if (cand.cycles, len(cand.applied)) < (best.cycles, len(best.applied)):
-                best = cand
-        if not stopped:  # a state cut short by a budget holds no optimum
-            memo[key] = best
-        meter.tick(cubins=len(cubins))
-        return best
-
     with _Meter(mdp, progress) as meter:
+        run = _Exhaustive(mdp, meter, max_states, partial_ok, max_seconds, dedupe)
         s0 = mdp.initial(spec)
         meter.begin("exhaustive", s0, "state", max_states)
         code0 = code_key(s0, dedupe)
-        cubins.add(code0)
-        best = solve(s0, code0)
+        run.cubins.add(code0)
+        best = run.solve(s0, code0)
+        stopped = run.stopped
         outcome = f"stopped at {stopped}: the best found, not the optimum" if stopped else ""
         return meter.result(
             "exhaustive",
             s0,
             best,
             outcome=outcome or "complete",
-            states=expanded,
+            states=run.expanded,
             complete=not stopped,
-            unique_cubins=len(cubins),
+            unique_cubins=len(run.cubins),
             stopped=stopped,
         )
 

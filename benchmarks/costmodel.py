@@ -10,7 +10,7 @@
    its SASS change: modifiers only (the same instructions, operands, order and control codes:
    `LDG.E` -> `LDG.E.CONSTANT`, `FFMA` -> `FFMA.FTZ`) or more, and each flat pair names why
    (the modifier, or the untransformed wave's bound and its margin over the next part).
-2. chain: gemm_tile_4_6_8's design steps maxnreg_128, vec_ld, vec_st (design §3.1, L4): each
+2. chain: gemm_tile_4_6_8's design steps maxnreg_128, vec_ld, vec_st (docs/design.md §3.1, L4): each
    should lower the estimate, maxnreg_128 the most. Printed over the full grid (the target:
    what the harness times) and over the small problem's grid, one block per SM, the
    latency-bound regime of a per-warp clock64 span like the design's.
@@ -41,8 +41,8 @@ import kernels
 from chronos.assemble import PtxasError, assemble, cache_clear
 from chronos.assemble.disasm import nvdisasm_listing, sass_function
 from chronos.caching import clear_all
+from chronos.measure.backends.emulated import EmulatedBackend
 from chronos.measure.costmodel import MODEL_VERSION, CostEstimate
-from chronos.measure.emulated_backend import EmulatedBackend
 from chronos.transforms import ACTION_NAMES, action_mask, apply_action
 
 VADD4_PTX = """.version 8.0

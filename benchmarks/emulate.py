@@ -19,29 +19,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
+
+from _common import machine
 
 import kernels
 from chronos.assemble import cache_clear
 from chronos.emulate import verify
 from chronos.emulate.decode import cache_clear as decode_cache_clear
-from chronos.measure.emulated_backend import EmulatedBackend
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+from chronos.measure.backends.emulated import EmulatedBackend
 
 
 def variant(ptx: str, i: int) -> str:

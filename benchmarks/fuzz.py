@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.helpers
 
 import kernels  # noqa: E402
-from chronos.measure.emulated_backend import EmulatedBackend  # noqa: E402
+from chronos.measure.backends.emulated import EmulatedBackend  # noqa: E402
 from envs.ptx_env import PtxTransformEnv  # noqa: E402
 from tests.helpers.fuzz import (  # noqa: E402
     MAX_STEPS,

@@ -199,7 +199,7 @@ def open_mdp(run_dir: Path) -> Iterator[tuple[Any, Any, str]]:
 
     from chronos.fmt import backend_label
     from chronos.measure import make_backend
-    from chronos.pipeline import to_config
+    from chronos.pipeline.config import to_config
     from envs.mdp import TransformMDP
 
     prov = json.loads((run_dir / "provenance.json").read_text())
@@ -221,8 +221,8 @@ def measure_room(
 ) -> tuple[dict[str, Room], str]:
     """greedy, beam(width), capped exhaustive and random(episodes) per kernel over the run's
     MDP and measurement store."""
-    from agents.config import kernel_ids
     from agents.search import beam, exhaustive, greedy, random_search
+    from chronos.pipeline.config import kernel_ids
     from kernels import load
 
     rooms: dict[str, Room] = {}

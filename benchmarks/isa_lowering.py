@@ -5,7 +5,7 @@
 
 Cases: every corpus kernel, and the output of every mask-legal transform on the first
 `--per-family` kernels of each family (`--smoke`: one kernel per family, no transforms).
-For each case, lowered with chronos.ptx.isa (chronos.measure.compat.lower_for_driver):
+For each case, lowered with chronos.ptx.isa (chronos.measure.harness.compat.lower_for_driver):
 
 1. it assembles with a CUDA 12 ptxas (the newest found, e.g. nvidia-cuda-nvcc-cu12 12.9)
    for every `--archs` entry;
@@ -31,7 +31,7 @@ import numpy as np
 import kernels
 from chronos.assemble import PtxasError, assemble_many, find_ptxas_for, ptxas_version
 from chronos.assemble.ptxas import ptxas_for_driver
-from chronos.measure.compat import lower_for_driver
+from chronos.measure.harness.compat import lower_for_driver
 from chronos.ptx.isa import declared_isa, isa_str
 
 ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90")

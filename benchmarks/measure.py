@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import machine
 
 import kernels
 from chronos.assemble import ptxas_version_for
@@ -37,23 +37,10 @@ OPTS: dict[str, str] = {}
 """Extra make_backend options (the cupy worker target of a dry run)."""
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-
-
 def resolve_backend(name: str) -> tuple[str, str]:
     if name != "auto":
         return name, f"{name} (asked for)"
-    from chronos.measure.auto import choose_backend
+    from chronos.measure.backends.auto import choose_backend
 
     return choose_backend()
 
@@ -64,11 +51,12 @@ def emulated_phases(spec) -> dict[str, float]:
     + verification, cost model."""
     from chronos.assemble import assemble, cache_clear
     from chronos.assemble.disasm import sass_function, with_line_info
+    from chronos.caching import clear_all
     from chronos.emulate import verify
     from chronos.emulate.decode import cache_clear as decode_cache_clear
     from chronos.emulate.decode import decode
+    from chronos.measure.backends.emulated import EmulatedBackend, _footprint
     from chronos.measure.costmodel import estimate
-    from chronos.measure.emulated_backend import _footprint
 
     ptx = spec.ptx()
     cache_clear()
@@ -101,7 +89,11 @@ def emulated_phases(spec) -> dict[str, float]:
     t5 = time.perf_counter()
     assemble(ptx, "sm_90")  # the floor: ptxas alone on the same state, no line info
     t6 = time.perf_counter()
+    clear_all()
+    EmulatedBackend(arch="sm_90").report(spec, ptx)  # the real path: ptxas overlaps the emulation
+    t7 = time.perf_counter()
     return {
+        "report": t7 - t6,
         "assemble": t1 - t0,
         "load": t2 - t1,
         "verify": t3 - t2,
@@ -114,6 +106,8 @@ def emulated_phases(spec) -> dict[str, float]:
 def latency_split(backend_name: str, specs) -> None:
     print(f"\n1. per-measurement latency, backend {backend_name} (ms)")
     header = f"{'kernel':<20}{'assemble':>10}{'load':>10}{'verify':>10}{'time':>10}{'total':>10}"
+    if backend_name == "emulated":
+        header += f"{'report':>10}{'ptxas':>10}"
     rows = []
     if backend_name == "emulated":
         print(header)
@@ -123,7 +117,7 @@ def latency_split(backend_name: str, specs) -> None:
             print(
                 f"{spec.id:<20}"
                 + "".join(f"{p[k] * 1e3:>10.1f}" for k in ("assemble", "load", "verify", "time"))
-                + f"{p['total_cold'] * 1e3:>10.1f}"
+                + "".join(f"{p[k] * 1e3:>10.1f}" for k in ("total_cold", "report", "ptxas"))
             )
     else:
         with make_backend(backend_name, store=False, **OPTS) as b:
@@ -154,13 +148,18 @@ def latency_split(backend_name: str, specs) -> None:
                 for k in ("assemble", "load", "verify", "time")
             )
             + f"{med['total_cold'] * 1e3:>10.1f}"
+            + "".join(f"{med[k] * 1e3:>10.1f}" for k in ("report", "ptxas") if k in med)
         )
         if backend_name == "emulated":
-            print("   ('time' is the cost model's estimate step: emulated figures are estimates)")
-            ratios = [r["total_cold"] / r["ptxas"] for r in rows]
-            slow = sum(r["total_cold"] > 0.25 for r in rows)
             print(
-                f"   cold measurement / ptxas alone on the same PTX: median "
+                "   ('time' is the cost model's estimate step: emulated figures are estimates;"
+                " 'total' the phases one after the other, 'report' a cold EmulatedBackend.report,"
+                " whose ptxas and nvdisasm run while it emulates)"
+            )
+            ratios = [r["report"] / r["ptxas"] for r in rows]
+            slow = sum(r["report"] > 0.25 for r in rows)
+            print(
+                f"   cold report / ptxas alone on the same PTX: median "
                 f"{statistics.median(ratios):.1f}x, max {max(ratios):.1f}x (target <= 2x); "
                 f"{slow} of {len(rows)} above 250 ms"
             )

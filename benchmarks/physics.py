@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 import kernels  # noqa: E402
 from chronos.arch import ArchProfile, arch_profile  # noqa: E402
+from chronos.measure.backends.emulated import EmulatedBackend, _buffer_bytes  # noqa: E402
 from chronos.measure.costmodel import MODEL_VERSION  # noqa: E402
-from chronos.measure.emulated_backend import EmulatedBackend, _buffer_bytes  # noqa: E402
 from chronos.transforms import ACTION_NAMES, action_mask, apply_action  # noqa: E402
 from tests.helpers import physics_kernels as pk  # noqa: E402
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from agents.config import KernelsConfig, kernel_ids
 from agents.search import SearchResult, beam, exhaustive, greedy, random_search
 from chronos.measure import make_backend
+from chronos.pipeline.config import KernelsConfig, kernel_ids
 from envs.mdp import TransformMDP
 from kernels import load
 

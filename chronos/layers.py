@@ -1,6 +1,6 @@
 """The import rule: arrows point down, and no unit imports another in a cycle.
 
-    pipeline  chronos.pipeline, chronos.train, chronos.eval, chronos.optimize, chronos.validate
+    pipeline  chronos.pipeline (and its `python -m` shims chronos.train, eval, optimize, validate)
        |
     agents
        |
@@ -46,7 +46,7 @@ def layer(unit: str) -> str:
 
 
 def unit_of(module: str) -> str | None:
-    """`chronos.measure.cupy_backend` -> `chronos.measure`; None for third-party modules."""
+    """`chronos.measure.backends.cupy` -> `chronos.measure`; None for third-party modules."""
     parts = module.split(".")
     if parts[0] not in PACKAGES:
         return None

@@ -21,6 +21,7 @@ import chronos.transforms
 from chronos.caching import BoundedCache
 from chronos.features import extract
 from chronos.ptx import ptx_sha256
+from envs.constants import INVALID_PENALTY, MAX_STEPS, STEP_COST
 from envs.reward import LogSpeedup, Reward
 from envs.spaces import FEATURE_HIGH, FEATURE_LOW, Layout, layout_of
 from kernels.spec import spec_fingerprint
@@ -33,6 +34,29 @@ from kernels.spec import spec_fingerprint
 APPLY_CACHE: BoundedCache[tuple[str, bool, str]] = BoundedCache(4096, name="mdp.apply")
 MASK_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.mask")
 FEATURE_CACHE: BoundedCache[np.ndarray] = BoundedCache(8192, name="mdp.features")
+
+
+def forbid_early_stop(
+    obs: np.ndarray, mask: np.ndarray, steps: int, min_steps: int, layout: Layout
+) -> tuple[np.ndarray, np.ndarray]:
+    """The forced-steps rule (docs/design.md §6.1, "forced >= 2 steps before epoch 50"): in the
+    first `min_steps` steps of an episode stop is illegal unless it is the only legal action,
+    so an episode can always end.
+
+    `obs` (layout.obs_size,) and `mask` (layout.n_actions,) are one state's, or a batch of them
+    (one row per state, every state `steps` steps into its episode). Returns new arrays: the
+    mask with stop cleared where the rule applies, and the observation with that mask in its
+    mask block, so the policy sees the mask it is sampled under. The one rule of both the
+    `ForbidEarlyStop` wrapper and the GRPO rollouts (agents/rollout.py).
+    """
+    mask = np.array(mask, dtype=np.bool_)
+    obs = np.array(obs)
+    if steps < min_steps:
+        stop = layout.stop
+        others = np.delete(mask, stop, axis=-1).any(axis=-1)
+        mask[..., stop] &= ~others
+    obs[..., layout.mask] = mask
+    return obs, mask
 
 
 @dataclass(frozen=True)
@@ -90,7 +114,7 @@ class TransformMDP:
     def __init__(
         self,
         backend: Any,
-        max_steps: int = 6,
+        max_steps: int = MAX_STEPS,
         step_cost: float | None = None,
         invalid_penalty: float | None = None,
         transforms: ModuleType | Any = None,
@@ -102,8 +126,10 @@ class TransformMDP:
         self.layout: Layout = layout_of(self.tx)
         if reward is None:
             reward = LogSpeedup(
-                step_cost=0.005 if step_cost is None else float(step_cost),
-                invalid_penalty=-1.0 if invalid_penalty is None else float(invalid_penalty),
+                step_cost=STEP_COST if step_cost is None else float(step_cost),
+                invalid_penalty=(
+                    INVALID_PENALTY if invalid_penalty is None else float(invalid_penalty)
+                ),
             )
         elif step_cost is not None or invalid_penalty is not None:
             raise ValueError("give step_cost/invalid_penalty through the reward object")
@@ -209,7 +235,7 @@ class TransformMDP:
         """`step(state, a)` for every `a`, with the candidates measured in one batch.
 
         The PTX of every action is built first and the backend's `measure_many` is called once
-        for all of them, so a pool backend (chronos.measure.ray_pool) measures them in
+        for all of them, so a pool backend (chronos.measure.backends.ray_pool) measures them in
         parallel; the outcomes equal those of calling `step` per action.
         """
         return self.step_batch([(state, a) for a in actions])

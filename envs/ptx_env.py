@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.constants import INVALID_PENALTY, MAX_STEPS, STEP_COST
 from envs.mdp import State, TransformMDP
 from envs.reward import Reward, make_reward
 from envs.spaces import FEATURE_HIGH, FEATURE_LOW, N_ACTIONS, N_FEATURES, OBS_SIZE, STOP
@@ -116,9 +117,9 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
         backend: str | Any = "emulated",
         backend_options: dict[str, Any] | None = None,
         store: Any = None,
-        max_steps: int = 6,
-        step_cost: float = 0.005,
-        invalid_penalty: float = -1.0,
+        max_steps: int = MAX_STEPS,
+        step_cost: float = STEP_COST,
+        invalid_penalty: float = INVALID_PENALTY,
         render_mode: str | None = None,
         reward: str | Reward = "log_speedup",
         transforms: Any = None,

@@ -1,12 +1,12 @@
 """The reward, as a small named object the MDP calls (selectable with `env.reward=NAME`).
 
-The design's reward (§3) is `log_speedup`: an applied transform earns `log(c_prev / c_new)`
-minus a step cost, so an episode's return telescopes to `log(c_0 / c_T)` minus the step costs
-and does not depend on where in the sequence a gain happened. Stop and no-op transforms pay the
-step cost; an invalid step (ptxas rejection, fault, wrong output, timeout, masked action) pays
-`invalid_penalty` and ends the episode. `linear_speedup` rewards `(c_prev - c_new) / c_0`
-instead, which weighs gains by cycles saved rather than by ratio (its return is the fraction of
-the original cycles saved).
+The design's reward (docs/design.md §3) is `log_speedup`: an applied transform earns
+`log(c_prev / c_new)` minus a step cost, so an episode's return telescopes to `log(c_0 / c_T)`
+minus the step costs and does not depend on where in the sequence a gain happened. Stop and no-op
+transforms pay the step cost; an invalid step (ptxas rejection, fault, wrong output, timeout,
+masked action) pays `invalid_penalty` and ends the episode. `linear_speedup` rewards
+`(c_prev - c_new) / c_0` instead, which weighs gains by cycles saved rather than by ratio (its
+return is the fraction of the original cycles saved).
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from envs.constants import INVALID_PENALTY, STEP_COST
+
 
 @dataclass(frozen=True)
 class Reward:
     """Base class: the step cost and invalid penalty every reward shares."""
 
     name: ClassVar[str] = "base"
-    step_cost: float = 0.005
-    invalid_penalty: float = -1.0
+    step_cost: float = STEP_COST
+    invalid_penalty: float = INVALID_PENALTY
 
     def gain(self, c_prev: float, c_new: float, c_0: float) -> float:  # pragma: no cover
         raise NotImplementedError
@@ -42,7 +44,7 @@ class Reward:
 
 @dataclass(frozen=True)
 class LogSpeedup(Reward):
-    """`log(c_prev / c_new) - step_cost` (design §3)."""
+    """`log(c_prev / c_new) - step_cost` (docs/design.md §3)."""
 
     name: ClassVar[str] = "log_speedup"
 

@@ -7,15 +7,17 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
+from envs.mdp import forbid_early_stop
+
 
 class ForbidEarlyStop(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
     """Mask out stop for the first `min_steps` steps of an episode.
 
-    The design's fix for an always-stop policy (§6.1: "forced >= 2 steps before epoch 50"): the
-    agent must try transforms before it may stop. Stop stays legal when no transform is, so an
-    episode can always end. The mask is changed everywhere the agent sees it: `action_masks()`,
-    `info["action_mask"]` and the mask block of the observation (choosing stop anyway is then
-    a masked action for the policy, but the env itself still accepts it).
+    The design's fix for an always-stop policy (docs/design.md §6.1: "forced >= 2 steps before
+    epoch 50"): the agent must try transforms before it may stop. Stop stays legal when no
+    transform is, so an episode can always end. The mask is changed everywhere the agent sees
+    it: `action_masks()`, `info["action_mask"]` and the mask block of the observation (choosing
+    stop anyway is then a masked action for the policy, but the env itself still accepts it).
     """
 
     def __init__(self, env: gym.Env[np.ndarray, np.int64], min_steps: int = 2) -> None:
@@ -23,22 +25,19 @@ class ForbidEarlyStop(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
         self.min_steps = int(min_steps)
         self._steps = 0
 
-    def _mask(self, mask: np.ndarray) -> np.ndarray:
-        mask = np.asarray(mask, dtype=np.bool_).copy()
-        stop = self.env.unwrapped.layout.stop
-        if self._steps < self.min_steps and mask[:stop].any():
-            mask[stop] = False
-        return mask
+    def _rule(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = self.env.unwrapped.action_masks()  # type: ignore[attr-defined]
+        layout = self.env.unwrapped.layout  # type: ignore[attr-defined]
+        return forbid_early_stop(obs, mask, self._steps, self.min_steps, layout)
 
     def _patch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        mask = self.action_masks()
+        obs, mask = self._rule(obs)
         info["action_mask"] = mask.astype(np.int8)
-        obs = obs.copy()
-        obs[self.env.unwrapped.layout.mask] = mask
         return obs
 
     def action_masks(self) -> np.ndarray:
-        return self._mask(self.env.unwrapped.action_masks())  # type: ignore[attr-defined]
+        layout = self.env.unwrapped.layout  # type: ignore[attr-defined]
+        return self._rule(np.zeros(layout.obs_size, dtype=np.float32))[1]
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

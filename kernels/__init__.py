@@ -7,6 +7,7 @@ Built-in families are registered on first use; users add their own PTX with `reg
 from modules named on the command line with `import_modules` (see docs/kernels.md).
 """
 
+from kernels.ptx_header import ptx_entries, ptx_param_decls
 from kernels.spec import (
     BFLOAT16,
     BufferSpec,
@@ -23,8 +24,6 @@ from kernels.spec import (
     list_families,
     list_kernels,
     load,
-    ptx_entries,
-    ptx_param_decls,
     register,
     registry_generation,
     spec_fingerprint,

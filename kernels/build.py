@@ -1,10 +1,19 @@
-"""Regenerate a CUDA family's checked-in PTX with nvcc, in parallel, and write its manifest.
+"""Regenerate the families' checked-in PTX with nvcc, in parallel, and write their manifests.
 
-The PTX is checked in so that using Chronos needs no CUDA compiler; a family's `generate.py`
-describes its variants as a `FamilyBuild` and calls `main`. Each variant is compiled in a
-scratch copy of the family's sources with a relative path, so the recorded command is the same
-on every machine and the output holds no local paths. `--check` rebuilds into a temporary
-directory and names the variants whose PTX differs from the checked-in file.
+    python -m kernels.build                           # every CUDA family
+    python -m kernels.build reduce gemm_tile          # the families named
+    python -m kernels.build gemm_tile --only gemm_tile_4_6_8 --out /tmp/x
+    python -m kernels.build --check                   # rebuild in a temp dir and compare
+    python -m kernels.build triton                    # Triton's compiler (triton/generate.py)
+
+The PTX is checked in so that using Chronos needs no CUDA compiler. A CUDA family's package
+(`kernels/<family>/__init__.py`) names its source (`SOURCE`), `TARGET` and `VARIANTS`, and
+`family_build` turns them into a `FamilyBuild`: `VARIANTS` items with `id` and `defines`
+attributes, or tuples that the family's `variant_id(*v)` and `defines(*v)` describe. Each
+variant is compiled in a scratch copy of the family's sources with a relative path, so the
+recorded command is the same on every machine and the output holds no local paths. `--check`
+rebuilds into a temporary directory and names the variants whose PTX differs from the
+checked-in file. A family with its own `generate` module (triton) is run by that module.
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +33,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from kernels.common import TARGET
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,7 @@ class FamilyBuild:
 
     @property
     def generator(self) -> str:
-        return f"python -m kernels.{self.family}.generate"
+        return f"python -m kernels.build {self.family}"
 
     def nvcc_flags(self) -> list[str]:
         return ["-ptx", f"-arch={self.target}", *self.flags]
@@ -166,22 +179,91 @@ def check(build: FamilyBuild, only: list[str] | None = None, jobs: int | None = 
         ]
 
 
-def main(build: FamilyBuild, argv: list[str] | None = None) -> int:
-    """The family generator's command line (`python -m kernels.<family>.generate`)."""
-    ap = argparse.ArgumentParser(
-        prog=build.generator, description=f"Regenerate the {build.family} PTX with nvcc."
+def family_build(family: str) -> FamilyBuild:
+    """The nvcc build of a CUDA family, from its package's SOURCE, TARGET and VARIANTS."""
+    module = importlib.import_module(f"kernels.{family}")
+    if hasattr(module, "defines"):
+        variants = [Variant(module.variant_id(*v), module.defines(*v)) for v in module.VARIANTS]
+    else:
+        variants = [Variant(v.id, v.defines) for v in module.VARIANTS]
+    return FamilyBuild(
+        family=module.FAMILY,
+        here=module.HERE,
+        source=module.SOURCE.name,
+        target=getattr(module, "TARGET", TARGET),
+        variants=variants,
     )
-    ap.add_argument("--out", type=Path, default=build.here, help="output dir (ptx/, manifest.json)")
+
+
+def own_generator(family: str) -> str | None:
+    """The module of a family built by other means than nvcc (kernels.triton.generate), or None."""
+    name = f"kernels.{family}.generate"
+    try:
+        return name if importlib.util.find_spec(name) is not None else None
+    except ModuleNotFoundError:  # no such family
+        return None
+
+
+def cuda_families() -> list[str]:
+    """The families under kernels/ that are built from a CUDA source with nvcc."""
+    here = Path(__file__).resolve().parent
+    return sorted(
+        d.name
+        for d in here.iterdir()
+        if (d / "__init__.py").is_file() and any(d.glob("*.cu")) and own_generator(d.name) is None
+    )
+
+
+def _run(build: FamilyBuild, args: argparse.Namespace, out: Path, only: list[str] | None) -> int:
+    if args.check:
+        differ = check(build, only, args.jobs)
+        for vid in differ:
+            print(f"differs: {vid}", file=sys.stderr)
+        print(f"{build.family}: {'FAIL' if differ else 'ok'}: {len(differ)} variant(s) differ")
+        return 1 if differ else 0
+    manifest = generate(build, out, only, args.jobs)
+    print(f"wrote {len(manifest['kernels'])} kernels to {out} ({manifest['nvcc_version']})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kernels.build [FAMILY ...] [--only ID ...] [--out DIR] [--jobs N] [--check]`."""
+    ap = argparse.ArgumentParser(
+        prog="python -m kernels.build", description="Regenerate the families' PTX."
+    )
+    ap.add_argument("families", nargs="*", metavar="FAMILY", help="default: every CUDA family")
+    ap.add_argument("--out", type=Path, help="output dir (ptx/, manifest.json); several "
+                    "families: DIR/<family>; default: the family's own directory")  # fmt: skip
     ap.add_argument("--only", nargs="+", metavar="ID", help="variant ids")
     ap.add_argument("--jobs", type=int, default=None, help="parallel nvcc processes")
     ap.add_argument("--check", action="store_true", help="rebuild in a temp dir and compare")
     args = ap.parse_args(argv)
-    if args.check:
-        differ = check(build, args.only, args.jobs)
-        for vid in differ:
-            print(f"differs: {vid}", file=sys.stderr)
-        print(f"{'FAIL' if differ else 'ok'}: {len(differ)} variant(s) differ")
-        return 1 if differ else 0
-    manifest = generate(build, args.out, args.only, args.jobs)
-    print(f"wrote {len(manifest['kernels'])} kernels to {args.out} ({manifest['nvcc_version']})")
-    return 0
+    families = args.families or cuda_families()
+    strange = [f for f in families if f not in cuda_families() and own_generator(f) is None]
+    if strange:
+        ap.error(f"unknown families: {strange} (known: {cuda_families()} and triton)")
+    builds = {f: None if own_generator(f) else family_build(f) for f in families}
+    ids = {
+        f: {v.id for v in (b.variants if b else importlib.import_module(f"kernels.{f}").VARIANTS)}
+        for f, b in builds.items()
+    }
+    unknown = set(args.only or ()).difference(*ids.values())
+    if unknown:
+        ap.error(f"unknown variants: {sorted(unknown)}")
+    status = 0
+    for family, build in builds.items():
+        only = None if args.only is None else [i for i in args.only if i in ids[family]]
+        if only == []:
+            continue
+        out = args.out if args.out is None or len(families) == 1 else args.out / family
+        if build is None:  # a family with its own generator (triton)
+            own = importlib.import_module(str(own_generator(family)))
+            extra = [*(["--out", str(out)] if out else []), *(["--check"] if args.check else [])]
+            status |= own.main([*extra, *(["--only", *only] if only else [])])
+        else:
+            status |= _run(build, args, out or build.here, only)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,9 +13,6 @@ import dataclasses
 import difflib
 import functools
 import hashlib
-import inspect
-import marshal
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +21,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from kernels.params import ParamEncodingError, ScalarValue, encode_scalar, type_size
+from kernels.digest import code_digest, value_digest
+from kernels.params import ParamEncodingError, ScalarValue, encode_scalar
+from kernels.ptx_header import ptx_entries, ptx_param_decls, ptx_targets
 
 ParamKind = Literal["buffer", "scalar"]
 BufferRole = Literal["in", "out", "inout"]
@@ -185,45 +184,6 @@ def _default_inputs(spec: KernelSpec, problem: Problem, rng: np.random.Generator
     return out
 
 
-def _value_digest(value: Any, depth: int = 0) -> str:
-    """A stable text for a value a reference depends on (arrays by their bytes)."""
-    if isinstance(value, np.ndarray):
-        return f"ndarray {value.dtype} {value.shape} " + hashlib.sha256(value.tobytes()).hexdigest()
-    if isinstance(value, np.generic):
-        return f"{value.dtype} {value.tobytes().hex()}"
-    if callable(value) and not isinstance(value, type):
-        return _code_digest(value, depth + 1)
-    return repr(value)
-
-
-def _code_digest(fn: Any, depth: int = 0) -> str:
-    """sha256 of a function's source, defaults and closure (its code object's bytes when
-    there is no source), so that an edited reference or generator changes the fingerprint."""
-    h = hashlib.sha256()
-    if depth > 4:  # a closure that reaches itself: its own source already counted
-        return h.hexdigest()
-    if isinstance(fn, functools.partial):
-        h.update(_code_digest(fn.func, depth + 1).encode())
-        h.update(repr([_value_digest(a, depth) for a in fn.args]).encode())
-        keywords = (fn.keywords or {}).items()
-        kw = sorted((k, _value_digest(v, depth)) for k, v in keywords)
-        h.update(repr(kw).encode())
-        return h.hexdigest()
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
-    try:
-        h.update(inspect.getsource(target).encode())
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        h.update(marshal.dumps(code) if code is not None else repr(fn).encode())
-    h.update(repr(getattr(fn, "__defaults__", None)).encode())
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            h.update(_value_digest(cell.cell_contents, depth).encode())
-        except ValueError:  # an empty cell
-            h.update(b"<empty>")
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class KernelSpec:
     """A kernel with everything needed to transform, launch and verify it.
@@ -290,7 +250,7 @@ class KernelSpec:
 
         put("chronos-spec-v1", self.id, self.family, self.entry, self.target)
         put(self.ptx().encode("utf-8"))
-        put(_code_digest(self.reference_fn), _code_digest(self.inputs_fn or _default_inputs))
+        put(code_digest(self.reference_fn), code_digest(self.inputs_fn or _default_inputs))
         put([(p.name, p.ptx_type, p.kind, p.buffer) for p in self.params])
         put([(b.name, b.dtype, b.role) for b in self.buffers])
         put(sorted(self.read_only or ()), sorted(self.alignment.items()))
@@ -298,7 +258,7 @@ class KernelSpec:
         for key in sorted(self.problems):
             p = self.problems[key]
             put(key, p.name, sorted(p.sizes.items()), tuple(p.grid), tuple(p.block))
-            put(sorted((k, type(v).__name__, _value_digest(v)) for k, v in p.scalars.items()))
+            put(sorted((k, type(v).__name__, value_digest(v)) for k, v in p.scalars.items()))
             put(sorted((k, tuple(v)) for k, v in p.shapes.items()), p.dynamic_shared_bytes)
         return h.hexdigest()
 
@@ -374,83 +334,64 @@ class KernelSpec:
         return np.ascontiguousarray(arr)
 
 
-# --- PTX header parsing (kept local so that kernels does not depend on chronos) ---------------
-
-_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
-_ENTRY = re.compile(r"(?<![\w.$])\.entry\s+([A-Za-z_$%][\w$]*)\s*(?:\(([^)]*)\))?")
-_TARGET = re.compile(r"^\s*\.target\s+([^\n;]+)", re.M)
-_TYPE = re.compile(r"^\.(?:[usbf]\d+|pred)$")
-
-
-_ARRAY = re.compile(r"\[\s*(\d+)\s*\]")
-
-
-def ptx_param_decls(ptx: str) -> dict[str, list[tuple[str, str, int]]]:
-    """Entry name -> [(param name, param type, bytes)]; `.b8 h[2]` is (h, .b8, 2)."""
-    text = _COMMENT.sub(" ", ptx)
-    entries: dict[str, list[tuple[str, str, int]]] = {}
-    for m in _ENTRY.finditer(text):
-        params: list[tuple[str, str, int]] = []
-        for raw in (m.group(2) or "").split(","):
-            tokens = raw.split()
-            if not tokens:
-                continue
-            name = tokens[-1].split("[", 1)[0]
-            ptx_type = next((t for t in tokens[1:-1] if _TYPE.match(t)), "")
-            count = _ARRAY.search(raw)
-            try:
-                size = type_size(ptx_type) if ptx_type and ptx_type != ".pred" else 0
-            except ParamEncodingError:
-                size = 0
-            params.append((name, ptx_type, size * (int(count[1]) if count else 1)))
-        entries[m.group(1)] = params
-    return entries
-
-
-def ptx_entries(ptx: str) -> dict[str, list[tuple[str, str]]]:
-    """Entry name -> [(param name, param type)] from the `.entry` headers of a module."""
-    return {
-        entry: [(name, ptx_type) for name, ptx_type, _ in params]
-        for entry, params in ptx_param_decls(ptx).items()
-    }
-
-
-def ptx_targets(ptx: str) -> list[str]:
-    """Targets named by `.target` (e.g. ["sm_80"]; "sm_90a, debug" -> ["sm_90a", "debug"])."""
-    m = _TARGET.search(_COMMENT.sub(" ", ptx))
-    return [t.strip() for t in m.group(1).split(",")] if m else []
-
-
 def validate(spec: KernelSpec) -> None:
     """Raise KernelSpecError unless the spec agrees with its PTX and with itself."""
-    errors: list[str] = []
     if not spec.ptx_path.is_file():
         raise KernelSpecError(f"{spec.id}: PTX file not found: {spec.ptx_path}")
     ptx = spec.ptx()
     entries = ptx_entries(ptx)
-    if spec.entry not in entries:
-        near = difflib.get_close_matches(spec.entry, list(entries), n=3)
-        mangled = sorted(e for e in entries if e.startswith("_Z"))
-        hint = (
-            f'; {mangled[0]} is a C++-mangled name: declare the kernel extern "C" '
-            '(extern "C" __global__ void ...) and regenerate the PTX'
-            if mangled
-            else ""
-        )
-        raise KernelSpecError(
-            f"{spec.id}: entry {spec.entry!r} not in {spec.ptx_path.name} "
-            f"(entries: {sorted(entries)}; close: {near}){hint}"
-        )
+    _check_entry(spec, entries)
+    errors = _header_errors(spec, ptx, entries)
+    buffers = {b.name: b for b in spec.buffers}
+    errors += _buffer_errors(spec, buffers)
+    pointers, param_errors = _pointer_params(spec, buffers)
+    errors += param_errors
+    unpassed = set(buffers) - set(pointers.values())
+    if unpassed:
+        errors.append(f"buffers {sorted(unpassed)} are not passed by any parameter")
+    scalars = {p.name for p in spec.params if p.kind == "scalar"}
+    errors += _contract_errors(spec, buffers, pointers, scalars)
+    errors += _problem_errors(spec, ptx, buffers, scalars)
+    if errors:
+        raise KernelSpecError(f"{spec.id}: " + "; ".join(errors))
+
+
+def _check_entry(spec: KernelSpec, entries: dict[str, list[tuple[str, str]]]) -> None:
+    """Raise unless the PTX declares the spec's entry (with a hint for a C++-mangled one)."""
+    if spec.entry in entries:
+        return
+    near = difflib.get_close_matches(spec.entry, list(entries), n=3)
+    mangled = sorted(e for e in entries if e.startswith("_Z"))
+    hint = (
+        f'; {mangled[0]} is a C++-mangled name: declare the kernel extern "C" '
+        '(extern "C" __global__ void ...) and regenerate the PTX'
+        if mangled
+        else ""
+    )
+    raise KernelSpecError(
+        f"{spec.id}: entry {spec.entry!r} not in {spec.ptx_path.name} "
+        f"(entries: {sorted(entries)}; close: {near}){hint}"
+    )
+
+
+def _header_errors(
+    spec: KernelSpec, ptx: str, entries: dict[str, list[tuple[str, str]]]
+) -> list[str]:
+    """The PTX's `.target` and the entry's parameter list against the spec's."""
+    errors: list[str] = []
     targets = ptx_targets(ptx)
     if spec.target not in targets:
         errors.append(f"target {spec.target!r} but the PTX says .target {', '.join(targets)}")
-
     declared = entries[spec.entry]
     mine = [(p.name, p.ptx_type) for p in spec.params]
     if mine != declared:
         errors.append(f"params {mine} do not match the PTX entry's {declared}")
+    return errors
 
-    buffers = {b.name: b for b in spec.buffers}
+
+def _buffer_errors(spec: KernelSpec, buffers: dict[str, BufferSpec]) -> list[str]:
+    """Unique names, known roles and storage dtypes."""
+    errors: list[str] = []
     if len(buffers) != len(spec.buffers):
         errors.append("duplicate buffer names")
     for b in spec.buffers:
@@ -460,6 +401,15 @@ def validate(spec: KernelSpec) -> None:
             storage_dtype(b.dtype)
         except TypeError:
             errors.append(f"buffer {b.name}: unknown dtype {b.dtype!r}")
+    return errors
+
+
+def _pointer_params(
+    spec: KernelSpec, buffers: dict[str, BufferSpec]
+) -> tuple[dict[str, str], list[str]]:
+    """Pointer parameter -> the buffer it passes, and what is wrong with the parameters: an
+    unknown buffer, a pointer that is not 64-bit, two pointers to one buffer, an unknown kind."""
+    errors: list[str] = []
     pointers: dict[str, str] = {}
     for p in spec.params:
         if p.kind == "buffer":
@@ -479,17 +429,37 @@ def validate(spec: KernelSpec) -> None:
             pointers[p.name] = str(p.buffer)
         elif p.kind != "scalar":
             errors.append(f"param {p.name}: kind {p.kind!r} not buffer/scalar")
-    unpassed = set(buffers) - set(pointers.values())
-    if unpassed:
-        errors.append(f"buffers {sorted(unpassed)} are not passed by any parameter")
-    scalars = {p.name for p in spec.params if p.kind == "scalar"}
+    return pointers, errors
 
+
+def _contract_errors(
+    spec: KernelSpec, buffers: dict[str, BufferSpec], pointers: dict[str, str], scalars: set[str]
+) -> list[str]:
+    """The transforms' contract: read-only buffers, pointer alignment, scalar divisibility,
+    and the verification tolerance."""
+    errors: list[str] = []
     assert spec.read_only is not None
     for name in spec.read_only:
         if name not in buffers:
             errors.append(f"read_only names unknown buffer {name!r}")
         elif buffers[name].role != "in":
             errors.append(f"read_only buffer {name} has role {buffers[name].role}")
+    errors += _alignment_errors(spec, buffers, pointers)
+    for name, div in spec.divisibility.items():
+        if name not in scalars:
+            errors.append(f"divisibility names {name!r}, not a scalar parameter")
+        if div <= 0:
+            errors.append(f"divisibility of {name} is {div}")
+    if spec.tolerance.rtol < 0 or spec.tolerance.atol < 0:
+        errors.append(f"negative tolerance {spec.tolerance}")
+    return errors
+
+
+def _alignment_errors(
+    spec: KernelSpec, buffers: dict[str, BufferSpec], pointers: dict[str, str]
+) -> list[str]:
+    """Each alignment names a pointer, is a power of two and covers one element."""
+    errors: list[str] = []
     for name, align in spec.alignment.items():
         if name not in pointers:
             errors.append(f"alignment names {name!r}, not a pointer parameter")
@@ -506,14 +476,14 @@ def validate(spec: KernelSpec) -> None:
                     f"{buffers[pointers[name]].dtype} elements ({item} bytes): every element "
                     "access would be misaligned"
                 )
-    for name, div in spec.divisibility.items():
-        if name not in scalars:
-            errors.append(f"divisibility names {name!r}, not a scalar parameter")
-        if div <= 0:
-            errors.append(f"divisibility of {name} is {div}")
-    if spec.tolerance.rtol < 0 or spec.tolerance.atol < 0:
-        errors.append(f"negative tolerance {spec.tolerance}")
+    return errors
 
+
+def _problem_errors(
+    spec: KernelSpec, ptx: str, buffers: dict[str, BufferSpec], scalars: set[str]
+) -> list[str]:
+    """Both problem sizes exist, and each one's scalars, shapes and launch shape are whole."""
+    errors: list[str] = []
     for size in ("full", "small"):
         if size not in spec.problems:
             errors.append(f"no {size!r} problem")
@@ -530,19 +500,25 @@ def validate(spec: KernelSpec) -> None:
                     errors.append(f"{where}: {exc}")
         if set(prob.shapes) != set(buffers):
             errors.append(f"{where}: shapes for {sorted(prob.shapes)} != {sorted(buffers)}")
-        for dims, what in ((prob.grid, "grid"), (prob.block, "block")):
-            if len(dims) != 3 or any(int(d) < 1 for d in dims):
-                errors.append(f"{where}: {what} {dims} is not three positive ints")
-        if int(np.prod(prob.block)) > 1024:
-            errors.append(f"{where}: block {prob.block} exceeds 1024 threads")
+        errors += [f"{where}: {e}" for e in _launch_shape_errors(prob)]
         for name, div in spec.divisibility.items():
             value = prob.scalars.get(name)
             if value is not None and not isinstance(value, int | np.integer):
                 errors.append(f"{where}: {name}={value!r} has a divisibility but is not an int")
             elif value is not None and div > 0 and value % div:
                 errors.append(f"{where}: {name}={value} is not divisible by {div}")
-    if errors:
-        raise KernelSpecError(f"{spec.id}: " + "; ".join(errors))
+    return errors
+
+
+def _launch_shape_errors(prob: Problem) -> list[str]:
+    """Grid and block are three positive ints; a block has at most 1024 threads."""
+    errors: list[str] = []
+    for dims, what in ((prob.grid, "grid"), (prob.block, "block")):
+        if len(dims) != 3 or any(int(d) < 1 for d in dims):
+            errors.append(f"{what} {dims} is not three positive ints")
+    if int(np.prod(prob.block)) > 1024:
+        errors.append(f"block {prob.block} exceeds 1024 threads")
+    return errors
 
 
 # --- registry ---------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ No silent skips: a CuPy that is installed but fails to import (two cupy packages
 library missing) is reported in every skip reason and in the session header, and with
 CHRONOS_REQUIRE_GPU=1 (what `python -m chronos.validate` sets) a missing GPU is an error that
 stops the session instead of a skip.
+
+Fixture `emulated_backend`: one emulated backend with an in-memory store per test module.
 """
 
 from __future__ import annotations
@@ -65,3 +67,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def emulated_backend():  # type: ignore[no-untyped-def]
+    """One emulated backend (in-memory store) per test module: a warm cache across its tests."""
+    from chronos.measure import make_backend
+
+    b = make_backend("emulated", store=None)
+    yield b
+    b.close()

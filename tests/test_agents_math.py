@@ -1,4 +1,4 @@
-"""GRPO maths (design §5.3-5.4) on hand-computed numbers, and the masked-distribution helpers."""
+"""GRPO maths (docs/design.md §5.3-5.4) on hand-computed numbers; masked-distribution helpers."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_group_scale_weighs_small_and_large_spreads_alike() -> None:
     assert torch.count_nonzero(group_advantages(torch.ones(2, 4), scale="group")) == 0
     with pytest.raises(ValueError, match="advantage scale 'kernel'"):
         group_advantages(r, scale="kernel")
-    from chronos.pipeline import to_config
+    from chronos.pipeline.config import to_config
 
     with pytest.raises(ValueError, match="grpo.adv_scale: 'kernel' is not one of batch, group"):
         to_config({"grpo": {"adv_scale": "kernel"}})  # at start-up, before any stage runs

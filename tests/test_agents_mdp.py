@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from agents.greedy import greedy_kernel, improvement_table, to_bcdata
-from chronos.measure import make_backend
 from chronos.transforms import STOP
 from envs import PtxTransformEnv
 from envs.mdp import TransformMDP
@@ -17,10 +16,8 @@ KID = "gemm_tile_2_2_2"
 
 
 @pytest.fixture(scope="module")
-def backend():  # type: ignore[no-untyped-def]
-    b = make_backend("emulated", store=None)
-    yield b
-    b.close()
+def backend(emulated_backend):  # type: ignore[no-untyped-def]
+    return emulated_backend
 
 
 def test_mdp_matches_env_step_for_step(backend) -> None:  # type: ignore[no-untyped-def]
@@ -123,7 +120,7 @@ class _Counting:
 def test_greedy_measures_each_state_s_children_in_one_batch() -> None:
     """Greedy measures a state's children with one measure_many (cupy overlaps ptxas with GPU
     timing there, a Ray pool fans it out); nothing is measured twice."""
-    from chronos.measure.cached import CachedBackend
+    from chronos.measure.backends.cached import CachedBackend
     from chronos.measure.store import MEMORY, MeasurementStore
 
     inner = _Counting()

@@ -1,4 +1,4 @@
-"""Reward-hacking monitors (design §6) raise their alarms and stay quiet on healthy epochs."""
+"""Reward-hacking monitors (docs/design.md §6) raise alarms and stay quiet on healthy epochs."""
 
 from __future__ import annotations
 

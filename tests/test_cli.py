@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chronos.eval.sweep import summarize
 from chronos.fmt import rate, speedup, wilson_interval
+from chronos.pipeline.eval.sweep import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,7 +182,7 @@ def test_sigterm_is_a_graceful_interrupt(cache: Path, tmp_path: Path) -> None:
 
 
 def test_find_unfinished_picks_the_latest_unfinished_run_of_the_hash(tmp_path: Path) -> None:
-    from chronos.pipeline import find_unfinished, write_status
+    from chronos.pipeline.cli import find_unfinished, write_status
 
     dirs = {n: tmp_path / "2026-12-01" / n for n in ("old", "new", "done", "other", "live")}
     for name, state, chash in (
@@ -253,21 +253,34 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+SHIMS = ("chronos.train", "chronos.eval", "chronos.optimize", "chronos.validate")
+
+
 def test_entry_points_import_one_way() -> None:
-    """agents never import the pipeline layer; the pipeline never imports its entry points or
-    chronos.eval; chronos.eval never imports chronos.train (no sys.argv tricks either)."""
+    """agents never import the pipeline layer; the pipeline package never imports the `python -m`
+    shims, and its eval never imports its train (no sys.argv tricks either)."""
     forbidden = {
-        "agents": ("chronos.train", "chronos.eval", "chronos.pipeline"),
-        "chronos/pipeline.py": ("chronos.train", "chronos.eval"),
-        "chronos/eval": ("chronos.train",),
+        "agents": (*SHIMS, "chronos.pipeline"),
+        "chronos/pipeline": SHIMS,
+        "chronos/pipeline/eval": ("chronos.pipeline.train",),
     }
     for where, banned in forbidden.items():
-        files = [ROOT / where] if where.endswith(".py") else sorted((ROOT / where).glob("*.py"))
-        for f in files:
+        for f in sorted((ROOT / where).rglob("*.py")):
             bad = {m for m in _imports(f) if m.startswith(banned)}
             assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
-    for f in (ROOT / "chronos" / "pipeline.py", ROOT / "chronos" / "train.py"):
-        assert "sys.argv" not in f.read_text()
+    for f in (ROOT / "chronos" / "pipeline").glob("*.py"):
+        assert "sys.argv" not in f.read_text(), f
+
+
+def test_the_entry_points_are_thin_shims() -> None:
+    """`python -m chronos.X` only imports `main` from chronos.pipeline.X and calls it."""
+    for shim in SHIMS:
+        f = ROOT / (shim.replace(".", "/") + ".py")
+        text = f.read_text()
+        assert len(text.splitlines()) <= 12, f"{f.name}: {len(text.splitlines())} lines"
+        target = "chronos.pipeline." + shim.split(".")[1]
+        assert {m for m in _imports(f) if m.startswith("chronos")} == {target, f"{target}.main"}
+        assert text.count("main(") == 1 and "def " not in text, f.name
 
 
 def test_maskable_ppo_example_says_what_to_install_without_sb3(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from chronos.assemble.disasm import (
 )
 from chronos.assemble.elf import sections
 from chronos.emulate.verify import verify
+from chronos.measure.backends.emulated import EmulatedBackend, _footprint, _sass
 from chronos.measure.costmodel import (
     MODEL_VERSION,
     combine,
@@ -31,7 +32,6 @@ from chronos.measure.costmodel import (
     policy,
     sass_class,
 )
-from chronos.measure.emulated_backend import EmulatedBackend, _footprint, _sass
 from chronos.transforms import apply_action
 from tests.helpers.scripts import load_script
 
@@ -260,7 +260,7 @@ def test_l2_fetch_granularity_moves_a_streaming_kernel(backend: EmulatedBackend)
 
 @pytest.mark.requires_ptxas
 def test_l2_mode_is_part_of_the_key_and_checked() -> None:
-    from chronos.measure.cupy_backend import CupyBackend
+    from chronos.measure.backends.cupy import CupyBackend
 
     assert "l2" in EmulatedBackend.config_fields and "l2" in CupyBackend.config_fields
     import inspect

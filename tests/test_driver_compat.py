@@ -1,6 +1,6 @@
 """Which ptxas (or the driver JIT) the cupy backend uses for a driver, through the fake CuPy.
 
-The fake (chronos.measure.fake_cupy) loads modules by a driver's rules: PTX newer than the
+The fake (chronos.measure.harness.fake_cupy) loads modules by a driver's rules: PTX newer than the
 driver's ISA and CUDA 13 cubins on an older driver are refused. So a measurement that
 verifies here went through a choice a real driver of that version accepts.
 """
@@ -14,8 +14,8 @@ import pytest
 import kernels
 from chronos.assemble import ptxas as ptxas_module
 from chronos.assemble.ptxas import cuda_major, ptxas_for_driver
-from chronos.measure import fake_cupy
-from chronos.measure.cupy_backend import JIT_PREFIX, CupyBackend
+from chronos.measure.backends.cupy import JIT_PREFIX, CupyBackend
+from chronos.measure.harness import fake_cupy
 from chronos.transforms import ACTION_NAMES, apply_action
 
 KERNEL = "gemm_tile_2_2_2"
@@ -79,7 +79,7 @@ def test_the_fake_refuses_what_a_real_driver_refuses(monkeypatch: pytest.MonkeyP
     assert not m.valid and "CUDA_ERROR_INVALID_IMAGE" in str(m.error)
     monkeypatch.undo()
     monkeypatch.setattr(
-        "chronos.measure.cupy_backend.lower_for_driver", lambda ptx, driver: (ptx, None)
+        "chronos.measure.backends.cupy.lower_for_driver", lambda ptx, driver: (ptx, None)
     )
     with fake_backend(12020, load="ptx") as b:
         m = b.measure(spec, spec.ptx())

@@ -14,6 +14,7 @@ from chronos.transforms import CATALOGUE, apply_action
 from chronos.transforms.semantics import check, sizes_of
 from kernels import Tolerance
 from tests.helpers import approx_kernels as ak
+from tests.helpers.registry import registered
 
 FAST_MATH = next(i for i, t in enumerate(CATALOGUE) if t.name == "fast_math")
 f32 = np.float32
@@ -197,7 +198,7 @@ def test_sine_beyond_the_documented_range_cannot_be_verified() -> None:
 @pytest.mark.requires_ptxas
 def test_emulated_backend_and_env_reject_fast_math_beyond_the_contract() -> None:
     """The verdict reaches the measurement (invalid) and the environment (an invalid step)."""
-    from chronos.measure.emulated_backend import EmulatedBackend
+    from chronos.measure.backends.emulated import EmulatedBackend
     from envs.ptx_env import PtxTransformEnv
 
     spec = ak.quot_spec(Tolerance(2.0**-23, 0.0))
@@ -206,7 +207,7 @@ def test_emulated_backend_and_env_reject_fast_math_beyond_the_contract() -> None
     ptx = apply_action(spec, spec.ptx(), FAST_MATH).ptx
     m = backend.measure(spec, ptx)
     assert not m.valid and "approx" in str(m.error)
-    with ak.registered(spec):
+    with registered(spec):
         env = PtxTransformEnv(kernels=[spec.id], backend=backend)
         env.reset(seed=0)
         a = env.action_names.index("fast_math")

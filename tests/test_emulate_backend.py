@@ -10,9 +10,10 @@ import pytest
 import kernels
 from chronos.arch import arch_profile, occupancy
 from chronos.emulate import emulate, run_kernel
-from chronos.measure.emulated_backend import BACKEND, DEVICE, EmulatedBackend
-from chronos.measure.registry import BackendBase, create_backend
+from chronos.measure.backends.emulated import BACKEND, DEVICE, EmulatedBackend
+from chronos.measure.backends.registry import BackendBase, create_backend
 from chronos.transforms import ACTION_NAMES, apply_action
+from tests.helpers.data import ptx_text
 
 KERNEL = "gemm_tile_4_4_8"
 """TN = 4: rows of B are 16-byte aligned, so both copy runs can use v4 loads."""
@@ -185,27 +186,7 @@ def test_occupancy_limits() -> None:
         arch_profile("not_a_gpu")
 
 
-SHARED_STRIDE = """.version 8.0
-.target sm_80
-.address_size 64
-.visible .entry k(.param .u64 k_p0)
-{{
-\t.reg .b32 %r<8>;
-\t.reg .f32 %f<4>;
-\t.reg .b64 %rd<4>;
-\t.shared .align 16 .b8 smem[16384];
-\tmov.u32 %r1, %tid.x;
-\tmul.lo.s32 %r2, %r1, {stride};
-\tmov.u32 %r3, smem;
-\tadd.s32 %r4, %r3, %r2;
-\tld.shared.f32 %f1, [%r4];
-\tld.param.u64 %rd1, [k_p0];
-\tmul.wide.u32 %rd2, %r1, 4;
-\tadd.s64 %rd3, %rd1, %rd2;
-\tst.global.f32 [%rd3], %f1;
-\tret;
-}}
-"""
+SHARED_STRIDE = ptx_text("shared_stride.ptx.in")
 
 
 @pytest.mark.parametrize("stride,waves", [(4, 1), (8, 2), (128, 32), (0, 1)])

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-import chronos.transforms as tx
 import kernels
 from chronos.emulate import TimeLimitExceeded, emulate, emulation_budget, verify
 from chronos.measure import make_backend
-from chronos.measure.emulated_backend import MIN_STEP_BUDGET, STEP_FACTOR, EmulatedBackend
+from chronos.measure.backends.emulated import MIN_STEP_BUDGET, STEP_FACTOR, EmulatedBackend
 from envs.ptx_env import PtxTransformEnv
+from tests.helpers.catalogue import catalogue_with
 
 pytestmark = pytest.mark.requires_ptxas
 
@@ -135,22 +135,7 @@ def test_a_runaway_untransformed_kernel_stops_on_the_clock_and_is_not_stored(
 def _catalogue_with(kind: str) -> types.SimpleNamespace:
     """The real catalogue plus one transform, `break_loop`, that makes the runaway."""
     _, old, new = RUNAWAYS[kind]
-    names = (*tx.ACTION_NAMES[:-1], "break_loop", "stop")
-    brk = len(names) - 2
-
-    def apply_action(spec: Any, ptx: str, action: int) -> Any:
-        if action == brk:
-            return types.SimpleNamespace(ptx=ptx.replace(old, new), changed=old in ptx, reason="")
-        return tx.apply_action(spec, ptx, action)
-
-    def action_mask(spec: Any, ptx: str, applied: Any) -> np.ndarray:
-        real = tx.action_mask(spec, ptx, [a for a in applied if a != brk])
-        return np.concatenate([real[:-1], [brk not in applied], [True]])
-
-    return types.SimpleNamespace(
-        ACTION_NAMES=names, N_ACTIONS=len(names), STOP=len(names) - 1,
-        apply_action=apply_action, action_mask=action_mask,
-    )  # fmt: skip
+    return catalogue_with("break_loop", lambda ptx: (ptx.replace(old, new), old in ptx))
 
 
 @pytest.mark.parametrize("kind", sorted(RUNAWAYS))

@@ -7,11 +7,12 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import kernels
 from chronos.emulate import emulate, verify
+from tests.helpers.sequences import sequence_settings
 
 CORPUS = kernels.list_kernels("gemm_tile")
 SAMPLE = ["gemm_tile_2_2_2", "gemm_tile_4_6_8", "gemm_tile_8_8_8", "gemm_tile_6_2_4"]
@@ -55,26 +56,25 @@ def drop_store(spec: kernels.KernelSpec) -> str:
     return "".join(lines)
 
 
-def swap_fma_operands(spec: kernels.KernelSpec) -> str:
-    """fma d, a, b, c -> fma d, a, c, b (a multiplicand trades places with the addend)."""
+def _swap_last_operands(spec: kernels.KernelSpec, opcode: str, reg: str, pick) -> str:
+    """`op d, a, b, c` -> `op d, a, c, b` on the line `pick` (next: first, max: last) chooses."""
     lines = _lines(spec)
-    pat = re.compile(r"^(\s*fma\.rn\.f32\s+)(%f\d+), (%f\d+), (%f\d+), (%f\d+);")
-    i = next(i for i, line in enumerate(lines) if pat.match(line))
+    pat = re.compile(rf"^(\s*{opcode}\s+)({reg}), ({reg}), ({reg}), ({reg});")
+    i = pick(i for i, line in enumerate(lines) if pat.match(line))
     m = pat.match(lines[i])
     assert m
     lines[i] = f"{m[1]}{m[2]}, {m[3]}, {m[5]}, {m[4]};\n"
     return "".join(lines)
+
+
+def swap_fma_operands(spec: kernels.KernelSpec) -> str:
+    """fma d, a, b, c -> fma d, a, c, b (a multiplicand trades places with the addend)."""
+    return _swap_last_operands(spec, r"fma\.rn\.f32", r"%f\d+", next)
 
 
 def swap_mad_operands(spec: kernels.KernelSpec) -> str:
     """mad.lo d, a, b, c -> mad.lo d, a, c, b in the output index (a plain mul would not care)."""
-    lines = _lines(spec)
-    pat = re.compile(r"^(\s*mad\.lo\.s32\s+)(%r\d+), (%r\d+), (%r\d+), (%r\d+);")
-    i = max(i for i, line in enumerate(lines) if pat.match(line))
-    m = pat.match(lines[i])
-    assert m
-    lines[i] = f"{m[1]}{m[2]}, {m[3]}, {m[5]}, {m[4]};\n"
-    return "".join(lines)
+    return _swap_last_operands(spec, r"mad\.lo\.s32", r"%r\d+", max)
 
 
 def misaligned_v4(spec: kernels.KernelSpec) -> str:
@@ -160,12 +160,7 @@ def _transforms():
     return t
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@sequence_settings(25)
 @given(kernel_id=st.sampled_from(CORPUS), data=st.data())
 def test_random_transform_sequences_keep_outputs(kernel_id: str, data: st.DataObject) -> None:
     transforms = _transforms()

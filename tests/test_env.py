@@ -287,6 +287,55 @@ def test_forbid_early_stop_wrapper() -> None:
     assert env.action_masks()[STOP] and info["action_mask"][STOP] == 1 and obs[25 + STOP] == 1
 
 
+class _Scripted:
+    """A stand-in policy for agents.rollout: plays `actions` and records what it was shown."""
+
+    training = False
+
+    def __init__(self, actions: list[int]) -> None:
+        self.actions = actions
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def eval(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, mask: np.ndarray, *_: Any) -> tuple[np.ndarray, np.ndarray]:
+        self.seen.append((obs[0].copy(), mask[0].copy()))
+        return np.array([self.actions[len(self.seen) - 1]]), np.zeros(1, np.float32)
+
+
+def test_the_wrapper_and_the_rollout_mask_stop_alike() -> None:
+    """One stop-mask rule (envs.mdp.forbid_early_stop): for the same states, ForbidEarlyStop
+    and the GRPO rollout's forced steps give the same action mask and the same observation."""
+    from agents.rollout import rollout
+    from envs.wrappers import ForbidEarlyStop
+
+    actions = [0, 2, 4, STOP]
+    env = ForbidEarlyStop(make(), min_steps=2)
+    policy = _Scripted(actions)
+    spec = ptx_env._load_spec("gemm_tile_4_6_8")
+    rollout(env.unwrapped.mdp, [spec], policy, stop_masked_steps=2)  # type: ignore[arg-type]
+    obs, info = env.reset(seed=0)
+    assert len(policy.seen) == len(actions)
+    for t, (action, (seen_obs, seen_mask)) in enumerate(zip(actions, policy.seen, strict=True)):
+        mask = env.action_masks()
+        assert np.array_equal(mask, seen_mask) and np.array_equal(obs, seen_obs), t
+        assert mask[STOP] == (t >= 2) and np.array_equal(info["action_mask"], mask)
+        obs, *_, info = env.step(action)
+
+
+def test_forbid_early_stop_keeps_stop_when_nothing_else_is_legal() -> None:
+    from envs.mdp import forbid_early_stop
+
+    masks = np.zeros((2, N_ACTIONS), bool)
+    masks[:, STOP] = True
+    masks[0, 3] = True
+    obs, out = forbid_early_stop(np.zeros((2, OBS_SIZE), np.float32), masks, 0, 2, LAYOUT)
+    assert out[:, STOP].tolist() == [False, True] and masks[0, STOP], "a copy, not in place"
+    assert np.array_equal(obs[:, LAYOUT.mask], out)
+    assert np.array_equal(forbid_early_stop(obs, masks, 2, 2, LAYOUT)[1], masks)
+
+
 def test_replaced_spec_is_never_served_stale(tmp_path: Any) -> None:
     """Issue 13, item 1: after `register(spec, replace=True)` with a weaker alignment
     contract (256 -> 4 bytes) neither the env's spec lookup nor the MDP's mask memo may offer

@@ -20,13 +20,8 @@ SMALL = ["gemm_tile_2_2_2", "gemm_tile_2_4_2", "gemm_tile_4_2_2"]
 
 
 @pytest.fixture(scope="module")
-def backend():  # type: ignore[no-untyped-def]
-    """One emulated backend (in-memory store) for the module: a warm cache across tests."""
-    from chronos.measure import make_backend
-
-    b = make_backend("emulated", store=None)
-    yield b
-    b.close()
+def backend(emulated_backend):  # type: ignore[no-untyped-def]
+    return emulated_backend
 
 
 def test_checkers_on_emulated(backend) -> None:  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from chronos.eval.report import backend_label, write_report
-from chronos.train import run, to_config
+from chronos.pipeline.eval.report import backend_label, write_report
+from chronos.pipeline.train import run, to_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_report_of_empty_run_dir(tmp_path: Path) -> None:
 
 
 def test_kernel_axis_names_the_family() -> None:
-    from chronos.eval.report import kernel_axis
+    from chronos.pipeline.eval.report import kernel_axis
 
     assert kernel_axis(["gemm_tile_2_2_2"], {}) == ("gemm_tile kernel", ["2_2_2"])
     assert kernel_axis(["saxpy_1", "saxpy_2"], {"saxpy_1": "saxpy", "saxpy_2": "saxpy"}) == (
@@ -127,7 +127,7 @@ def test_eval_cli_runs_loko_under_hydra(cache: Path, tmp_path: Path) -> None:
 
 
 def test_report_optimum_column_and_headline(tmp_path: Path) -> None:
-    from chronos.pipeline import optimum_share
+    from chronos.pipeline.stages import optimum_share
 
     pk = {
         "k1": {"greedy": -0.5, "bc": -0.5, "grpo": -0.75, "optimum": -0.75},

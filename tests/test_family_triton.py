@@ -23,9 +23,10 @@ import kernels.triton as fam
 from chronos.assemble.ptxas import wheel_ptxas
 from chronos.emulate import run_kernel, verify
 from chronos.emulate.errors import EmulationError, MemoryFault, SharedMemoryRace
-from chronos.measure.compat import min_cuda_version, ptx_isa_version
+from chronos.measure.harness.compat import min_cuda_version, ptx_isa_version
 from chronos.ptx import ptx_sha256
 from kernels import list_kernels, load
+from tests.helpers.data import ptx_text
 
 IDS = [v.id for v in fam.VARIANTS]
 EXACT = {v.id for v in fam.VARIANTS if v.kernel != "softmax_kernel"}
@@ -141,37 +142,8 @@ def test_regenerating_a_variant_reproduces_the_checked_in_ptx(tmp_path: Path) ->
 
 # --- the instructions Triton's PTX needs --------------------------------------------------------
 
-HEAD = ".version 8.0\n.target sm_80\n.address_size 64\n"
-
-MMA_PTX = (
-    HEAD
-    + r"""
-.visible .entry mma_frag(.param .u64 pa, .param .u64 pb, .param .u64 pc, .param .u64 pd)
-{
-    .reg .b32 %r<12>;
-    .reg .f32 %f<8>;
-    .reg .b64 %rd<12>;
-    ld.param.u64 %rd1, [pa];
-    ld.param.u64 %rd2, [pb];
-    ld.param.u64 %rd3, [pc];
-    ld.param.u64 %rd4, [pd];
-    mov.u32 %r1, %tid.x;
-    mul.wide.u32 %rd5, %r1, 16;
-    mul.wide.u32 %rd6, %r1, 8;
-    add.s64 %rd7, %rd1, %rd5;
-    ld.global.v4.b32 {%r2, %r3, %r4, %r5}, [%rd7];
-    add.s64 %rd8, %rd2, %rd6;
-    ld.global.v2.b32 {%r6, %r7}, [%rd8];
-    add.s64 %rd9, %rd3, %rd5;
-    ld.global.v4.f32 {%f0, %f1, %f2, %f3}, [%rd9];
-    mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
-        {%f4, %f5, %f6, %f7}, {%r2, %r3, %r4, %r5}, {%r6, %r7}, {%f0, %f1, %f2, %f3};
-    add.s64 %rd10, %rd4, %rd5;
-    st.global.v4.f32 [%rd10], {%f4, %f5, %f6, %f7};
-    ret;
-}
-"""
-)
+# Hand-written kernels in tests/data/ptx/ (`.ptx.in`: with placeholders the tests fill in).
+MMA_PTX = ptx_text("mma.ptx")
 
 
 def _a_frag(a: np.ndarray) -> np.ndarray:
@@ -249,39 +221,7 @@ def test_mma_by_part_of_a_warp_is_an_error() -> None:
         )
 
 
-LDMATRIX_PTX = (
-    HEAD
-    + r"""
-.visible .entry ldm(.param .u64 pin, .param .u64 pout)
-{
-    .reg .b32 %r<16>;
-    .reg .b64 %rd<12>;
-    .shared .align 16 .b8 tile[512];
-    ld.param.u64 %rd1, [pin];
-    ld.param.u64 %rd2, [pout];
-    mov.u32 %r1, %tid.x;
-    mul.wide.u32 %rd3, %r1, 16;
-    add.s64 %rd4, %rd1, %rd3;
-    ld.global.v4.b32 {%r2, %r3, %r4, %r5}, [%rd4];
-    mov.u32 %r6, tile;
-    shl.b32 %r7, %r1, 4;
-    add.s32 %r8, %r6, %r7;
-    st.shared.v4.b32 [%r8], {%r2, %r3, %r4, %r5};
-    bar.sync 0;
-    sub.u32 %r9, 31, %r1;
-    shl.b32 %r9, %r9, 4;
-    add.s32 %r10, %r6, %r9;
-    mov.u32 %r11, 0;
-    mov.u32 %r12, 0;
-    mov.u32 %r13, 0;
-    mov.u32 %r14, 0;
-    ldmatrix.sync.aligned.m8n8.XN.shared.b16 DESTS, [%r10];
-    add.s64 %rd5, %rd2, %rd3;
-    st.global.v4.b32 [%rd5], {%r11, %r12, %r13, %r14};
-    ret;
-}
-"""
-)
+LDMATRIX_PTX = ptx_text("ldmatrix.ptx.in")
 
 
 @pytest.mark.parametrize("count", [1, 2, 4])
@@ -315,37 +255,7 @@ def test_ldmatrix_gives_each_lane_its_fragment(count: int, trans: bool) -> None:
             assert int(out[lane, i]) == want, (i, lane)
 
 
-CP_ASYNC_PTX = (
-    HEAD
-    + r"""
-.visible .entry cpz(.param .u64 pin, .param .u64 pout, .param .u32 off, .param .u32 n)
-{
-    .reg .b32 %r<12>;
-    .reg .b64 %rd<12>;
-    .shared .align 16 .b8 buf[512];
-    ld.param.u64 %rd1, [pin];
-    ld.param.u64 %rd2, [pout];
-    ld.param.u32 %r1, [off];
-    ld.param.u32 %r2, [n];
-    mov.u32 %r3, %tid.x;
-    add.u32 %r4, %r3, %r1;
-    mul.wide.u32 %rd3, %r4, 16;
-    add.s64 %rd4, %rd1, %rd3;
-    mov.u32 %r5, buf;
-    shl.b32 %r6, %r3, 4;
-    add.s32 %r7, %r5, %r6;
-    cp.async.cg.shared.global [%r7], [%rd4], 16, %r2;
-    cp.async.commit_group;
-    cp.async.wait_group 0;
-    bar.sync 0;
-    ld.shared.v4.b32 {%r8, %r9, %r10, %r11}, [%r7];
-    mul.wide.u32 %rd5, %r3, 16;
-    add.s64 %rd6, %rd2, %rd5;
-    st.global.v4.b32 [%rd6], {%r8, %r9, %r10, %r11};
-    ret;
-}
-"""
-)
+CP_ASYNC_PTX = ptx_text("cp_async.ptx")
 
 
 def _cp(off: int, n: int) -> np.ndarray:
@@ -372,33 +282,7 @@ def test_cp_async_src_size_zero_fills_and_reads_nothing() -> None:
         _cp(1 << 20, 4)
 
 
-STORE_PTX = (
-    HEAD
-    + r"""
-.visible .entry samestore(.param .u64 pout, .param .u32 k)
-{
-    .reg .b32 %r<8>;
-    .reg .b64 %rd<4>;
-    .shared .align 4 .b8 red[16];
-    ld.param.u64 %rd1, [pout];
-    ld.param.u32 %r1, [k];
-    mov.u32 %r2, %tid.x;
-    shr.u32 %r3, %r2, 5;
-    and.b32 %r4, %r2, %r1;
-    add.u32 %r4, %r4, %r3;
-    mov.u32 %r5, red;
-    shl.b32 %r6, %r3, 2;
-    add.s32 %r6, %r5, %r6;
-    st.shared.b32 [%r6], %r4;
-    bar.sync 0;
-    ld.shared.b32 %r7, [%r5+4];
-    mul.wide.u32 %rd2, %r2, 4;
-    add.s64 %rd3, %rd1, %rd2;
-    st.global.b32 [%rd3], %r7;
-    ret;
-}
-"""
-)
+STORE_PTX = ptx_text("samestore.ptx")
 
 
 def test_one_warp_storing_one_value_to_one_address_is_not_a_race() -> None:

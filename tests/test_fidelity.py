@@ -1,5 +1,5 @@
-"""benchmarks/fidelity.py on synthetic stores whose "measurements" agree or disagree with the
-model by construction: the scores must say so."""
+"""chronos.pipeline.validate.fidelity (benchmarks/fidelity.py) on synthetic stores whose
+"measurements" agree or disagree with the model by construction: the scores must say so."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 import kernels
-from chronos.measure.emulated_backend import EmulatedBackend
+from chronos.measure.backends.emulated import EmulatedBackend
 from chronos.measure.measurement import Measurement
 from chronos.measure.store import MeasurementStore
 from chronos.ptx import ptx_sha256
 from chronos.transforms import apply_action
-from tests.helpers.scripts import load_script
 
 KERNEL = "gemm_tile_2_2_2"
 CANDIDATES = ("vec_ld", "maxnreg_32", "reorder_cp", "vec_st", "ld_na", "cp_async", "ld_cg")
@@ -23,7 +22,9 @@ ARCH = "sm_89"
 
 
 def _fidelity() -> Any:
-    return load_script("benchmarks/fidelity.py", "bench_fidelity")
+    from chronos.pipeline.validate import fidelity
+
+    return fidelity
 
 
 def _have_ptxas() -> bool:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernels
-from chronos.measure.emulated_backend import EmulatedBackend
+from chronos.measure.backends.emulated import EmulatedBackend
 from envs.ptx_env import PtxTransformEnv
 from tests.helpers.fuzz import MAX_STEPS, check, check_env_episode, check_parse, mutations
 

@@ -71,7 +71,7 @@ def test_argmax_goal_needs_min_of_five_and_the_room() -> None:
 def test_script_on_a_ci_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from hydra import compose, initialize_config_dir
 
-    from chronos.train import run, to_config
+    from chronos.pipeline.train import run, to_config
 
     store = tmp_path / "m.sqlite"
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import kernels
-from agents.config import KernelsConfig, kernel_ids
+from chronos.pipeline.config import KernelsConfig, kernel_ids
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -19,7 +19,7 @@ def _family(kid: str) -> str:
 
 
 def test_families_filter_and_keep_their_order() -> None:
-    ids = kernel_ids(KernelsConfig(families=["softmax", "reduce"]))
+    ids = kernel_ids(KernelsConfig(families=["softmax", "reduce"], per_family=None))
     assert ids == kernels.list_kernels("softmax") + kernels.list_kernels("reduce")
 
 
@@ -42,7 +42,7 @@ def test_explicit_ids_win_and_limit_applies() -> None:
     assert kernel_ids(KernelsConfig(ids=["reduce_sum_f32_b256_i4_satom"])) == [
         "reduce_sum_f32_b256_i4_satom"
     ]
-    assert len(kernel_ids(KernelsConfig(families=["gemm_tile"], limit=5))) == 5
+    assert len(kernel_ids(KernelsConfig(families=["gemm_tile"], per_family=None, limit=5))) == 5
 
 
 @pytest.mark.parametrize(
@@ -64,4 +64,6 @@ def test_shipped_configs_select_the_documented_sets(overrides: list[str], want: 
     elif want == "gemm_tile":
         assert fams == {"gemm_tile"} and len(ids) == 64
     else:
-        assert ids == kernel_ids(KernelsConfig()) and len(ids) == len(kernels.list_kernels())
+        assert ids == kernel_ids(KernelsConfig(per_family=None)) and len(ids) == len(
+            kernels.list_kernels()
+        )

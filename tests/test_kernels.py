@@ -27,9 +27,10 @@ from kernels import (
     ptx_entries,
     register,
     registry_generation,
-    unregister,
 )
 from kernels import gemm_tile as gt
+from tests.helpers.data import ptx_text
+from tests.helpers.registry import user_ptx_file
 
 IDS = [gt.variant_id(*v) for v in gt.variants()]
 ALL_IDS = [k if isinstance(k, str) else k.id for k in list_kernels()]
@@ -289,30 +290,34 @@ def test_cuda_source_is_bit_exact_under_host_emulation(kernel_id: str, tmp_path:
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
 def test_regenerating_one_variant_reproduces_checked_in_ptx(tmp_path: Path) -> None:
-    from kernels.gemm_tile import generate
+    from kernels import build
 
-    manifest = generate.generate(tmp_path, only=["gemm_tile_4_6_8"])
+    manifest = build.generate(build.family_build("gemm_tile"), tmp_path, only=["gemm_tile_4_6_8"])
     fresh = (tmp_path / "ptx" / "gemm_tile_4_6_8.ptx").read_bytes()
     assert fresh == load("gemm_tile_4_6_8").ptx_path.read_bytes()
     assert list(manifest["kernels"]) == ["gemm_tile_4_6_8"]
 
 
+def test_one_generator_builds_every_cuda_family_as_its_manifest_records() -> None:
+    """`python -m kernels.build` knows each CUDA family's variants and would run the nvcc
+    commands its manifest records (checked without nvcc)."""
+    from kernels import build
+
+    families = build.cuda_families()
+    assert families == sorted(f for f in kernels.list_families() if f != "triton")
+    for family in families:
+        fb = build.family_build(family)
+        manifest = json.loads((fb.here / "manifest.json").read_text())
+        assert manifest["generator"] == f"python -m kernels.build {family}"
+        commands = {v.id: " ".join(fb.command(v)) for v in fb.variants}
+        assert commands == {k: r["command"] for k, r in manifest["kernels"].items()}, family
+    with pytest.raises(SystemExit):
+        build.main(["no_such_family"])
+
+
 # --- registry ---------------------------------------------------------------------------------
 
-USER_PTX = """\
-.version 8.0
-.target sm_80
-.address_size 64
-
-.visible .entry user_scale(
-\t.param .u64 user_scale_param_0,
-\t.param .u64 user_scale_param_1,
-\t.param .u32 user_scale_param_2
-)
-{
-\tret;
-}
-"""
+USER_PTX = ptx_text("user_scale.ptx")
 
 
 def user_spec(ptx_path: Path, **changes: object) -> KernelSpec:
@@ -348,12 +353,16 @@ def user_spec(ptx_path: Path, **changes: object) -> KernelSpec:
     return KernelSpec(**fields)
 
 
+def _user_problems(n: object, shapes: dict) -> dict[str, Problem]:
+    """The full and small problems: 256 elements, `n` passed as the scalar, `shapes`."""
+    return {k: Problem({"n": 256}, (2, 1, 1), (128, 1, 1), {"user_scale_param_2": n}, shapes)
+            for k in ("full", "small")}  # fmt: skip
+
+
 @pytest.fixture
 def user_ptx(tmp_path: Path):
-    path = tmp_path / "user_scale.ptx"
-    path.write_text(USER_PTX)
-    yield path
-    unregister("user_scale")
+    with user_ptx_file(tmp_path, "user_scale.ptx", "user_scale") as path:
+        yield path
 
 
 def test_register_user_kernel(user_ptx: Path) -> None:
@@ -396,32 +405,14 @@ def test_register_user_kernel(user_ptx: Path) -> None:
                     Param("user_scale_param_2", ".u32", "scalar"),
                 ),
                 "buffers": (BufferSpec("x", "float32", "inout"),),
-                "problems": {
-                    k: Problem(
-                        {"n": 256},
-                        (2, 1, 1),
-                        (128, 1, 1),
-                        {"user_scale_param_2": 256},
-                        {"x": (256,)},
-                    )
-                    for k in ("full", "small")
-                },
+                "problems": _user_problems(256, {"x": (256,)}),
             },
             "both pass buffer 'x': aliasing",
         ),
         # issue 13, item 2: no silent truncation of a scalar to its parameter type
         (
             {
-                "problems": {
-                    k: Problem(
-                        {"n": 256},
-                        (2, 1, 1),
-                        (128, 1, 1),
-                        {"user_scale_param_2": 1.5},
-                        {"x": (256,), "y": (256,)},
-                    )
-                    for k in ("full", "small")
-                },
+                "problems": _user_problems(1.5, {"x": (256,), "y": (256,)}),
                 "divisibility": {},
             },
             r"user_scale_param_2 \(.u32\): 1.5 is a float",

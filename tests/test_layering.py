@@ -67,3 +67,30 @@ def test_the_checker_runs_as_a_command() -> None:
     )
     assert "violation(s)" in proc.stdout
     assert proc.returncode == (1 if layers.violations() else 0)
+
+
+def test_no_library_package_imports_the_pipeline() -> None:
+    """chronos.pipeline (and its `python -m` shims) sit on top: nothing below imports them."""
+    bad = [
+        f"{e.src} -> {e.dst} at {e.file}:{e.line}"
+        for e in layers.edges()
+        if layers.layer(e.src) != "pipeline" and layers.layer(e.dst) == "pipeline"
+    ]
+    assert bad == [], "\n".join(bad)
+    assert layers.layer("chronos.pipeline") == "pipeline"
+
+
+def test_a_library_import_of_the_pipeline_is_found(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "chronos/pipeline/__init__.py": "",
+            "chronos/pipeline/config.py": "",
+            "chronos/stores/__init__.py": "def f():\n    from chronos.pipeline import config\n",
+        },
+    )
+    problems = layers.violations(root)
+    assert problems == [
+        "upward import chronos.stores (library) -> chronos.pipeline (pipeline)"
+        " at chronos/stores/__init__.py:2"
+    ]

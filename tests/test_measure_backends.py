@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import chronos.measure.auto as auto
+import chronos.measure.backends.auto as auto
 from chronos.measure import Backend, Measurement, backend_names, make_backend, register_backend
 from chronos.measure.__main__ import main as cli
-from chronos.measure.replay_backend import ReplayMiss
+from chronos.measure.backends.replay import ReplayMiss
 from chronos.measure.store import MeasurementStore
 from kernels import load
 
@@ -292,8 +292,8 @@ def test_a_resized_problem_is_a_new_store_key(tmp_path) -> None:
     import dataclasses
 
     from chronos.measure import ptx_sha256
-    from chronos.measure.cached import CachedBackend
-    from chronos.measure.registry import BackendBase
+    from chronos.measure.backends.cached import CachedBackend
+    from chronos.measure.backends.registry import BackendBase
     from chronos.measure.store import MeasurementStore
     from kernels.spec import spec_fingerprint
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chronos.measure import make_backend
-from chronos.measure.cupy_backend import (
+from chronos.measure.backends.cupy import (
     HARNESS_VERSION,
     CupyBackend,
     CupyBackendError,
@@ -219,14 +219,16 @@ def test_a_non_sticky_cuda_error_keeps_the_worker(backend: CupyBackend, spec) ->
 
 
 def test_harness_version_follows_the_harness_source(tmp_path, monkeypatch) -> None:
-    import chronos.measure.cupy_backend as cb
+    import chronos.measure.backends.cupy as cb
 
     assert HARNESS_VERSION == harness_version() and HARNESS_VERSION.startswith("cupy-")
+    measure = os.path.dirname(os.path.dirname(cb.__file__))
     for name in cb.HARNESS_SOURCES:
-        (tmp_path / name).write_bytes((os.path.dirname(cb.__file__) + "/" + name).encode())
-    monkeypatch.setattr(cb, "__file__", str(tmp_path / "cupy_backend.py"))
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((measure + "/" + name).encode())
+    monkeypatch.setattr(cb, "__file__", str(tmp_path / "backends" / "cupy.py"))
     before = harness_version()
-    (tmp_path / "cupy_harness.py").write_text("# changed\n")
+    (tmp_path / "harness" / "cupy_harness.py").write_text("# changed\n")
     assert harness_version() != before
 
 

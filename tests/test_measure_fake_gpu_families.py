@@ -1,7 +1,7 @@
-"""Through the cupy backend on the fake GPU (chronos.measure.fake_cupy: lowered PTX, cubins of
-the chosen ptxas, each run as its PTX in the emulator), the first three kernels of every family
-verify: the harness's argument encoding, launch and output check agree with the emulator's
-references for every kind of parameter (a float scalar included)."""
+"""Through the cupy backend on the fake GPU (chronos.measure.harness.fake_cupy: lowered PTX,
+cubins of the chosen ptxas, each run as its PTX in the emulator), the first three kernels of
+every family verify: the harness's argument encoding, launch and output check agree with the
+emulator's references for every kind of parameter (a float scalar included)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import collections
 import pytest
 
 import kernels
-from chronos.measure import fake_cupy
-from chronos.measure.cupy_backend import CupyBackend
+from chronos.measure.backends.cupy import CupyBackend
+from chronos.measure.harness import fake_cupy
 
 PER_FAMILY = 3
 

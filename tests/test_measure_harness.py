@@ -1,6 +1,6 @@
-"""The GPU harness's own logic on CPU: CuPy replaced by chronos.measure.fake_cupy, which runs
-PTX in the emulator, through the real worker subprocess (see that module for what it checks
-and what it cannot)."""
+"""The GPU harness's own logic on CPU: CuPy replaced by chronos.measure.harness.fake_cupy, which
+runs PTX in the emulator, through the real worker subprocess (see that module for what it
+checks and what it cannot)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chronos.measure import fake_cupy
-from chronos.measure.cupy_backend import CupyBackend
+from chronos.measure.backends.cupy import CupyBackend
+from chronos.measure.harness import fake_cupy
 from kernels import load
 
 
@@ -89,7 +89,7 @@ def test_inputs_evicted_from_the_worker_are_resent() -> None:
 
 
 def test_ptx_isa_to_cuda_versions() -> None:
-    from chronos.measure.compat import (
+    from chronos.measure.harness.compat import (
         driver_problem,
         max_isa,
         min_cuda_version,
@@ -137,7 +137,7 @@ def test_a_non_sticky_launch_error_is_invalid_without_a_restart(backend: CupyBac
 
 
 def test_shared_memory_opt_in_counts_static_shared() -> None:
-    from chronos.measure.cupy_harness import needs_shared_opt_in
+    from chronos.measure.harness.cupy_harness import needs_shared_opt_in
 
     assert not needs_shared_opt_in(0, 0) and not needs_shared_opt_in(40 << 10, 0)
     assert not needs_shared_opt_in(0, 48 << 10)
@@ -149,7 +149,7 @@ def test_shared_memory_opt_in_counts_static_shared() -> None:
 def test_the_hold_kernel_assembles_for_every_target() -> None:
     """The spin kernel the event timing queues behind is valid PTX for sm_80 and sm_90."""
     from chronos.assemble import assemble
-    from chronos.measure.cupy_harness import HOLD_PTX
+    from chronos.measure.harness.cupy_harness import HOLD_PTX
 
     for arch in ("sm_80", "sm_90"):
         assert assemble(HOLD_PTX, arch).resources["chronos_hold"].registers > 0

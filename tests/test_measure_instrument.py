@@ -7,7 +7,7 @@ import pytest
 
 import chronos.emulate.launch as launch
 from chronos.emulate import verify
-from chronos.measure.instrument import (
+from chronos.measure.harness.instrument import (
     SM_SLOTS,
     TIMER_SYMBOL,
     InstrumentError,
@@ -16,6 +16,7 @@ from chronos.measure.instrument import (
 )
 from chronos.ptx import parse
 from kernels import list_kernels, load
+from tests.helpers.data import ptx_text
 
 KERNELS = [k if isinstance(k, str) else k.id for k in list_kernels()]
 
@@ -132,25 +133,7 @@ def test_decode_timers_takes_the_busiest_sm_span() -> None:
         decode_timers(t)
 
 
-LOOP_AT_TOP = """.version 8.0
-.target sm_80
-.address_size 64
-.visible .entry k(.param .u64 k_p)
-{
-\t.reg .pred %p<2>;
-\t.reg .b32 %n<2>;
-\tmov.u32 %n1, 0;
-$top:
-\t{
-\t.reg .b32 %r<2>;
-\tmov.u32 %r1, %tid.x;
-\tadd.u32 %n1, %n1, %r1;
-\t}
-\tsetp.lt.u32 %p1, %n1, 4;
-\t@%p1 bra $top;
-\texit;
-}
-"""
+LOOP_AT_TOP = ptx_text("loop_at_top.ptx")
 
 
 @pytest.mark.requires_ptxas

@@ -155,7 +155,7 @@ def test_bad_pool_settings_are_clear_errors() -> None:
 def test_pipeline_greedy_stage_on_cluster_ray_equals_local(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
 
-    from chronos.train import run, to_config
+    from chronos.pipeline.train import run, to_config
 
     def greedy(cluster: str) -> list:
         with initialize_config_dir(config_dir=f"{ROOT}/conf", version_base=None):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chronos.measure.worker import RawFrame, WorkerFault, WorkerProcess, load_target
+from chronos.measure.harness.worker import RawFrame, WorkerFault, WorkerProcess, load_target
 
 HERE = os.path.abspath(__file__)
 
@@ -122,7 +122,8 @@ def test_startup_failure_is_a_start_fault() -> None:
 
 
 def test_load_target_forms() -> None:
-    assert load_target("chronos.measure.cupy_harness:make_handler").__name__ == "make_handler"
+    target = "chronos.measure.harness.cupy_harness:make_handler"
+    assert load_target(target).__name__ == "make_handler"
     assert callable(load_target(f"{HERE}:echo_target"))
     with pytest.raises(ValueError):
         load_target("no_colon_here")
@@ -167,7 +168,7 @@ def test_worker_dies_with_its_parent(tmp_path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(
         "import sys, time\n"
-        "from chronos.measure.worker import WorkerProcess\n"
+        "from chronos.measure.harness.worker import WorkerProcess\n"
         f"w = WorkerProcess({HERE + ':echo_target'!r}, startup_timeout_s=60)\n"
         "w.start()\n"
         "print(w.pid, flush=True)\n"
@@ -187,7 +188,7 @@ def test_worker_dies_with_its_parent(tmp_path) -> None:
 
 
 def test_default_timeout_is_short() -> None:
-    from chronos.measure.cupy_backend import DEFAULT_TIMEOUT_S, CupyBackend
+    from chronos.measure.backends.cupy import DEFAULT_TIMEOUT_S, CupyBackend
 
     with CupyBackend() as b:
         assert DEFAULT_TIMEOUT_S <= 15 and b.timeout_s == DEFAULT_TIMEOUT_S

@@ -6,7 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from chronos import optimize
+from chronos.pipeline import optimize
 
 USER_MODULE = textwrap.dedent(
     '''

@@ -11,58 +11,17 @@ import pytest
 from chronos.emulate.decode import decode
 from chronos.emulate.launch import param_values
 from chronos.emulate.verify import verify
-from chronos.measure.cupy_backend import launch_arguments
-from chronos.measure.cupy_harness import launch_args
-from kernels import BufferSpec, KernelSpec, KernelSpecError, Param, Problem, register, unregister
+from chronos.measure.backends.cupy import launch_arguments
+from chronos.measure.harness.cupy_harness import launch_args
+from kernels import BufferSpec, KernelSpec, KernelSpecError, Param, Problem, register
 from kernels.params import ParamEncodingError, bfloat16_bits, encode_scalar, launch_scalar
-
-# y[i] = x[i] * a + s, with `a` an nvcc `half` (.b8[2]) and `s` an .f32 scalar.
-AXPY_PTX = """\
-.version 8.0
-.target sm_80
-.address_size 64
-
-.visible .entry haxpy(
-\t.param .u64 haxpy_param_0,
-\t.param .u64 haxpy_param_1,
-\t.param .align 2 .b8 haxpy_param_2[2],
-\t.param .f32 haxpy_param_3,
-\t.param .u32 haxpy_param_4
-)
-{
-\t.reg .pred %p<2>;
-\t.reg .b16 %rs<2>;
-\t.reg .b32 %r<6>;
-\t.reg .f32 %f<6>;
-\t.reg .b64 %rd<8>;
-\tld.param.u64 %rd1, [haxpy_param_0];
-\tld.param.u64 %rd2, [haxpy_param_1];
-\tld.param.b16 %rs1, [haxpy_param_2];
-\tld.param.f32 %f1, [haxpy_param_3];
-\tld.param.u32 %r1, [haxpy_param_4];
-\tmov.u32 %r2, %ctaid.x;
-\tmov.u32 %r3, %ntid.x;
-\tmov.u32 %r4, %tid.x;
-\tmad.lo.s32 %r5, %r2, %r3, %r4;
-\tsetp.ge.u32 %p1, %r5, %r1;
-\t@%p1 bra DONE;
-\tcvt.f32.f16 %f2, %rs1;
-\tcvta.to.global.u64 %rd3, %rd1;
-\tcvta.to.global.u64 %rd4, %rd2;
-\tmul.wide.u32 %rd5, %r5, 4;
-\tadd.s64 %rd6, %rd3, %rd5;
-\tadd.s64 %rd7, %rd4, %rd5;
-\tld.global.f32 %f3, [%rd6];
-\tmul.rn.f32 %f4, %f3, %f2;
-\tadd.rn.f32 %f5, %f4, %f1;
-\tst.global.f32 [%rd7], %f5;
-DONE:
-\tret;
-}
-"""
+from tests.helpers.registry import user_ptx_file
 
 
 def haxpy_spec(path: Path, a: object = 1.5, s: object = 0.25) -> KernelSpec:
+    """tests/data/ptx/haxpy.ptx: y[i] = x[i] * a + s, with `a` an nvcc `half` (.b8[2]) and `s`
+    an .f32 scalar."""
+
     def problem(n: int) -> Problem:
         scalars = {"haxpy_param_2": a, "haxpy_param_3": s, "haxpy_param_4": n}
         return Problem({"n": n}, (n // 64, 1, 1), (64, 1, 1), scalars, {"x": (n,), "y": (n,)})
@@ -90,10 +49,8 @@ def haxpy_spec(path: Path, a: object = 1.5, s: object = 0.25) -> KernelSpec:
 
 @pytest.fixture
 def haxpy(tmp_path: Path):
-    path = tmp_path / "haxpy.ptx"
-    path.write_text(AXPY_PTX)
-    yield path
-    unregister("test_haxpy")
+    with user_ptx_file(tmp_path, "haxpy.ptx", "test_haxpy") as path:
+        yield path
 
 
 @pytest.mark.parametrize(

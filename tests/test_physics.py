@@ -13,7 +13,7 @@ import pytest
 
 import kernels
 from chronos.arch import arch_profile
-from chronos.measure.emulated_backend import EmulatedBackend
+from chronos.measure.backends.emulated import EmulatedBackend
 from tests.helpers import physics_kernels as pk
 from tests.helpers.scripts import load_script
 

@@ -222,7 +222,7 @@ def test_emulated_measurements_carry_the_sass_hash_dedupe_uses() -> None:
 
 
 def test_the_reports_optimum_column_is_the_bounded_search(mdp: TransformMDP) -> None:
-    from chronos.pipeline import add_optimum
+    from chronos.pipeline.stages import add_optimum
 
     ctx = SimpleNamespace(specs=[SPEC], mdp=mdp, cfg=SimpleNamespace(progress=False))
     summary: dict = {"per_kernel": {"fake": {"greedy": 630.0 / 1000.0 - 1}}}

@@ -20,6 +20,7 @@ from envs.ptx_env import PtxTransformEnv
 from envs.reward import LinearSpeedup, LogSpeedup, make_reward
 from envs.spaces import LAYOUT, Layout, layout_of
 from envs.wrappers import ForbidEarlyStop
+from tests.helpers.catalogue import catalogue_with
 
 KERNEL = "gemm_tile_2_2_2"
 MARK = "// dummy transform\n"
@@ -27,22 +28,7 @@ MARK = "// dummy transform\n"
 
 def _catalogue_with_dummy() -> types.SimpleNamespace:
     """The real catalogue plus one transform, `dummy`, inserted before stop."""
-    names = (*tx.ACTION_NAMES[:-1], "dummy", "stop")
-    dummy = len(names) - 2
-
-    def apply_action(spec: Any, ptx: str, action: int) -> Any:
-        if action == dummy:
-            return types.SimpleNamespace(ptx=ptx + MARK, changed=MARK not in ptx, reason="")
-        return tx.apply_action(spec, ptx, action)
-
-    def action_mask(spec: Any, ptx: str, applied: Any) -> np.ndarray:
-        real = tx.action_mask(spec, ptx, [a for a in applied if a != dummy])
-        return np.concatenate([real[:-1], [dummy not in applied], [True]])
-
-    return types.SimpleNamespace(
-        ACTION_NAMES=names, N_ACTIONS=len(names), STOP=len(names) - 1,
-        apply_action=apply_action, action_mask=action_mask,
-    )  # fmt: skip
+    return catalogue_with("dummy", lambda ptx: (ptx + MARK, MARK not in ptx))
 
 
 class DummyAwareBackend:

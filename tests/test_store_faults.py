@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from chronos.measure.cached import CachedBackend
+from chronos.measure.backends.cached import CachedBackend
 from chronos.measure.measurement import Measurement
 from chronos.measure.store import MeasurementStore, StoreError
 

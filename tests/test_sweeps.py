@@ -51,7 +51,7 @@ def test_sweep_and_launcher_configs_compose(sweep: str, launcher: str) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from chronos.train import to_config
+    from chronos.pipeline.train import to_config
 
     overrides = [f"+sweep={sweep}", f"+launcher={launcher}", "cluster=ray"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
@@ -69,8 +69,8 @@ def test_sweep_and_launcher_configs_compose(sweep: str, launcher: str) -> None:
 def test_the_sweep_ranges_cover_the_default_folds() -> None:
     from hydra import compose, initialize_config_dir
 
-    from agents.config import kernel_ids
-    from chronos.train import to_config
+    from chronos.pipeline.config import kernel_ids
+    from chronos.pipeline.train import to_config
     from kernels import builtin_families, load
 
     # The built-in families only: other tests register user kernels in this process.
@@ -122,8 +122,8 @@ def test_a_fold_outside_the_folds_is_a_clear_error(tmp_path: Path) -> None:
     import numpy as np
 
     from agents.bc import BCData
-    from agents.config import TrainConfig
-    from chronos.eval.loko import loko
+    from chronos.pipeline.config import TrainConfig
+    from chronos.pipeline.eval.loko import loko
 
     cfg = TrainConfig()
     cfg.loko.fold = 5

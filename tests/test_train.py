@@ -15,8 +15,8 @@ from omegaconf.errors import ConfigKeyError
 
 from agents import checkpoint as ckpt
 from agents.grpo import Interrupted
+from chronos.pipeline.train import run, to_config
 from chronos.stores.trajectories import TrajectoryLog
-from chronos.train import run, to_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -269,7 +269,7 @@ def test_show_and_list_cli(capsys: pytest.CaptureFixture[str]) -> None:
 
 # --- alignment analysis ------------------------------------------------------------------------
 
-_HEAD = """.version 9.0
+_PROLOGUE = """.version 9.0
 .target sm_80
 .address_size 64
 
@@ -285,7 +285,12 @@ _HEAD = """.version 9.0
 	.reg .b64 	%rd<9>;
 
 	ld.param.u64 	%rd1, [k_param_0];
-	ld.param.u64 	%rd2, [k_param_1];
+"""
+"""Signature, registers and first parameter load of the alignment tests' kernel `k`."""
+
+_HEAD = (
+    _PROLOGUE
+    + """	ld.param.u64 	%rd2, [k_param_1];
 	cvta.to.global.u64 	%rd3, %rd1;
 	cvta.to.global.u64 	%rd4, %rd2;
 	mov.u32 	%r1, %tid.x;
@@ -304,6 +309,7 @@ _HEAD = """.version 9.0
 	ret;
 }
 """
+)
 
 
 def _ctx(align0: int, align1: int = 256) -> TransformContext:
@@ -353,23 +359,9 @@ def test_unknown_alignment_refuses_everything() -> None:
 
 
 def test_loop_increment_keeps_alignment() -> None:
-    loop = """.version 9.0
-.target sm_80
-.address_size 64
-
-.visible .entry k(
-	.param .u64 k_param_0,
-	.param .u64 k_param_1,
-	.param .u32 k_param_2
-)
-{
-	.reg .pred 	%p<2>;
-	.reg .f32 	%f<9>;
-	.reg .b32 	%r<9>;
-	.reg .b64 	%rd<9>;
-
-	ld.param.u64 	%rd1, [k_param_0];
-	ld.param.u32 	%r3, [k_param_2];
+    loop = (
+        _PROLOGUE
+        + """	ld.param.u32 	%r3, [k_param_2];
 	cvta.to.global.u64 	%rd3, %rd1;
 	mov.u32 	%r1, 0;
 	mov.f32 	%f5, 0f00000000;
@@ -390,6 +382,7 @@ $L__BB0_1:
 	ret;
 }
 """
+    )
     vec_ld = CATALOGUE[ACTION_IDS["vec_ld"]]
     for step, want in ((64, ".v4"), (16, ".v4"), (8, ".v2"), (4, None)):
         res = vec_ld.run(parse(loop.replace("STEP", str(step))), _ctx(256))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import kernels
 from chronos.assemble import PtxasError, assemble_many
 from chronos.transforms import ACTION_NAMES, CATALOGUE, STOP, action_mask, apply_action
+from tests.helpers.sequences import sequence_settings
 
 ALL = sorted(kernels.list_kernels())
 SAMPLE = [
@@ -89,12 +90,7 @@ def _check_sequence(kernel_id: str, data: st.DataObject) -> None:
 
 
 @pytest.mark.requires_ptxas
-@settings(
-    max_examples=12,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@sequence_settings(12)
 @given(kernel_id=st.sampled_from(ALL), data=st.data())
 def test_random_sequences_assemble(kernel_id: str, data: st.DataObject) -> None:
     _check_sequence(kernel_id, data)
@@ -104,12 +100,7 @@ def test_random_sequences_assemble(kernel_id: str, data: st.DataObject) -> None:
 @pytest.mark.slow
 def test_random_sequences_assemble_many() -> None:
 
-    @settings(
-        max_examples=150,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @sequence_settings(150)
     @given(kernel_id=st.sampled_from(ALL), data=st.data())
     def run(kernel_id: str, data: st.DataObject) -> None:
         _check_sequence(kernel_id, data)

@@ -14,24 +14,12 @@ import pytest
 
 import kernels
 from kernels import KernelSpecError, import_modules
+from tests.helpers.data import ptx_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "user_kernels"
 
-MANGLED_PTX = """.version 9.0
-.target sm_80
-.address_size 64
-
-.visible .entry _Z4vaddPKfS0_Pfi(
-\t.param .u64 _Z4vaddPKfS0_Pfi_param_0,
-\t.param .u64 _Z4vaddPKfS0_Pfi_param_1,
-\t.param .u64 _Z4vaddPKfS0_Pfi_param_2,
-\t.param .u32 _Z4vaddPKfS0_Pfi_param_3
-)
-{
-\tret;
-}
-"""
+MANGLED_PTX = ptx_text("vadd_mangled.ptx")
 
 
 def _env() -> dict[str, str]:

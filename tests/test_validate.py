@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from chronos.measure import Measurement, make_backend
-from chronos.measure.replay_backend import ReplayMiss
+from chronos.measure.backends.replay import ReplayMiss
 from chronos.measure.store import MeasurementStore
+from chronos.pipeline.validate import EXIT_OK, EXIT_REFUSED, STEPS, ValidateConfig, run
+from chronos.pipeline.validate.report import render_page
 from chronos.ptx import ptx_sha256
-from chronos.validate import EXIT_OK, EXIT_REFUSED, STEPS, ValidateConfig, run
-from chronos.validate.report import render_page
 from kernels import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_the_committed_page_is_generated() -> None:
     page = (ROOT / "docs" / "gpu-validation.md").read_text()
     data = ROOT / "docs" / "gpu-validation.json"
     results = json.loads(data.read_text()) if data.exists() else None
-    assert page == render_page(results), "regenerate: python -m chronos.validate.report"
+    assert page == render_page(results), "regenerate: python -m chronos.pipeline.validate.report"
 
 
 def _synthetic_store(path: Path) -> dict[str, Measurement]:
@@ -194,9 +194,10 @@ def test_require_gpu_turns_a_skip_into_an_error() -> None:
 
 
 def test_fidelity_runs_the_benchmark_on_the_recorded_store(tmp_path: Path, monkeypatch) -> None:
-    """The step calls benchmarks/fidelity.py --store STORE --backend cupy --arch ARCH and keeps
-    its output; without the script it is skipped with a note, never silently."""
-    import chronos.validate as v
+    """The step calls the fidelity check (chronos.pipeline.validate.fidelity, also
+    benchmarks/fidelity.py) with --store STORE --backend cupy --arch ARCH and keeps its output;
+    without a recorded store it is skipped with a note, never silently."""
+    from chronos.pipeline.validate import steps
 
     script = tmp_path / "fidelity.py"
     script.write_text("import sys\nprint('Spearman 0.9', *sys.argv[1:])\n")
@@ -207,10 +208,10 @@ def test_fidelity_runs_the_benchmark_on_the_recorded_store(tmp_path: Path, monke
             "environment": {"device": {"arch": "sm_90"}},
         }
     }
-    monkeypatch.setattr(v, "FIDELITY_SCRIPT", script)
-    res = v.step_fidelity(cfg, v.Budget(60, 0), state)
+    monkeypatch.setattr(steps, "FIDELITY_COMMAND", (sys.executable, str(script)))
+    res = steps.step_fidelity(cfg, steps.Budget(60, 0), state)
     assert res["ok"] and "Spearman 0.9" in res["output"][0]
     assert "--store" in res["output"][0] and "x.sqlite --backend cupy" in res["output"][0]
     assert res["output"][0].endswith("--arch sm_90")
-    monkeypatch.setattr(v, "FIDELITY_SCRIPT", tmp_path / "absent.py")
-    assert "not in this checkout" in v.step_fidelity(cfg, v.Budget(60, 0), state)["skipped"]
+    no_store = {"results": {}}
+    assert "no replay store" in steps.step_fidelity(cfg, steps.Budget(60, 0), no_store)["skipped"]

@@ -12,7 +12,7 @@ disassembler, because nvdisasm costs 0.3-1.5 s per call against a 0.5 s budget p
   without nvdisasm it stays `UNKNOWN` and is costed as an integer ALU instruction).
 * Bits 105-125 of the instruction (bits 41-61 of the second word) are the control codes
   (Jia et al., "Dissecting the NVIDIA Volta GPU Architecture via Microbenchmarking", 2018,
-  §2.1): stall cycles (4 bits), yield (1), the write and read scoreboard a variable-latency
+  section 2.1): stall cycles (4 bits), yield (1), the write and read scoreboard a variable-latency
   result sets (3 bits each, 7 = none), the scoreboards to wait on (6-bit mask), operand reuse (4).
 * PTX lines come from the DWARF line table (`.debug_line`) that `ptxas -lineinfo` writes when
   the PTX carries `.loc` directives: `with_line_info` adds `.file 1 "kernel.ptx"` and a
@@ -122,7 +122,8 @@ class SassInstruction:
 # --- the DWARF line table -------------------------------------------------------------------
 
 
-def _uleb(b: bytes, i: int) -> tuple[int, int]:
+def _leb128(b: bytes, i: int, signed: bool) -> tuple[int, int]:
+    """The LEB128 number at b[i] (DWARF's variable-length integers) and the offset after it."""
     v = shift = 0
     while True:
         x = b[i]
@@ -130,20 +131,17 @@ def _uleb(b: bytes, i: int) -> tuple[int, int]:
         v |= (x & 0x7F) << shift
         shift += 7
         if x < 0x80:
+            if signed and x & 0x40:
+                v -= 1 << shift
             return v, i
+
+
+def _uleb(b: bytes, i: int) -> tuple[int, int]:
+    return _leb128(b, i, signed=False)
 
 
 def _sleb(b: bytes, i: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        x = b[i]
-        i += 1
-        v |= (x & 0x7F) << shift
-        shift += 7
-        if x < 0x80:
-            if x & 0x40:
-                v -= 1 << shift
-            return v, i
+    return _leb128(b, i, signed=True)
 
 
 def line_rows(debug_line: bytes) -> list[list[tuple[int, int, int]]]:

@@ -6,7 +6,7 @@
     run = emulate(spec, ptx, trace=True)         # RunResult: outputs, steps, dynamic trace
 
 The `emulated` measurement backend (ptxas + this emulator + the cost model) lives in
-chronos.measure.emulated_backend; this package only executes and verifies.
+chronos.measure.backends.emulated; this package only executes and verifies.
 
 Without a GPU this is the only way to know that a transform kept a kernel correct, so it is
 strict: unsupported instructions, misaligned or out-of-bounds accesses and runaway loops

@@ -118,7 +118,8 @@ def _tie_hazard(s: np.ndarray) -> np.ndarray:
 
 def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray, mode: str = "rn") -> np.ndarray:
     """fma.f32: a*b + c with a single rounding."""
-    p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32).astype(np.float64)
+    # Products and sums of f32 values formed in float64 (each operand converted exactly).
+    p = np.multiply(np.asarray(a, np.float32), np.asarray(b, np.float32), dtype=np.float64)
     c64 = np.asarray(c, np.float32).astype(np.float64)
     s = p + c64
     if mode == "rn":

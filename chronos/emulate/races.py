@@ -16,6 +16,13 @@ A write of the value a byte already holds is no race: whichever order the thread
 the byte ends with that value and every reader sees it. That is how Triton's cross-warp
 reductions work (all 32 lanes of a warp store the same partial sum to one shared slot).
 Writes of different values, and reads of a byte another thread writes, still race.
+
+Reads are cheap where they cannot race: a read races only with a write tagged with its
+block's current epoch, and its reader tags matter only to a later write. So a read in an
+epoch no write was tagged with is queued, not checked; a write (or a barrier of some blocks)
+first records the queue in order, and a barrier of every block, all at one epoch, drops it:
+the tags it would set carry an epoch no block will be at again. The tags and races found are
+those of recording every read at once.
 """
 
 from __future__ import annotations
@@ -58,13 +65,28 @@ class SharedRaceDetector:
         self.w_tag = np.full(nbytes, NOBODY, np.int64)
         self.r_tag = np.full(nbytes, NOBODY, np.int64)
         self._scratch = np.full(nbytes, NOBODY, np.int64)
+        self._w_epochs: set[int] = set()
+        """The epochs of every write tag: a read in another epoch cannot race."""
+        self._queued: list[tuple[np.ndarray, np.ndarray, int]] = []
+        """Reads not yet recorded in `r_tag`, in order."""
 
     def barrier(self, blocks: np.ndarray | None = None) -> None:
         """A barrier of `blocks` (all when None) completed: later accesses are ordered."""
         if blocks is None:
+            if self._queued and self.epoch.min() == self.epoch.max():
+                self._queued.clear()  # their epoch is over for every block
+            else:
+                self._record_queued()
             self.epoch += 1
         else:
+            self._record_queued()
             self.epoch[np.unique(blocks)] += 1
+
+    def _record_queued(self) -> None:
+        """Record the queued reads in `r_tag`, in the order they happened."""
+        for off, threads, nbytes in self._queued:
+            self._record_read(*self._entries(off, threads, nbytes))
+        self._queued.clear()
 
     def _entries(
         self, off: np.ndarray, threads: np.ndarray, nbytes: int
@@ -97,6 +119,7 @@ class SharedRaceDetector:
         `data` (one row of `nbytes` bytes per thread) and `memory` (the shared bytes before
         the store) let a same-value write pass; without them every conflict is a race.
         """
+        self._record_queued()
         b, t, e = self._entries(off, threads, nbytes)
         same: np.ndarray | bool = False
         flat = None
@@ -114,22 +137,36 @@ class SharedRaceDetector:
         if (dup := self._shared_by_two(b, t, flat)) is not None:
             return self._race("write-write", b, t, dup[1], dup[0])
         self.w_tag[b] = e | t
+        self._w_epochs.update((np.unique(e) >> _THREAD_BITS).tolist())
         return None
 
     def read(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> Race | None:
         """Record a load; reads race only with another thread's write in the same epoch."""
+        if len(threads):
+            epochs = self.epoch[np.asarray(threads, np.int64) // self.padded]
+            lo = int(epochs.min())
+            if lo == int(epochs.max()) and lo not in self._w_epochs:
+                # No write tag of this epoch to race with: queue it (the executor never
+                # modifies these arrays).
+                self._queued.append((off, threads, nbytes))
+                return None
+        self._record_queued()
         b, t, e = self._entries(off, threads, nbytes)
         w = self.w_tag[b]
         wr = ((w & ~_THREAD_MASK) == e) & ((w & _THREAD_MASK) != t)
         if wr.any():
             return self._race("write-read", b, t, w & _THREAD_MASK, wr)
+        self._record_read(b, t, e)
+        return None
+
+    def _record_read(self, b: np.ndarray, t: np.ndarray, e: np.ndarray) -> None:
+        """Tag the bytes `b` read by threads `t` in epochs `e` (one reader, or SEVERAL)."""
         r = self.r_tag[b]
         same = (r & ~_THREAD_MASK) == e
         several = e | SEVERAL
         self.r_tag[b] = np.where(same, np.where((r & _THREAD_MASK) == t, r, several), e | t)
         if (dup := self._shared_by_two(b, t)) is not None:
             self.r_tag[b[dup[0]]] = several[dup[0]]
-        return None
 
     def _shared_by_two(
         self, b: np.ndarray, t: np.ndarray, values: np.ndarray | None = None

@@ -62,7 +62,7 @@ def describe(m: Measurement) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chronos.measure", description=__doc__)
     parser.add_argument("kernel", help="kernel id, e.g. gemm_tile_4_4_4")
     parser.add_argument("--transforms", default="", help="comma-separated transform names")
@@ -84,9 +84,58 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="import this module first (it registers user kernels); repeatable",
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    from chronos.measure.factory import make_backend
+
+def _measure(
+    args: argparse.Namespace, spec: Any, texts: list[str]
+) -> tuple[str | None, list[Measurement], dict[str, Any]]:
+    """The backend's auto reason, one Measurement per text, and the backend's stats; raises
+    the setup errors main reports with exit status 2."""
+    from chronos.measure.backends.factory import make_backend
+
+    store: Any = None if args.store.lower() == "none" else args.store
+    opts: dict[str, Any] = {}
+    if args.backend == "replay" and args.fallback:
+        opts["fallback"] = args.fallback
+    with make_backend(args.backend, store=store, **opts) as backend:
+        reason = getattr(backend, "auto_reason", None)
+        results = backend.measure_many(spec, texts)
+        stats = backend.stats
+    return reason, results, stats
+
+
+def _print_text(
+    spec: Any,
+    reason: str | None,
+    steps: list[dict[str, Any]],
+    base: Measurement,
+    final: Measurement,
+    speedup: float | None,
+    stats: dict[str, Any],
+) -> None:
+    if reason:
+        print(reason)
+    print(f"kernel {spec.id}")
+    if steps:
+        print("baseline:\n  " + describe(base).replace("\n", "\n  "))
+        for s in steps:
+            print(
+                f"transform {s['transform']}: {'changed' if s['changed'] else 'no change'}"
+                f"{' (' + str(s['reason']) + ')' if s['reason'] else ''}"
+            )
+        print("after transforms:\n  " + describe(final).replace("\n", "\n  "))
+        if speedup is not None:
+            text = fmt_speedup(1.0 / speedup - 1.0)
+            print(f"speed-up {text}{' (estimate)' if final.estimate else ''}")
+    else:
+        print(describe(final))
+    print(f"store hits {stats.get('hits')} misses {stats.get('misses')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
     from kernels import KernelSpecError, import_modules, load
 
     try:
@@ -98,20 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     base_ptx = spec.ptx()
     names = [n.strip() for n in args.transforms.split(",") if n.strip()]
     ptx, steps = apply_transforms(spec, base_ptx, names) if names else (base_ptx, [])
-    store: Any = None if args.store.lower() == "none" else args.store
-    opts: dict[str, Any] = {}
-    if args.backend == "replay" and args.fallback:
-        opts["fallback"] = args.fallback
-    from chronos.measure.cupy_backend import CupyBackendError
-    from chronos.measure.replay_backend import ReplayMiss
+    from chronos.measure.backends.cupy import CupyBackendError
+    from chronos.measure.backends.replay import ReplayMiss
     from chronos.measure.store import StoreError
 
     try:
-        with make_backend(args.backend, store=store, **opts) as backend:
-            reason = getattr(backend, "auto_reason", None)
-            texts = [base_ptx, ptx] if names else [base_ptx]
-            results = backend.measure_many(spec, texts)
-            stats = backend.stats
+        reason, results, stats = _measure(args, spec, [base_ptx, ptx] if names else [base_ptx])
     except (ReplayMiss, CupyBackendError, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -138,23 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     else:
-        if reason:
-            print(reason)
-        print(f"kernel {spec.id}")
-        if names:
-            print("baseline:\n  " + describe(base).replace("\n", "\n  "))
-            for s in steps:
-                print(
-                    f"transform {s['transform']}: {'changed' if s['changed'] else 'no change'}"
-                    f"{' (' + str(s['reason']) + ')' if s['reason'] else ''}"
-                )
-            print("after transforms:\n  " + describe(final).replace("\n", "\n  "))
-            if speedup is not None:
-                text = fmt_speedup(1.0 / speedup - 1.0)
-                print(f"speed-up {text}{' (estimate)' if final.estimate else ''}")
-        else:
-            print(describe(final))
-        print(f"store hits {stats.get('hits')} misses {stats.get('misses')}")
+        _print_text(spec, reason, steps, base, final, speedup, stats)
     return 0 if final.valid else 1
 
 

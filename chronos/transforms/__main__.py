@@ -1,7 +1,9 @@
 """`python -m chronos.transforms coverage [--arch sm_80] [--kernels a,b] [--family f]`,
 `python -m chronos.transforms show KERNEL TRANSFORM` (unified diff, or why it is masked) and
-`python -m chronos.transforms info KERNEL` (every action's verdict on the kernel); `--module
-NAME` imports a module of user kernels first."""
+`python -m chronos.transforms info KERNEL` (every action's verdict on the kernel) and
+`python -m chronos.transforms why [--kernels a,b] [--family f] [--transforms t,u]` (per
+structural transform, one line per kernel it does not apply to, naming the unmet condition);
+`--module NAME` imports a module of user kernels first."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import argparse
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m chronos.transforms")
     sub = ap.add_subparsers(dest="cmd", required=True)
     user = argparse.ArgumentParser(add_help=False)
@@ -35,10 +37,95 @@ def main(argv: list[str] | None = None) -> int:
         "info", parents=[user], help="each action's verdict on one kernel (and why)"
     )
     inf.add_argument("kernel")
+    why = sub.add_parser(
+        "why", parents=[user], help="per transform: where it does not apply, and why (one line)"
+    )
+    why.add_argument("--kernels", default=None, help="comma-separated kernel ids (default all)")
+    why.add_argument("--family", default=None, help="comma-separated families (default all)")
+    why.add_argument(
+        "--transforms",
+        default=None,
+        help="comma-separated transforms (default: the structural ones, coverage.STRUCTURAL)",
+    )
     sub.add_parser("list", help="the catalogue")
-    args = ap.parse_args(argv)
+    return ap
 
-    from kernels import KernelSpecError, import_modules, list_kernels, load
+
+def _kernel_ids(args: argparse.Namespace) -> list[str]:
+    from kernels import list_kernels
+
+    if args.kernels:
+        return args.kernels.split(",")
+    if args.family:
+        return [k for f in args.family.split(",") for k in list_kernels(f)]
+    return list(list_kernels())
+
+
+def _why(args: argparse.Namespace) -> int:
+    from kernels import load
+
+    from .catalogue import ACTION_NAMES
+    from .coverage import STRUCTURAL, why_not
+
+    names = tuple(args.transforms.split(",")) if args.transforms else STRUCTURAL
+    unknown = [n for n in names if n not in ACTION_NAMES]
+    if unknown:
+        print(f"unknown transform(s) {unknown}; known: {', '.join(ACTION_NAMES)}", file=sys.stderr)
+        return 2
+    sys.stdout.write(why_not([load(k) for k in _kernel_ids(args)], names))
+    return 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    """The coverage table; exit status 1 when an action is dead or a duplicate."""
+    from kernels import load
+
+    from .coverage import format_families, format_table, measure
+
+    ids = _kernel_ids(args)
+    cov = measure([load(k) for k in ids], arch=args.arch, progress=True)
+    rows = cov.rows
+    print(format_table(rows, args.arch))
+    print()
+    print(format_families(cov, args.arch))
+    if args.json:
+        import json
+
+        with open(args.json, "w") as fh:
+            json.dump({r.name: sorted(h) for r, h in zip(rows, cov.changed, strict=True)}, fh)
+    dead = [r.name for r in rows if r.changes_sass == 0]
+    dups = [f"{r.name} (= {', '.join(r.duplicates)})" for r in rows if r.duplicates]
+    n = len(ids)
+    if dead:
+        print(f"DEFECT: no SASS change on any of these {n} kernels: {', '.join(dead)}")
+    if dups:
+        print(
+            f"DEFECT: same SASS as another action on every one of these {n} kernels: "
+            f"{'; '.join(dups)}"
+        )
+    return 1 if dead or dups else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from kernels import load
+
+    from .catalogue import ACTION_NAMES
+    from .coverage import show
+
+    if args.transform not in ACTION_NAMES:
+        print(
+            f"unknown transform {args.transform!r}; known: {', '.join(ACTION_NAMES)}",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.write(show(load(args.kernel), args.transform, args.context))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    from kernels import KernelSpecError, import_modules, load
 
     try:
         import_modules(getattr(args, "module", []))
@@ -46,46 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from .catalogue import ACTION_NAMES, CATALOGUE
-    from .coverage import format_families, format_table, info, measure, show
+    from .catalogue import CATALOGUE
+    from .coverage import info
 
     if args.cmd == "coverage":
-        if args.kernels:
-            ids = args.kernels.split(",")
-        elif args.family:
-            ids = [k for f in args.family.split(",") for k in list_kernels(f)]
-        else:
-            ids = list(list_kernels())
-        cov = measure([load(k) for k in ids], arch=args.arch, progress=True)
-        rows = cov.rows
-        print(format_table(rows, args.arch))
-        print()
-        print(format_families(cov, args.arch))
-        if args.json:
-            import json
-
-            with open(args.json, "w") as fh:
-                json.dump({r.name: sorted(h) for r, h in zip(rows, cov.changed, strict=True)}, fh)
-        dead = [r.name for r in rows if r.changes_sass == 0]
-        dups = [f"{r.name} (= {', '.join(r.duplicates)})" for r in rows if r.duplicates]
-        n = len(ids)
-        if dead:
-            print(f"DEFECT: no SASS change on any of these {n} kernels: {', '.join(dead)}")
-        if dups:
-            print(
-                f"DEFECT: same SASS as another action on every one of these {n} kernels: "
-                f"{'; '.join(dups)}"
-            )
-        return 1 if dead or dups else 0
+        return _coverage(args)
     if args.cmd == "show":
-        if args.transform not in ACTION_NAMES:
-            print(
-                f"unknown transform {args.transform!r}; known: {', '.join(ACTION_NAMES)}",
-                file=sys.stderr,
-            )
-            return 2
-        sys.stdout.write(show(load(args.kernel), args.transform, args.context))
-        return 0
+        return _show(args)
+    if args.cmd == "why":
+        return _why(args)
     if args.cmd == "info":
         sys.stdout.write(info(load(args.kernel)))
         return 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from chronos.ptx import Directive, Function, Instruction, Module, type_bytes
@@ -272,69 +272,10 @@ class PointerAnalysis:
         if not _is_int_type(t):
             return UNKNOWN
         roots = _union(self._operand(s, state, width) for s in srcs if not s.startswith("["))
-        if op in ("add", "sub") and ".cc" not in mods and len(srcs) == 2:
-            a, b = val(0), val(1)
-            c = a.cong.add(b.cong, width) if op == "add" else a.cong.sub(b.cong, width)
-            return Value(c, roots)
-        if op in ("mul", "mad") and len(srcs) >= 2 and (".lo" in mods or ".wide" in mods):
-            if ".wide" in mods:
-                a, b = self._widen(val(0), width, t), self._widen(val(1), width, t)
-                width = 2 * width
-            else:
-                a, b = val(0), val(1)
-            c = a.cong.mul(b.cong, width)
-            if op == "mad":
-                addend = self._operand(srcs[2], state, width) if len(srcs) > 2 else UNKNOWN
-                c = c.add(addend.cong, width)
-            return Value(c, roots)
-        if op == "shl" and len(srcs) == 2:
-            n = self._operand(srcs[1], state, 32)
-            if n.cong.exact(32) and 0 <= n.cong.rem < width:
-                return Value(val(0).cong.shl(n.cong.rem, width), roots)
-            return Value(TOP, roots)
-        if op == "shr" and len(srcs) == 2:
-            a, n = val(0).cong, self._operand(srcs[1], state, 32)
-            if not (n.cong.exact(32) and 0 <= n.cong.rem < width):
-                return Value(TOP, roots)
-            s = n.cong.rem
-            if a.exact(width):
-                v = a.signed(width) if t and t.startswith(".s") else a.rem
-                return Value(Cong.const(v >> s, width), roots)
-            return Value(Cong.of(max(a.bits - s, 0), a.rem >> s), roots)
-        if op in ("and", "or", "xor") and len(srcs) == 2:
-            a, b = val(0).cong, val(1).cong
-            bits = min(a.bits, b.bits)
-            if op == "and":
-                for x, y in ((a, b), (b, a)):
-                    if y.exact(width) and x.bits < width:
-                        # bits above x's known ones stay known where the mask is zero
-                        high = y.rem >> x.bits
-                        extra = _v2(high) if high else width - x.bits
-                        bits = max(bits, min(x.bits + extra, width))
-            rem = {"and": a.rem & b.rem, "or": a.rem | b.rem, "xor": a.rem ^ b.rem}[op]
-            return Value(Cong.of(min(bits, width), rem), roots)
-        if op in ("not", "neg") and len(srcs) == 1:
-            a = val(0).cong
-            rem = ~a.rem if op == "not" else -a.rem
-            return Value(Cong.of(min(a.bits, width), rem), roots)
-        if op in ("selp", "min", "max") and len(srcs) >= 2:
-            a, b = val(0), val(1)
-            return Value(a.cong.join(b.cong).cap(width), _union((a, b)))
-        if (
-            op == "cvt"
-            and len(mods) >= 2
-            and not (set(mods) & {".sat", ".rni", ".rzi", ".rmi", ".rpi", ".rn", ".rz"})
-        ):
-            src_t = types[-1]
-            if len(types) != 2 or not _is_int_type(src_t):
-                return UNKNOWN
-            sw = _width(src_t)
-            a = self._operand(srcs[0], state, sw).cong.cap(sw)
-            if a.exact(sw):
-                v = a.signed(sw) if src_t.startswith(".s") else a.rem
-                return Value(Cong.const(v, width), roots)
-            return Value(a.cap(min(sw, width)), roots)
-        return Value(TOP, roots)
+        rule = _INT_RULES.get(op)
+        site = _Site(self, op, mods, types, srcs, state, width, roots)
+        out = rule(site) if rule is not None else None
+        return out if out is not None else Value(TOP, roots)
 
     def _widen(self, v: Value, width: int, t: str | None) -> Value:
         """Sign/zero extension of a `.wide` operand from `width` to 2*width bits."""
@@ -410,6 +351,133 @@ class PointerAnalysis:
     def alignment(self, instr: Instruction) -> int:
         """The largest power of two that provably divides the instruction's address."""
         return self.address(instr).cong.alignment()
+
+
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """An integer instruction as the transfer rules read it: its operands under `state`."""
+
+    analysis: PointerAnalysis
+    op: str
+    mods: Sequence[str]
+    types: list[str]
+    srcs: list[str]
+    state: Mapping[str, Value]
+    width: int
+    roots: frozenset[str] | None
+
+    @property
+    def ptx_type(self) -> str | None:
+        return self.types[0] if self.types else None
+
+    def operand(self, src: str, width: int) -> Value:
+        return self.analysis._operand(src, self.state, width)
+
+    def val(self, i: int) -> Value:
+        """Source `i` at the instruction's width (UNKNOWN when there is none)."""
+        return self.operand(self.srcs[i], self.width) if i < len(self.srcs) else UNKNOWN
+
+
+def _arith(s: _Site) -> Value | None:
+    """add, sub, mul.lo/.wide and mad.lo/.wide."""
+    op, mods, srcs, width = s.op, s.mods, s.srcs, s.width
+    if op in ("add", "sub") and ".cc" not in mods and len(srcs) == 2:
+        a, b = s.val(0), s.val(1)
+        c = a.cong.add(b.cong, width) if op == "add" else a.cong.sub(b.cong, width)
+        return Value(c, s.roots)
+    if op in ("mul", "mad") and len(srcs) >= 2 and (".lo" in mods or ".wide" in mods):
+        if ".wide" in mods:
+            widen = s.analysis._widen
+            a, b = widen(s.val(0), width, s.ptx_type), widen(s.val(1), width, s.ptx_type)
+            width = 2 * width
+        else:
+            a, b = s.val(0), s.val(1)
+        c = a.cong.mul(b.cong, width)
+        if op == "mad":
+            addend = s.operand(srcs[2], width) if len(srcs) > 2 else UNKNOWN
+            c = c.add(addend.cong, width)
+        return Value(c, s.roots)
+    return None
+
+
+def _shift(s: _Site) -> Value | None:
+    """shl and shr by a known amount."""
+    if len(s.srcs) != 2:
+        return None
+    width, roots = s.width, s.roots
+    n = s.operand(s.srcs[1], 32)
+    if s.op == "shl":
+        if n.cong.exact(32) and 0 <= n.cong.rem < width:
+            return Value(s.val(0).cong.shl(n.cong.rem, width), roots)
+        return Value(TOP, roots)
+    a = s.val(0).cong
+    if not (n.cong.exact(32) and 0 <= n.cong.rem < width):
+        return Value(TOP, roots)
+    k = n.cong.rem
+    if a.exact(width):
+        t = s.ptx_type
+        v = a.signed(width) if t and t.startswith(".s") else a.rem
+        return Value(Cong.const(v >> k, width), roots)
+    return Value(Cong.of(max(a.bits - k, 0), a.rem >> k), roots)
+
+
+def _bitwise(s: _Site) -> Value | None:
+    """and, or, xor of two sources; not and neg of one."""
+    op, width = s.op, s.width
+    if op in ("and", "or", "xor") and len(s.srcs) == 2:
+        a, b = s.val(0).cong, s.val(1).cong
+        bits = min(a.bits, b.bits)
+        if op == "and":
+            for x, y in ((a, b), (b, a)):
+                if y.exact(width) and x.bits < width:
+                    # bits above x's known ones stay known where the mask is zero
+                    high = y.rem >> x.bits
+                    extra = _v2(high) if high else width - x.bits
+                    bits = max(bits, min(x.bits + extra, width))
+        rem = {"and": a.rem & b.rem, "or": a.rem | b.rem, "xor": a.rem ^ b.rem}[op]
+        return Value(Cong.of(min(bits, width), rem), s.roots)
+    if op in ("not", "neg") and len(s.srcs) == 1:
+        a = s.val(0).cong
+        rem = ~a.rem if op == "not" else -a.rem
+        return Value(Cong.of(min(a.bits, width), rem), s.roots)
+    return None
+
+
+def _choice(s: _Site) -> Value | None:
+    """selp, min, max: one of the sources."""
+    if len(s.srcs) < 2:
+        return None
+    a, b = s.val(0), s.val(1)
+    return Value(a.cong.join(b.cong).cap(s.width), _union((a, b)))
+
+
+_CVT_ROUNDING = frozenset({".sat", ".rni", ".rzi", ".rmi", ".rpi", ".rn", ".rz"})
+
+
+def _convert(s: _Site) -> Value | None:
+    """cvt between integer types without saturation or rounding."""
+    mods, types = s.mods, s.types
+    if len(mods) < 2 or set(mods) & _CVT_ROUNDING:
+        return None
+    src_t = types[-1]
+    if len(types) != 2 or not _is_int_type(src_t):
+        return UNKNOWN
+    sw = _width(src_t)
+    a = s.operand(s.srcs[0], sw).cong.cap(sw)
+    if a.exact(sw):
+        v = a.signed(sw) if src_t.startswith(".s") else a.rem
+        return Value(Cong.const(v, s.width), s.roots)
+    return Value(a.cap(min(sw, s.width)), s.roots)
+
+
+_INT_RULES: dict[str, Callable[[_Site], Value | None]] = {
+    **dict.fromkeys(("add", "sub", "mul", "mad"), _arith),
+    **dict.fromkeys(("shl", "shr"), _shift),
+    **dict.fromkeys(("and", "or", "xor", "not", "neg"), _bitwise),
+    **dict.fromkeys(("selp", "min", "max"), _choice),
+    "cvt": _convert,
+}
+"""Integer opcode -> its transfer rule; None from a rule (or no rule): TOP with the roots."""
 
 
 def _join_states(a: Mapping[str, Value], b: Mapping[str, Value]) -> dict[str, Value]:

@@ -204,6 +204,28 @@ def show(spec: Any, action: int | str, context: int = 3) -> str:
     return f"# {res.reason}\n" + "".join(diff)
 
 
+STRUCTURAL = ("vec_ld", "vec_st", "cp_async", "split_acc", "reorder_cp")
+"""The transforms that restructure code (issue 31); the rest set hints, bounds or rounding."""
+
+
+def why_not(specs: list[Any], names: tuple[str, ...] = STRUCTURAL) -> str:
+    """Per transform in `names`: the kernels it applies to, and for every other kernel one line
+    naming the unmet condition (the transform's own NotApplicable reason)."""
+    lines = []
+    for name in names:
+        i = action_id(name)
+        applies, reasons = [], []
+        for spec in specs:
+            res = apply_action(spec, spec.ptx(), i)
+            if res.changed:
+                applies.append(spec.id)
+            else:
+                reasons.append(f"  {spec.id:<40} {res.reason}")
+        lines.append(f"{name}: applies to {len(applies)} of {len(specs)}: {', '.join(applies)}")
+        lines += reasons
+    return "\n".join(lines) + "\n"
+
+
 def info(spec: Any) -> str:
     """Every action's verdict on the kernel at its initial state: applies, or why not."""
     base = spec.ptx()

@@ -17,19 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.common import cuda_spec, family_paths, param_names
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "elementwise"
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "elementwise.cu"
-PTX_DIR = HERE / "ptx"
-MANIFEST = HERE / "manifest.json"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "elementwise.cu")
 TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 ALPHA = 3
 BETA = -2
@@ -103,25 +98,13 @@ def make_spec(kind: str, block: int, items: int) -> KernelSpec:
     """The spec of one variant, pointing at its checked-in PTX."""
     entry = variant_id(kind, block, items)
     dt = DTYPE[kind]
-    p = [f"{entry}_param_{i}" for i in range(6)]
+    p = param_names(entry, 6)
     if kind == "fused":
-        params = (
-            Param(p[0], ".u64", "buffer", "x"),
-            Param(p[1], ".u64", "buffer", "z"),
-            Param(p[2], ".u64", "buffer", "out"),
-            Param(p[3], ".f32", "scalar"),
-            Param(p[4], ".f32", "scalar"),
-            Param(p[5], ".u32", "scalar"),
-        )
+        scalar_types = (".f32", ".f32", ".u32")
         buffers = (BufferSpec("x", dt, "in"), BufferSpec("z", dt, "in"),
                    BufferSpec("out", dt, "out"))  # fmt: skip
     else:
-        params = (
-            Param(p[0], ".u64", "buffer", "x"),
-            Param(p[1], ".u64", "buffer", "y"),
-            Param(p[2], ".f32", "scalar"),
-            Param(p[3], ".u32", "scalar"),
-        )
+        scalar_types = (".f32", ".u32")
         buffers = (BufferSpec("x", dt, "in"), BufferSpec("y", dt, "inout"))
 
     def problem(name: str) -> Problem:
@@ -136,20 +119,15 @@ def make_spec(kind: str, block: int, items: int) -> KernelSpec:
             shapes={b.name: (n,) for b in buffers},
         )
 
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=params,
-        buffers=buffers,
-        problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=partial(reference, kind),
-        inputs_fn=partial(make_inputs, kind),
-        alignment={q.name: ALIGNMENT for q in params if q.kind == "buffer"},
-        divisibility={},
-        tolerance=TOLERANCE,
-        target=TARGET,
+    return cuda_spec(
+        FAMILY,
+        entry,
+        buffers,
+        scalar_types,
+        {name: problem(name) for name in PROBLEMS},
+        partial(reference, kind),
+        partial(make_inputs, kind),
+        TOLERANCE,
     )
 
 

@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.common import cuda_spec, family_paths, param_names
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "gemm_tile"
 TILES = (2, 4, 6, 8)
 THREADS = 8
 """Threads per block side: the block is THREADS x THREADS."""
 
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "gemm_tile.cu"
-PTX_DIR = HERE / "ptx"
-MANIFEST = HERE / "manifest.json"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "gemm_tile.cu")
 TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 
 FULL_WAVES = 2
@@ -68,6 +63,15 @@ def variant_id(tm: int, tn: int, tk: int) -> str:
 def variants() -> list[tuple[int, int, int]]:
     """All (TM, TN, TK) in the corpus, in id order."""
     return [(tm, tn, tk) for tm in TILES for tn in TILES for tk in TILES]
+
+
+VARIANTS = tuple(variants())
+"""(TM, TN, TK) of every kernel, in id order."""
+
+
+def defines(tm: int, tn: int, tk: int) -> dict[str, int | str]:
+    """The nvcc -D macros of one variant."""
+    return {"TM": tm, "TN": tn, "TK": tk}
 
 
 def shared_bytes(tm: int, tn: int, tk: int) -> int:
@@ -121,37 +125,21 @@ def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, n
 def make_spec(tm: int, tn: int, tk: int) -> KernelSpec:
     """The spec of one variant, pointing at its checked-in PTX."""
     entry = variant_id(tm, tn, tk)
-    p = [f"{entry}_param_{i}" for i in range(6)]
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=(
-            Param(p[0], ".u64", "buffer", "A"),
-            Param(p[1], ".u64", "buffer", "B"),
-            Param(p[2], ".u64", "buffer", "C"),
-            Param(p[3], ".u32", "scalar"),
-            Param(p[4], ".u32", "scalar"),
-            Param(p[5], ".u32", "scalar"),
-        ),
-        buffers=(
-            BufferSpec("A", "float32", "in"),
-            BufferSpec("B", "float32", "in"),
-            BufferSpec("C", "float32", "out"),
-        ),
-        problems={
+    p = param_names(entry, 6)
+    return cuda_spec(
+        FAMILY,
+        entry,
+        tuple(BufferSpec(name, "float32", "out" if name == "C" else "in") for name in "ABC"),
+        (".u32", ".u32", ".u32"),
+        {
             "full": _problem("full", entry, tm, tn, tk, full_grid(tm, tn, tk), FULL_K_STEPS),
             "small": _problem("small", entry, tm, tn, tk, SMALL_GRID, SMALL_K_STEPS),
             "check": _problem("check", entry, tm, tn, tk, CHECK_GRID, CHECK_K_STEPS),
         },
-        reference_fn=reference,
-        inputs_fn=make_inputs,
-        read_only=frozenset({"A", "B"}),
-        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT, p[2]: ALIGNMENT},
+        reference,
+        make_inputs,
+        TOLERANCE,
         divisibility={p[3]: THREADS * tm, p[4]: THREADS * tn, p[5]: THREADS * tk},
-        tolerance=TOLERANCE,
-        target=TARGET,
     )
 
 

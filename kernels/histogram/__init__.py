@@ -19,19 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.common import cuda_spec, family_paths, param_names
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "histogram"
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "histogram.cu"
-PTX_DIR = HERE / "ptx"
-MANIFEST = HERE / "manifest.json"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "histogram.cu")
 TOLERANCE = Tolerance(rtol=0.0, atol=0.0)
 KINDS = {"global": 0, "shared": 1, "vec": 2, "partial": 3}
 DATA = {"u8": ("uint8", 8), "i32": ("int32", 32)}
@@ -122,7 +117,7 @@ def make_spec(kind: str, data: str, bins: int, block: int, items: int) -> Kernel
     """The spec of one variant, pointing at its checked-in PTX."""
     entry = variant_id(kind, data, bins, block, items)
     dt = DATA[data][0]
-    p = [f"{entry}_param_{i}" for i in range(3)]
+    p = param_names(entry, 3)
     role = "out" if kind == "partial" else "inout"
 
     def problem(name: str) -> Problem:
@@ -137,24 +132,15 @@ def make_spec(kind: str, data: str, bins: int, block: int, items: int) -> Kernel
             shapes=shapes,
         )
 
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=(
-            Param(p[0], ".u64", "buffer", "data"),
-            Param(p[1], ".u64", "buffer", "hist"),
-            Param(p[2], ".u32", "scalar"),
-        ),
-        buffers=(BufferSpec("data", dt, "in"), BufferSpec("hist", "uint32", role)),
-        problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=partial(reference, kind, data, bins, block, items),
-        inputs_fn=partial(make_inputs, kind, data, bins),
-        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
-        divisibility={},
-        tolerance=TOLERANCE,
-        target=TARGET,
+    return cuda_spec(
+        FAMILY,
+        entry,
+        (BufferSpec("data", dt, "in"), BufferSpec("hist", "uint32", role)),
+        (".u32",),
+        {name: problem(name) for name in PROBLEMS},
+        partial(reference, kind, data, bins, block, items),
+        partial(make_inputs, kind, data, bins),
+        TOLERANCE,
     )
 
 

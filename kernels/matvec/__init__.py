@@ -16,19 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.common import cuda_spec, family_paths, param_names
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "matvec"
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "matvec.cu"
-PTX_DIR = HERE / "ptx"
-MANIFEST = HERE / "manifest.json"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "matvec.cu")
 TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 WARP = 32
 MAX_EXACT_N = 2**18
@@ -99,7 +94,7 @@ def make_spec(kind: str, dtype: str, block: int, items: int) -> KernelSpec:
     """The spec of one variant, pointing at its checked-in PTX."""
     entry = variant_id(kind, dtype, block, items)
     dt = DTYPES[dtype]
-    p = [f"{entry}_param_{i}" for i in range(5)]
+    p = param_names(entry, 5)
     transposed = kind in ("col", "colsmem", "colblk")
 
     def problem(name: str) -> Problem:
@@ -117,30 +112,16 @@ def make_spec(kind: str, dtype: str, block: int, items: int) -> KernelSpec:
             shapes={"A": (n, m) if transposed else (m, n), "x": (n,), "y": (m,)},
         )
 
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=(
-            Param(p[0], ".u64", "buffer", "A"),
-            Param(p[1], ".u64", "buffer", "x"),
-            Param(p[2], ".u64", "buffer", "y"),
-            Param(p[3], ".u32", "scalar"),
-            Param(p[4], ".u32", "scalar"),
-        ),
-        buffers=(
-            BufferSpec("A", dt, "in"),
-            BufferSpec("x", dt, "in"),
-            BufferSpec("y", "float32", "out"),
-        ),  # fmt: skip
-        problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=partial(reference, transposed),
-        inputs_fn=partial(make_inputs, dt),
-        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT, p[2]: ALIGNMENT},
+    return cuda_spec(
+        FAMILY,
+        entry,
+        (BufferSpec("A", dt, "in"), BufferSpec("x", dt, "in"), BufferSpec("y", "float32", "out")),
+        (".u32", ".u32"),
+        {name: problem(name) for name in PROBLEMS},
+        partial(reference, transposed),
+        partial(make_inputs, dt),
+        TOLERANCE,
         divisibility={p[4]: VEC[dtype]} if kind == "warpvec" else {},
-        tolerance=TOLERANCE,
-        target=TARGET,
     )
 
 

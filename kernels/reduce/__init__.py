@@ -17,19 +17,15 @@ the summation and atomic order, and the float64 reference is bit-exact for any c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.common import cuda_spec, family_paths, macros, param_names, precision
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "reduce"
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "reduce.cu"
-PTX_DIR = HERE / "ptx"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "reduce.cu")
 TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 MODES = ("shfl", "tree", "satom")
 MAX_EXACT_TERMS = 2**23
@@ -50,19 +46,11 @@ class Variant(NamedTuple):
     @property
     def id(self) -> str:
         kind = "rows" if self.rows else "sum"
-        dtype = "f16" if self.half else "f32"
-        return f"{FAMILY}_{kind}_{dtype}_b{self.block}_i{self.ipt}_{self.mode}"
+        return f"{FAMILY}_{kind}_{precision(self.half)}_b{self.block}_i{self.ipt}_{self.mode}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return {
-            "BLOCK": self.block,
-            "IPT": self.ipt,
-            "HALF": int(self.half),
-            "MODE": MODES.index(self.mode),
-            "ROWS": int(self.rows),
-            "NAME": self.id,
-        }
+        return macros(self, {"mode": MODES})
 
 
 VARIANTS = tuple(
@@ -87,7 +75,7 @@ VARIANTS = tuple(
 
 
 def _problem(name: str, v: Variant, grid: tuple[int, int, int], sizes: dict[str, int]) -> Problem:
-    p = [f"{v.id}_param_{i}" for i in range(4)]
+    p = param_names(v.id, 4)
     if v.rows:
         rows, cols = sizes["rows"], sizes["cols"]
         scalars = {p[2]: rows, p[3]: cols}
@@ -135,25 +123,16 @@ def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, n
 
 
 def make_spec(v: Variant) -> KernelSpec:
-    entry = v.id
-    p = [f"{entry}_param_{i}" for i in range(4 if v.rows else 3)]
-    scalars = tuple(Param(name, ".u32", "scalar") for name in p[2:])
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=(Param(p[0], ".u64", "buffer", "x"), Param(p[1], ".u64", "buffer", "out"), *scalars),
-        buffers=(
-            BufferSpec("x", "float16" if v.half else "float32", "in"),
-            BufferSpec("out", "float32", "inout"),
-        ),
-        problems=problems(v),
-        reference_fn=reference,
+    x = BufferSpec("x", "float16" if v.half else "float32", "in")
+    return cuda_spec(
+        FAMILY,
+        v.id,
+        (x, BufferSpec("out", "float32", "inout")),
+        (".u32", ".u32") if v.rows else (".u32",),
+        problems(v),
+        reference,
         inputs_fn=lambda prob, rng, half=v.half: make_inputs(prob, rng, half),
-        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
         tolerance=TOLERANCE,
-        target=TARGET,
     )
 
 

@@ -18,19 +18,15 @@ rtol = 2e-3, atol = 1e-5 (subnormal halves).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels import common
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "softmax"
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "softmax.cu"
-PTX_DIR = HERE / "ptx"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = common.family_paths(__file__, "softmax.cu")
 TOLERANCE_F32 = Tolerance(rtol=1e-5, atol=1e-7)
 TOLERANCE_F16 = Tolerance(rtol=2e-3, atol=1e-5)
 INPUT_RANGE = 4.0
@@ -48,28 +44,16 @@ class Variant(NamedTuple):
 
     @property
     def id(self) -> str:
-        dtype = "f16" if self.half else "f32"
         fast = "_fast" if self.fast else ""
-        return f"{FAMILY}_{self.mode}_{dtype}_b{self.block}_i{self.ipt}{fast}"
+        return f"{FAMILY}_{self.mode}_{common.precision(self.half)}_b{self.block}_i{self.ipt}{fast}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return {
-            "MODE": MODES.index(self.mode),
-            "BLOCK": self.block,
-            "IPT": self.ipt,
-            "FAST": int(self.fast),
-            "HALF": int(self.half),
-            "NAME": self.id,
-        }
+        return common.macros(self, {"mode": MODES})
 
     @property
     def block_shape(self) -> tuple[int, int, int]:
-        return (32, self.block // 32, 1) if self.mode == "warp" else (self.block, 1, 1)
-
-    @property
-    def rows_per_block(self) -> int:
-        return self.block // 32 if self.mode == "warp" else 1
+        return common.row_block_shape(self.mode, self.block)
 
 
 VARIANTS = tuple(
@@ -94,7 +78,7 @@ VARIANTS = tuple(
 
 
 def _problem(name: str, v: Variant, rows: int, cols: int, grid: int) -> Problem:
-    p = [f"{v.id}_param_{i}" for i in range(4)]
+    p = common.param_names(v.id, 4)
     return Problem(
         name=name,
         sizes={"rows": rows, "cols": cols},
@@ -106,16 +90,9 @@ def _problem(name: str, v: Variant, rows: int, cols: int, grid: int) -> Problem:
 
 
 def problems(v: Variant) -> dict[str, Problem]:
-    """full: one row per warp/block, thousands of blocks; small: whole steps; check: ragged."""
-    rpb = v.rows_per_block
-    step = (32 if v.mode == "warp" else v.block) * v.ipt
-    small_rows, check_rows = 2 * rpb, max(3 * rpb - 1, 3)
-    return {
-        "full": _problem("full", v, FULL_ROWS, FULL_COLS, FULL_ROWS // rpb),
-        "small": _problem("small", v, small_rows, 2 * step, 2),
-        # Two blocks for three blocks' worth of rows: the row loop runs twice, the last ragged.
-        "check": _problem("check", v, check_rows, step + 19, 2),
-    }
+    """See `kernels.common.row_problems`."""
+    made = lambda name, rows, cols, grid: _problem(name, v, rows, cols, grid)  # noqa: E731
+    return common.row_problems(v.mode, v.block, v.ipt, (FULL_ROWS, FULL_COLS), made)
 
 
 def make_inputs(problem: Problem, rng: np.random.Generator, half: bool) -> dict[str, np.ndarray]:
@@ -131,27 +108,16 @@ def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, n
 
 
 def make_spec(v: Variant) -> KernelSpec:
-    entry = v.id
-    p = [f"{entry}_param_{i}" for i in range(4)]
     dtype = "float16" if v.half else "float32"
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=(
-            Param(p[0], ".u64", "buffer", "x"),
-            Param(p[1], ".u64", "buffer", "y"),
-            Param(p[2], ".u32", "scalar"),
-            Param(p[3], ".u32", "scalar"),
-        ),
-        buffers=(BufferSpec("x", dtype, "in"), BufferSpec("y", dtype, "out")),
-        problems=problems(v),
-        reference_fn=reference,
+    return common.cuda_spec(
+        FAMILY,
+        v.id,
+        (BufferSpec("x", dtype, "in"), BufferSpec("y", dtype, "out")),
+        (".u32", ".u32"),
+        problems(v),
+        reference,
         inputs_fn=lambda prob, rng, half=v.half: make_inputs(prob, rng, half),
-        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
         tolerance=TOLERANCE_F16 if v.half else TOLERANCE_F32,
-        target=TARGET,
     )
 
 

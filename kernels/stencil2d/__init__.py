@@ -16,19 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.common import cuda_spec, family_paths, param_names
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "stencil2d"
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "stencil2d.cu"
-PTX_DIR = HERE / "ptx"
-MANIFEST = HERE / "manifest.json"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "stencil2d.cu")
 TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 WEIGHTS = {5: (0.5, 0.125, 0.0), 9: (0.25, 0.125, 0.0625)}
 """POINTS -> (centre, edge, corner) weights, as in stencil2d.cu."""
@@ -101,7 +96,7 @@ def make_spec(mode: str, points: int, dtype: str, bx: int, by: int, items: int) 
     """The spec of one variant, pointing at its checked-in PTX."""
     entry = variant_id(mode, points, dtype, bx, by, items)
     dt = DTYPES[dtype]
-    p = [f"{entry}_param_{i}" for i in range(4)]
+    p = param_names(entry, 4)
 
     def problem(name: str) -> Problem:
         nx, ny = PROBLEMS[name]
@@ -115,25 +110,15 @@ def make_spec(mode: str, points: int, dtype: str, bx: int, by: int, items: int) 
             shapes={"inp": (ny, nx), "out": (ny, nx)},
         )
 
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=(
-            Param(p[0], ".u64", "buffer", "inp"),
-            Param(p[1], ".u64", "buffer", "out"),
-            Param(p[2], ".u32", "scalar"),
-            Param(p[3], ".u32", "scalar"),
-        ),
-        buffers=(BufferSpec("inp", dt, "in"), BufferSpec("out", dt, "out")),
-        problems={name: problem(name) for name in PROBLEMS},
-        reference_fn=partial(reference, points, dt),
-        inputs_fn=partial(make_inputs, dt),
-        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
-        divisibility={},
-        tolerance=TOLERANCE,
-        target=TARGET,
+    return cuda_spec(
+        FAMILY,
+        entry,
+        (BufferSpec("inp", dt, "in"), BufferSpec("out", dt, "out")),
+        (".u32", ".u32"),
+        {name: problem(name) for name in PROBLEMS},
+        partial(reference, points, dt),
+        partial(make_inputs, dt),
+        TOLERANCE,
     )
 
 

@@ -11,19 +11,15 @@ is bit-exact.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from kernels.spec import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.common import cuda_spec, family_paths, macros, param_names, precision
+from kernels.spec import BufferSpec, KernelSpec, Problem, Tolerance
 
 FAMILY = "transpose"
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "transpose.cu"
-PTX_DIR = HERE / "ptx"
-TARGET = "sm_80"
-ALIGNMENT = 256
+HERE, SOURCE, PTX_DIR, MANIFEST = family_paths(__file__, "transpose.cu")
 TOLERANCE = Tolerance(rtol=0.0, atol=0.0)
 FULL_ROWS, FULL_COLS = 4096, 3072
 
@@ -36,18 +32,12 @@ class Variant(NamedTuple):
 
     @property
     def id(self) -> str:
-        dtype = "f16" if self.half else "f32"
-        return f"{FAMILY}_{dtype}_t{self.tile}x{self.block_rows}{'' if self.pad else '_nopad'}"
+        pad = "" if self.pad else "_nopad"
+        return f"{FAMILY}_{precision(self.half)}_t{self.tile}x{self.block_rows}{pad}"
 
     @property
     def defines(self) -> dict[str, int | str]:
-        return {
-            "TILE": self.tile,
-            "BLOCK_ROWS": self.block_rows,
-            "HALF": int(self.half),
-            "PAD": int(self.pad),
-            "NAME": self.id,
-        }
+        return macros(self, {})
 
 
 VARIANTS = tuple(
@@ -73,7 +63,7 @@ VARIANTS = tuple(
 
 
 def _problem(name: str, v: Variant, rows: int, cols: int) -> Problem:
-    p = [f"{v.id}_param_{i}" for i in range(4)]
+    p = param_names(v.id, 4)
     grid = (-(-cols // v.tile), -(-rows // v.tile), 1)
     return Problem(
         name=name,
@@ -105,27 +95,16 @@ def reference(problem: Problem, inputs: Mapping[str, np.ndarray]) -> dict[str, n
 
 
 def make_spec(v: Variant) -> KernelSpec:
-    entry = v.id
-    p = [f"{entry}_param_{i}" for i in range(4)]
     dtype = "float16" if v.half else "float32"
-    return KernelSpec(
-        id=entry,
-        family=FAMILY,
-        entry=entry,
-        ptx_path=PTX_DIR / f"{entry}.ptx",
-        params=(
-            Param(p[0], ".u64", "buffer", "in"),
-            Param(p[1], ".u64", "buffer", "out"),
-            Param(p[2], ".u32", "scalar"),
-            Param(p[3], ".u32", "scalar"),
-        ),
-        buffers=(BufferSpec("in", dtype, "in"), BufferSpec("out", dtype, "out")),
-        problems=problems(v),
-        reference_fn=reference,
+    return cuda_spec(
+        FAMILY,
+        v.id,
+        (BufferSpec("in", dtype, "in"), BufferSpec("out", dtype, "out")),
+        (".u32", ".u32"),
+        problems(v),
+        reference,
         inputs_fn=lambda prob, rng, half=v.half: make_inputs(prob, rng, half),
-        alignment={p[0]: ALIGNMENT, p[1]: ALIGNMENT},
         tolerance=TOLERANCE,
-        target=TARGET,
     )
 
 

@@ -67,36 +67,36 @@ class Variant:
         return 32 * self.num_warps
 
 
-def _add(block: int, warps: int, dtype: str, n_div: bool) -> Variant:
-    tag = "" if n_div else "_ragged"
+def _one_block(
+    kernel: str, block: int, warps: int, dtype: str, divisible: bool, args: dict[str, str]
+) -> Variant:
+    """A kernel with one BLOCK_SIZE (add, softmax); ids of a size not divisible end `_ragged`."""
+    tag = "" if divisible else "_ragged"
     return Variant(
-        id=f"triton_add_{dtype}_b{block}_w{warps}{tag}",
-        kernel="add_kernel",
+        id=f"triton_{kernel.removesuffix('_kernel')}_{dtype}_b{block}_w{warps}{tag}",
+        kernel=kernel,
         dtype=dtype,
         constexprs={"BLOCK_SIZE": block},
         num_warps=warps,
         num_stages=3,
-        args={"x_ptr": "ptr", "y_ptr": "ptr", "output_ptr": "ptr", "n_elements": "D" * n_div},
+        args=args,
     )
+
+
+def _add(block: int, warps: int, dtype: str, n_div: bool) -> Variant:
+    args = {"x_ptr": "ptr", "y_ptr": "ptr", "output_ptr": "ptr", "n_elements": "D" * n_div}
+    return _one_block("add_kernel", block, warps, dtype, n_div, args)
 
 
 def _softmax(block: int, warps: int, dtype: str, cols_div: bool) -> Variant:
-    tag = "" if cols_div else "_ragged"
-    return Variant(
-        id=f"triton_softmax_{dtype}_b{block}_w{warps}{tag}",
-        kernel="softmax_kernel",
-        dtype=dtype,
-        constexprs={"BLOCK_SIZE": block},
-        num_warps=warps,
-        num_stages=3,
-        args={
-            "output_ptr": "ptr",
-            "input_ptr": "ptr",
-            "input_row_stride": "D",
-            "output_row_stride": "D",
-            "n_cols": "D" * cols_div,
-        },
-    )
+    args = {
+        "output_ptr": "ptr",
+        "input_ptr": "ptr",
+        "input_row_stride": "D",
+        "output_row_stride": "D",
+        "n_cols": "D" * cols_div,
+    }
+    return _one_block("softmax_kernel", block, warps, dtype, cols_div, args)
 
 
 def _matmul(bm: int, bn: int, bk: int, warps: int, stages: int, dtype: str) -> Variant:

@@ -8,15 +8,13 @@ hold the same kernel to a contract looser and tighter than the approximations' b
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-import kernels
 from kernels import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels.spec import InputsFn, ReferenceFn
 
 PTX = Path(__file__).resolve().parents[1] / "data" / "approx" / "approx.ptx"
 FAM = "approx"
@@ -39,13 +37,29 @@ def _problems(entry: str, buffers: tuple[str, ...]) -> dict[str, Problem]:
     }
 
 
-def _params(entry: str, buffers: tuple[str, ...]) -> tuple[Param, ...]:
+def _spec(
+    kernel_id: str,
+    entry: str,
+    buffers: tuple[str, ...],
+    outputs: tuple[str, ...],
+    reference_fn: ReferenceFn,
+    inputs_fn: InputsFn,
+    tolerance: Tolerance,
+) -> KernelSpec:
+    """An entry of approx.ptx over float32 `buffers` (`outputs` written) and then `n`."""
     ps = [Param(f"{entry}_param_{i}", ".u64", "buffer", b) for i, b in enumerate(buffers)]
-    return (*ps, Param(f"{entry}_param_{len(buffers)}", ".u32", "scalar"))
-
-
-def _f32(buffers: tuple[str, ...], outputs: tuple[str, ...]) -> tuple[BufferSpec, ...]:
-    return tuple(BufferSpec(b, "float32", "out" if b in outputs else "in") for b in buffers)
+    return KernelSpec(
+        id=kernel_id,
+        family=FAM,
+        entry=entry,
+        ptx_path=PTX,
+        params=(*ps, Param(f"{entry}_param_{len(buffers)}", ".u32", "scalar")),
+        buffers=tuple(BufferSpec(b, "float32", "out" if b in outputs else "in") for b in buffers),
+        problems=_problems(entry, buffers),
+        reference_fn=reference_fn,
+        inputs_fn=inputs_fn,
+        tolerance=tolerance,
+    )
 
 
 def quot_inputs(problem: Problem, rng: np.random.Generator, huge: bool) -> dict:
@@ -68,18 +82,8 @@ def quot_ref(problem: Problem, inp: dict) -> dict:
 def quot_spec(tolerance: Tolerance, huge: bool = False) -> KernelSpec:
     """y = x / d (div.rn.f32), held to `tolerance`."""
     tag = f"{'huge' if huge else 'plain'}_r{tolerance.rtol:.3g}_a{tolerance.atol:.3g}"
-    return KernelSpec(
-        id=f"approx_quot_{tag}",
-        family=FAM,
-        entry="quot",
-        ptx_path=PTX,
-        params=_params("quot", ("x", "d", "y")),
-        buffers=_f32(("x", "d", "y"), ("y",)),
-        problems=_problems("quot", ("x", "d", "y")),
-        reference_fn=quot_ref,
-        inputs_fn=functools.partial(quot_inputs, huge=huge),
-        tolerance=tolerance,
-    )
+    inputs = functools.partial(quot_inputs, huge=huge)
+    return _spec(f"approx_quot_{tag}", "quot", ("x", "d", "y"), ("y",), quot_ref, inputs, tolerance)
 
 
 def uniform_inputs(problem: Problem, rng: np.random.Generator, span: float, outs: tuple) -> dict:
@@ -96,19 +100,9 @@ def tanh_ex2_ref(problem: Problem, inp: dict) -> dict:
 
 def tanh_ex2_spec(tolerance: Tolerance) -> KernelSpec:
     """t = tanh.approx(x), e = ex2.approx(x) for x in [-4, 4), held to `tolerance`."""
-    return KernelSpec(
-        id=f"approx_tanh_ex2_r{tolerance.rtol:.3g}",
-        family=FAM,
-        entry="tanh_ex2",
-        ptx_path=PTX,
-        params=_params("tanh_ex2", ("x", "t", "e")),
-        buffers=_f32(("x", "t", "e"), ("t", "e")),
-        problems=_problems("tanh_ex2", ("x", "t", "e")),
-        reference_fn=tanh_ex2_ref,
-        inputs_fn=functools.partial(uniform_inputs, span=4.0, outs=("t", "e")),
-        tolerance=tolerance,
-        target="sm_80",
-    )
+    kid = f"approx_tanh_ex2_r{tolerance.rtol:.3g}"
+    inputs = functools.partial(uniform_inputs, span=4.0, outs=("t", "e"))
+    return _spec(kid, "tanh_ex2", ("x", "t", "e"), ("t", "e"), tanh_ex2_ref, inputs, tolerance)
 
 
 def sine_ref(problem: Problem, inp: dict) -> dict:
@@ -117,27 +111,6 @@ def sine_ref(problem: Problem, inp: dict) -> dict:
 
 def sine_spec(span: float, atol: float) -> KernelSpec:
     """y = sin.approx(x) for x uniform in [-span, span), held to `atol`."""
-    return KernelSpec(
-        id=f"approx_sine_{span:.4g}_a{atol:.3g}",
-        family=FAM,
-        entry="sine",
-        ptx_path=PTX,
-        params=_params("sine", ("x", "y")),
-        buffers=_f32(("x", "y"), ("y",)),
-        problems=_problems("sine", ("x", "y")),
-        reference_fn=sine_ref,
-        inputs_fn=functools.partial(uniform_inputs, span=span, outs=("y",)),
-        tolerance=Tolerance(0.0, atol),
-    )
-
-
-@contextlib.contextmanager
-def registered(*specs: KernelSpec) -> Iterator[tuple[KernelSpec, ...]]:
-    """`specs` registered for the block's duration (other tests never see them)."""
-    for s in specs:
-        kernels.register(s, replace=True)
-    try:
-        yield specs
-    finally:
-        for s in specs:
-            kernels.unregister(s.id)
+    kid = f"approx_sine_{span:.4g}_a{atol:.3g}"
+    inputs = functools.partial(uniform_inputs, span=span, outs=("y",))
+    return _spec(kid, "sine", ("x", "y"), ("y",), sine_ref, inputs, Tolerance(0.0, atol))

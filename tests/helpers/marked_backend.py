@@ -13,9 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from chronos.measure.emulated_backend import EmulatedBackend
+from chronos.measure.backends.emulated import EmulatedBackend
+from chronos.measure.backends.registry import register_backend
 from chronos.measure.measurement import Measurement
-from chronos.measure.registry import register_backend
 
 
 class MarkedEmulated(EmulatedBackend):

@@ -15,7 +15,8 @@ import numpy as np
 
 from chronos.arch import ArchProfile
 from chronos.emulate.memory import GLOBAL_BASE, unkind_offset
-from kernels import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels import BufferSpec, KernelSpec, Problem, Tolerance
+from kernels.common import cuda_spec
 
 PTX = Path(__file__).resolve().parents[1] / "data" / "physics" / "physics.ptx"
 FAM = "physics"
@@ -26,25 +27,12 @@ STREAM_KINDS = {"init": ("a",), "read": ("b",), "scale": ("b",), "triad": ("b", 
 LINE = 128
 
 
-def _p(entry: str, i: int, t: str, kind: str, buf: str | None = None) -> Param:
-    return Param(f"{entry}_param_{i}", t, kind, buf)
-
-
-def _spec(entry: str, params: tuple[Param, ...], buffers, problems, ref, inputs=None, ro=()):
-    return KernelSpec(
-        id=f"{FAM}_{entry}",
-        family=FAM,
-        entry=entry,
-        ptx_path=PTX,
-        params=params,
-        buffers=buffers,
-        problems=problems,
-        reference_fn=ref,
-        inputs_fn=inputs,
-        read_only=frozenset(ro),
-        alignment={p.name: 256 for p in params if p.kind == "buffer"},
-        tolerance=Tolerance(0.0, 0.0),
-    )
+def _spec(entry: str, buffers, scalars: tuple[str, ...], problems, ref, inputs=None):
+    """`kernels.common.cuda_spec` of an entry of physics.ptx (its buffers' pointers, 256-byte
+    aligned, then `scalars`; the `in` buffers read-only), verified exactly."""
+    exact = Tolerance(0.0, 0.0)
+    args = (buffers, scalars, problems, ref, inputs, exact)
+    return cuda_spec(FAM, entry, *args, kernel_id=f"{FAM}_{entry}", ptx_path=PTX)
 
 
 def two_blocks_shared(prof: ArchProfile) -> int:
@@ -72,10 +60,7 @@ def stream_spec(kind: str, block: int, prof: ArchProfile, n_full: int = STREAM_N
             dynamic_shared_bytes=smem,
         )
 
-    params = tuple(_p(entry, i, ".u64", "buffer", x) for i, x in enumerate(arrays))
-    if kind != "read":
-        params += (_p(entry, len(arrays), ".f64", "scalar"),)
-    params += (_p(entry, len(params), ".u32", "scalar"),)
+    scalars = (".u32",) if kind == "read" else (".f64", ".u32")
 
     def ref(problem: Problem, inp: dict) -> dict:
         n = problem.sizes["n"]
@@ -96,7 +81,7 @@ def stream_spec(kind: str, block: int, prof: ArchProfile, n_full: int = STREAM_N
     buffers = tuple(BufferSpec(x, "float64", roles.get(x, "in")) for x in arrays)
     small = 4 * block - 3  # four blocks, the last one ragged
     problems = {"full": prob("full", n_full), "small": prob("small", small)}
-    return _spec(entry, params, buffers, problems, ref, inputs, ro=[x for x in arrays if x != "a"])
+    return _spec(entry, buffers, scalars, problems, ref, inputs)
 
 
 def saxpy_spec(warps_per_sm: int, prof: ArchProfile, n_full: int = 1 << 26) -> KernelSpec:
@@ -115,13 +100,6 @@ def saxpy_spec(warps_per_sm: int, prof: ArchProfile, n_full: int = 1 << 26) -> K
             shapes={"y": (n,), "x": (n,)},
         )
 
-    params = (
-        _p(entry, 0, ".u64", "buffer", "y"),
-        _p(entry, 1, ".u64", "buffer", "x"),
-        _p(entry, 2, ".f32", "scalar"),
-        _p(entry, 3, ".u32", "scalar"),
-    )
-
     def ref(problem: Problem, inp: dict) -> dict:
         return {"y": (np.float32(3) * inp["x"] + inp["y"]).astype(np.float32)}
 
@@ -135,7 +113,7 @@ def saxpy_spec(warps_per_sm: int, prof: ArchProfile, n_full: int = 1 << 26) -> K
         "full": prob("full", n_full, prof.sms * blocks),
         "small": prob("small", small_grid * block * 8, small_grid),  # 8 iterations a thread
     }
-    return _spec(entry, params, buffers, problems, ref, inputs, ro=["x"])
+    return _spec(entry, buffers, (".f32", ".u32"), problems, ref, inputs)
 
 
 def chase_spec(buffer_bytes: int, steps: int) -> KernelSpec:
@@ -172,14 +150,9 @@ def chase_spec(buffer_bytes: int, steps: int) -> KernelSpec:
             p = int(nxt[(p - base) // 8])
         return {"out": np.full(32, p, np.uint64)}
 
-    params = (
-        _p(entry, 0, ".u64", "buffer", "next"),
-        _p(entry, 1, ".u64", "buffer", "out"),
-        _p(entry, 2, ".u32", "scalar"),
-    )
     buffers = (BufferSpec("next", "uint64", "in"), BufferSpec("out", "uint64", "out"))
     problems = {"full": prob("full", buffer_bytes), "small": prob("small", buffer_bytes)}
-    return _spec(entry, params, buffers, problems, ref, inputs, ro=["next"])
+    return _spec(entry, buffers, (".u32",), problems, ref, inputs)
 
 
 L1_SIZES_KB = (4, 16, 32, 64)
@@ -210,15 +183,9 @@ def l1_spec(kb: int, sms: int, iters: int) -> KernelSpec:
     def ref(problem: Problem, inp: dict) -> dict:
         return {"out": inp["out"]}
 
-    params = (
-        _p(entry, 0, ".u64", "buffer", "b"),
-        _p(entry, 1, ".u64", "buffer", "out"),
-        _p(entry, 2, ".u32", "scalar"),
-        _p(entry, 3, ".u32", "scalar"),
-    )
     buffers = (BufferSpec("b", "float32", "in"), BufferSpec("out", "float32", "inout"))
     problems = {"full": prob("full", sms), "small": prob("small", 1)}
-    return _spec(entry, params, buffers, problems, ref, inputs, ro=["b"])
+    return _spec(entry, buffers, (".u32", ".u32"), problems, ref, inputs)
 
 
 def l2_spec(
@@ -248,14 +215,7 @@ def l2_spec(
     def ref(problem: Problem, inp: dict) -> dict:
         return {"out": inp["out"]}
 
-    params = (
-        _p(entry, 0, ".u64", "buffer", "a"),
-        _p(entry, 1, ".u64", "buffer", "out"),
-        _p(entry, 2, ".u32", "scalar"),
-        _p(entry, 3, ".u32", "scalar"),
-        _p(entry, 4, ".u32", "scalar"),
-    )
     buffers = (BufferSpec("a", "float64", "in"), BufferSpec("out", "float64", "inout"))
     small_k = min(chunks, small_grid)
     problems = {"full": prob("full", grid, chunks), "small": prob("small", small_grid, small_k)}
-    return _spec(entry, params, buffers, problems, ref, inputs, ro=["a"])
+    return _spec(entry, buffers, (".u32",) * 3, problems, ref, inputs)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chronos.arch import arch_profile
+from chronos.arch import ArchProfile, arch_profile
 from chronos.assemble.disasm import SassInstruction
 from chronos.emulate.program import Program
 from chronos.emulate.trace import Trace
@@ -45,6 +45,7 @@ from chronos.measure.costmodel.warp import (
     ISSUE_CYCLES,
     MEMORY_CLASSES,
     SASS_CLASS,
+    WarpFigures,
     counts_per_sass,
     sass_class,
     walk,
@@ -54,6 +55,7 @@ from chronos.measure.costmodel.wave import (
     DRAM_QUEUE,
     PARTITIONED_SHARING,
     SMOOTH_MAX_P_MAX,
+    Residency,
     WarpWork,
     combine,
     dram_efficiency,
@@ -62,7 +64,7 @@ from chronos.measure.costmodel.wave import (
     wave_parts,
     work_scale,
 )
-from chronos.measure.cupy_harness import L2_MODES
+from chronos.measure.launch import L2_MODES
 
 MODEL_VERSION = "emulated-cost-5"
 
@@ -187,9 +189,14 @@ def _service(
     pcs = np.asarray(trace.pcs, np.int64)
     units = np.zeros(n)
     waves = np.zeros(n)
-    for s, ms in trace.mem.items():
-        units[int(pcs[s])] += float(np.sum(ms.lines + ms.wavefronts))
-        waves[int(pcs[s])] += float(np.sum(ms.wavefronts))
+    if trace.mem:
+        steps = np.fromiter(trace.mem.keys(), np.int64, len(trace.mem))
+        stats = list(trace.mem.values())
+        at = np.repeat(pcs[steps], [len(ms.lines) for ms in stats])
+        lines = np.concatenate([ms.lines for ms in stats]).astype(float)
+        fronts = np.concatenate([ms.wavefronts for ms in stats]).astype(float)
+        units = np.bincount(at, weights=lines + fronts, minlength=n)
+        waves = np.bincount(at, weights=fronts, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         units_per = np.where(execs > 0, units / np.maximum(execs, 1), 1.0)
         waves_per = np.where(execs > 0, waves / np.maximum(execs, 1), 0.0)
@@ -237,6 +244,86 @@ def _service(
     return lat, lsu, shared, dram
 
 
+@dataclass(frozen=True)
+class _Dram:
+    """The full problem's DRAM traffic per warp, and what follows from it."""
+
+    scale: float
+    """work_scale: how many times a small-problem warp's work a full-problem warp does."""
+    bytes_per_warp: float
+    share: float
+    """The share of the small problem's DRAM misses that stay misses on the full problem
+    (the rest hit data another block of the full grid fetched)."""
+    efficiency: float
+
+
+def _dram(
+    mem: MemFigures,
+    trace: Trace,
+    prof: ArchProfile,
+    buffers: dict[str, tuple[int, int, int]],
+    full_warps: int,
+    footprint_bytes: float,
+    emulated_footprint_bytes: float,
+) -> _Dram:
+    """The small problem's blocks share less data than the full grid's, so its per-warp
+    traffic would overstate the full problem's: scale the full problem's footprint by the
+    fraction of its buffers the small problem touched and by the small problem's DRAM traffic
+    per distinct sector (>1 with capacity misses or L2::256B over-fetch)."""
+    n_warps = max(1, trace.n_warps)
+    scale = work_scale(trace, buffers, full_warps)
+    small = mem.dram_total * 32.0 / n_warps * scale
+    if footprint_bytes > 0 and emulated_footprint_bytes > 0 and mem.distinct > 0:
+        touched = min(1.0, mem.distinct * 32.0 / emulated_footprint_bytes)
+        per_warp = footprint_bytes * touched * (mem.dram_total / mem.distinct) / full_warps
+    else:
+        per_warp = small
+    written = mem.dram_written / mem.dram_total if mem.dram_total > 0 else 0.0
+    return _Dram(
+        scale=scale,
+        bytes_per_warp=per_warp,
+        share=min(1.0, per_warp / small) if small > 0 else 1.0,
+        efficiency=dram_efficiency(prof, 1.0 - written, written),
+    )
+
+
+def _warp_work(
+    program: Program,
+    trace: Trace,
+    sass: list[SassInstruction],
+    execs: np.ndarray,
+    mem: MemFigures,
+    dram: _Dram,
+    footprint_bytes: float,
+    prof: ArchProfile,
+) -> tuple[WarpWork, WarpFigures]:
+    """Stage 1 with stage 2's latencies: one warp alone (and again with every DRAM access at
+    its fully loaded latency), scaled to a full-problem warp's work."""
+    n_warps = max(1, trace.n_warps)
+    counts, sass_pc = counts_per_sass(sass, program, execs / n_warps)
+    l2_lat = l2_hit_latency(prof, footprint_bytes)
+    lat, lsu, shared, dram_cycles = _service(
+        program, trace, sass, sass_pc, execs, mem, dram.share, l2_lat, prof
+    )
+    warp = walk(sass, counts, sass_pc, program, prof, lat, lsu, shared)
+    loaded = warp.latency
+    if mem.dram_total > 0:
+        lat_q = lat + DRAM_QUEUE * dram_cycles
+        loaded = walk(sass, counts, sass_pc, program, prof, lat_q, lsu, shared).latency
+    scale = dram.scale
+    work = WarpWork(
+        latency=warp.latency * scale,
+        latency_loaded=loaded * scale,
+        issue=warp.issue * scale,
+        lsu_units=warp.lsu_units * scale,
+        l1_bytes=mem.l1_total / n_warps * scale * 32.0 + warp.shared_units * scale * 128.0,
+        l2_bytes=mem.l2_total / n_warps * scale * 32.0,
+        dram_bytes=dram.bytes_per_warp,
+        dram_efficiency=dram.efficiency,
+    )
+    return work, warp
+
+
 def estimate(
     program: Program,
     trace: Trace,
@@ -257,16 +344,14 @@ def estimate(
     if l2 not in L2_MODES:
         raise ValueError(f"l2 must be one of {L2_MODES}, got {l2!r}")
     prof = arch_profile(arch)
-    ops = program.ops
     n_warps = max(1, trace.n_warps)
     wpb = trace.warps_per_block
     pcs = np.asarray(trace.pcs, np.int64)
     execs = (
-        np.bincount(pcs, weights=trace.warp_activity().sum(1), minlength=len(ops))
+        np.bincount(pcs, weights=trace.warp_activity().sum(1), minlength=len(program.ops))
         if len(pcs)
-        else np.zeros(len(ops))
+        else np.zeros(len(program.ops))
     )
-    counts, sass_pc = counts_per_sass(sass, program, execs / n_warps)
 
     # Stage 3a: occupancy (it sets each block's L1 share for stage 2).
     smem = shared_bytes if shared_bytes is not None else _static_shared(program)
@@ -275,53 +360,33 @@ def estimate(
     l1_data = max(prof.l1_shared_bytes - res.resident * smem, 16 * 1024)
     concurrency = max(1.0, res.resident * wpb * res.active_sms / n_warps)
 
-    # Stage 2: the memory hierarchy.
+    # Stage 2: the memory hierarchy, and the full problem's DRAM traffic.
     mem = simulate_caches(
         program, trace, prof, l1_data / res.resident, footprint_bytes, concurrency, l2
     )
-    # DRAM: the small problem's blocks share less data than the full grid's, so its per-warp
-    # traffic would overstate the full problem's. Scale the full problem's footprint by the
-    # fraction of its buffers the small problem touched and by the small problem's DRAM
-    # traffic per distinct sector (>1 with capacity misses or L2::256B over-fetch). The
-    # loads' DRAM shares shrink by the same factor (the rest of those misses hit in L2,
-    # fetched by another block of the full grid).
     full_warps = max(1, blocks * wpb)
-    scale = work_scale(trace, buffers or {}, full_warps)
-    small_dram = mem.dram_total * 32.0 / n_warps * scale
-    if footprint_bytes > 0 and emulated_footprint_bytes > 0 and mem.distinct > 0:
-        touched = min(1.0, mem.distinct * 32.0 / emulated_footprint_bytes)
-        dram_bytes = footprint_bytes * touched * (mem.dram_total / mem.distinct) / full_warps
-    else:
-        dram_bytes = small_dram
-    dram_scale = min(1.0, dram_bytes / small_dram) if small_dram > 0 else 1.0
-    written = mem.dram_written / mem.dram_total if mem.dram_total > 0 else 0.0
-    efficiency = dram_efficiency(prof, 1.0 - written, written)
-
-    # Stage 1: one warp alone, with the memory latencies stage 2 found.
-    l2_lat = l2_hit_latency(prof, footprint_bytes)
-    lat, lsu, shared, dram = _service(
-        program, trace, sass, sass_pc, execs, mem, dram_scale, l2_lat, prof
+    dram = _dram(
+        mem, trace, prof, buffers or {}, full_warps, footprint_bytes, emulated_footprint_bytes
     )
-    warp = walk(sass, counts, sass_pc, program, prof, lat, lsu, shared)
-    loaded = warp.latency
-    if mem.dram_total > 0:  # the same walk with every DRAM access at its fully loaded latency
-        lat_q = lat + DRAM_QUEUE * dram
-        loaded = walk(sass, counts, sass_pc, program, prof, lat_q, lsu, shared).latency
 
-    # Stages 3b and 4: a full-problem warp does `scale` times a small-problem warp's work (its
-    # share of the partitioned buffers is that much longer); the waves and their combine.
-    shared_units = warp.shared_units * scale
-    work = WarpWork(
-        latency=warp.latency * scale,
-        latency_loaded=loaded * scale,
-        issue=warp.issue * scale,
-        lsu_units=warp.lsu_units * scale,
-        l1_bytes=mem.l1_total / n_warps * scale * 32.0 + shared_units * 128.0,
-        l2_bytes=mem.l2_total / n_warps * scale * 32.0,
-        dram_bytes=dram_bytes,
-        dram_efficiency=efficiency,
-    )
+    # Stage 1, then stages 3b and 4: the waves and their combine.
+    work, warp = _warp_work(program, trace, sass, execs, mem, dram, footprint_bytes, prof)
     total, full_wave, parts = span(prof, work, res, wpb)
+    return _result(prof, res, wpb, mem, dram, warp, total, full_wave, parts)
+
+
+def _result(
+    prof: ArchProfile,
+    res: Residency,
+    wpb: int,
+    mem: MemFigures,
+    dram: _Dram,
+    warp: WarpFigures,
+    total: float,
+    full_wave: float,
+    parts: dict[str, float],
+) -> CostEstimate:
+    """The estimate and its parts, rounded for the record."""
     n_full, rest = res.waves
     reads = mem.l1_total
     return CostEstimate(
@@ -342,11 +407,11 @@ def estimate(
         l2_hit_rate=float(np.sum(mem.l2) / max(1e-9, np.sum(mem.l2) + np.sum(mem.dram)))
         if reads
         else 0.0,
-        dram_bytes_per_warp=float(round(dram_bytes, 2)),
+        dram_bytes_per_warp=float(round(dram.bytes_per_warp, 2)),
         sass_per_warp=float(round(warp.sass_per_warp, 2)),
-        shared_wavefronts_per_warp=float(round(shared_units, 2)),
-        work_scale=float(round(scale, 3)),
-        dram_efficiency=float(round(efficiency, 4)),
+        shared_wavefronts_per_warp=float(round(warp.shared_units * dram.scale, 2)),
+        work_scale=float(round(dram.scale, 3)),
+        dram_efficiency=float(round(dram.efficiency, 4)),
         counts={k: float(round(v, 3)) for k, v in sorted(warp.by_class.items())},
         arch=prof.name,
     )

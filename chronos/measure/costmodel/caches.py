@@ -107,6 +107,138 @@ class MemFigures:
     (the other sectors of a chunk its own access fetched, a recent prefetch's line)."""
 
 
+@dataclass
+class _Accesses:
+    """Every sector the trace's global accesses touch, in trace order, with its access's
+    cache policy (one row per sector)."""
+
+    order: np.ndarray  # the access's index in trace.sectors
+    sector: np.ndarray
+    block: np.ndarray
+    pc: np.ndarray
+    steps: np.ndarray  # per access: its trace step
+    lookup: np.ndarray
+    alloc: np.ndarray
+    l1pri: np.ndarray
+    l2pri: np.ndarray
+    chunk: np.ndarray  # sectors an L2::NB miss (or prefetch) fetches
+    is_pf: np.ndarray
+    is_st: np.ndarray
+
+
+def _accesses(program: Program, trace: Trace) -> _Accesses:
+    n_ops = len(program.ops)
+    pcs = np.asarray(trace.pcs, np.int64)
+    pols = {}
+    parts_order, parts_code, parts_pc = [], [], []
+    for k, (step, codes) in enumerate(trace.sectors):
+        pc = int(pcs[step])
+        if pc not in pols:
+            op = program.ops[pc]
+            pols[pc] = policy(op.text, op.cls)
+        parts_order.append(np.full(len(codes), k, np.int64))
+        parts_code.append(codes)
+        parts_pc.append(np.full(len(codes), pc, np.int64))
+    code = np.concatenate(parts_code)
+    pc_of = np.concatenate(parts_pc)
+
+    def per_pc(attr: str, dtype: type) -> np.ndarray:
+        table = np.zeros(n_ops, dtype)
+        for p, pol in pols.items():
+            table[p] = getattr(pol, attr)
+        return table[pc_of]
+
+    return _Accesses(
+        order=np.concatenate(parts_order),
+        sector=code & ((1 << 40) - 1),
+        block=(code >> 40) // trace.warps_per_block,
+        pc=pc_of,
+        steps=np.asarray([st for st, _ in trace.sectors], np.int64),
+        lookup=per_pc("l1_lookup", bool),
+        alloc=per_pc("l1_allocate", bool),
+        l1pri=per_pc("l1_priority", object),
+        l2pri=per_pc("l2_priority", object),
+        chunk=np.maximum(1, per_pc("l2_prefetch_bytes", np.int64) // 32),
+        is_pf=per_pc("prefetch", bool),
+        is_st=per_pc("store", bool),
+    )
+
+
+def _line_use(sector: np.ndarray) -> float:
+    """The share of their 128-byte lines the touched sectors fill: both caches allocate
+    lines (four sectors), so a footprint that uses fewer of a line's sectors (a chase, a
+    column walk) fills them at 128 bytes per line it touches."""
+    return _footprint(sector) / max(1, _footprint(sector // 4)) / 4.0
+
+
+def _l1_hits(acc: _Accesses, l1_bytes_per_block: float, line_use: float) -> np.ndarray:
+    """Per sector, 1.0 where L1 serves it. L1 is per block, shared by its warps: an access
+    hits when, since the same block's last allocating access to the sector, the block
+    allocated at most its L1 share (a reuse-distance LRU over fills: a store, an
+    `L1::no_allocate` or `.cg` load and a prefetch to L2 displace nothing); evict-first lines
+    survive a quarter of that distance, evict-last lines twice it."""
+    bkey = (acc.block << 40) | acc.sector
+    pos, fills = _stream_position(acc.block, acc.order, acc.alloc)
+    prev = _previous(bkey, pos, acc.alloc)
+    cap = l1_bytes_per_block / 32.0 * line_use
+    pri = acc.l1pri
+    reach = np.where(pri == "first", cap / 4, np.where(pri == "last", 2 * cap, cap))
+    since = fills - fills[np.maximum(_index_at(acc.block, pos, prev), 0)]
+    return (acc.lookup & (prev >= 0) & (since <= reach)).astype(np.float64)
+
+
+def _chunk_pool(acc: _Accesses) -> tuple[np.ndarray, np.ndarray]:
+    """(sector, access order) of everything that brought a sector into L2: an L2::NB access
+    (and a prefetch) brings its whole N-byte chunk."""
+    pool_k, pool_o = [acc.sector], [acc.order]
+    wide = acc.chunk > 1
+    if wide.any():
+        chunk = acc.chunk[wide]
+        width = int(acc.chunk.max())
+        offs = np.arange(width)[None, :]
+        base = (acc.sector[wide] // chunk) * chunk
+        valid = (offs < chunk[:, None]).ravel()
+        pool_k.append((base[:, None] + offs).ravel()[valid])
+        pool_o.append(np.repeat(acc.order[wide], width)[valid])
+    return np.concatenate(pool_k), np.concatenate(pool_o)
+
+
+def _l2_reuse(
+    acc: _Accesses,
+    all_k: np.ndarray,
+    all_o: np.ndarray,
+    room: float,
+    concurrency: float,
+    line_use: float,
+) -> np.ndarray:
+    """Per sector: whether a re-access hits L2. It does when the sectors the whole GPU
+    touched since (the small problem's count scaled by the full grid's concurrent warps over
+    the emulated warps) fit in the usable L2 (evict-first lines a quarter of it, evict-last
+    twice)."""
+    order = acc.order
+    prev_o = _previous_of(acc.sector, order, all_k, all_o)
+    cum = np.r_[0, np.cumsum(np.bincount(order, minlength=int(order.max()) + 1))]
+    dist = (cum[order] - cum[np.maximum(prev_o, 0)]) * 32.0 * concurrency
+    lines_room = room * line_use  # the distance counts sectors, L2 holds lines
+    pri = acc.l2pri
+    reach = np.where(
+        pri == "first", lines_room / 4, np.where(pri == "last", 2 * lines_room, lines_room)
+    )
+    return (prev_o >= 0) & (dist <= reach)
+
+
+def _chunk_mates(acc: _Accesses) -> np.ndarray:
+    """The sectors an L2::NB access fetched along with its chunk's first (they hit): one
+    access fetches each chunk once."""
+    wide = acc.chunk > 1
+    if not wide.any():
+        return np.zeros(len(acc.sector), bool)
+    group = (acc.order << 24) ^ (acc.sector // acc.chunk)
+    first = np.zeros(len(acc.sector), bool)
+    first[np.unique(group, return_index=True)[1]] = True
+    return wide & ~first & ~acc.is_st
+
+
 def simulate_caches(
     program: Program,
     trace: Trace,
@@ -121,124 +253,50 @@ def simulate_caches(
     `l2` is the harness's mode: "cold" (its default: L2 flushed before every timed launch)
     serves every first touch from DRAM; "hot" (the previous launch's data resident) serves
     first touches from L2 with the share of the full footprint that stays resident."""
-    n_ops = len(program.ops)
-    out = MemFigures(*(np.zeros(n_ops) for _ in range(4)), 0.0, 0.0, 0.0)
+    n = len(program.ops)
+    out = MemFigures(*(np.zeros(n) for _ in range(4)), 0.0, 0.0, 0.0)
     if not trace.sectors:
         return out
-    wpb = trace.warps_per_block
-    pcs = np.asarray(trace.pcs, np.int64)
-    pols = {}
-    parts_order, parts_code, parts_pc = [], [], []
-    for k, (step, codes) in enumerate(trace.sectors):
-        pc = int(pcs[step])
-        if pc not in pols:
-            op = program.ops[pc]
-            pols[pc] = policy(op.text, op.cls)
-        parts_order.append(np.full(len(codes), k, np.int64))
-        parts_code.append(codes)
-        parts_pc.append(np.full(len(codes), pc, np.int64))
-    order = np.concatenate(parts_order)
-    code = np.concatenate(parts_code)
-    pc_of = np.concatenate(parts_pc)
-    sector = code & ((1 << 40) - 1)
-    block = (code >> 40) // wpb
+    acc = _accesses(program, trace)
+    sector, is_st = acc.sector, acc.is_st
+    line_use = _line_use(sector)
+    served_l1 = _l1_hits(acc, l1_bytes_per_block, line_use)
 
-    def per_pc(attr: str, dtype: type) -> np.ndarray:
-        table = np.zeros(n_ops, dtype)
-        for p, pol in pols.items():
-            table[p] = getattr(pol, attr)
-        return table[pc_of]
-
-    lookup = per_pc("l1_lookup", bool)
-    alloc = per_pc("l1_allocate", bool)
-    l1pri = per_pc("l1_priority", object)
-    l2pri = per_pc("l2_priority", object)
-    pf256 = per_pc("l2_prefetch_bytes", np.int64)
-    is_pf = per_pc("prefetch", bool)
-    is_st = per_pc("store", bool)
-
-    # L1 (per block, shared by its warps): an access hits when, since the same block's last
-    # allocating access to the sector, the block allocated at most its L1 share (a
-    # reuse-distance LRU over fills: a store, an `L1::no_allocate` or `.cg` load and a
-    # prefetch to L2 displace nothing); evict-first lines survive a quarter of that
-    # distance, evict-last lines twice it.
-    bkey = (block << 40) | sector
-    pos, fills = _stream_position(block, order, alloc)
-    prev = _previous(bkey, pos, alloc)
-    # Both caches allocate 128-byte lines (four sectors): a footprint that uses fewer of a
-    # line's sectors (a chase, a column walk) fills them at 128 bytes per line it touches.
-    used = _footprint(sector) / max(1, _footprint(sector // 4)) / 4.0
-    cap = l1_bytes_per_block / 32.0 * used
-    reach = np.where(l1pri == "first", cap / 4, np.where(l1pri == "last", 2 * cap, cap))
-    since = fills - fills[np.maximum(_index_at(block, pos, prev), 0)]
-    l1_w = (lookup & (prev >= 0) & (since <= reach)).astype(np.float64)
-
-    # L2: shared by all blocks; an L2::NB access (and a prefetch) brings its whole N-byte
-    # chunk, so a sector is present after any earlier access or prefetch touched its chunk.
-    chunk = np.maximum(1, pf256 // 32)
-    pool_k, pool_o = [sector], [order]
-    wide = chunk > 1
-    if wide.any():
-        width = int(chunk.max())
-        offs = np.arange(width)[None, :]
-        base = (sector[wide] // chunk[wide]) * chunk[wide]
-        valid = (offs < chunk[wide][:, None]).ravel()
-        pool_k.append((base[:, None] + offs).ravel()[valid])
-        pool_o.append(np.repeat(order[wide], width)[valid])
-    all_k, all_o = np.concatenate(pool_k), np.concatenate(pool_o)
-    # A re-access hits when the sectors the whole GPU touched since (the small problem's
-    # count scaled by the full grid's concurrent warps over the emulated warps) fit in the
-    # usable L2 (evict-first lines a quarter of it, evict-last twice). With a cold L2 (the
-    # harness flushed it) a first touch comes from DRAM; with a hot one it (or a re-access
-    # that did not fit) still hits with the share of the full footprint that stays resident.
+    # L2, shared by all blocks. With a cold L2 (the harness flushed it) a first touch comes
+    # from DRAM; with a hot one it (or a re-access that did not fit) still hits with the
+    # share of the full footprint that stays resident.
     room = prof.l2_bytes * L2_USABLE_FRACTION
-    prev_o = _previous_of(sector, order, all_k, all_o)
-    cum = np.r_[0, np.cumsum(np.bincount(order, minlength=int(order.max()) + 1))]
-    dist = (cum[order] - cum[np.maximum(prev_o, 0)]) * 32.0 * concurrency
-    lines_room = room * used  # the distance counts sectors, the capacity holds lines
-    l2_reach = np.where(
-        l2pri == "first", lines_room / 4, np.where(l2pri == "last", 2 * lines_room, lines_room)
-    )
-    reuse = (prev_o >= 0) & (dist <= l2_reach)
-    warm = _warm_shares(sector, l2pri, room, footprint_bytes)
-    first_touch = warm if l2 == "hot" else np.zeros(len(sector))
-    served_l1 = l1_w
+    all_k, all_o = _chunk_pool(acc)
+    reuse = _l2_reuse(acc, all_k, all_o, room, concurrency, line_use)
+    hot = l2 == "hot"
+    warm = _warm_shares(sector, acc.l2pri, room, footprint_bytes) if hot else None
+    first_touch = warm if warm is not None else np.zeros(len(sector))
     served_l2 = np.where(is_st, 1.0, (1.0 - served_l1) * np.where(reuse, 1.0, first_touch))
-    if wide.any():
-        # One access fetches each chunk once: the chunk's first sector pays for it, the
-        # others of the same access hit.
-        group = (order << 24) ^ (sector // chunk)
-        first = np.zeros(len(sector), bool)
-        first[np.unique(group, return_index=True)[1]] = True
-        mates = wide & ~first & ~is_st
-        served_l2 = np.where(mates, 1.0 - served_l1, served_l2)
-    else:
-        mates = np.zeros(len(sector), bool)
+    mates = _chunk_mates(acc)
+    served_l2 = np.where(mates, 1.0 - served_l1, served_l2)
     # A hit whose sector's first fill (cold: from DRAM) came fewer than FILL_LEAD_STEPS steps
     # before waits for it; so do the other sectors of the chunk the access itself fetched.
-    steps = np.asarray([st for st, _ in trace.sectors], np.int64)
     fill_o = _first_of(sector, all_k, all_o)
-    recent = (fill_o >= 0) & (steps[order] - steps[np.maximum(fill_o, 0)] < FILL_LEAD_STEPS)
+    lead = acc.steps[acc.order] - acc.steps[np.maximum(fill_o, 0)]
+    recent = (fill_o >= 0) & (lead < FILL_LEAD_STEPS)
     waits = ~is_st & (mates | (reuse & recent & (l2 == "cold")))
     served_dram = np.where(is_st, 0.0, 1.0 - served_l1 - served_l2)
-    n = n_ops
-    demand = ~is_pf
-    out.sectors = np.bincount(pc_of, weights=demand * 1.0, minlength=n)
-    out.l1 = np.bincount(pc_of, weights=demand * served_l1, minlength=n)
-    out.l2 = np.bincount(pc_of, weights=demand * served_l2, minlength=n)
-    out.dram = np.bincount(pc_of, weights=demand * served_dram, minlength=n)
-    out.inflight = np.bincount(pc_of, weights=demand * waits * served_l2, minlength=n)
-    fetches = _merged_fetches(order, sector, served_dram * chunk)
+
+    demand = ~acc.is_pf
+    out.sectors = np.bincount(acc.pc, weights=demand * 1.0, minlength=n)
+    out.l1 = np.bincount(acc.pc, weights=demand * served_l1, minlength=n)
+    out.l2 = np.bincount(acc.pc, weights=demand * served_l2, minlength=n)
+    out.dram = np.bincount(acc.pc, weights=demand * served_dram, minlength=n)
+    out.inflight = np.bincount(acc.pc, weights=demand * waits * served_l2, minlength=n)
+    fetches = _merged_fetches(acc.order, sector, served_dram * acc.chunk)
     # DRAM traffic: each read miss (prefetches included) fetches its chunk (one sector, or
     # N/32 for L2::NB) once however many warps missed on it in the same step (L2 merges
     # misses to a sector in flight); every distinct written sector is written back once
-    # unless it stays (the share of the footprint that fits, in either mode).
-    written = _footprint(sector[is_st])
-    # A cold launch writes back every sector it writes within its span: its own, or a dirty
-    # line of the harness's flush memset that its allocation displaced from L2.
-    kept = float(np.mean(warm[is_st])) if is_st.any() and l2 == "hot" else 0.0
-    lost = 1.0 - kept
-    out.dram_written = written * lost
+    # unless it stays (the share of the footprint that fits, in either mode). A cold launch
+    # writes back every sector it writes within its span: its own, or a dirty line of the
+    # harness's flush memset that its allocation displaced from L2.
+    kept = float(np.mean(warm[is_st])) if warm is not None and is_st.any() else 0.0
+    out.dram_written = _footprint(sector[is_st]) * (1.0 - kept)
     out.dram_total = float(np.sum(fetches)) + out.dram_written
     out.distinct = float(_footprint(sector))
     # SM <-> L2 traffic: demand accesses only (a prefetch's line goes DRAM -> L2, no data

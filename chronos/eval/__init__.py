@@ -1,1 +1,0 @@
-"""Evaluation: leave-one-kernel-out (`python -m chronos.eval +exp=loko`) and run reports."""

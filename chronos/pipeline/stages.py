@@ -1,0 +1,315 @@
+"""The pipeline's stages: greedy data set → BC → GRPO → eval, over one shared `Context`.
+
+Each stage writes into the run dir and is skipped (or reloaded) when its output is already
+there, so re-running the same command resumes an interrupted run. LOKO and the report
+(chronos.pipeline.eval) are handed to the runner as `EvalStages`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents import checkpoint as ckpt
+from agents.bc import BCData, BCResult, mlp_predict, run_bc
+from agents.greedy import (
+    dataset_key,
+    improvement_table,
+    load_dataset,
+    run_greedy,
+    save_dataset,
+)
+from agents.policy import PolicyMLP
+from chronos.fmt import backend_label
+from chronos.measure.backends.cached import backend_harness_version
+from chronos.pipeline.config import TrainConfig, kernel_ids
+from envs.mdp import TransformMDP
+
+log = logging.getLogger("chronos.train")
+
+
+@dataclass(frozen=True)
+class EvalStages:
+    """LOKO and the report (chronos.pipeline.eval), handed in by the entry points."""
+
+    loko: Callable[[Any, BCData, list[str]], dict[str, Any]]
+    run_loko: Callable[[Any, BCData], dict[str, Any]]
+    write_report: Callable[[Path], Path]
+
+
+@dataclass
+class Context:
+    """What the stages share: config, run dir, kernels, the MDP and its backend."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    specs: list[Any]
+    mdp: TransformMDP
+    provenance: dict[str, Any]
+    times: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        return str(self.provenance["backend"])
+
+    @property
+    def device(self) -> str:
+        return str(self.provenance["device"])
+
+
+def open_context(cfg: TrainConfig, run_dir: Path) -> Context:
+    from chronos.measure import make_backend
+    from chronos.measure.store import default_store_path
+    from kernels import load
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    specs = [load(k) for k in kernel_ids(cfg.kernels)]
+    store = cfg.backend.store
+    if store == "default" or (store is None and cfg.backend.name == "replay"):
+        store = str(default_store_path())
+    elif store is not None:
+        store = str(Path(store).expanduser().resolve())
+    name, options = cfg.cluster.backend_args(cfg.backend)
+    backend = make_backend(name, store=store, **options)
+    reason = getattr(backend, "auto_reason", None)
+    if reason:
+        log.info("measurement backend %s", reason)
+    mdp = TransformMDP(backend, cfg.env.max_steps, reward=cfg.env.make_reward())
+    device = str(getattr(backend, "device", ""))
+    prov = ckpt.provenance(
+        config=asdict(cfg),
+        specs=specs,
+        backend=str(getattr(backend, "name", cfg.backend.name)),
+        device=device,
+        seed=cfg.seed,
+    )
+    prov["backend_reason"] = reason
+    prov["store"] = store or "memory"
+    prov["families"] = {s.id: s.family for s in specs}
+    prov["config"]["backend"]["store"] = store
+    (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2, default=str))
+    return Context(cfg, run_dir, specs, mdp, prov)
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+
+def stage_greedy(ctx: Context) -> tuple[BCData, dict[str, Any]]:
+    """Greedy data set: from its cache when present (keyed by backend, device, kernel PTX)."""
+    g = ctx.cfg.greedy
+    harness = backend_harness_version(ctx.mdp.backend)
+    key = dataset_key(ctx.specs, ctx.backend, ctx.device, g.min_gain, harness)
+    path = Path(g.dataset_dir).expanduser() / f"greedy-{ctx.backend}-{key}"
+    local = ctx.run_dir / "greedy" / "greedy"
+    if local.with_suffix(".json").exists() and not g.recompute:
+        return load_dataset(local)
+    if path.with_suffix(".json").exists() and not g.recompute:
+        log.info("greedy data set from cache %s", path)
+        data, summary = load_dataset(path)
+    else:
+        results = run_greedy(ctx.mdp, ctx.specs, g.min_gain, ctx.cfg.progress)
+        meta = {
+            "backend": ctx.backend,
+            "device": ctx.device,
+            "estimate": ctx.backend == "emulated",
+            "min_gain": g.min_gain,
+            "harness_version": harness,
+            "key": key,
+            "kernels": ctx.provenance["kernels"],
+            "git_revision": ctx.provenance["git_revision"],
+        }
+        save_dataset(path, results, meta)
+        data, summary = load_dataset(path)
+    save_dataset_copy(data, summary, local)
+    table = improvement_table(summary["kernels"])
+    title = f"Greedy v2, cycles from {backend_label(ctx.backend, ctx.device)}"
+    (ctx.run_dir / "greedy" / "improvement.md").write_text(f"# {title}\n\n{table}\n")
+    print(f"\n{title}:\n{table}\n")
+    return data, summary
+
+
+def save_dataset_copy(data: BCData, summary: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path.with_suffix(".npz"),
+        obs=data.obs,
+        mask=data.mask,
+        action=data.action,
+        kernel=data.kernel,
+        step=data.step,
+    )
+    path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+
+
+def stage_bc(ctx: Context, data: BCData) -> tuple[PolicyMLP, dict[str, float]]:
+    """BC warm start (and RF baseline); reloaded from bc.pt when the run dir has it."""
+    path = ctx.run_dir / "checkpoints" / "bc.pt"
+    if ctx.cfg.resume != "false" and path.exists():
+        payload = ckpt.load(path)
+        return ckpt.load_policy(payload), payload["metrics"]
+    res: BCResult = run_bc(data, ctx.cfg.bc, ctx.cfg.seed)
+    ckpt.save(
+        path,
+        ckpt.policy_payload(
+            res.policy,
+            metrics=res.metrics,
+            train_kernels=res.train_kernels,
+            heldout_kernels=res.heldout_kernels,
+            provenance=ctx.provenance,
+        ),
+    )
+    (ctx.run_dir / "bc_metrics.json").write_text(json.dumps(res.metrics, indent=2))
+    log.info("BC: %s", {k: round(v, 3) for k, v in res.metrics.items() if "accuracy" in k})
+    return res.policy, res.metrics
+
+
+def stage_grpo(ctx: Context, bc_policy: PolicyMLP) -> tuple[PolicyMLP, Any]:
+    from agents.grpo import train
+    from chronos.stores.trajectories import TrajectoryLog
+
+    policy = ckpt.load_policy(ckpt.policy_payload(bc_policy))
+    ref = ckpt.load_policy(ckpt.policy_payload(bc_policy))
+    with TrajectoryLog(ctx.run_dir / "trajectories.sqlite") as traj:
+        return train(
+            ctx.cfg.grpo,
+            mdp=ctx.mdp,
+            specs=ctx.specs,
+            policy=policy,
+            ref=ref,
+            run_dir=ctx.run_dir,
+            seed=ctx.cfg.seed,
+            provenance=ctx.provenance,
+            traj=traj,
+            resume=ctx.cfg.resume != "false",
+            progress=ctx.cfg.progress,
+            tensorboard=ctx.cfg.tensorboard,
+            stop_after_epoch=ctx.cfg.stop_after_epoch,
+        )
+
+
+def first_action_accuracy(policy: PolicyMLP, data: BCData, kernels: list[str] | None) -> float:
+    """Share of kernels whose argmax first action is greedy's first action."""
+    first = data.step == 0
+    if kernels is not None:
+        first &= np.isin(data.kernel, kernels)
+    if not first.any():
+        return float("nan")
+    pred = mlp_predict(policy, data.obs[first], data.mask[first])
+    return float((pred == data.action[first]).mean())
+
+
+def stage_eval(
+    ctx: Context,
+    data: BCData,
+    greedy: dict[str, Any],
+    bc_policy: PolicyMLP,
+    bc_metrics: dict[str, float],
+    grpo_state: Any,
+    evals: EvalStages,
+) -> dict[str, Any]:
+    """Final numbers for the success-criteria table, written to eval/summary.json."""
+    from agents.grpo import evaluate
+
+    best = ctx.run_dir / "checkpoints" / "best.pt"
+    last = ctx.run_dir / "checkpoints" / "last.pt"
+    src = best if best.exists() else last
+    policy = ckpt.load_policy(src) if src.exists() else bc_policy
+    ev = evaluate(ctx.mdp, ctx.specs, policy, epoch=-1)
+    ev_bc = evaluate(ctx.mdp, ctx.specs, bc_policy, epoch=-1)
+    gk = {k["kernel_id"]: k for k in greedy["kernels"]}
+    min_gain = ctx.cfg.eval.novel_min_gain
+    novel: dict[tuple[str, tuple[str, ...]], float] = {}
+    found = dict(getattr(grpo_state, "best_found", {}) or {})
+    candidates = [(e.kernel_id, tuple(e.actions), e.final_cycles) for e in ev.episodes]
+    candidates += [(k, tuple(v["actions"]), v["final_cycles"]) for k, v in found.items()]
+    for kid, seq, cyc in candidates:
+        g = gk.get(kid)
+        if g and list(seq) != g["actions"] and cyc < g["final_cycles"] * (1 - min_gain):
+            novel[(kid, seq)] = cyc / g["final_cycles"] - 1
+    summary: dict[str, Any] = {
+        "backend": ctx.backend,
+        "device": ctx.device,
+        "estimate": ctx.backend == "emulated",
+        "n_kernels": len(ctx.specs),
+        "checkpoint": str(src.name) if src.exists() else "bc",
+        "greedy_mean_improvement": float(np.mean([k["improvement"] for k in greedy["kernels"]])),
+        "grpo_mean_improvement": ev.mean_improvement,
+        "bc_mean_improvement": ev_bc.mean_improvement,
+        "first_action_accuracy": {
+            "grpo": first_action_accuracy(policy, data, None),
+            "bc_all": first_action_accuracy(bc_policy, data, None),
+            "bc_heldout": bc_metrics.get("mlp/heldout/first_action_accuracy", float("nan")),
+            "rf_heldout": bc_metrics.get("rf/heldout/first_action_accuracy", float("nan")),
+        },
+        "first_action_n": {  # kernels each accuracy above is measured on
+            "grpo": int((data.step == 0).sum()),
+            "bc_all": int((data.step == 0).sum()),
+            "bc_heldout": int(bc_metrics.get("mlp/heldout/n_first", 0)),
+            "rf_heldout": int(bc_metrics.get("rf/heldout/n_first", 0)),
+        },
+        "bc_metrics": bc_metrics,
+        "per_kernel": {
+            kid: {
+                "greedy": gk[kid]["improvement"] if kid in gk else None,
+                "greedy_actions": gk[kid]["actions"] if kid in gk else None,
+                "grpo": ev.improvements[kid],
+                "grpo_actions": list(next(e.actions for e in ev.episodes if e.kernel_id == kid)),
+                "bc": ev_bc.improvements[kid],
+            }
+            for kid in ev.improvements
+        },
+        "novel_sequences": [
+            {"kernel_id": k, "actions": list(s), "vs_greedy": v} for (k, s), v in novel.items()
+        ],
+        "evals": list(getattr(grpo_state, "evals", []) or []),
+        "grpo_train_s": float(getattr(grpo_state, "train_s", 0.0) or 0.0),
+        "stage_times_s": dict(ctx.times),
+    }
+    if ctx.cfg.eval.optimum_max_states > 0:
+        add_optimum(ctx, summary, ctx.cfg.eval.optimum_max_states)
+    if ctx.cfg.eval.loko_in_report and len(set(data.kernel.tolist())) > 1:
+        summary["loko"] = evals.loko(ctx, data, ["rf", "bc"])
+    out = ctx.run_dir / "eval" / "summary.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def add_optimum(ctx: Context, summary: dict[str, Any], max_states: int) -> None:
+    """Exhaustive search per eval kernel (same MDP and backend): the report's reference.
+
+    Fills per_kernel[k]["optimum"] (improvement), "optimum_actions", "optimum_complete"
+    (False: the state budget stopped it, so it is a lower bound on the optimum's gain) and
+    summary["optimum_share"]: each learner's summed log-gain over the optimum's.
+    """
+    from agents.search import exhaustive
+
+    pk = summary["per_kernel"]
+    for spec in ctx.specs:
+        r = exhaustive(
+            ctx.mdp, spec, max_states=max_states, partial_ok=True, progress=ctx.cfg.progress
+        )
+        row = pk.setdefault(spec.id, {})
+        row["optimum"] = r.improvement
+        row["optimum_actions"] = r.sequence
+        row["optimum_complete"] = r.complete
+        row["optimum_states"] = r.states
+    summary["optimum_share"] = optimum_share(pk)
+
+
+def optimum_share(per_kernel: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Summed log-gain of greedy/BC/GRPO over the optimum's (kernels with an optimum)."""
+    rows = [r for r in per_kernel.values() if r.get("optimum") is not None]
+    best = sum(-math.log1p(r["optimum"]) for r in rows)
+    out = {}
+    for key in ("grpo", "greedy", "bc"):
+        if best > 0 and all(r.get(key) is not None for r in rows):
+            out[key] = sum(-math.log1p(r[key]) for r in rows) / best
+    return out
