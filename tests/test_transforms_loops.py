@@ -1,0 +1,155 @@
+"""vec_ld / vec_st on element loops (issue 31, item 1): grid-stride and `i < n`-guarded
+elementwise code regrouped into W-element vector groups plus a scalar tail.
+
+Every applicable form assembles, and on two sizes (neither a multiple of the vector width)
+and two seeds the emulator's outputs equal the reference and the untransformed kernel's bit
+for bit; every form it refuses names the unmet condition in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import kernels
+from chronos.assemble import assemble, ptxas_available
+from chronos.emulate import verify
+from chronos.ptx.parse import parse
+from chronos.transforms import apply_action
+from chronos.transforms.base import TransformContext
+from chronos.transforms.vectorize import VEC_LD, VEC_ST
+from tests.helpers import outside_kernels
+
+CASES = [
+    ("outside_gs_saxpy", ("vec_ld",), "ld.global.nc.v4.f32"),
+    ("outside_gs_saxpy", ("vec_st",), "st.global.v4.f32"),
+    ("outside_gs_saxpy", ("vec_ld", "vec_st"), "st.global.v4.f32"),
+    ("outside_haxpy_half", ("vec_ld",), "ld.global.nc.v4.b32"),
+    ("outside_haxpy_half", ("vec_st",), "st.global.v4.b32"),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered():
+    with outside_kernels.registered():
+        yield
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    if a.dtype.kind == "f":
+        return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+    return a
+
+
+def _apply(spec, actions) -> str:
+    ptx = spec.ptx()
+    for a in actions:
+        r = apply_action(spec, ptx, a)
+        assert r.changed, r.reason
+        ptx = r.ptx
+    return ptx
+
+
+def _check_exact(spec, ptx: str) -> None:
+    for size in ("small", "check"):
+        n = spec.problem(size).sizes["n"]
+        assert n % 4, f"{size}: n={n} should not be a multiple of the vector width"
+        for seed in (0, 1):
+            v = verify(spec, ptx, exact=True, seed=seed, size=size)
+            assert v.ok and v.bit_exact, f"{spec.id} {size} seed {seed}: {v.kind}: {v.error}"
+            base = verify(spec, spec.ptx(), exact=True, seed=seed, size=size)
+            for name, out in base.run.outputs.items():
+                assert np.array_equal(_bits(v.run.outputs[name]), _bits(out)), (size, seed, name)
+
+
+@pytest.mark.parametrize(("kernel_id", "actions", "vector"), CASES)
+def test_loop_vectorized_kernel_assembles_and_is_bit_exact(kernel_id, actions, vector) -> None:
+    spec = kernels.load(kernel_id)
+    ptx = _apply(spec, actions)
+    assert vector in ptx
+    if ptxas_available():
+        assemble(ptx, "sm_80")
+    _check_exact(spec, ptx)
+
+
+@pytest.mark.parametrize("action", ["vec_ld", "vec_st"])
+@pytest.mark.parametrize("kernel_id", ["outside_gs_saxpy", "outside_haxpy_half"])
+def test_loop_form_is_idempotent(kernel_id: str, action: str) -> None:
+    spec = kernels.load(kernel_id)
+    once = apply_action(spec, spec.ptx(), action).ptx
+    again = apply_action(spec, once, action)
+    assert not again.changed and again.ptx == once
+
+
+def test_narrower_alignment_contract_gives_narrower_vectors() -> None:
+    """8-byte aligned pointers: v2 groups of two floats (and still bit-exact)."""
+    spec = kernels.load("outside_gs_saxpy")
+    narrow = dataclasses.replace(spec, alignment={k: 8 for k in spec.alignment})
+    ptx = apply_action(narrow, narrow.ptx(), "vec_ld").ptx
+    assert "ld.global.nc.v2.f32" in ptx and ".v4" not in ptx
+    _check_exact(narrow, ptx)
+
+
+def test_alignment_below_two_elements_names_the_contract() -> None:
+    spec = kernels.load("outside_gs_saxpy")
+    m = parse(spec.ptx())
+    ctx = dataclasses.replace(
+        TransformContext.from_spec(spec),
+        alignment=(("gs_saxpy_param_2", 4), ("gs_saxpy_param_3", 256)),
+    )
+    r = VEC_LD.run(m, ctx)
+    assert not r.changed
+    assert "gs_saxpy_param_2 alignment 4 (spec.alignment)" in r.reason
+    assert "\n" not in r.reason
+
+
+def _ctx_run(transform, ptx: str, spec):
+    return transform.run(parse(ptx), TransformContext.from_spec(spec))
+
+
+def test_possibly_aliasing_load_is_refused() -> None:
+    """Without `.nc` (and no spec.read_only), x may alias the stored y: elements may not move."""
+    spec = kernels.load("outside_gs_saxpy")
+    ptx = spec.ptx().replace("ld.global.nc.f32", "ld.global.f32")
+    assert _ctx_run(VEC_LD, ptx, spec).changed  # spec.read_only (x is an input) proves it
+    ctx = dataclasses.replace(TransformContext.from_spec(spec), read_only=frozenset())
+    r = VEC_LD.run(parse(ptx), ctx)
+    assert not r.changed
+    assert "not read-only" in r.reason and "\n" not in r.reason
+
+
+def test_thread_dependent_value_is_refused() -> None:
+    """A body value that depends on the thread (here %tid.x, via %r8) would change when
+    elements change threads."""
+    spec = kernels.load("outside_gs_saxpy")
+    ptx = spec.ptx().replace(
+        "fma.rn.f32 \t%f4, %f2, %f1, %f3;",
+        "cvt.rn.f32.u32 \t%f4, %r8;\n\tfma.rn.f32 \t%f4, %f2, %f4, %f3;",
+    )
+    assert ptx != spec.ptx()
+    r = _ctx_run(VEC_ST, ptx, spec)
+    assert not r.changed
+    assert "differs between threads" in r.reason or "defines %f4 twice" in r.reason
+
+
+@pytest.mark.parametrize(
+    ("kernel_id", "words"),
+    [
+        ("outside_block_sum", "accumulation"),
+        ("outside_histogram_smem", "atomic"),
+        ("outside_row_softmax", "loop"),
+        ("outside_stencil5", "no grid-stride loop"),
+        ("outside_transpose_padded", "no grid-stride loop"),
+    ],
+)
+@pytest.mark.parametrize("action", ["vec_ld", "vec_st"])
+def test_refusal_names_the_condition_in_one_line(kernel_id: str, words: str, action: str) -> None:
+    spec = kernels.load(kernel_id)
+    r = apply_action(spec, spec.ptx(), action)
+    if r.changed:
+        pytest.skip(f"{action} applies to {kernel_id}")
+    assert words in r.reason, r.reason
+    assert "\n" not in r.reason
