@@ -60,6 +60,7 @@ class Region:
     anchor: object
     control: list[Instruction] = field(default_factory=list)
     block_stride: bool = False
+    start: object = None  # the entry guard's branch: the region begins after it
 
 
 @dataclass
@@ -114,10 +115,12 @@ class _Facts:
         src = d.operands[1].strip()
         return src if src.startswith("%") and not self.is_register(src) else None
 
-    def uniform(self, allow_ctaid: bool) -> set[str]:
+    def uniform(self, allow_ctaid: bool, allow_tid: bool = False) -> set[str]:
         """Registers whose every definition gives the same value in every thread (of a block
         when allow_ctaid)."""
-        varying: set[str] = set()
+        # a register set in more than one place may hold a different definition's value in
+        # each thread (which one reaches depends on the thread's path): never uniform
+        varying: set[str] = {r for r, ds in self.defs.items() if len(ds) > 1}
         changed = True
         while changed:
             changed = False
@@ -138,6 +141,7 @@ class _Facts:
                         elif not (
                             tok.startswith(_UNIFORM_SPECIAL)
                             or (allow_ctaid and tok.startswith("%ctaid."))
+                            or (allow_tid and tok.startswith("%tid."))
                         ):
                             bad = True
                 if bad:
@@ -294,6 +298,7 @@ def find_regions(fn: Function, f: _Facts) -> tuple[list[Region], list[str]]:
                 body[li],
                 [add, setp, bra],
                 block,
+                instrs[g],
             )
         )
     looped = {id(ins) for r in regions for ins in r.body + r.control}
@@ -319,7 +324,7 @@ def find_regions(fn: Function, f: _Facts) -> tuple[list[Region], list[str]]:
             continue
         if any(id(s) in looped for s in seg):
             continue
-        regions.append(Region("guard", exit_label, seg, i, n, None, exit_label, bra))
+        regions.append(Region("guard", exit_label, seg, i, n, None, exit_label, bra, start=bra))
     return regions, why
 
 
@@ -454,16 +459,19 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
         raise no(f"the bound {r.n} is not uniform")
     # memory: the only global accesses of the kernel are these; loads read-only or own element
     accesses = [roles[k] for k in roles if roles[k][0] in ("ld", "st")]
-    if any(roles[k][0] == "copy" and body[k].opcode in ("atom", "red") for k in roles):
-        raise no(
-            "has shared atomics: the per-block partial results would change blocks (a "
-            "whole-kernel proof this regrouping does not make)"
-        )
+    atomics = [body[k] for k in roles if body[k].opcode in ("atom", "red")]
+    if atomics:
+        bad = _shared_sums_unproven(fn, f, r, atomics)
+        if bad:
+            raise no(f"has shared atomic adds, but {bad}")
+    b_stores = any(a[0] == "st" for a in accesses)
     for ins in f.instrs:
         if id(ins) in bset:
             continue
-        if ins.opcode in ("ld", "st", "atom", "red", "cp", "prefetch", "ldu") and (
-            ins.space in (None, ".global")
+        if (
+            b_stores
+            and ins.opcode in ("ld", "st", "atom", "red", "cp", "prefetch", "ldu")
+            and ins.space in (None, ".global")
         ):
             raise no(
                 f"the kernel also has {ins.mnemonic} outside it (elements change threads, so "
@@ -526,6 +534,100 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
         if e == 1 and body[k].type not in (".u8", ".s8", ".b8"):
             raise no(f"{body[k].mnemonic} is not a byte load")
     return Plan(r, width, roles)
+
+
+def _shared_sums_unproven(
+    fn: Function, f: _Facts, r: Region, atomics: list[Instruction]
+) -> str | None:
+    """Why moving elements between blocks may change the result of the body's shared atomic
+    adds, or None. Moving an element moves its `+v` from one block's shared array to another's;
+    that is invisible when the arrays are only ever summed into global memory: after a barrier
+    each shared value is read at a block-independent address and only atomically added to a
+    block-independent global address (or skipped when zero), so sum over blocks of each shared
+    word, hence every global word, is unchanged (integer addition commutes, modulo 2^k)."""
+    width = {type_bytes(a.type) for a in atomics if a.type}
+    body = fn.body
+    pos = {id(s): k for k, s in enumerate(body)}
+    start, end = pos[id(r.start)], fn.labels()[r.exit_label]
+    inside = {id(x) for x in r.body}
+
+    def next_effect(seq) -> Instruction | None:
+        for s in seq:
+            if isinstance(s, Label):
+                return None
+            if (
+                isinstance(s, Instruction)
+                and s.opcode not in _PURE
+                and not (s.opcode == "ld" and s.space == ".param")
+                and s.opcode != "bra"
+            ):
+                return s
+        return None
+
+    after = next_effect(body[end + 1 :])
+    before = next_effect(reversed(body[:start]))
+    for where, ins in (("after", after), ("before", before)):
+        if ins is None or ins.opcode not in ("bar", "barrier") or ins.guard:
+            return f"no barrier right {where} the loop"
+    blockfree = f.uniform(allow_ctaid=False, allow_tid=True)
+    for k, s in enumerate(body):
+        if not isinstance(s, Instruction) or id(s) in inside or s.space != ".shared":
+            continue
+        if start <= k <= end:
+            return f"{s.mnemonic} lies between the entry guard and the loop"
+        if s.opcode == "st" and k < start:
+            continue  # initialisation: the same in whichever blocks the elements go to
+        if s.opcode != "ld" or k < start or len(s.dests) != 1:
+            return f"shared memory is also accessed by {s.mnemonic}"
+        if any(x not in blockfree for x in s.registers_read()):
+            return f"{s.mnemonic} reads shared memory at a block-dependent address"
+        if type_bytes(s.type or ".b64") not in width:
+            return f"{s.mnemonic} reads another width than the atomics add"
+        why = _only_summed(fn, f, s.dests[0], blockfree, pos)
+        if why:
+            return why
+    return None
+
+
+def _only_summed(fn: Function, f: _Facts, val: str, blockfree: set[str], pos: dict) -> str | None:
+    """None when every use of `val` adds it atomically to global memory at a block-independent
+    address (result unused), or is `setp.eq p, val, 0` whose only use skips such adds."""
+    for u in f.uses.get(val, []):
+        ops = [o.strip() for o in u.operands]
+        if u.opcode in ("atom", "red") and u.space == ".global" and ".add" in u.modifiers:
+            value = ops[2] if u.opcode == "atom" else ops[1]
+            adr = u.address()
+            if (
+                value != val
+                or u.guard
+                or (u.opcode == "atom" and f.uses.get(u.dests[0]))
+                or u.type not in (".u32", ".s32", ".u64")
+                or adr is None
+                or any(x not in blockfree for x in u.registers_read() if x != val)
+            ):
+                return f"{u.mnemonic} does not add the shared value at a block-free address"
+            continue
+        if u.opcode == "setp" and u.modifiers[0] in (".eq", ".ne") and ops[1:] == [val, "0"]:
+            pred = u.dests[0]
+            for b in f.uses.get(pred, []):
+                skip_if = "@" if u.modifiers[0] == ".eq" else "@!"
+                if b.opcode != "bra" or b.guard != skip_if + pred:
+                    return f"{pred} (shared value is zero) is used by {b.mnemonic}"
+                lo, hi = pos[id(b)], fn.labels().get(b.operands[0].strip(), -1)
+                if hi < lo:
+                    return "the zero test branches backwards"
+                for s in fn.body[lo + 1 : hi]:
+                    if isinstance(s, Label):
+                        return "the code skipped on zero has a label"
+                    if (
+                        isinstance(s, Instruction)
+                        and s.opcode not in _PURE
+                        and not (s.opcode in ("atom", "red") and val in s.registers_read())
+                    ):
+                        return f"the code skipped on zero has {s.mnemonic}"
+            continue
+        return f"the shared value {val} feeds {u.mnemonic}, not only a global atomic add"
+    return None
 
 
 def _param_of(f: _Facts, base: str) -> str | None:
