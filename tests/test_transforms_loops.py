@@ -9,6 +9,7 @@ for bit; every form it refuses names the unmet condition in one line.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -175,3 +176,33 @@ def test_histogram_regrouping_needs_the_whole_kernel_proof(old: str, new: str, w
     r = _ctx_run(VEC_LD, ptx, spec)
     assert not r.changed
     assert words in r.reason and "\n" not in r.reason, r.reason
+
+
+@pytest.mark.parametrize(
+    ("kernel_id", "width"), [("outside_gs_saxpy", 4), ("outside_haxpy_half", 8)]
+)
+def test_divisible_count_needs_no_scalar_tail(kernel_id: str, width: int) -> None:
+    """spec.divisibility proves n % W == 0 (and the blocks divide by W): no epilogue."""
+    spec = kernels.load(kernel_id)
+    entry = spec.entry
+    problems = {
+        name: outside_kernels._grid_stride(
+            name,
+            n,
+            -(-n // b),
+            b,
+            entry,
+            {"x": lambda n, g: (n,), "y": lambda n, g: (n,)},
+        )
+        for name, n, b in (("full", 1 << 20, 256), ("small", 16 * 75, 64), ("check", 16 * 33, 128))
+    }
+    div = dataclasses.replace(spec, divisibility={f"{entry}_param_0": 16}, problems=problems)
+    for action in ("vec_ld", "vec_st"):
+        ptx = apply_action(div, div.ptx(), action).ptx
+        assert re.search(r"_tail:\s*bra\.uni", ptx), "the tail should be a plain exit"
+        if ptxas_available():
+            assemble(ptx, "sm_80")
+        for size in ("small", "check"):
+            for seed in (0, 1):
+                v = verify(div, ptx, exact=True, seed=seed, size=size)
+                assert v.ok and v.bit_exact, f"{action} {size} {seed}: {v.kind}: {v.error}"

@@ -756,6 +756,21 @@ def _vector_body(p: Plan, f: _Facts, regs: _Regs, g: str, opcode: str) -> list[s
     return out
 
 
+def _no_tail(f: _Facts, r: Region, ctx: TransformContext, w: int) -> bool:
+    """The contract proves the element count is a multiple of w: no scalar tail. The count is
+    n (a scalar parameter with spec.divisibility), or for guarded code min(n, threads), where
+    every launch block's x extent must divide by w too."""
+    d = f.only_def(r.n)
+    if d is None or d.opcode != "ld" or d.space != ".param" or d.guard:
+        return False
+    adr = d.address()
+    if adr is None or adr.offset != 0 or ctx.divisor_of(adr.base) % w:
+        return False
+    if r.kind == "guard":
+        return bool(ctx.blocks) and all(b[0] % w == 0 for b in ctx.blocks)
+    return True
+
+
 def rewrite_loops(module: Module, fn: Function, ctx: TransformContext, opcode: str) -> str:
     """The PTX with every legal element loop regrouped, or NotApplicable naming why not."""
     f = _Facts(fn)
@@ -819,13 +834,16 @@ def rewrite_loops(module: Module, fn: Function, ctx: TransformContext, opcode: s
                 f"setp.lt.s32 \t{q}, {g}, {ng};",
                 f"@{q} bra \t{vec};",
             ]
-        lines += [
-            f"{tail}:",
-            f"shl.b32 \t{e}, {ng}, {lg};",
-            f"add.s32 \t{r.i}, {r.i}, {e};",
-            f"setp.ge.s32 \t{q}, {r.i}, {bound};",
-            f"@{q} bra \t{r.exit_label};",
-        ]
+        if _no_tail(f, r, ctx, w):
+            lines += [f"{tail}:", f"bra.uni \t{r.exit_label};"]
+        else:
+            lines += [
+                f"{tail}:",
+                f"shl.b32 \t{e}, {ng}, {lg};",
+                f"add.s32 \t{r.i}, {r.i}, {e};",
+                f"setp.ge.s32 \t{q}, {r.i}, {bound};",
+                f"@{q} bra \t{r.exit_label};",
+            ]
         if r.kind == "loop":
             ed.insert_before(r.anchor, lines, indent="\t")  # type: ignore[arg-type]
         else:
