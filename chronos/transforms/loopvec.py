@@ -43,6 +43,10 @@ _PURE = frozenset(
 )
 _LD_MODS = frozenset((".global", ".nc", ".ca", ".cg", ".cs", ".lu", ".cv", ".wb", ".wt"))
 _UNIFORM_SPECIAL = ("%ntid.", "%nctaid.")
+_MEMORY = frozenset(
+    "ld ldu st atom red cp prefetch prefetchu suld sust sured tex tld4 multimem cp.async "
+    "st.async red.async".split()
+)
 
 
 @dataclass
@@ -224,6 +228,9 @@ def find_regions(fn: Function, f: _Facts) -> tuple[list[Region], list[str]]:
             if isinstance(s, Instruction) and s.opcode == "bra" and s.operands[0].strip() == name
         ]
         if len(back) != 1 or pos[id(back[0])] < li:
+            continue
+        if sum(1 for x in instrs if x.opcode == "bra" and x.operands[0].strip() == name) != 1:
+            why.append(f"loop {name} is entered by a branch as well as by falling in")
             continue
         bra = back[0]
         k = ipos[id(bra)]
@@ -470,8 +477,8 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
             continue
         if (
             b_stores
-            and ins.opcode in ("ld", "st", "atom", "red", "cp", "prefetch", "ldu")
-            and ins.space in (None, ".global")
+            and ins.opcode in _MEMORY
+            and ins.space not in (".param", ".shared", ".local", ".const")
         ):
             raise no(
                 f"the kernel also has {ins.mnemonic} outside it (elements change threads, so "
@@ -559,7 +566,6 @@ def _shared_sums_unproven(
                 isinstance(s, Instruction)
                 and s.opcode not in _PURE
                 and not (s.opcode == "ld" and s.space == ".param")
-                and s.opcode != "bra"
             ):
                 return s
         return None
@@ -571,7 +577,11 @@ def _shared_sums_unproven(
             return f"no barrier right {where} the loop"
     blockfree = f.uniform(allow_ctaid=False, allow_tid=True)
     for k, s in enumerate(body):
-        if not isinstance(s, Instruction) or id(s) in inside or s.space != ".shared":
+        if not isinstance(s, Instruction) or id(s) in inside:
+            continue
+        if s.opcode in _MEMORY and s.space is None:
+            return f"{s.mnemonic} (a generic address) may reach the shared bins"
+        if s.space != ".shared":
             continue
         if start <= k <= end:
             return f"{s.mnemonic} lies between the entry guard and the loop"
@@ -583,13 +593,15 @@ def _shared_sums_unproven(
             return f"{s.mnemonic} reads shared memory at a block-dependent address"
         if type_bytes(s.type or ".b64") not in width:
             return f"{s.mnemonic} reads another width than the atomics add"
-        why = _only_summed(fn, f, s.dests[0], blockfree, pos)
+        why = _only_summed(fn, f, s.dests[0], blockfree, pos, type_bytes(s.type or ".b64"))
         if why:
             return why
     return None
 
 
-def _only_summed(fn: Function, f: _Facts, val: str, blockfree: set[str], pos: dict) -> str | None:
+def _only_summed(
+    fn: Function, f: _Facts, val: str, blockfree: set[str], pos: dict, width: int
+) -> str | None:
     """None when every use of `val` adds it atomically to global memory at a block-independent
     address (result unused), or is `setp.eq p, val, 0` whose only use skips such adds."""
     for u in f.uses.get(val, []):
@@ -602,6 +614,7 @@ def _only_summed(fn: Function, f: _Facts, val: str, blockfree: set[str], pos: di
                 or u.guard
                 or (u.opcode == "atom" and f.uses.get(u.dests[0]))
                 or u.type not in (".u32", ".s32", ".u64")
+                or type_bytes(u.type) != width
                 or adr is None
                 or any(x not in blockfree for x in u.registers_read() if x != val)
             ):
@@ -616,9 +629,14 @@ def _only_summed(fn: Function, f: _Facts, val: str, blockfree: set[str], pos: di
                 lo, hi = pos[id(b)], fn.labels().get(b.operands[0].strip(), -1)
                 if hi < lo:
                     return "the zero test branches backwards"
-                for s in fn.body[lo + 1 : hi]:
+                skipped = fn.body[lo + 1 : hi]
+                inside = {id(x) for x in skipped}
+                for s in skipped:
                     if isinstance(s, Label):
                         return "the code skipped on zero has a label"
+                    for d in s.dests if isinstance(s, Instruction) else ():
+                        if any(id(x) not in inside for x in f.uses.get(d, [])):
+                            return f"{d}, set only when the shared value is non-zero, is used later"
                     if (
                         isinstance(s, Instruction)
                         and s.opcode not in _PURE
