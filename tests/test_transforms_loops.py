@@ -206,3 +206,29 @@ def test_divisible_count_needs_no_scalar_tail(kernel_id: str, width: int) -> Non
             for seed in (0, 1):
                 v = verify(div, ptx, exact=True, seed=seed, size=size)
                 assert v.ok and v.bit_exact, f"{action} {size} {seed}: {v.kind}: {v.error}"
+
+
+@pytest.mark.parametrize("action", ["vec_ld", "vec_st"])
+@pytest.mark.parametrize("kernel_id", ["outside_gs_saxpy", "outside_haxpy_half"])
+def test_odd_launch_shapes_cover_the_same_elements(kernel_id: str, action: str) -> None:
+    """Blocks of 36 threads (a stride that is no multiple of W) and, for the guarded form, a
+    grid of fewer threads than elements (the original leaves the rest alone; so must the
+    regrouped kernel): outputs equal the untransformed kernel's bit for bit."""
+    spec = kernels.load(kernel_id)
+    entry = spec.entry
+    shapes = {"x": lambda n, g: (n,), "y": lambda n, g: (n,)}
+    problems = {
+        name: outside_kernels._grid_stride(name, n, g, 36, entry, shapes)
+        for name, n, g in (("full", 1 << 16, 64), ("small", 1001, 3), ("check", 77, 5))
+    }
+    odd = dataclasses.replace(spec, problems=problems)
+    ptx = apply_action(odd, odd.ptx(), action).ptx
+    assert ptx != odd.ptx()
+    for size in ("small", "check"):
+        for seed in (0, 1):
+            v = verify(odd, ptx, exact=True, seed=seed, size=size)
+            base = verify(odd, odd.ptx(), exact=True, seed=seed, size=size)
+            assert v.run is not None and base.run is not None, (v.error, base.error)
+            assert v.ok == base.ok
+            for name, out in base.run.outputs.items():
+                assert np.array_equal(_bits(v.run.outputs[name]), _bits(out)), (size, seed, name)
