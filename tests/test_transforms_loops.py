@@ -86,12 +86,26 @@ def test_loop_form_is_idempotent(kernel_id: str, action: str) -> None:
     assert not again.changed and again.ptx == once
 
 
-def test_narrower_alignment_contract_gives_narrower_vectors() -> None:
-    """8-byte aligned pointers: v2 groups of two floats (and still bit-exact)."""
-    spec = kernels.load("outside_gs_saxpy")
-    narrow = dataclasses.replace(spec, alignment={k: 8 for k in spec.alignment})
-    ptx = apply_action(narrow, narrow.ptx(), "vec_ld").ptx
-    assert "ld.global.nc.v2.f32" in ptx and ".v4" not in ptx
+@pytest.mark.parametrize(
+    ("kernel_id", "align", "action", "vector"),
+    [
+        ("outside_gs_saxpy", 8, "vec_ld", "ld.global.nc.v2.f32"),
+        ("outside_haxpy_half", 8, "vec_ld", "ld.global.nc.v2.b32"),
+        ("outside_haxpy_half", 4, "vec_ld", "ld.global.nc.b32"),
+        ("outside_haxpy_half", 4, "vec_st", "st.global.b32"),
+    ],
+)
+def test_narrower_alignment_contract_gives_narrower_vectors(
+    kernel_id: str, align: int, action: str, vector: str
+) -> None:
+    """8- or 4-byte aligned pointers: 64- or 32-bit groups (f16 pairs in one b32 word), still
+    bit-exact."""
+    spec = kernels.load(kernel_id)
+    narrow = dataclasses.replace(spec, alignment={k: align for k in spec.alignment})
+    ptx = apply_action(narrow, narrow.ptx(), action).ptx
+    assert vector in ptx and ".v4" not in ptx
+    if ptxas_available():
+        assemble(ptx, "sm_80")
     _check_exact(narrow, ptx)
 
 
