@@ -246,3 +246,33 @@ def test_odd_launch_shapes_cover_the_same_elements(kernel_id: str, action: str) 
             assert v.ok == base.ok
             for name, out in base.run.outputs.items():
                 assert np.array_equal(_bits(v.run.outputs[name]), _bits(out)), (size, seed, name)
+
+
+@pytest.mark.parametrize("action", ["vec_ld", "vec_st"])
+def test_block_stride_loop(action: str) -> None:
+    """`for (i = tid.x; i < n; i += ntid.x)` (gs_saxpy's PTX with the block as the stride; one
+    block, so no two blocks race): regrouped and bit-exact."""
+    spec = kernels.load("outside_gs_saxpy")
+    ptx0 = (
+        spec.ptx()
+        .replace("mad.lo.s32 \t%r10, %r7, %r1, %r8;", "mov.u32 \t%r10, %tid.x;")
+        .replace("mul.lo.s32 \t%r3, %r1, %r9;", "mov.u32 \t%r3, %ntid.x;")
+    )
+    assert "%tid.x;" in ptx0 and "mov.u32 \t%r3, %ntid.x;" in ptx0
+    shapes = {"x": lambda n, g: (n,), "y": lambda n, g: (n,)}
+    problems = {
+        name: outside_kernels._grid_stride(name, n, 1, b, "gs_saxpy", shapes)
+        for name, n, b in (("full", 1 << 16, 256), ("small", 1001, 36), ("check", 333, 64))
+    }
+    one = dataclasses.replace(spec, problems=problems)
+    r = VEC_LD.run(parse(ptx0), TransformContext.from_spec(one)) if action == "vec_ld" else None
+    r = r or VEC_ST.run(parse(ptx0), TransformContext.from_spec(one))
+    assert r.changed, r.reason
+    for size in ("small", "check"):
+        for seed in (0, 1):
+            v = verify(one, r.ptx, exact=True, seed=seed, size=size)
+            base = verify(one, ptx0, exact=True, seed=seed, size=size)
+            assert base.ok, base.error
+            assert v.ok and v.bit_exact, f"{size} {seed}: {v.kind}: {v.error}"
+            for name, out in base.run.outputs.items():
+                assert np.array_equal(_bits(v.run.outputs[name]), _bits(out)), (size, seed, name)
