@@ -78,7 +78,9 @@ def test_loop_vectorized_kernel_assembles_and_is_bit_exact(kernel_id, actions, v
 
 
 @pytest.mark.parametrize("action", ["vec_ld", "vec_st"])
-@pytest.mark.parametrize("kernel_id", ["outside_gs_saxpy", "outside_haxpy_half"])
+@pytest.mark.parametrize(
+    "kernel_id", ["outside_gs_saxpy", "outside_haxpy_half", "outside_histogram_smem"]
+)
 def test_loop_form_is_idempotent(kernel_id: str, action: str) -> None:
     spec = kernels.load(kernel_id)
     once = apply_action(spec, spec.ptx(), action).ptx
