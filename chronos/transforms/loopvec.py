@@ -43,9 +43,9 @@ _PURE = frozenset(
 )
 _LD_MODS = frozenset((".global", ".nc", ".ca", ".cg", ".cs", ".lu", ".cv", ".wb", ".wt"))
 _UNIFORM_SPECIAL = ("%ntid.", "%nctaid.")
+# opcodes that may touch memory (a `call` may do anything)
 _MEMORY = frozenset(
-    "ld ldu st atom red cp prefetch prefetchu suld sust sured tex tld4 multimem cp.async "
-    "st.async red.async".split()
+    "ld ldu st atom red cp prefetch prefetchu suld sust sured tex tld4 call".split()
 )
 
 
@@ -383,6 +383,8 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
         reads = ins.registers_read()
         if r.i in reads:
             ops = [o.strip() for o in ins.operands]
+            if ins.guard:
+                raise no(f"the index {r.i} feeds a predicated {ins.mnemonic}")
             if ins.mnemonic == "mul.wide.s32" and ops[1] == r.i and ops[2].isdigit():
                 offsets[ops[0]] = int(ops[2])
             elif ins.mnemonic == "cvt.s64.s32" and ops[1] == r.i:
