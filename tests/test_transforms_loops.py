@@ -278,3 +278,28 @@ def test_block_stride_loop(action: str) -> None:
             assert v.ok and v.bit_exact, f"{size} {seed}: {v.kind}: {v.error}"
             for name, out in base.run.outputs.items():
                 assert np.array_equal(_bits(v.run.outputs[name]), _bits(out)), (size, seed, name)
+
+
+def test_thread_dependent_exit_before_the_loop_is_refused() -> None:
+    """`if (threadIdx.x == 5) return;` before the loop: which elements are skipped depends on
+    the element-to-thread mapping the rewrite changes."""
+    spec = kernels.load("outside_gs_saxpy")
+    old = "mov.u32 \t%r8, %tid.x;"
+    ptx = spec.ptx().replace(old, old + "\n\tsetp.eq.u32 \t%p0, %r8, 5;\n\t@%p0 bra \t$L__BB0_3;")
+    assert ptx != spec.ptx()
+    for t in (VEC_LD, VEC_ST):
+        r = _ctx_run(t, ptx, spec)
+        assert not r.changed
+        assert "depends on the thread" in r.reason and "\n" not in r.reason, r.reason
+
+
+def test_block_dependent_flush_of_the_bins_is_refused() -> None:
+    """Only some blocks add their bins to global memory: moving elements between blocks
+    would change the histogram."""
+    spec = kernels.load("outside_histogram_smem")
+    old = "ld.shared.u32 \t%r8, [%r2];"
+    ptx = spec.ptx().replace(old, "setp.ne.s32 \t%p0, %r13, 0;\n\t@%p0 bra \t$L__BB6_5;\n\t" + old)
+    assert ptx != spec.ptx()
+    r = _ctx_run(VEC_LD, ptx, spec)
+    assert not r.changed
+    assert "depends on the block" in r.reason and "\n" not in r.reason, r.reason

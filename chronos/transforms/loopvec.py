@@ -455,6 +455,9 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
         roles[k] = ("copy",)
     # registers from outside the body must be the same in every thread
     uniform = f.uniform(allow_ctaid=r.block_stride)
+    why = _reached_by_all(fn, f, r, uniform)
+    if why:
+        raise no(why)
     for k, ins in enumerate(body):
         if roles[k][0] in ("off",):
             continue
@@ -545,6 +548,32 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
     return Plan(r, width, roles)
 
 
+def _reached_by_all(fn: Function, f: _Facts, r: Region, uniform: set[str]) -> str | None:
+    """Every thread that passes the entry guard runs the region once, whatever its index:
+    no branch or return before it depends on the thread and leaves past it, and nothing
+    after it branches back (the region is not inside another loop)."""
+    pos = {id(s): k for k, s in enumerate(fn.body)}
+    labels = fn.labels()
+    start, end = pos[id(r.start)], labels[r.exit_label]
+    for ins in fn.instructions():
+        k = pos[id(ins)]
+        if ins.opcode not in ("bra", "brx", "ret", "exit", "trap") or start <= k <= end:
+            continue  # not control flow, or the guard, the loop and the region's own code
+        target = labels.get(ins.operands[0].strip()) if ins.opcode == "bra" else None
+        if ins.opcode == "brx":
+            return "an indirect branch is in the kernel"
+        if k > end:
+            if ins.opcode == "bra" and (target is None or target <= end):
+                return "a branch after it leads back before it (it sits in another loop)"
+            continue
+        if ins.opcode == "bra" and target is not None and target < start:
+            continue  # reconverges before the region
+        pred = ins.guard.lstrip("@!") if ins.guard else None
+        if pred is not None and pred not in uniform:
+            return f"{ins.mnemonic} before it depends on the thread ({pred}) and skips it"
+    return None
+
+
 def _shared_sums_unproven(
     fn: Function, f: _Facts, r: Region, atomics: list[Instruction]
 ) -> str | None:
@@ -578,6 +607,20 @@ def _shared_sums_unproven(
         if ins is None or ins.opcode not in ("bar", "barrier") or ins.guard:
             return f"no barrier right {where} the loop"
     blockfree = f.uniform(allow_ctaid=False, allow_tid=True)
+    zero_tests = {
+        d
+        for x in f.instrs
+        if x.opcode == "ld" and x.space == ".shared"
+        for u in f.uses.get(x.dests[0] if x.dests else "", [])
+        if u.opcode == "setp"
+        for d in u.dests
+    }
+    for k in range(end + 1, len(body)):
+        x = body[k]
+        if isinstance(x, Instruction) and x.guard and x.opcode in ("bra", "ret", "exit"):
+            pred = x.guard.lstrip("@!")
+            if pred not in blockfree and pred not in zero_tests:
+                return f"{x.mnemonic} after the loop depends on the block ({pred})"
     for k, s in enumerate(body):
         if not isinstance(s, Instruction) or id(s) in inside:
             continue
