@@ -19,10 +19,11 @@ when: B is straight-line; every register it reads is the index, defined earlier 
 iteration, or thread-uniform (no `%tid`, `%laneid`, loads, ...; `%ctaid` is allowed for the
 block-stride form); nothing it defines is read outside it (no accumulation, no live-out); the
 index feeds only `base + i*e` addresses of global accesses of e bytes, with `base` a
-kernel pointer parameter; global memory is touched only there and nowhere outside the loop;
-arrays it loads are read-only (spec.read_only or `.nc`) or the one array it stores, at the
-same element; and vector accesses are aligned: the parameter's contract alignment is at least
-W*e. Every refusal names the condition that failed.
+kernel pointer parameter; arrays it loads are read-only (spec.read_only or `.nc`) or the one
+array it stores, at the same element; when it stores, the kernel has no other global access;
+shared integer atomic adds need the whole-kernel proof of `_shared_sums_unproven`; every
+thread past the guard reaches it; and vector accesses are aligned: the parameter's contract
+alignment is at least W*e. Every refusal names the condition that failed.
 """
 
 from __future__ import annotations
