@@ -99,6 +99,7 @@ class CpAsync(Transform):
         zero_fill = False
         ed = module.edit()
         n_total = 0
+        why: list[str] = []  # why a candidate copy was refused, first one first
         for block in fn.basic_blocks():
             effs = block_effects(block, pa)
             bars = [
@@ -106,7 +107,7 @@ class CpAsync(Transform):
                 for i, e in enumerate(effs)
                 if e.instr.opcode == "bar" and e.instr.modifiers[:1] in ((".sync",), ())
             ]
-            plan = self._plan_block(effs, pa, uses, bars, zeros)
+            plan = self._plan_block(effs, pa, uses, bars, zeros, why)
             if not plan:
                 continue
             for members, at, text in plan[0]:
@@ -128,16 +129,18 @@ class CpAsync(Transform):
                     ed.insert_before(effs[b].instr, ["cp.async.wait_all;"])
             n_total += len(plan[0])
         if not n_total:
-            raise NotApplicable(f"{self.name}: {_why_not(fn)}")
+            raise NotApplicable(f"{self.name}: {why[0] if why else _why_not(fn)}")
         raise_shared_alignment(ed, module, fn, roots & set(raise_align))
         if zero_fill:
             last_reg = [d for d in fn.body if isinstance(d, Directive) and d.name == ".reg"][-1]
             ed.insert_after(last_reg, [f".reg .b32 \t{_SIZE_REG};"])
         return ed.text()
 
-    def _plan_block(self, effs, pa, uses, bars, zeros=frozenset()):
+    def _plan_block(self, effs, pa, uses, bars, zeros=frozenset(), why=None):
         """([(members, position instr, cp.async text)], wait positions: the index of the
-        instruction each wait goes before, len(effs) for after the last) or None."""
+        instruction each wait goes before, len(effs) for after the last) or None; `why`
+        collects, in one line each, the condition a candidate copy failed."""
+        why = [] if why is None else why
         loads = {i: vector_regs(e.instr.operands[0]) for i, e in enumerate(effs) if _is_gld(e)}
         stores = {i: vector_regs(e.instr.operands[1]) for i, e in enumerate(effs) if _is_sst(e)}
         reg_load: dict[str, int] = {}
@@ -150,13 +153,13 @@ class CpAsync(Transform):
         for si in sorted(stores):
             if si in converted:
                 continue
-            comp = self._component(si, loads, stores, reg_load, uses, effs)
+            comp = self._component(si, loads, stores, reg_load, uses, effs, why)
             if comp is None:
                 continue
             lds, sts = comp
             if seen_loads & set(lds):
                 continue
-            cp = self._copy(lds, sts, loads, stores, effs, pa, zeros)
+            cp = self._copy(lds, sts, loads, stores, effs, pa, zeros, why)
             if cp is None:
                 continue
             seen_loads |= set(lds)
@@ -173,16 +176,27 @@ class CpAsync(Transform):
         end = len(effs) - (effs[-1].instr.opcode in _TERMINATORS)
         waits = set()
         for _members, pos, _ in copies:
+            _pos = pos
             bar = next((b for b in bars if b > pos), end)
             for x in range(pos + 1, bar):
                 if x in converted:
                     continue
                 e = effs[x]
+                what = None
                 if e.fence:
-                    return None
-                if (e.mem_read or e.mem_write) and (
+                    what = "a fence"
+                elif (e.mem_read or e.mem_write) and (
                     e.access is None or e.access.space != ".global" or e.mem_write
                 ):
+                    what = "a global store" if e.mem_write else "a non-global memory access"
+                    if e.access is not None and e.access.space == ".shared":
+                        what = "a shared-memory access"
+                if what:
+                    why.append(
+                        f"{what} (`{_show(e.instr)}`) lies between the copy "
+                        f"`{_show(effs[_pos].instr)}` and its wait (the block's next barrier, "
+                        "else its end)"
+                    )
                     return None
             waits.add(bar)
         plan = [
@@ -192,7 +206,7 @@ class CpAsync(Transform):
         return plan, sorted(waits)
 
     @staticmethod
-    def _component(si, loads, stores, reg_load, uses, effs):
+    def _component(si, loads, stores, reg_load, uses, effs, why):
         lds: set[int] = set()
         sts: set[int] = {si}
         frontier = [("s", si)]
@@ -208,20 +222,26 @@ class CpAsync(Transform):
                         frontier.append(("l", li))
             else:
                 for r in loads[i]:
-                    if uses.get(r, 0) != 1:
-                        return None
                     owner = [s for s, regs in stores.items() if r in regs]
-                    if len(owner) != 1 or owner[0] < i:
+                    if uses.get(r, 0) != 1 or len(owner) != 1 or owner[0] < i:
+                        why.append(
+                            f"the value `{_show(effs[i].instr)}` loads into {r} has a use besides "
+                            "one later st.shared in its block (not a pure copy)"
+                        )
                         return None
                     if owner[0] not in sts:
                         sts.add(owner[0])
                         frontier.append(("s", owner[0]))
             if len(lds) + len(sts) > 8:
+                why.append(f"`{_show(effs[si].instr)}` stores registers of more than 4 loads")
                 return None
         return sorted(lds), sorted(sts)
 
     @staticmethod
-    def _copy(lds, sts, loads, stores, effs, pa, zeros=frozenset()):
+    def _copy(lds, sts, loads, stores, effs, pa, zeros=frozenset(), why=None):
+        why = [] if why is None else why
+        st0 = f"`{_show(effs[min(sts)].instr)}`"
+
         def contiguous(idxs, regs_of):
             idxs = sorted(idxs, key=lambda i: effs[i].access.offset)
             a0 = effs[idxs[0]].access
@@ -238,13 +258,22 @@ class CpAsync(Transform):
         g = contiguous(lds, loads)
         s = contiguous(sts, stores)
         if g is None or s is None:
+            why.append(f"the loads or stores of the copy {st0} are not one contiguous run")
             return None
         (g0, gsize, gregs), (s0, ssize, sregs) = g, s
-        if gsize != ssize or gregs != sregs or gsize not in (4, 8, 16):
+        if gsize != ssize or gregs != sregs:
+            why.append(f"the copy {st0} stores its registers in another order or size")
+            return None
+        if gsize not in (4, 8, 16):
+            why.append(f"the copy {st0} moves {gsize} bytes; cp.async copies 4, 8 or 16")
             return None
         for i in (g0, s0):
             if len(lds) + len(sts) > 2 or access_size(effs[i].instr) != gsize:
                 if pa.alignment(effs[i].instr) < gsize:
+                    why.append(
+                        f"`{_show(effs[i].instr)}` is not provably aligned to the copy's "
+                        f"{gsize} bytes"
+                    )
                     return None
         members = set(lds) | set(sts)
         pos = max(members)
@@ -254,22 +283,30 @@ class CpAsync(Transform):
         st_guards = {effs[i].instr.guard for i in sts}
         zeroed: list[int] = []
         if len(ld_guards) != 1 or len(st_guards) != 1:
+            why.append(f"the members of the copy {st0} are under different predicates")
             return None
         guard = next(iter(ld_guards))
         if st_guards != ld_guards:
             if st_guards != {None} or guard is None:
+                why.append(f"the store {st0} is guarded and its load is not")
                 return None
             zeroed = _zeroing_movs(lds, loads, effs, zeros)
             if zeroed is None:
+                why.append(
+                    f"the guarded load of {st0} overwrites a register not provably 0, so "
+                    "the src-size zero fill would store something else when the guard fails"
+                )
                 return None
         if guard is not None:
             pred = guard.lstrip("@!")
             if any(pred in effs[x].writes for x in range(min(members), pos + 1)):
+                why.append(f"the guard {pred} of the copy {st0} is redefined inside it")
                 return None
         # the address registers must still hold their values at `pos`
         for i in (g0, s0):
             base = effs[i].access.base
             if any(base in effs[x].writes for x in range(i + 1, pos + 1)):
+                why.append(f"the address {base} of `{_show(effs[i].instr)}` changes before {st0}")
                 return None
             # the stores' data registers were loaded by members only, so they are fine
         # no member may cross a fence or an aliasing access on its way to `pos`
@@ -278,9 +315,15 @@ class CpAsync(Transform):
                 if x in members:
                     continue
                 e = effs[x]
-                if e.fence or (e.access is not None and e.access.space == ".shared"):
-                    return None
-                if effs[m].instr.opcode == "ld" and e.mem_write:
+                if (
+                    e.fence
+                    or (e.access is not None and e.access.space == ".shared")
+                    or (effs[m].instr.opcode == "ld" and e.mem_write)
+                ):
+                    why.append(
+                        f"`{_show(e.instr)}` (a fence, shared access or store) lies between "
+                        f"`{_show(effs[m].instr)}` and {st0}"
+                    )
                     return None
         gaddr = effs[g0].instr.operands[1]
         saddr = effs[s0].instr.operands[0]
@@ -349,6 +392,11 @@ def _zeroing_movs(lds, loads, effs, zeros: frozenset[str] = frozenset()) -> list
 TRANSFORMS = [CpAsync()]
 
 
+def _show(ins: Instruction) -> str:
+    """An instruction on one line, for a reason: its text, spaces for tabs."""
+    return " ".join(ins.render().split())
+
+
 def _why_not(fn: Function) -> str:
     """Why no copy qualifies, in words a user can act on."""
     instrs = fn.instructions()
@@ -358,7 +406,14 @@ def _why_not(fn: Function) -> str:
     loaded = {r for i in instrs if i.opcode == "ld" and i.space == ".global" for r in i.dests}
     copies = [i for i in sts if set(vector_regs(i.operands[1])) <= loaded]
     if not copies:
-        return "the shared stores hold computed values, not registers loaded from global memory"
+        first = sts[0]
+        src = set(vector_regs(first.operands[1])) - loaded
+        writers = [i for i in instrs if src & set(i.dests)]
+        made = f", written by `{_show(writers[0])}`" if len(writers) == 1 else ""
+        return (
+            "the shared stores hold computed values, not registers loaded from global memory "
+            f"(e.g. `{_show(first)}`{made})"
+        )
     sizes = sorted({access_size(i) for i in copies})
     if all(s < 4 for s in sizes):
         return f"the copies move {sizes} bytes; cp.async copies 4, 8 or 16 (pair them first)"

@@ -1,0 +1,190 @@
+"""cp_async on global -> shared staging as people write it (issue 31, item 2).
+
+The kernels: staging.cu's four forms (zero-filled reduction inputs, a block-stride row loop,
+a 2-D tile with a halo, a tile loop that stages a slice per iteration), the one everyday
+form that stages (the padded transpose) and outside.cu's conv1d (a tile with halo, zero
+filled) and dsum. Each transformed kernel assembles for sm_80 and sm_90, is bit-exact in the
+emulator on two problem sizes (one not a multiple of the block or tile) and two seeds, and
+every copy has waited before a shared access, a barrier or the end of its block. Where
+cp_async does not apply, its reason names the unmet condition on one line.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import kernels
+from chronos.assemble import assemble
+from chronos.emulate import verify
+from chronos.ptx import parse
+from chronos.transforms import apply_action
+from chronos.transforms.semantics import check
+from tests.helpers import outside_kernels, registry, staging_kernels
+
+APPLIES = [
+    "outside_stage_block_sum",
+    "outside_stage_row_center",
+    "outside_stage_stencil5",
+    "outside_stage_matvec",
+    "outside_transpose_padded",
+    "outside_dsum",
+    "outside_conv1d",
+]
+# their references round differently (conv1d's FMA order): held to the untransformed kernel
+NOT_BIT_EXACT_REFERENCE = {"outside_conv1d"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered():
+    with registry.registered(*outside_kernels.SPECS, *staging_kernels.STAGING):
+        yield
+
+
+def _cp(kernel_id: str, ptx: str | None = None):
+    spec = kernels.load(kernel_id)
+    return spec, apply_action(spec, spec.ptx() if ptx is None else ptx, "cp_async")
+
+
+def unwaited_shared_use(ptx: str, entry: str) -> str | None:
+    """The first instruction reached with a cp.async copy in flight that could observe the
+    copy's destination or leave its block (a shared access, a barrier, a branch or exit,
+    the block's end); None when every copy waits first."""
+    fn = parse(ptx).entry(entry)
+    for block in fn.basic_blocks():
+        pending = None
+        for ins in block.instructions:
+            if ins.opcode == "cp" and ins.modifiers[:1] == (".async",):
+                if ins.modifiers[1:2] == (".wait_all",) or (
+                    ins.modifiers[1:2] == (".wait_group",) and ins.operands == ("0",)
+                ):
+                    pending = None
+                elif ins.modifiers[1:2] in ((".ca",), (".cg",)):
+                    pending = ins
+                continue
+            if pending is not None and (
+                ins.space == ".shared" or ins.opcode in ("bar", "barrier", "bra", "ret", "exit")
+            ):
+                return f"{ins.render()} after {pending.render()}"
+        if pending is not None:
+            return f"block end after {pending.render()}"
+    return None
+
+
+@pytest.mark.parametrize("kernel_id", APPLIES)
+def test_cp_async_applies_assembles_and_is_bit_exact(kernel_id: str) -> None:
+    spec, res = _cp(kernel_id)
+    assert res.changed, res.reason
+    assert "cp.async.ca.shared.global" in res.ptx and "cp.async.wait_all;" in res.ptx
+    for arch in ("sm_80", "sm_90"):
+        assert assemble(res.ptx, arch=arch).sass_instructions[spec.entry] > 0  # raises if rejected
+    assert unwaited_shared_use(res.ptx, spec.entry) is None
+    for size in ("small", "check"):
+        for seed in (0, 1):
+            if kernel_id in NOT_BIT_EXACT_REFERENCE:
+                err = check(spec, res.ptx, True, size=size, seed=seed)
+                assert err is None, f"{kernel_id} {size} seed {seed}: {err}"
+                continue
+            v = verify(spec, res.ptx, exact=True, seed=seed, size=size)
+            assert v.ok and v.bit_exact, f"{kernel_id} {size} seed {seed}: {v.kind}: {v.error}"
+
+
+def test_the_wait_check_catches_a_missing_wait() -> None:
+    """Without its wait the transformed row loop reads a copy in flight (the emulator writes
+    shared memory at the wait, so it then fails too)."""
+    spec, res = _cp("outside_stage_row_center")
+    bad = res.ptx.replace("cp.async.wait_all;", "", 1)
+    assert unwaited_shared_use(bad, spec.entry) is not None
+    assert not verify(spec, bad, exact=True, seed=0, size="small").ok
+
+
+def test_the_zero_fill_form_uses_src_size() -> None:
+    """`s[t] = i < n ? in[i] : 0.0f`: one unpredicated cp.async whose src-size is 0 where
+    the guard fails (zero fill), waited on before the barrier."""
+    _, res = _cp("outside_stage_block_sum")
+    lines = [ln.strip() for ln in res.ptx.splitlines()]
+    cp = [ln for ln in lines if ln.startswith("cp.async.ca.shared.global")]
+    assert cp == ["cp.async.ca.shared.global \t[%r5], [%rd5], 4, %chr_cpsz;"]
+    assert any(ln.startswith("selp.b32 \t%chr_cpsz, 0, 4, %p1") for ln in lines)
+    assert lines[lines.index("cp.async.wait_all;") + 1] == "bar.sync \t0;"
+    assert "ld.global" not in res.ptx.split("bar.sync")[0].split(".entry stage_block_sum")[1]
+
+
+def test_in_a_tile_loop_the_wait_is_inside_the_loop() -> None:
+    """stage_matvec stages x[k0 + t] each iteration of its k0 loop: the wait sits between
+    the copy and the iteration's first barrier, inside the loop."""
+    spec, res = _cp("outside_stage_matvec")
+    fn = parse(res.ptx).entry(spec.entry)
+    blocks = fn.basic_blocks()
+    (i,) = [b for b, blk in enumerate(blocks) if any(x.opcode == "cp" for x in blk.instructions)]
+    ops = [x.render().split()[0] for x in blocks[i].instructions]
+    k = ops.index("cp.async.ca.shared.global")
+    assert ops[k + 1 : k + 3] == ["cp.async.wait_all;", "bar.sync"]
+
+    def reaches(a: int, b: int) -> bool:
+        seen, todo = set(), [a]
+        while todo:
+            x = todo.pop()
+            for y in blocks[x].successors:
+                if y == b:
+                    return True
+                if y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+        return False
+
+    assert reaches(i, i), "the copy's block is not in a loop"
+
+
+REJECTED = {
+    "outside_gs_saxpy": "no st.shared",
+    "outside_haxpy_half": "no st.shared",
+    "outside_stencil5": "no st.shared",
+    "outside_block_sum": "hold computed values",
+    "outside_row_softmax": "hold computed values",
+    "outside_histogram_smem": "hold computed values",
+}
+
+
+@pytest.mark.parametrize("kernel_id", sorted(REJECTED))
+def test_everyday_forms_without_a_staging_copy_say_why(kernel_id: str) -> None:
+    _, res = _cp(kernel_id)
+    assert not res.changed
+    assert REJECTED[kernel_id] in res.reason and "\n" not in res.reason, res.reason
+
+
+def _row_center_with(after_store: str) -> str:
+    ptx = kernels.load("outside_stage_row_center").ptx()
+    store = "st.shared.f32 \t[%r26], %f8;"
+    assert ptx.count(store) == 1
+    return ptx.replace(store, f"{store}\n\t{after_store}")
+
+
+@pytest.mark.parametrize(
+    "after_store, condition",
+    [
+        ("add.f32 \t%f9, %f8, %f8;", "has a use besides one later st.shared"),
+        ("st.global.u32 \t[%rd11+4096], %r36;", "a global store (`st.global.u32"),
+        ("ld.shared.f32 \t%f9, [%r25];", "a shared-memory access (`ld.shared.f32"),
+        ("membar.gl;", "a fence (`membar.gl;`)"),
+    ],
+)
+def test_a_refused_copy_names_the_unmet_condition(after_store: str, condition: str) -> None:
+    _, res = _cp("outside_stage_row_center", _row_center_with(after_store))
+    assert not res.changed
+    assert condition in res.reason and "\n" not in res.reason, res.reason
+
+
+def test_a_nonzero_else_branch_is_not_a_zero_fill() -> None:
+    """`s[t] = i < n ? in[i] : 1.0f` stores 1 where the guard fails: src-size 0 would store 0,
+    so the copy is refused, and the reason says so."""
+    ptx = kernels.load("outside_stage_block_sum").ptx()
+    zero = "mov.f32 \t%f8, 0f00000000;"
+    assert ptx.count(zero) == 1
+    _, res = _cp("outside_stage_block_sum", ptx.replace(zero, "mov.f32 \t%f8, 0f3F800000;"))
+    assert not res.changed
+    assert "not provably 0" in res.reason and "\n" not in res.reason, res.reason
+
+
+def test_two_byte_copies_say_cp_async_needs_four() -> None:
+    _, res = _cp("transpose_f16_t16x4")
+    assert not res.changed and "moves 2 bytes; cp.async copies 4, 8 or 16" in res.reason
