@@ -24,6 +24,7 @@ from tests.helpers import outside_kernels, registry, staging_kernels
 APPLIES = [
     "outside_stage_block_sum",
     "outside_stage_row_center",
+    "outside_stage_row_mirror",
     "outside_stage_stencil5",
     "outside_stage_matvec",
     "outside_transpose_padded",
@@ -188,3 +189,52 @@ def test_a_nonzero_else_branch_is_not_a_zero_fill() -> None:
 def test_two_byte_copies_say_cp_async_needs_four() -> None:
     _, res = _cp("transpose_f16_t16x4")
     assert not res.changed and "moves 2 bytes; cp.async copies 4, 8 or 16" in res.reason
+
+
+def test_copies_that_may_overlap_are_not_in_flight_together() -> None:
+    """Two cp.async in flight land in no particular order, so a copy whose shared bytes may
+    be an earlier in-flight copy's waits for it first: transpose_f32_t16x8's two rows go to
+    `[%r20]` and `[%r27+544]`, two registers the analysis cannot relate. Copies off one base
+    register at disjoint offsets (stage_stencil5's unrolled halo loop) stay in flight
+    together, one wait per block."""
+    spec, res = _cp("transpose_f32_t16x8")
+    assert res.changed, res.reason
+    lines = [ln.strip() for ln in res.ptx.splitlines()]
+    (second,) = [i for i, ln in enumerate(lines) if "cp.async.ca.shared.global \t[%r27+544]" in ln]
+    assert lines[second - 1] == "cp.async.wait_all;"
+    assert unwaited_shared_use(res.ptx, spec.entry) is None
+    for size in ("small", "check"):
+        v = verify(spec, res.ptx, exact=True, seed=0, size=size)
+        assert v.ok and v.bit_exact, f"{size}: {v.kind}: {v.error}"
+    spec, res = _cp("outside_stage_stencil5")
+    fn = parse(res.ptx).entry(spec.entry)
+    for block in fn.basic_blocks():
+        ops = [x.render() for x in block.instructions]
+        n_cp = sum(op.startswith("cp.async.ca") for op in ops)
+        if n_cp:
+            assert ops.count("cp.async.wait_all;") == 1, ops
+
+
+def test_an_unrolled_zero_fill_loop_keeps_its_copies_in_flight_together() -> None:
+    """stage_row_mirror's copy loop, unrolled 4x by nvcc: `mov %f33, 0; mov %f32, %f33;
+    @%p ld %f32; st [%r73], %f32; @%q ld %f33, [%rd35+512]; st [%r73+512], %f33` (the zero
+    reaches the first copy through a second register, which the second copy loads), and
+    `add.s64 %rd35, %rd35, 2048` before the last store: that copy goes at its load. All four
+    are zero-fill copies in flight together, one wait before the back branch; the loop runs
+    on both sizes (a wrong last copy fails the check)."""
+    spec, res = _cp("outside_stage_row_mirror")
+    fn = parse(res.ptx).entry(spec.entry)
+    (body,) = [
+        b
+        for b in fn.basic_blocks()
+        if sum(x.render().startswith("cp.async.ca") for x in b.instructions) == 4
+    ]
+    ops = [x.render() for x in body.instructions]
+    cps = [op for op in ops if op.startswith("cp.async.ca")]
+    assert all(op.endswith(", 4, %chr_cpsz;") for op in cps)
+    assert ops.count("cp.async.wait_all;") == 1 and ops[-2] == "cp.async.wait_all;"
+    assert not any(op.startswith(("ld.global", "st.shared")) for op in ops)
+    last = next(op for op in cps if "+1536]" in op)
+    assert ops.index(last) < next(i for i, op in enumerate(ops) if op.startswith("add.s64"))
+    wrong = res.ptx.replace(last, last.replace("+1536]", "+1532]"))
+    assert not verify(spec, wrong, exact=True, seed=0, size="check").ok

@@ -29,7 +29,14 @@ from chronos.ptx import Directive, Function, Instruction, Module, parse
 
 from .alignment import analyze, variables
 from .base import NotApplicable, Transform, TransformContext
-from .deps import Effect, access_size, block_effects, is_plain_access, vector_regs
+from .deps import (
+    Effect,
+    access_size,
+    block_effects,
+    is_plain_access,
+    may_alias,
+    vector_regs,
+)
 from .predicate import if_convert
 from .vectorize import raise_shared_alignment
 
@@ -159,7 +166,7 @@ class CpAsync(Transform):
             lds, sts = comp
             if seen_loads & set(lds):
                 continue
-            cp = self._copy(lds, sts, loads, stores, effs, pa, zeros, why)
+            cp = self._copy(lds, sts, loads, stores, effs, pa, zeros, why, uses)
             if cp is None:
                 continue
             seen_loads |= set(lds)
@@ -175,7 +182,7 @@ class CpAsync(Transform):
         # atomics, branch) may intervene.
         end = len(effs) - (effs[-1].instr.opcode in _TERMINATORS)
         waits = set()
-        for _members, pos, _ in copies:
+        for _members, pos, _, _at in copies:
             _pos = pos
             bar = next((b for b in bars if b > pos), end)
             for x in range(pos + 1, bar):
@@ -199,9 +206,26 @@ class CpAsync(Transform):
                     )
                     return None
             waits.add(bar)
+        # Copies in flight together land in no particular order (PTX ISA): where a copy may
+        # write shared bytes an earlier copy still in flight writes (the original's later
+        # store wins), it waits for the earlier ones first.
+        wait_of = [next((b for b in bars if b > pos), end) for _m, pos, *_ in copies]
+        ordered = []
+        for b, (mb, pb, tb, ab) in enumerate(copies):
+            overlaps = any(
+                wait_of[a] == wait_of[b]
+                and copies[a][1] < pb
+                and effs[x].instr.opcode == effs[y].instr.opcode == "st"
+                and may_alias(effs[x].access, effs[y].access)
+                for a in range(len(copies))
+                for x in copies[a][0]
+                for y in mb
+            )
+            ordered.append((mb, pb, f"cp.async.wait_all;\n{tb}" if overlaps else tb, ab))
+        copies = ordered
         plan = [
-            ([effs[i].instr for i in sorted(members_idx)], effs[pos].instr, text)
-            for members_idx, pos, text in copies
+            ([effs[i].instr for i in sorted(members_idx)], effs[at].instr, text)
+            for members_idx, _pos, text, at in copies
         ]
         return plan, sorted(waits)
 
@@ -223,7 +247,7 @@ class CpAsync(Transform):
             else:
                 for r in loads[i]:
                     owner = [s for s, regs in stores.items() if r in regs]
-                    if uses.get(r, 0) != 1 or len(owner) != 1 or owner[0] < i:
+                    if _reached_uses(r, i, effs, uses) != 1 or len(owner) != 1 or owner[0] < i:
                         why.append(
                             f"the value `{_show(effs[i].instr)}` loads into {r} has a use besides "
                             "one later st.shared in its block (not a pure copy)"
@@ -238,7 +262,7 @@ class CpAsync(Transform):
         return sorted(lds), sorted(sts)
 
     @staticmethod
-    def _copy(lds, sts, loads, stores, effs, pa, zeros=frozenset(), why=None):
+    def _copy(lds, sts, loads, stores, effs, pa, zeros=frozenset(), why=None, uses=None):
         why = [] if why is None else why
         st0 = f"`{_show(effs[min(sts)].instr)}`"
 
@@ -281,7 +305,7 @@ class CpAsync(Transform):
         # or the zero-fill form `mov r, 0; @p ld r, [g]; st [s], r` (the store unguarded)
         ld_guards = {effs[i].instr.guard for i in lds}
         st_guards = {effs[i].instr.guard for i in sts}
-        zeroed: list[int] = []
+        zeroed: list[int] | None = None
         if len(ld_guards) != 1 or len(st_guards) != 1:
             why.append(f"the members of the copy {st0} are under different predicates")
             return None
@@ -290,7 +314,7 @@ class CpAsync(Transform):
             if st_guards != {None} or guard is None:
                 why.append(f"the store {st0} is guarded and its load is not")
                 return None
-            zeroed = _zeroing_movs(lds, loads, effs, zeros)
+            zeroed = _zeroing_movs(lds, loads, effs, zeros, uses)
             if zeroed is None:
                 why.append(
                     f"the guarded load of {st0} overwrites a register not provably 0, so "
@@ -302,10 +326,22 @@ class CpAsync(Transform):
             if any(pred in effs[x].writes for x in range(min(members), pos + 1)):
                 why.append(f"the guard {pred} of the copy {st0} is redefined inside it")
                 return None
-        # the address registers must still hold their values at `pos`
+        # the address registers must still hold their values at `pos`; or, for a single load
+        # and store, the copy goes at the load (`ld [%rd13+384]; add %rd13, %rd13, 512;
+        # st [%r74+384]`, an unrolled staging loop) when the store's address is already there
+        at = pos
+        gbase = effs[g0].access.base
+        if len(lds) == len(sts) == 1 and any(
+            gbase in effs[x].writes for x in range(g0 + 1, pos + 1)
+        ):
+            at = g0
         for i in (g0, s0):
             base = effs[i].access.base
-            if any(base in effs[x].writes for x in range(i + 1, pos + 1)):
+            if at == g0:  # the load's address is read where it was; the store's is unchanged
+                span = range(g0, s0 + 1) if i == s0 else range(0)
+            else:
+                span = range(i + 1, pos + 1)
+            if any(base in effs[x].writes for x in span):
                 why.append(f"the address {base} of `{_show(effs[i].instr)}` changes before {st0}")
                 return None
             # the stores' data registers were loaded by members only, so they are fine
@@ -327,7 +363,7 @@ class CpAsync(Transform):
                     return None
         gaddr = effs[g0].instr.operands[1]
         saddr = effs[s0].instr.operands[0]
-        if zeroed:
+        if zeroed is not None:
             # src-size 0 copies nothing and zero-fills, exactly what the mov of 0 stored
             pred = guard.lstrip("@!")
             on, off = (0, gsize) if guard.startswith("@!") else (gsize, 0)
@@ -335,10 +371,10 @@ class CpAsync(Transform):
                 f"selp.b32 \t{_SIZE_REG}, {on}, {off}, {pred};\n"
                 f"cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize}, {_SIZE_REG};"
             )
-            return members | set(zeroed), pos, text
+            return members | set(zeroed), pos, text, at  # the movs of 0 only the store read
         head = f"{guard} " if guard else ""
         text = f"{head}cp.async.ca.shared.global \t{saddr}, {gaddr}, {gsize};"
-        return members, pos, text
+        return members, pos, text, at
 
 
 _SIZE_REG = "%chr_cpsz"
@@ -366,10 +402,40 @@ def zero_registers(fn: Function) -> frozenset[str]:
     )
 
 
-def _zeroing_movs(lds, loads, effs, zeros: frozenset[str] = frozenset()) -> list[int] | None:
-    """For each register a predicated load fills, the unguarded `mov r, 0` (or `mov r, z`
-    with `z` in `zeros`) it overwrites (its last writer before the load, in this block);
-    None unless every one has one."""
+def _reached_uses(r: str, i: int, effs, uses) -> int:
+    """How many reads of `r` in the function may see the write of `r` at `effs[i]`: all of
+    them, less those earlier in the block that an unguarded write earlier in the block
+    hides (`mov %f37, 0; mov %f36, %f37; ...; @%p ld %f37`: the mov reads the zero, never the
+    load, even when the block is a loop)."""
+    hidden = 0
+    written = False
+    for e in effs[:i]:
+        if r in e.reads and written:
+            hidden += 1
+        if r in e.writes and e.instr.guard is None:
+            written = True
+    return uses.get(r, 0) - hidden
+
+
+def _is_zero_mov(ins: Instruction, zeros: frozenset[str]) -> bool:
+    """An unguarded `mov r, 0` (or `mov r, z` with `z` in `zeros`)."""
+    return (
+        ins.opcode == "mov"
+        and ins.guard is None
+        and len(ins.operands) == 2
+        and (ins.operands[1].strip().lower() in _ZERO or ins.operands[1].strip() in zeros)
+    )
+
+
+def _zeroing_movs(
+    lds, loads, effs, zeros: frozenset[str] = frozenset(), uses=None
+) -> list[int] | None:
+    """None unless each register a predicated load fills holds 0 before it: its last writer
+    before the load, in this block, is an unguarded `mov r, 0` (or `mov r, z` with `z` in
+    `zeros`), or an unguarded `mov r, z` where the last writer of `z` before it, in this
+    block, is such a mov of 0 (nvcc's `mov.f32 %f37, 0f00000000; mov.f32 %f36, %f37`).
+    Otherwise the indices of those movs of `r` that the copy may delete: the ones whose
+    register nothing but the copy's store reads."""
     out = []
     for i in lds:
         for r in loads[i]:
@@ -377,15 +443,15 @@ def _zeroing_movs(lds, loads, effs, zeros: frozenset[str] = frozenset()) -> list
             if j is None:
                 return None
             ins = effs[j].instr
-            src = ins.operands[1].strip().lower() if len(ins.operands) == 2 else ""
-            if (
-                ins.opcode != "mov"
-                or ins.guard is not None
-                or len(ins.operands) != 2
-                or not (src in _ZERO or ins.operands[1].strip() in zeros)
-            ):
-                return None
-            out.append(j)
+            if not _is_zero_mov(ins, zeros):
+                src = ins.operands[1].strip() if len(ins.operands) == 2 else ""
+                if ins.opcode != "mov" or ins.guard is not None or not src.startswith("%"):
+                    return None
+                k = next((x for x in range(j - 1, -1, -1) if src in effs[x].writes), None)
+                if k is None or not _is_zero_mov(effs[k].instr, frozenset()):
+                    return None
+            if uses is None or uses.get(r, 0) == 1:
+                out.append(j)
     return out
 
 

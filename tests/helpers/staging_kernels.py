@@ -1,7 +1,8 @@
 """Specs for tests/data/outside/staging.cu: global -> shared staging in issue 31's everyday
-styles (reduction inputs with a zero fill, a block-stride row loop, a 2-D tile with a halo, a
-tile loop), the kernels cp_async is tested on. Inputs are multiples of 1/4, so every sum is
-exact and the references are bit-exact in any order."""
+styles (reduction inputs with a zero fill, a block-stride row loop, a zero-padded row in an
+unrolled loop, a 2-D tile with a halo, a tile loop), the kernels cp_async is tested on.
+Inputs are multiples of 1/4, so every sum is exact and the references are bit-exact in any
+order."""
 
 from __future__ import annotations
 
@@ -108,6 +109,34 @@ STAGE_ROW_CENTER = _spec(
 )
 
 
+# stage_row_mirror: one block of 128 per row (cols <= 512), zero-padded to 512
+def _rm_prob(name: str, rows: int, cols: int) -> Problem:
+    return Problem(
+        {"rows": rows, "cols": cols},
+        (rows, 1, 1),
+        (128, 1, 1),
+        {"stage_row_mirror_param_2": cols},
+        {"in": (rows, cols), "out": (rows, 512)},
+        name=name,
+    )
+
+
+def _rm_ref(problem: Problem, inp: dict) -> dict:
+    x = inp["in"]
+    p = np.zeros((x.shape[0], 512), f32)
+    p[:, : x.shape[1]] = x
+    return {"out": p + p[:, ::-1]}
+
+
+STAGE_ROW_MIRROR = _spec(
+    "stage_row_mirror",
+    ((".u64", "in"), (".u64", "out"), (".u32", None)),
+    (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
+    _probs(_rm_prob, (4096, 512), (3, 300), (2, 129)),
+    _rm_ref,
+)
+
+
 # stage_stencil5: 16x16 threads, 18x18 tile, zero outside the grid
 def _st_prob(name: str, nx: int, ny: int) -> Problem:
     return Problem(
@@ -163,7 +192,7 @@ STAGE_MATVEC = _spec(
     _mv_ref,
 )
 
-STAGING = (STAGE_BLOCK_SUM, STAGE_ROW_CENTER, STAGE_STENCIL5, STAGE_MATVEC)
+STAGING = (STAGE_BLOCK_SUM, STAGE_ROW_CENTER, STAGE_ROW_MIRROR, STAGE_STENCIL5, STAGE_MATVEC)
 
 
 def registered() -> contextlib.AbstractContextManager[tuple[KernelSpec, ...]]:

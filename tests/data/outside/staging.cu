@@ -1,6 +1,6 @@
 // Global -> shared staging in the everyday styles of issue 31's item 2 (cp_async's own test
 // kernels; not in the corpus): reduction inputs staged with a zero fill, a row staged by a
-// block-stride loop, a 2-D tile with a one-cell halo (zero at the border) and a tile loop
+// block-stride loop, a zero-padded row in an unrolled loop, a 2-D tile with a one-cell halo (zero at the border) and a tile loop
 // that stages one slice of a vector per iteration.
 //   nvcc -ptx -arch=sm_80 -O3 -lineinfo staging.cu -o staging.ptx
 
@@ -32,6 +32,19 @@ extern "C" __global__ void stage_row_center(const float* __restrict__ in, float*
     for (int c = 0; c < cols; ++c) m = fmaxf(m, row[c]);
     float* dst = out + (size_t)blockIdx.x * cols;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = row[c] - m;
+}
+
+// A row (cols <= 512) staged into a zero-padded 512-float buffer by 128 threads with a
+// compile-time stride (nvcc unrolls the copy loop), then out[c] = s[c] + s[511 - c].
+extern "C" __global__ void stage_row_mirror(const float* __restrict__ in, float* __restrict__ out,
+                                            int cols)
+{
+    __shared__ float s[512];
+    const float* src = in + (size_t)blockIdx.x * cols;
+    for (int c = threadIdx.x; c < 512; c += 128) s[c] = c < cols ? src[c] : 0.0f;
+    __syncthreads();
+    float* dst = out + (size_t)blockIdx.x * 512;
+    for (int c = threadIdx.x; c < 512; c += 128) dst[c] = s[c] + s[511 - c];
 }
 
 // 5-point stencil from an 18x18 shared tile (16x16 threads, one-cell halo, zero outside).
