@@ -11,14 +11,21 @@ fill, which would write shared bytes the original leaves alone). The zero-fill f
 register was set to 0 (a literal, or nvcc's hoisted zero: a register whose only write in the
 kernel is a `mov` of 0) before the predicated load and the shared store is unconditional,
 becomes `selp` of the source size (n or 0) and one unpredicated `cp.async [s], [g], n, size`,
-which zero-fills exactly what the original stored. It becomes one
-`cp.async.ca.shared.global` at the position of its last member, and a `cp.async.wait_all`
+which zero-fills exactly what the original stored (the zero may reach the register through
+one `mov r, z` after an unguarded `mov z, 0` in the block: nvcc's unrolled staging loops). A
+loaded value counts as copied when its only reads that the load can reach are its store
+(an earlier read in the block behind an unguarded write of the register does not count). It
+becomes one `cp.async.ca.shared.global` at the position of its last member (or, for one load
+and one store whose global address changes in between, at the load, when the shared address
+is the same there), and a `cp.async.wait_all`
 goes before the block's next `bar.sync`, so every thread's copies have landed before anyone
 reads the tile; a copy whose block has no barrier after it (a staging loop: `for (..)
 tile[..] = in[..]; __syncthreads();`) waits at the end of its block instead, so the copies of
 one block (an unrolled loop body) are in flight together and have landed before the thread
-leaves it. Refused for a block when anything between a copy and its wait could observe or
-alias the shared destination or write global memory.
+leaves it. Two copies in flight land in no particular order, so a copy whose shared bytes
+may be those of an earlier copy still in flight (the analysis cannot tell them apart) waits
+for it first. Refused for a block when anything between a copy and its wait could observe or
+alias the shared destination or write global memory; the reason names the instruction.
 """
 
 from __future__ import annotations
