@@ -136,7 +136,13 @@ class CpAsync(Transform):
                     else:
                         ed.delete(m)
                 zero_fill |= _SIZE_REG in text
-            for b in plan[1]:
+            waits = plan[1]
+            if waits == [len(effs) - 1] and _loop_keeps_copies_in_flight(block, effs, plan[0]):
+                # a one-block staging loop: its copies stay in flight across iterations and
+                # the wait goes on the exit path, after the back branch
+                ed.insert_after(effs[-1].instr, ["cp.async.wait_all;"])
+                waits = []
+            for b in waits:
                 if b == len(effs):  # the block falls through: wait after its last instruction
                     ed.insert_after(effs[-1].instr, ["cp.async.wait_all;"])
                 else:
@@ -407,6 +413,84 @@ def zero_registers(fn: Function) -> frozenset[str]:
         and len(ws[0].operands) == 2
         and ws[0].operands[1].strip().lower() in _ZERO
     )
+
+
+def _loop_keeps_copies_in_flight(block, effs, copies) -> bool:
+    """May the copies of `block` stay in flight from one iteration to the next, with one wait
+    after the loop? Only for a block that is its own loop (it ends in a conditional branch to
+    its own label and falls through to the exit) where nothing but the copies touches shared
+    memory, writes global memory or fences anywhere in the block, and the copies' shared
+    addresses are one register plus offsets that step by a constant each iteration (one
+    `add b, b, K`, or nvcc's `add t, b, K; mov b, t`) at least as wide as all of one
+    iteration's copies: no two copies in flight then write the same byte. (A run long enough
+    for the addresses to wrap around 2^32 leaves the shared window first, which the original
+    kernel faults on.)"""
+    last = effs[-1].instr
+    if (
+        last.opcode != "bra"
+        or last.guard is None
+        or block.label is None
+        or last.operands[-1].strip() != block.label
+    ):
+        return False
+    members = {id(m) for ms, _at, _text in copies for m in ms}
+    sts = [(i, e) for i, e in enumerate(effs) if id(e.instr) in members and e.instr.opcode == "st"]
+    for e in effs[:-1]:
+        if id(e.instr) in members:
+            continue
+        if e.fence or (
+            (e.mem_read or e.mem_write)
+            and (e.access is None or e.access.space != ".global" or e.mem_write)
+        ):
+            return False
+    bases = {e.access.base for _i, e in sts}
+    if len(bases) != 1 or any(e.instr.guard is not None for _i, e in sts):
+        return False
+    base = bases.pop()
+    stepped = _constant_step(effs, base)
+    if stepped is None:
+        return False
+    step, at = stepped
+    offs = [e.access.offset + (step if i > at else 0) for i, e in sts]
+    width = max(offs) - min(offs) + max(e.access.size for _i, e in sts)
+    return width <= abs(step) <= 1 << 20
+
+
+def _constant_step(effs, reg: str) -> tuple[int, int] | None:
+    """(K, index of the write) when `reg`'s only write in the block is an unguarded
+    `add reg, reg, K` or `mov reg, t` whose `t` is written once, by `add t, reg, K` before
+    it; else None."""
+
+    def literal(x: str) -> int | None:
+        try:
+            return int(x.strip(), 0)
+        except ValueError:
+            return None
+
+    def only_write(r: str) -> int | None:
+        ws = [i for i, e in enumerate(effs) if r in e.writes]
+        return ws[0] if len(ws) == 1 and effs[ws[0]].instr.guard is None else None
+
+    w = only_write(reg)
+    if w is None:
+        return None
+    ins = effs[w].instr
+    if ins.opcode == "mov" and len(ins.operands) == 2:
+        t = ins.operands[1].strip()
+        v = only_write(t)
+        if v is None or v > w:
+            return None
+        ins2 = effs[v].instr
+        ops = [o.strip() for o in ins2.operands]
+        if ins2.opcode == "add" and len(ops) == 3 and ops[1] == reg and ".cc" not in ins2.modifiers:
+            k = literal(ops[2])
+            return None if k is None else (k, w)
+        return None
+    ops = [o.strip() for o in ins.operands]
+    if ins.opcode == "add" and len(ops) == 3 and ops[1] == reg and ".cc" not in ins.modifiers:
+        k = literal(ops[2])
+        return None if k is None else (k, w)
+    return None
 
 
 def _reached_uses(r: str, i: int, effs, uses) -> int:

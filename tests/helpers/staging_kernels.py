@@ -109,21 +109,21 @@ STAGE_ROW_CENTER = _spec(
 )
 
 
-# stage_row_mirror: one block of 128 per row (cols <= 512), zero-padded to 512
+# stage_row_mirror: one block of 128 per row (cols <= 2048), zero-padded to 2048
 def _rm_prob(name: str, rows: int, cols: int) -> Problem:
     return Problem(
         {"rows": rows, "cols": cols},
         (rows, 1, 1),
         (128, 1, 1),
         {"stage_row_mirror_param_2": cols},
-        {"in": (rows, cols), "out": (rows, 512)},
+        {"in": (rows, cols), "out": (rows, 2048)},
         name=name,
     )
 
 
 def _rm_ref(problem: Problem, inp: dict) -> dict:
     x = inp["in"]
-    p = np.zeros((x.shape[0], 512), f32)
+    p = np.zeros((x.shape[0], 2048), f32)
     p[:, : x.shape[1]] = x
     return {"out": p + p[:, ::-1]}
 
@@ -132,7 +132,7 @@ STAGE_ROW_MIRROR = _spec(
     "stage_row_mirror",
     ((".u64", "in"), (".u64", "out"), (".u32", None)),
     (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
-    _probs(_rm_prob, (4096, 512), (3, 300), (2, 129)),
+    _probs(_rm_prob, (4096, 2048), (3, 1500), (2, 129)),
     _rm_ref,
 )
 

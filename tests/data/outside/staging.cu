@@ -34,17 +34,18 @@ extern "C" __global__ void stage_row_center(const float* __restrict__ in, float*
     for (int c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = row[c] - m;
 }
 
-// A row (cols <= 512) staged into a zero-padded 512-float buffer by 128 threads with a
-// compile-time stride (nvcc unrolls the copy loop), then out[c] = s[c] + s[511 - c].
+// A row (cols <= 2048) staged into a zero-padded 2048-float buffer by 128 threads with a
+// compile-time stride (nvcc unrolls the copy loop 4x; each thread runs it 4 times), then
+// out[c] = s[c] + s[2047 - c].
 extern "C" __global__ void stage_row_mirror(const float* __restrict__ in, float* __restrict__ out,
                                             int cols)
 {
-    __shared__ float s[512];
+    __shared__ float s[2048];
     const float* src = in + (size_t)blockIdx.x * cols;
-    for (int c = threadIdx.x; c < 512; c += 128) s[c] = c < cols ? src[c] : 0.0f;
+    for (int c = threadIdx.x; c < 2048; c += 128) s[c] = c < cols ? src[c] : 0.0f;
     __syncthreads();
-    float* dst = out + (size_t)blockIdx.x * 512;
-    for (int c = threadIdx.x; c < 512; c += 128) dst[c] = s[c] + s[511 - c];
+    float* dst = out + (size_t)blockIdx.x * 2048;
+    for (int c = threadIdx.x; c < 2048; c += 128) dst[c] = s[c] + s[2047 - c];
 }
 
 // 5-point stencil from an 18x18 shared tile (16x16 threads, one-cell halo, zero outside).
