@@ -501,8 +501,8 @@ def _reached_uses(r: str, i: int, effs, uses) -> int:
     hidden = 0
     written = False
     for e in effs[:i]:
-        if r in e.reads and written:
-            hidden += 1
+        if written:  # the reads `_uses` counted (a guarded write's keep-read is not one)
+            hidden += sum(x == r for x in e.instr.registers_read())
         if r in e.writes and e.instr.guard is None:
             written = True
     return uses.get(r, 0) - hidden
