@@ -286,11 +286,28 @@ def test_a_staging_loop_keeps_its_copies_in_flight_until_it_exits() -> None:
     back = [i for i, ln in enumerate(lines) if ln == "@%p10 bra \t$L__BB2_8;"]
     assert lines[back[0] - 1] == "cp.async.wait_all;"
     assert lines[back[0] + 1] != "cp.async.wait_all;"
-    # a loop whose shared address steps by ntid (stage_row_center) waits in the loop
+
+
+def test_a_block_stride_staging_loop_waits_after_it() -> None:
+    """stage_row_center's `for (c = tid; c < cols; c += blockDim.x) row[c] = src[c]`: the
+    shared address is `row + (c << 2)` and `c` steps by `%r2 = %ntid.x` (at least 1), so
+    copies of different iterations are at least 4 bytes apart and the wait goes after the
+    loop. Stepped by `%tid.x` instead (which may be 0) the copies may collide, and the wait
+    stays in the loop."""
     spec, res = _cp("outside_stage_row_center")
-    lines = [ln.strip() for ln in res.ptx.splitlines() if ln.strip() and ".loc" not in ln]
-    i = lines.index("cp.async.wait_all;")
-    assert lines[i + 1].startswith("@%p2 bra")
+    back = "@%p2 bra \t$L__BB1_2;"
+
+    def around(ptx: str) -> tuple[str, str]:
+        lines = [ln.strip() for ln in ptx.splitlines() if ln.strip() and ".loc" not in ln]
+        i = lines.index(back)
+        return lines[i - 1], lines[i + 1]
+
+    assert around(res.ptx)[1] == "cp.async.wait_all;"
+    assert unwaited_shared_use(res.ptx, spec.entry) is None
+    ntid = "mov.u32 \t%r2, %ntid.x;"
+    assert spec.ptx().count(ntid) == 1
+    _, tid = _cp("outside_stage_row_center", spec.ptx().replace(ntid, "mov.u32 \t%r2, %tid.x;"))
+    assert around(tid.ptx) == ("cp.async.wait_all;", "$L__BB1_3:")
 
 
 def test_the_wait_check_catches_a_read_in_the_next_iteration() -> None:

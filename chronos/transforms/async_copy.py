@@ -1,31 +1,36 @@
 """ASYNC: global->shared copies through `cp.async` (sm_80+).
 
 A copy is a set of `ld.global` whose destination registers are read by nothing but
-`st.shared` stores of exactly those registers, contiguous in both spaces (a scalar pair,
-or vector accesses of matching total size 4, 8 or 16 bytes) and aligned to that size in
-both spaces (proved by the alignment analysis; the natural alignment of a scalar access is
-given; shared arrays it relies on get `.align 16`). Bounds-checked copies (`@%p bra` around
-the load and the store, nvcc's ragged-tile form) are if-converted first and become one
-predicated `@!%p cp.async`: when the guard fails nothing is copied, as before (no zero
-fill, which would write shared bytes the original leaves alone). The zero-fill form, where the
+`st.shared` stores of exactly those registers, contiguous in both spaces (a scalar pair, or
+vector accesses of matching total size 4, 8 or 16 bytes) and aligned to that size in both
+spaces (proved by the alignment analysis; the natural alignment of a scalar access is given;
+shared arrays it relies on get `.align 16`). Bounds-checked copies (`@%p bra` around the
+load and the store, nvcc's ragged-tile form) are if-converted first and become one
+predicated `@!%p cp.async`: when the guard fails nothing is copied, as before (no zero fill,
+which would write shared bytes the original leaves alone). The zero-fill form, where the
 register was set to 0 (a literal, or nvcc's hoisted zero: a register whose only write in the
 kernel is a `mov` of 0) before the predicated load and the shared store is unconditional,
-becomes `selp` of the source size (n or 0) and one unpredicated `cp.async [s], [g], n, size`,
-which zero-fills exactly what the original stored (the zero may reach the register through
-one `mov r, z` after an unguarded `mov z, 0` in the block: nvcc's unrolled staging loops). A
-loaded value counts as copied when its only reads that the load can reach are its store
-(an earlier read in the block behind an unguarded write of the register does not count). It
-becomes one `cp.async.ca.shared.global` at the position of its last member (or, for one load
-and one store whose global address changes in between, at the load, when the shared address
-is the same there), and a `cp.async.wait_all`
-goes before the block's next `bar.sync`, so every thread's copies have landed before anyone
-reads the tile; a copy whose block has no barrier after it (a staging loop: `for (..)
-tile[..] = in[..]; __syncthreads();`) waits at the end of its block instead, so the copies of
-one block (an unrolled loop body) are in flight together and have landed before the thread
-leaves it. Two copies in flight land in no particular order, so a copy whose shared bytes
-may be those of an earlier copy still in flight (the analysis cannot tell them apart) waits
-for it first. Refused for a block when anything between a copy and its wait could observe or
-alias the shared destination or write global memory; the reason names the instruction.
+becomes `selp` of the source size (n or 0) and one unpredicated `cp.async [s], [g], n,
+size`, which zero-fills exactly what the original stored (the zero may reach the register
+through one `mov r, z` after an unguarded `mov z, 0` in the block: nvcc's unrolled staging
+loops). A loaded value counts as copied when its only reads that the load can reach are its
+store (an earlier read in the block behind an unguarded write of the register does not
+count). It becomes one `cp.async.ca.shared.global` at the position of its last member (or,
+for one load and one store whose global address changes in between, at the load, when the
+shared address is the same there), and a `cp.async.wait_all` goes before the block's next
+`bar.sync`, so every thread's copies have landed before anyone reads the tile; a copy whose
+block has no barrier after it (a staging loop: `for (..) tile[..] = in[..];
+__syncthreads();`) waits at the end of its block instead, so the copies of one block (an
+unrolled loop body) are in flight together and have landed before the thread leaves it. A
+block that is its own loop keeps its copies in flight across iterations and waits on its
+exit path (after the back branch) when nothing else in it touches shared memory, writes
+global memory or fences, and its shared address provably moves at least the width of one
+iteration's copies per iteration (a constant step, or `inv + (iv << k)` with `iv` stepped by
+a constant or by `%ntid`). Two copies in flight land in no particular order, so a copy whose
+shared bytes may be those of an earlier copy still in flight (the analysis cannot tell them
+apart) waits for it first. Refused for a block when anything between a copy and its wait
+could observe or alias the shared destination or write global memory; the reason names the
+instruction.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class CpAsync(Transform):
         pa = analyze(module, fn, ctx, raise_align or None)
         uses = _uses(fn)
         zeros = zero_registers(fn)
+        positive = positive_registers(fn)
         roots: set[str] = set()
         zero_fill = False
         ed = module.edit()
@@ -137,7 +143,9 @@ class CpAsync(Transform):
                         ed.delete(m)
                 zero_fill |= _SIZE_REG in text
             waits = plan[1]
-            if waits == [len(effs) - 1] and _loop_keeps_copies_in_flight(block, effs, plan[0]):
+            if waits == [len(effs) - 1] and _loop_keeps_copies_in_flight(
+                block, effs, plan[0], positive
+            ):
                 # a one-block staging loop: its copies stay in flight across iterations and
                 # the wait goes on the exit path, after the back branch
                 ed.insert_after(effs[-1].instr, ["cp.async.wait_all;"])
@@ -415,14 +423,17 @@ def zero_registers(fn: Function) -> frozenset[str]:
     )
 
 
-def _loop_keeps_copies_in_flight(block, effs, copies) -> bool:
+def _loop_keeps_copies_in_flight(block, effs, copies, positive=frozenset()) -> bool:
     """May the copies of `block` stay in flight from one iteration to the next, with one wait
     after the loop? Only for a block that is its own loop (it ends in a conditional branch to
     its own label and falls through to the exit) where nothing but the copies touches shared
     memory, writes global memory or fences anywhere in the block, and the copies' shared
     addresses are one register plus offsets that step by a constant each iteration (one
     `add b, b, K`, or nvcc's `add t, b, K; mov b, t`) at least as wide as all of one
-    iteration's copies: no two copies in flight then write the same byte. (A run long enough
+    iteration's copies, or that are `b = inv + (iv << k)` (or `iv * c`) computed before the
+    copies from a counter stepped once by a constant or by a register of `positive` (the
+    block-stride loop `for (c = tid; c < n; c += blockDim.x) s[c] = in[c]`: at least
+    `1 << k` bytes a step): no two copies in flight then write the same byte. (A run long enough
     for the addresses to wrap around 2^32 leaves the shared window first, which the original
     kernel faults on.)"""
     last = effs[-1].instr
@@ -448,12 +459,101 @@ def _loop_keeps_copies_in_flight(block, effs, copies) -> bool:
         return False
     base = bases.pop()
     stepped = _constant_step(effs, base)
+    width = max(e.access.offset for _i, e in sts) - min(e.access.offset for _i, e in sts)
+    width += max(e.access.size for _i, e in sts)
     if stepped is None:
-        return False
+        strided = _strided_address(effs, base, positive)
+        if strided is None:
+            return False
+        least, w = strided
+        return all(i > w for i, _e in sts) and width <= least
     step, at = stepped
     offs = [e.access.offset + (step if i > at else 0) for i, e in sts]
     width = max(offs) - min(offs) + max(e.access.size for _i, e in sts)
     return width <= abs(step) <= 1 << 20
+
+
+def _only_write(effs, r: str) -> int | None:
+    """The index of `r`'s only write in the block, when that write is unguarded."""
+    ws = [i for i, e in enumerate(effs) if r in e.writes]
+    return ws[0] if len(ws) == 1 and effs[ws[0]].instr.guard is None else None
+
+
+def _literal(x: str) -> int | None:
+    try:
+        return int(x.strip(), 0)
+    except ValueError:
+        return None
+
+
+def _strided_address(effs, reg: str, positive: frozenset[str]) -> tuple[int, int] | None:
+    """(the least number of bytes `reg` moves each iteration, the index of its write) when
+    its only write in the block is `add reg, inv, s` (either order) with `inv` not written in
+    the block, `s` written once by `shl s, iv, k` or `mul.lo s, iv, c`, and `iv` written once
+    by `add iv, iv, d` with `d` a nonzero literal or a register of `positive` not written in
+    the block, and the move at most 2^20 bytes; else None. (Moves are modulo 2^32; a run
+    long enough to wrap around leaves the shared window first.)"""
+    w = _only_write(effs, reg)
+    if w is None:
+        return None
+    ins = effs[w].instr
+    ops = [o.strip() for o in ins.operands]
+    if ins.opcode != "add" or len(ops) != 3 or ".cc" in ins.modifiers:
+        return None
+    written = {r for e in effs for r in e.writes}
+    for inv, s in ((ops[1], ops[2]), (ops[2], ops[1])):
+        if inv in written or not s.startswith("%"):
+            continue
+        v = _only_write(effs, s)
+        if v is None or v > w:
+            continue
+        sins = effs[v].instr
+        sops = [o.strip() for o in sins.operands]
+        if len(sops) != 3 or _literal(sops[2]) is None:
+            continue
+        if sins.opcode == "shl" and 0 <= _literal(sops[2]) < 31:
+            scale = 1 << _literal(sops[2])
+        elif sins.opcode == "mul" and sins.modifiers[:1] == (".lo",) and _literal(sops[2]):
+            scale = abs(_literal(sops[2]))
+        else:
+            continue
+        iv = sops[1]
+        u = _only_write(effs, iv)
+        if u is None:
+            continue
+        iins = effs[u].instr
+        iops = [o.strip() for o in iins.operands]
+        if iins.opcode != "add" or len(iops) != 3 or iops[1] != iv or ".cc" in iins.modifiers:
+            continue
+        d = _literal(iops[2])
+        if d is not None and d != 0:
+            least = most = abs(d)
+        elif iops[2] in positive and iops[2] not in written:
+            least, most = 1, 1024  # a block has 1 to 1024 threads along any axis
+        else:
+            continue
+        if most * scale > 1 << 20:  # far from wrapping around 2^32 in one step
+            continue
+        return least * scale, w
+    return None
+
+
+def positive_registers(fn: Function) -> frozenset[str]:
+    """Registers that hold a count of at least 1 wherever they are read: their only write in
+    the function is an unguarded `mov r, %ntid.{x,y,z}` (the block size)."""
+    writes: dict[str, list[Instruction]] = defaultdict(list)
+    for ins in fn.instructions():
+        for r in ins.dests:
+            writes[r].append(ins)
+    return frozenset(
+        r
+        for r, ws in writes.items()
+        if len(ws) == 1
+        and ws[0].opcode == "mov"
+        and ws[0].guard is None
+        and len(ws[0].operands) == 2
+        and ws[0].operands[1].strip() in ("%ntid.x", "%ntid.y", "%ntid.z")
+    )
 
 
 def _constant_step(effs, reg: str) -> tuple[int, int] | None:
