@@ -145,10 +145,39 @@ class ReorderCopy(_Scheduler):
             loads == 1 and any(e.mem_write and e.instr.space == ".shared" for e in seg)
         )
 
+    def _reschedule(self, seg: list[Effect], ed: Editor) -> tuple[list[Effect], int]:
+        """As the base, with the address arithmetic of the run's global loads ranked with the
+        loads: a load behind its own index computation (`sub; mul.wide; add; ld`, the
+        neighbour loads of a stencil) rises with it above the arithmetic that uses earlier
+        loads, so all loads are in flight before the first use."""
+        feeds = _load_slice(seg)
+        order = list_schedule(seg, lambda e: 0 if id(e) in feeds else self.priority(e))
+        changed = 0
+        for old, new in zip(seg, order, strict=True):
+            if old is not new:
+                ed.replace(old.instr, new.instr.text)
+                changed += 1
+        return order, changed
+
     def priority(self, e: Effect) -> int:
         if is_global_load(e.instr):
             return 0
         return 2 if e.mem_write else 1
+
+
+def _load_slice(seg: list[Effect]) -> set[int]:
+    """ids of the run's global loads and of the pure instructions whose results they need
+    (through registers, inside the run)."""
+    need: set[str] = set()
+    out: set[int] = set()
+    for e in reversed(seg):
+        if is_global_load(e.instr):
+            out.add(id(e))
+            need |= e.reads
+        elif e.writes & need and e.instr.opcode in PURE_OPCODES and not e.mem_read:
+            out.add(id(e))
+            need = (need - e.writes) | e.reads
+    return out
 
 
 class SinkStores(_Scheduler):

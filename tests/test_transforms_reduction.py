@@ -1,0 +1,179 @@
+"""split_acc and reorder_cp on kernels as people write them (issue 31, items 3 and 4).
+
+The everyday forms (tests/data/outside/everyday.cu) and the older outside kernels: where a
+transform applies, the PTX assembles and keeps the kernel's semantics in the emulator on two
+problem sizes (one not a multiple of the block) and two seeds, bit for bit for reorder_cp
+and within the spec tolerance for split_acc; where it does not, the reason names the unmet
+condition in one line.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import kernels
+from chronos.assemble import assemble, ptxas_available
+from chronos.ptx import parse
+from chronos.transforms import ACTION_IDS, CATALOGUE, apply_action, transform_context
+from chronos.transforms.semantics import check
+from tests.helpers import outside_kernels
+
+APPLIES = {
+    "split_acc": [
+        "outside_row_softmax",  # the max loop (exact) and the sum-of-exp loop, unrolled by 2
+        "outside_spmv",  # nvcc's 4-way unrolled dot product threaded through temporaries
+        "outside_dsum",  # f64 sum in a loop nested in a loop with barriers
+        "reduce_sum_f32_b128_i1_shfl",
+        "softmax_block_f32_b1024_i1",
+        "layernorm_block_twopass_f32_b512_i1",
+        "matvec_row_f32_128_1",
+    ],
+    "reorder_cp": [
+        "outside_gs_saxpy",
+        "outside_transpose_padded",
+        "outside_stencil5",  # four neighbour loads behind the adds they feed
+        "outside_spmv",
+        "outside_dsum",
+    ],
+}
+CASES = [(t, k) for t, ks in APPLIES.items() for k in ks]
+SIZES = ("small", "check")
+SEEDS = (0, 1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered():
+    with outside_kernels.registered():
+        yield
+
+
+def _apply(kernel_id: str, name: str) -> tuple[kernels.KernelSpec, str, str, bool]:
+    spec = kernels.load(kernel_id)
+    res = apply_action(spec, spec.ptx(), name)
+    return spec, res.ptx, res.reason, res.changed
+
+
+@pytest.mark.parametrize(("name", "kernel_id"), CASES)
+def test_applies_assembles_and_keeps_semantics(name: str, kernel_id: str) -> None:
+    spec, ptx, reason, changed = _apply(kernel_id, name)
+    assert changed, reason
+    if ptxas_available():
+        assemble(ptx, spec.target)
+    exact = CATALOGUE[ACTION_IDS[name]].exact
+    for size in SIZES:
+        assert size in spec.problems
+        for seed in SEEDS:
+            err = check(spec, ptx, exact, size=size, seed=seed)
+            assert err is None, f"{kernel_id} [{name}] {size} seed {seed}: {err}"
+
+
+@pytest.mark.parametrize(("name", "kernel_id"), CASES)
+def test_idempotent(name: str, kernel_id: str) -> None:
+    spec, ptx, _, _ = _apply(kernel_id, name)
+    again = apply_action(spec, ptx, name)
+    assert not again.changed and again.ptx == ptx
+
+
+def test_ragged_sizes_are_in_the_sweep() -> None:
+    """The check sizes are not multiples of the block: the unrolled loops run odd trip counts."""
+    spec = kernels.load("outside_row_softmax")
+    assert spec.problems["check"].sizes["cols"] % spec.problems["check"].block[0] != 0
+    spec = kernels.load("outside_spmv")
+    assert spec.problems["check"].sizes["rows"] % spec.problems["check"].block[0] != 0
+
+
+# --- split_acc ---------------------------------------------------------------------------------
+
+
+def test_split_acc_unrolls_one_link_loops_with_identities() -> None:
+    """row_softmax's loops advance their accumulator once per iteration: each single-block loop
+    is unrolled by two (a new exit label after the first copy), max starts from NaN (a NaN
+    operand of max yields the other), the sum from -0.0; both fold back at the loop exit."""
+    _, ptx, _, changed = _apply("outside_row_softmax", "split_acc")
+    assert changed
+    lines = [ln.strip() for ln in ptx.splitlines()]
+    assert "mov.f32 \t%chr_acc0, 0f7FFFFFFF;" in lines
+    assert "mov.f32 \t%chr_acc1, 0f80000000;" in lines
+    assert "max.f32 \t%chr_acc0, %chr_acc0, %f11;" in lines
+    assert "add.f32 \t%chr_acc1, %chr_acc1, %f20;" in lines
+    assert "max.f32 \t%f31, %f31, %chr_acc0;" in lines
+    assert "add.f32 \t%f33, %f33, %chr_acc1;" in lines
+    exits = [ln for ln in lines if ln.startswith("@!%p") and "$L__chr_acc" in ln]
+    assert len(exits) == 2
+    for ex in exits:
+        assert ex.split()[-1].rstrip(";") + ":" in lines
+
+
+def test_split_acc_threads_through_temporaries() -> None:
+    """spmv's unrolled loop chains fma through %f16, %f19, %f22: the links alternate between
+    %f29 and the new register; the nounroll remainder loop is left whole."""
+    spec, ptx, _, changed = _apply("outside_spmv", "split_acc")
+    assert changed
+    fn = parse(ptx).entry(spec.entry)
+    fmas = [i.render() for i in fn.instructions() if i.opcode == "fma"]
+    assert fmas[0] == "fma.rn.f32 \t%f29, %f13, %f12, %f29;"  # the remainder loop
+    assert [f.split("\t")[1].split(",")[0] for f in fmas[1:]] == [
+        "%f29",
+        "%chr_acc0",
+        "%f29",
+        "%chr_acc0",
+    ]
+
+
+def test_split_acc_refusals_name_the_condition() -> None:
+    for kernel_id, needle in (
+        ("outside_block_sum", "%f12 is a float sum"),  # tolerance 0: float sums stay whole
+        ("outside_histogram_smem", "no accumulator read only by its chain"),
+        ("outside_gs_saxpy", "no accumulator read only by its chain"),
+        ("outside_stencil5", "no single-entry loop"),
+        ("outside_haxpy_half", "no single-entry loop"),
+    ):
+        _, _, reason, changed = _apply(kernel_id, "split_acc")
+        assert not changed and needle in reason, (kernel_id, reason)
+        assert "\n" not in reason
+    _, _, reason, _ = _apply("outside_block_sum", "split_acc")
+    assert "spec.tolerance is 0" in reason
+
+
+def test_split_acc_exact_chains_at_tolerance_zero() -> None:
+    """At tolerance 0 only min/max and integer sums may split (they are associative): the
+    max loop of row_softmax splits, its sum loop does not, and the result is bit-exact."""
+    import dataclasses
+
+    spec = kernels.load("outside_row_softmax")
+    ctx = dataclasses.replace(transform_context(spec), tolerance=(0.0, 0.0))
+    res = CATALOGUE[ACTION_IDS["split_acc"]].run(parse(spec.ptx()), ctx)
+    assert res.changed
+    assert "%chr_acc1" not in res.ptx and "max.f32 \t%chr_acc0, %chr_acc0, %f11;" in res.ptx
+    for size in SIZES:
+        assert check(spec, res.ptx, True, size=size, seed=0) is None
+
+
+def test_a_dropped_fold_is_caught() -> None:
+    """The sweep is not vacuous: without the fold after the loop the sum loses half its
+    terms and the check fails."""
+    spec, ptx, _, _ = _apply("outside_row_softmax", "split_acc")
+    broken = "\n".join(ln for ln in ptx.splitlines() if "add.f32 \t%f33, %f33, %chr_acc1" not in ln)
+    assert broken != ptx
+    assert check(spec, broken, False, size="check", seed=0) is not None
+
+
+# --- reorder_cp --------------------------------------------------------------------------------
+
+
+def test_reorder_cp_hoists_stencil_loads_with_their_address_arithmetic() -> None:
+    """stencil5's third and fourth loads wait behind the adds of the first ones; with their
+    index arithmetic they rise above every add, so the four loads issue back to back."""
+    spec, ptx, _, changed = _apply("outside_stencil5", "reorder_cp")
+    assert changed
+    ins = parse(ptx).entry(spec.entry).instructions()
+    pos = [i for i, x in enumerate(ins) if x.opcode == "ld" and x.space == ".global"]
+    adds = [i for i, x in enumerate(ins) if x.opcode == "add" and x.type == ".f32"]
+    assert len(pos) == 4 and max(pos) < min(adds)
+
+
+def test_reorder_cp_refusals_name_the_condition() -> None:
+    """One load per iteration, feeding an add or an atomic: nothing to hoist within the body."""
+    for kernel_id in ("outside_block_sum", "outside_row_softmax", "outside_histogram_smem"):
+        _, _, reason, changed = _apply(kernel_id, "reorder_cp")
+        assert not changed and "no global load to hoist" in reason, (kernel_id, reason)
