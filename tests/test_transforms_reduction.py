@@ -32,6 +32,10 @@ APPLIES = {
         "outside_gs_saxpy",
         "outside_transpose_padded",
         "outside_stencil5",  # four neighbour loads behind the adds they feed
+        "outside_block_sum",  # one load per iteration: the next one rises above the add
+        "outside_row_softmax",  # three one-load loops, one with a store to another buffer
+        "reduce_sum_f32_b128_i1_shfl",
+        "triton_add_fp32_b1024_w4_ragged",
         "outside_spmv",
         "outside_dsum",
     ],
@@ -172,8 +176,35 @@ def test_reorder_cp_hoists_stencil_loads_with_their_address_arithmetic() -> None
     assert len(pos) == 4 and max(pos) < min(adds)
 
 
+def test_reorder_cp_pipelines_one_load_loops() -> None:
+    """block_sum's grid-stride loop loads once per iteration and adds at once: unrolled by
+    two, the second iteration's load (predicated on the loop condition, address renamed)
+    issues before the first iteration's add; the second copy takes it with a mov."""
+    spec, ptx, _, changed = _apply("outside_block_sum", "reorder_cp")
+    assert changed
+    lines = [ln.strip() for ln in ptx.splitlines() if ln.strip() and ".loc" not in ln]
+    i = lines.index("$L__BB2_2:")
+    loop = lines[i : lines.index("$L__BB2_3:")]
+    hoisted = loop.index("@%p2 ld.global.nc.f32 \t%chr_pl2, [%chr_pl1];")
+    first_add = loop.index("add.f32 \t%f12, %f12, %f6;")
+    assert loop.index("setp.lt.s32 \t%p2, %r18, %r12;") < hoisted < first_add
+    assert loop[first_add + 1] == "@!%p2 bra \t$L__chr_pipe2;"
+    assert "mov.f32 \t%f6, %chr_pl2;" in loop and loop[-2] == "@%p2 bra \t$L__BB2_2;"
+
+
+def test_a_wrong_pipeline_is_caught() -> None:
+    """Feeding the second copy the first copy's value instead of the hoisted load's is caught
+    by the bit-exact check (the sweep is not vacuous)."""
+    spec, ptx, _, _ = _apply("outside_block_sum", "reorder_cp")
+    stale = ptx.replace("mov.f32 \t%f6, %chr_pl2;", "mov.f32 \t%f6, %f6;")
+    assert stale != ptx
+    assert check(spec, stale, True, size="check", seed=0) is not None
+
+
 def test_reorder_cp_refusals_name_the_condition() -> None:
-    """One load per iteration, feeding an add or an atomic: nothing to hoist within the body."""
-    for kernel_id in ("outside_block_sum", "outside_row_softmax", "outside_histogram_smem"):
-        _, _, reason, changed = _apply(kernel_id, "reorder_cp")
-        assert not changed and "no global load to hoist" in reason, (kernel_id, reason)
+    """A load feeding an atomic stays behind it (atomics are fences); no loop, no hoist."""
+    _, _, reason, changed = _apply("outside_histogram_smem", "reorder_cp")
+    assert not changed and "no global load to hoist" in reason
+    assert "may not cross atom.shared.add.u32" in reason and "\n" not in reason
+    _, _, reason, changed = _apply("outside_haxpy_half", "reorder_cp")
+    assert not changed and "no global load to hoist" in reason
