@@ -30,10 +30,10 @@ exit), so the fold on paths that skip the loop is a no-op.
 
 Exactness: integer add (mod 2^n) and min/max (a total order, -0 < +0, NaN as identity) are
 associative and commutative, so splitting them is bit-exact and is offered even when the
-spec's tolerance is 0. Float sums reassociate: with n terms split into two halves the result
-differs from the sequential sum by at most about n * eps * sum|x_i| (eps = 2^-24 for f32,
-2^-53 for f64), the usual bound for any summation order; such chains are split only when
-spec.tolerance > 0 (the class stays `exact = False`).
+spec's tolerance is 0. Float sums reassociate: any summation order of n terms is within
+(n-1) * u * sum|x_i| of the exact sum to first order (u = 2^-24 for f32, 2^-53 for f64), so
+the split and the sequential sum differ by at most about 2 (n-1) * u * sum|x_i|; such chains
+are split only when spec.tolerance > 0 (the class stays `exact = False`).
 """
 
 from __future__ import annotations
