@@ -9,6 +9,9 @@ condition in one line.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 import kernels
@@ -16,7 +19,98 @@ from chronos.assemble import assemble, ptxas_available
 from chronos.ptx import parse
 from chronos.transforms import ACTION_IDS, CATALOGUE, apply_action, transform_context
 from chronos.transforms.semantics import check
-from tests.helpers import outside_kernels
+from kernels import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from tests.helpers import outside_kernels, registry
+
+# --- exact reductions (tests/data/outside/reduction.cu): split_acc at tolerance 0 ------------
+
+REDUCTION_PTX = Path(__file__).resolve().parent / "data" / "outside" / "reduction.ptx"
+SIZES_N = (("full", 1 << 20, 64, 256), ("small", 3001, 3, 128), ("check", 4099, 2, 96))
+
+
+def _thread_slices(problem: Problem, n: int) -> list[np.ndarray]:
+    """Element indices of each thread's grid-stride slice."""
+    threads = problem.grid[0] * problem.block[0]
+    return [np.arange(t, n, threads) for t in range(threads)]
+
+
+def _int_stats_ref(problem: Problem, inp: dict) -> dict:
+    x = inp["in"]
+    out = []
+    for idx in _thread_slices(problem, len(x)):
+        v = x[idx].astype(np.int64)
+        s = int(v.sum()) & 0xFFFFFFFF
+        m = int(v.max()) if len(v) else -(1 << 31)
+        mn = int((v & 0xFFFFFFFF).min()) if len(v) else 0xFFFFFFFF
+        out += [s, m & 0xFFFFFFFF, mn]
+    return {"out": np.array(out, np.uint64).astype(np.uint32).view(np.int32)}
+
+
+def _wide_min_ref(problem: Problem, inp: dict) -> dict:
+    total, least = [], []
+    for idx in _thread_slices(problem, len(inp["in"])):
+        total.append(int(inp["in"][idx].astype(np.int64).sum()))
+        least.append(inp["x"][idx].min() if len(idx) else np.float32(np.inf))
+    return {"total": np.array(total, np.int64), "least": np.array(least, np.float32)}
+
+
+def _exact_inputs(problem: Problem, rng: np.random.Generator) -> dict:
+    n = problem.sizes["n"]
+    big = rng.integers(-(1 << 31), 1 << 31, n, dtype=np.int64).astype(np.int32)  # sums wrap
+    x = rng.uniform(-1e3, 1e3, n).astype(np.float32)
+    x[rng.integers(0, n, 8)] = np.float32(-0.0)
+    return {"in": big, "x": x}
+
+
+def _exact_spec(entry: str, params, buffers, out_shapes, ref) -> KernelSpec:
+    named = tuple(
+        Param(f"{entry}_param_{i}", t, "scalar" if b is None else "buffer", b)
+        for i, (t, b) in enumerate(params)
+    )
+    n_param = next(q.name for q in named if q.kind == "scalar")
+    problems = {}
+    for name, n, grid, block in SIZES_N:
+        threads = grid * block
+        shapes = {"in": (n,), "x": (n,)} | {k: (f(threads),) for k, f in out_shapes.items()}
+        shapes = {b.name: shapes[b.name] for b in buffers}
+        problems[name] = Problem(
+            {"n": n}, (grid, 1, 1), (block, 1, 1), {n_param: n}, shapes, name=name
+        )
+    return KernelSpec(
+        id=f"outside_{entry}",
+        family="outside",
+        entry=entry,
+        ptx_path=REDUCTION_PTX,
+        params=named,
+        buffers=buffers,
+        problems=problems,
+        reference_fn=ref,
+        inputs_fn=_exact_inputs,
+        alignment={q.name: 256 for q in named if q.kind == "buffer"},
+        tolerance=Tolerance(0.0, 0.0),
+        target="sm_80",
+    )
+
+
+INT_STATS = _exact_spec(
+    "int_stats",
+    ((".u64", "in"), (".u64", "out"), (".u32", None)),
+    (BufferSpec("in", "int32", "in"), BufferSpec("out", "int32", "out")),
+    {"out": lambda t: 3 * t},
+    _int_stats_ref,
+)
+WIDE_MIN = _exact_spec(
+    "wide_min",
+    ((".u64", "in"), (".u64", "x"), (".u64", "total"), (".u64", "least"), (".u32", None)),
+    (
+        BufferSpec("in", "int32", "in"),
+        BufferSpec("x", "float32", "in"),
+        BufferSpec("total", "int64", "out"),
+        BufferSpec("least", "float32", "out"),
+    ),
+    {"total": lambda t: t, "least": lambda t: t},
+    _wide_min_ref,
+)
 
 APPLIES = {
     "split_acc": [
@@ -27,6 +121,8 @@ APPLIES = {
         "softmax_block_f32_b1024_i1",
         "layernorm_block_twopass_f32_b512_i1",
         "matvec_row_f32_128_1",
+        "outside_int_stats",  # tolerance 0: integer sum, signed max, unsigned min (exact)
+        "outside_wide_min",  # tolerance 0: 64-bit integer sum and fminf (exact)
     ],
     "reorder_cp": [
         "outside_gs_saxpy",
@@ -47,7 +143,7 @@ SEEDS = (0, 1)
 
 @pytest.fixture(autouse=True, scope="module")
 def _registered():
-    with outside_kernels.registered():
+    with outside_kernels.registered(), registry.registered(INT_STATS, WIDE_MIN):
         yield
 
 
@@ -63,7 +159,7 @@ def test_applies_assembles_and_keeps_semantics(name: str, kernel_id: str) -> Non
     assert changed, reason
     if ptxas_available():
         assemble(ptx, spec.target)
-    exact = CATALOGUE[ACTION_IDS[name]].exact
+    exact = CATALOGUE[ACTION_IDS[name]].exact or not any(spec.tolerance)
     for size in SIZES:
         assert size in spec.problems
         for seed in SEEDS:
@@ -208,3 +304,20 @@ def test_reorder_cp_refusals_name_the_condition() -> None:
     assert "may not cross atom.shared.add.u32" in reason and "\n" not in reason
     _, _, reason, changed = _apply("outside_haxpy_half", "reorder_cp")
     assert not changed and "no global load to hoist" in reason
+
+
+@pytest.mark.parametrize(
+    "kernel_id", ["outside_int_stats", "outside_wide_min", "outside_row_softmax"]
+)
+def test_split_acc_and_reorder_cp_compose(kernel_id: str) -> None:
+    """Both orders of the two transforms keep the kernel's semantics (bit for bit where the
+    contract is exact)."""
+    from chronos.transforms import apply_sequence
+
+    spec = kernels.load(kernel_id)
+    exact = not any(spec.tolerance)
+    for seq in (["split_acc", "reorder_cp"], ["reorder_cp", "split_acc"]):
+        ptx = apply_sequence(spec, spec.ptx(), seq)
+        assert ptx != spec.ptx()
+        for size in SIZES:
+            assert check(spec, ptx, exact, size=size, seed=1) is None, (kernel_id, seq, size)
