@@ -10,13 +10,22 @@ idempotent because the schedule of an already-scheduled run is itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
-from chronos.ptx import Editor, Function, Instruction, Module, parse
+from chronos.ptx import Directive, Editor, Function, Instruction, Module, parse, parse_instruction
 
 from .alignment import analyze
 from .base import NotApplicable, Transform, TransformContext
-from .deps import PURE_OPCODES, Effect, block_effects, conflict, is_global_load, segments
+from .deps import (
+    PURE_OPCODES,
+    Effect,
+    block_effects,
+    conflict,
+    effects,
+    is_global_load,
+    segments,
+)
 from .predicate import if_convert
 
 
@@ -116,6 +125,7 @@ class ReorderCopy(_Scheduler):
         ed = module.edit()
         changed = 0
         moved = False
+        touched: set[int] = set()
         for bi, block in enumerate(blocks):
             segs = segments(block_effects(block, pa))
             for si, seg in enumerate(segs):
@@ -123,6 +133,7 @@ class ReorderCopy(_Scheduler):
                     continue
                 order, n = self._reschedule(seg, ed)
                 changed += n
+                touched.add(bi)
                 if moved or si != 0 or seg[0].index != 0:
                     continue
                 latch_bar = _movable_latch_barrier(blocks, bi, order, ctx, pa)
@@ -132,10 +143,35 @@ class ReorderCopy(_Scheduler):
                     ed.insert_before(seg[first_store].instr, [latch_bar.text])
                     moved = True
                     changed += 1
+        # one load per iteration: hoist the next iteration's load above this one's use
+        why: list[str] = []
+        taken: set[str] = set()
+        decls: list[str] = []
+        for bi, block in enumerate(blocks):
+            last = block.instructions[-1] if block.instructions else None
+            if bi in touched or last is None or last.opcode != "bra" or block.label is None:
+                continue
+            if last.operands[:1] != (block.label,):
+                continue
+            res = pipeline_loop(fn, blocks, bi, pa, taken, self.priority)
+            if isinstance(res, str):
+                why.append(f"loop {block.label}: {res}")
+                continue
+            lines, regs, dels = res
+            ed.insert_before(dels[0], lines)
+            for x in dels:
+                ed.delete(x)
+            ed.insert_after(dels[-1], [f"{_PIPE_EXIT}{bi}:"], indent="")
+            decls += regs
+            changed += 1
+        if decls:
+            last_reg = [s for s in fn.body if isinstance(s, Directive) and s.name == ".reg"][-1]
+            ed.insert_after(last_reg, decls)
         if not changed and not converted:
+            loops = f"; {'; '.join(why[:3])}" if why else ""
             raise NotApplicable(
                 f"{self.name}: no global load to hoist (no bounds-checked load block to "
-                "predicate, no run with loads behind arithmetic or shared stores)"
+                f"predicate, no run with loads behind arithmetic or shared stores){loops}"
             )
         return ed.text()
 
@@ -145,10 +181,39 @@ class ReorderCopy(_Scheduler):
             loads == 1 and any(e.mem_write and e.instr.space == ".shared" for e in seg)
         )
 
+    def _reschedule(self, seg: list[Effect], ed: Editor) -> tuple[list[Effect], int]:
+        """As the base, with the address arithmetic of the run's global loads ranked with the
+        loads: a load behind its own index computation (`sub; mul.wide; add; ld`, the
+        neighbour loads of a stencil) rises with it above the arithmetic that uses earlier
+        loads, so all loads are in flight before the first use."""
+        feeds = _load_slice(seg)
+        order = list_schedule(seg, lambda e: 0 if id(e) in feeds else self.priority(e))
+        changed = 0
+        for old, new in zip(seg, order, strict=True):
+            if old is not new:
+                ed.replace(old.instr, new.instr.text)
+                changed += 1
+        return order, changed
+
     def priority(self, e: Effect) -> int:
         if is_global_load(e.instr):
             return 0
         return 2 if e.mem_write else 1
+
+
+def _load_slice(seg: list[Effect]) -> set[int]:
+    """ids of the run's global loads and of the pure instructions whose results they need
+    (through registers, inside the run)."""
+    need: set[str] = set()
+    out: set[int] = set()
+    for e in reversed(seg):
+        if is_global_load(e.instr):
+            out.add(id(e))
+            need |= e.reads
+        elif e.writes & need and e.instr.opcode in PURE_OPCODES and not e.mem_read:
+            out.add(id(e))
+            need = (need - e.writes) | e.reads
+    return out
 
 
 class SinkStores(_Scheduler):
@@ -240,3 +305,119 @@ def _movable_latch_barrier(
         ):
             return None
     return bar
+
+
+# --- across unrolled iterations ----------------------------------------------------------------
+
+_PIPE_REG = "%chr_pl"
+_PIPE_EXIT = "$L__chr_pipe"
+
+
+class _Hoisted:
+    """Pointer facts for a run holding new instructions: the hoisted load has its original's
+    (same address expression, renamed registers); everything else asks the analysis."""
+
+    def __init__(self, pa: object, load: Instruction, original: Instruction):
+        self.pa, self.load, self.original = pa, load, original
+
+    def address(self, instr: Instruction) -> object:
+        return self.pa.address(self.original if instr is self.load else instr)  # type: ignore[attr-defined]
+
+
+def pipeline_loop(
+    fn: Function, blocks: list, bi: int, pa: object, taken: set[str], priority: Callable
+) -> tuple[list[str], list[str], list[Instruction]] | str:
+    """Unroll the one-block loop `bi` by two and hoist the second iteration's global load (and
+    its address arithmetic, renamed into fresh registers) above the first iteration's uses.
+
+    The hoisted load is predicated on the loop's continue condition (the back branch's guard,
+    read after the first iteration computed it), so it runs exactly when the second iteration
+    does; the second copy then takes its value with a `mov`. The first copy and the hoisted
+    code form one straight run scheduled by `list_schedule` over `deps`, so the load moves
+    only above instructions it provably commutes with: no fence (barrier, atomic, volatile or
+    ordered access) may be in the body, and stores it passes must not alias it.
+
+    Returns (lines replacing the body, register declarations, the body's instructions to
+    delete) or the unmet condition.
+    """
+    blk = blocks[bi]
+    if not blk.instructions or blk.label is None:
+        return "not a labelled block"
+    back = blk.instructions[-1]
+    if back.opcode != "bra" or back.guard is None or back.operands[:1] != (blk.label,):
+        return "not a one-block loop"
+    body = blk.instructions[:-1]
+    start = fn.labels()[blk.label]
+    for st in fn.body[start:]:
+        if st is back:
+            break
+        if isinstance(st, Directive) and st.name == ".pragma" and "nounroll" in st.text:
+            return 'the loop carries .pragma "nounroll"'
+    effs = effects(body, pa)  # type: ignore[arg-type]
+    fence = next((e.instr for e in effs if e.fence), None)
+    if fence is not None:
+        return f"the load may not cross {fence.mnemonic} (a fence) in the body"
+    loads = [i for i, x in enumerate(body) if is_global_load(x)]
+    if len(loads) != 1:
+        return "no global load in the body" if not loads else "loads already share the body"
+    li = loads[0]
+    load = body[li]
+    if load.guard is not None or load.vector_width != 1 or len(load.dests) != 1:
+        return "the load is predicated or a vector"
+    types = {n: d.type for d in fn.reg_decls() for n in d.names()}
+    # the load's address arithmetic: pure instructions before it, through registers
+    need = set(load.registers_read())
+    sl: list[Instruction] = []
+    for x in reversed(body[:li]):
+        if set(x.dests) & need:
+            if x.opcode not in PURE_OPCODES or ".cc" in x.modifiers or x.guard is not None:
+                return f"the address depends on {x.mnemonic}"
+            sl.append(x)
+            need = (need - set(x.dests)) | set(x.registers_read())
+    sl.reverse()
+    rename: dict[str, str] = {}
+    decls: list[str] = []
+
+    def fresh(reg: str) -> str | None:
+        if reg not in types:
+            return None
+        name = f"{_PIPE_REG}{len(taken)}"
+        taken.add(name)
+        rename[reg] = name
+        decls.append(f".reg {types[reg]} \t{name};")
+        return name
+
+    def sub(op: str) -> str:
+        return re.sub(r"%[\w$.]+", lambda m: rename.get(m.group(0), m.group(0)), op)
+
+    hoisted: list[Instruction] = []
+    for x in [*sl, load]:
+        ops = [sub(o) for o in x.operands[1:]]
+        dests = []
+        for d in x.dests:
+            new = fresh(d)
+            if new is None:
+                return f"no declared type for {d}"
+            dests.append(new)
+        guard = back.guard if x is load else None
+        dest_op = dests[0] if len(dests) == 1 else sub(x.operands[0])
+        text = x.with_(guard=guard, operands=(dest_op, *ops)).render()
+        hoisted.append(parse_instruction(text))
+    info = _Hoisted(pa, hoisted[-1], load)
+    run = effects([*body, *hoisted], info)  # type: ignore[arg-type]
+    feeds = _load_slice(run)
+    order = list_schedule(run, lambda e: 0 if id(e) in feeds else priority(e))
+    pos = {id(e.instr): i for i, e in enumerate(order)}
+    dest = load.dests[0]
+    uses = [x for x in body[li + 1 :] if dest in x.registers_read()]
+    if not uses or all(pos[id(x)] < pos[id(hoisted[-1])] for x in uses):
+        return "the next load cannot rise above this iteration's use"
+    g = back.guard
+    neg = "@" + g[2:] if g.startswith("@!") else "@!" + g[1:]
+    label = f"{_PIPE_EXIT}{bi}"
+    lines = [e.instr.text if any(e.instr is x for x in body) else e.instr.render() for e in order]
+    lines.append(back.with_(guard=neg, operands=(label,)).render())
+    mov = f"mov{types[dest]} \t{dest}, {rename[dest]};"
+    lines += [mov if x is load else x.text for x in body]
+    lines.append(back.text)
+    return lines, decls, [*body, back]

@@ -17,10 +17,12 @@ import re
 from collections import defaultdict
 
 from chronos.ptx import Editor, Function, Instruction, Module, type_bytes
+from chronos.ptx.parse import parse
 
 from .alignment import PointerAnalysis, analyze, variables
 from .base import NotApplicable, Transform, TransformContext
 from .deps import Effect, access_size, block_effects, conflict, is_plain_access
+from .loopvec import rewrite_loops
 
 _REG = re.compile(r"^%[\w$.]+$")
 _ALIGN = re.compile(r"\.align\s+(\d+)")
@@ -153,6 +155,16 @@ class Vectorize(Transform):
         self.safety = "alignment proven by the congruence analysis + the alignment contract"
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
+        loop_text: str | None = None
+        loop_why = ""
+        if ".global" in self.spaces:
+            try:
+                loop_text = rewrite_loops(module, fn, ctx, self.opcode)
+            except NotApplicable as exc:
+                loop_why = str(exc)
+        if loop_text is not None:
+            module = parse(loop_text)
+            fn = module.entry(ctx.entry)
         raise_align: dict[str, int] = {}
         if ".shared" in self.spaces:
             for name, var in variables(module, fn).items():
@@ -167,7 +179,22 @@ class Vectorize(Transform):
             if space == ".shared":
                 roots |= r
         if not merges:
-            raise NotApplicable(f"{self.name}: {_why_not(fn, pa, self.opcode, self.spaces)}")
+            if loop_text is not None:
+                return loop_text
+            why = _why_not(fn, pa, self.opcode, self.spaces)
+            if loop_why:
+                why += f"; loops: {loop_why}"
+            raise NotApplicable(f"{self.name}: {why}")
+        return self._merge(module, fn, merges, roots, raise_align)
+
+    def _merge(
+        self,
+        module: Module,
+        fn: Function,
+        merges: list[tuple[list[Instruction], Instruction]],
+        roots: set[str],
+        raise_align: dict[str, int],
+    ) -> str:
         ed = module.edit()
         for group, new in merges:
             *members, at = group
