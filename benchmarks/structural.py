@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     forms = EVERYDAY[:2] if args.smoke else EVERYDAY
     per_family = 1 if args.smoke else args.per_family
     print(f"structural transforms on issue 31's everyday forms, ptxas {args.arch}")
+    fams = corpus_families(per_family, args.arch)  # the corpus alone, before the forms join it
     with registered():
         changing = {s.id: sass_changing(s, args.arch) for s in forms}
         print("\n1. applicability (SASS-changing)")
-        fams = corpus_families(per_family, args.arch)
         for name in STRUCTURAL:
             on = [k for k, acts in changing.items() if name in acts]
             print(
