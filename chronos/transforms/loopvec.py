@@ -212,160 +212,210 @@ def _statements_between(fn: Function, first: int, last: int) -> list | None:
     return out
 
 
+def _back_branch(
+    fn: Function, f: _Facts, name: str, li: int, pos: dict
+) -> Instruction | str | None:
+    """The one backward `bra name` closing a loop at label `name` (body[li]); None when there
+    is none, or why it is not a candidate when the loop is also entered by a branch."""
+    back = [
+        s
+        for s in fn.body[li + 1 :]
+        if isinstance(s, Instruction) and s.opcode == "bra" and s.operands[0].strip() == name
+    ]
+    if len(back) != 1 or pos[id(back[0])] < li:
+        return None
+    if sum(1 for x in f.instrs if x.opcode == "bra" and x.operands[0].strip() == name) != 1:
+        return f"loop {name} is entered by a branch as well as by falling in"
+    return back[0]
+
+
+def _steps_and_tests(add: Instruction, setp: Instruction, bra: Instruction) -> bool:
+    """The loop ends in `add i, i, S; setp.lt.s32 p, i, n; @p bra L`."""
+    return not (
+        add.opcode != "add"
+        or add.guard
+        or len(add.operands) != 3
+        or add.operands[0].strip() != add.operands[1].strip()
+        or setp.opcode != "setp"
+        or setp.modifiers[:2] != (".lt", ".s32")
+        or bra.guard != "@" + setp.dests[0]
+        or setp.operands[1].strip() != add.operands[0].strip()
+    )
+
+
+def _entry_guard(
+    fn: Function, f: _Facts, li: int, bra: Instruction, i: str, n: str, pos: dict, ipos: dict
+) -> tuple[str, Instruction] | None:
+    """(exit label, guard branch) of the loop's `setp.ge.s32 p, i, n; @p bra X` entry guard,
+    with X right after the loop and only straight-line code between it and the loop label."""
+    instrs = f.instrs
+    g = None
+    for kk in range(ipos[id(bra)] - 1, -1, -1):
+        if instrs[kk].opcode == "bra" and pos[id(instrs[kk])] < li:
+            g = kk
+            break
+    guard = _guard_at(instrs, g, i) if g is not None else None
+    after = next(
+        (s for s in fn.body[pos[id(bra)] + 1 :] if not isinstance(s, Directive)),
+        None,
+    )
+    if (
+        guard is None
+        or guard[0] != n
+        or not isinstance(after, Label)
+        or after.name != guard[1]
+        or _statements_between(fn, pos[id(instrs[g])] + 1, li) is None
+    ):
+        return None
+    return guard[1], instrs[g]
+
+
+def _block_stride(f: _Facts, i: str, add: Instruction, stride: str) -> bool | None:
+    """False for a grid-stride loop (i starts at the global thread index, steps by the grid
+    size), True for a block-stride one (tid.x, ntid.x), None for neither."""
+    init = next(d for d in f.defs[i] if d is not add)
+    if _is_global_id(f, init) and init is f.defs[i][0]:
+        return False if _is_grid_size(f, stride) else None
+    block = (
+        init.opcode == "mov"
+        and init.operands[1].strip() == "%tid.x"
+        and f.special_of(stride) == "%ntid.x"
+    )
+    return True if block else None
+
+
+def _loop_region(
+    fn: Function, f: _Facts, name: str, li: int, pos: dict, ipos: dict
+) -> Region | str | None:
+    """The loop at label `name` as a Region, why it is not one, or None (not a loop)."""
+    # a loop: label L ... add i, i, S; setp.lt.s32 p, i, n; @p bra L
+    bra = _back_branch(fn, f, name, li, pos)
+    if not isinstance(bra, Instruction):
+        return bra
+    seg = _statements_between(fn, li + 1, pos[id(bra)] + 1)
+    if seg is None or len(seg) < 3:
+        return f"loop {name} is not one straight-line block"
+    add, setp = seg[-3], seg[-2]
+    if not _steps_and_tests(add, setp, bra):
+        return f"loop {name} does not end in `i += S; if (i < n) repeat` (s32)"
+    i, stride, n = add.operands[0].strip(), add.operands[2].strip(), setp.operands[2].strip()
+    entry = _entry_guard(fn, f, li, bra, i, n, pos, ipos)
+    if entry is None:
+        return f"loop {name} has no `if (i >= n) skip` entry guard"
+    if len(f.defs.get(i, [])) != 2:
+        return f"loop {name}: the index {i} has other definitions (already regrouped?)"
+    block = _block_stride(f, i, add, stride)
+    if block is None:
+        return (
+            f"loop {name} does not start at the global (or block) thread index and step "
+            "by the grid (or block) size"
+        )
+    exit_label, start = entry
+    return Region(
+        "loop",
+        name,
+        seg[:-3],
+        i,
+        n,
+        stride,
+        exit_label,
+        fn.body[li],
+        [add, setp, bra],
+        block,
+        start,
+    )
+
+
+def _guard_region(
+    fn: Function, f: _Facts, k: int, pos: dict, labels: dict, looped: set[int]
+) -> Region | str | None:
+    """The code guarded by `if (i < n)` after instrs[k] (`i = ctaid.x*ntid.x + tid.x`) as a
+    Region, why it is not one, or None (no such guard)."""
+    instrs = f.instrs
+    ins = instrs[k]
+    if ins.opcode != "mad" or id(ins) in looped or len(ins.dests) != 1:
+        return None
+    i = ins.dests[0]
+    if not _is_global_id(f, f.only_def(i)):
+        return None
+    kb = next((j for j in range(k + 1, len(instrs)) if instrs[j].opcode == "bra"), None)
+    guard = _guard_at(instrs, kb, i) if kb is not None else None
+    if guard is None or guard[1] not in labels:
+        return None
+    n, exit_label = guard
+    bra = instrs[kb]
+    if _statements_between(fn, pos[id(ins)] + 1, pos[id(bra)]) is None:
+        return None
+    if labels[exit_label] < pos[id(bra)]:
+        return None
+    seg = _statements_between(fn, pos[id(bra)] + 1, labels[exit_label])
+    if seg is None:
+        return f"the code guarded by `i < n` (up to {exit_label}) is not straight-line"
+    if any(id(s) in looped for s in seg):
+        return None
+    return Region("guard", exit_label, seg, i, n, None, exit_label, bra, start=bra)
+
+
 def find_regions(fn: Function, f: _Facts) -> tuple[list[Region], list[str]]:
     """Candidate loops / guarded bodies, and why the near-misses are not candidates."""
     regions: list[Region] = []
     why: list[str] = []
-    body = fn.body
-    pos = {id(s): k for k, s in enumerate(body)}
+
+    def take(found: Region | str | None) -> None:
+        if isinstance(found, Region):
+            regions.append(found)
+        elif isinstance(found, str):
+            why.append(found)
+
+    pos = {id(s): k for k, s in enumerate(fn.body)}
+    ipos = {id(s): k for k, s in enumerate(f.instrs)}
     labels = fn.labels()
-    instrs = f.instrs
-    ipos = {id(s): k for k, s in enumerate(instrs)}
     for name, li in labels.items():
-        # a loop: label L ... add i, i, S; setp.lt.s32 p, i, n; @p bra L
-        back = [
-            s
-            for s in body[li + 1 :]
-            if isinstance(s, Instruction) and s.opcode == "bra" and s.operands[0].strip() == name
-        ]
-        if len(back) != 1 or pos[id(back[0])] < li:
-            continue
-        if sum(1 for x in instrs if x.opcode == "bra" and x.operands[0].strip() == name) != 1:
-            why.append(f"loop {name} is entered by a branch as well as by falling in")
-            continue
-        bra = back[0]
-        k = ipos[id(bra)]
-        seg = _statements_between(fn, li + 1, pos[id(bra)] + 1)
-        if seg is None or len(seg) < 3:
-            why.append(f"loop {name} is not one straight-line block")
-            continue
-        add, setp = seg[-3], seg[-2]
-        if (
-            add.opcode != "add"
-            or add.guard
-            or len(add.operands) != 3
-            or add.operands[0].strip() != add.operands[1].strip()
-            or setp.opcode != "setp"
-            or setp.modifiers[:2] != (".lt", ".s32")
-            or bra.guard != "@" + setp.dests[0]
-            or setp.operands[1].strip() != add.operands[0].strip()
-        ):
-            why.append(f"loop {name} does not end in `i += S; if (i < n) repeat` (s32)")
-            continue
-        i, stride, n = add.operands[0].strip(), add.operands[2].strip(), setp.operands[2].strip()
-        # the entry guard: `setp.ge.s32 p, i, n; @p bra X` with X right after the loop, and only
-        # straight-line code between it and the loop label
-        g = None
-        for kk in range(k - 1, -1, -1):
-            if instrs[kk].opcode == "bra" and pos[id(instrs[kk])] < li:
-                g = kk
-                break
-        guard = _guard_at(instrs, g, i) if g is not None else None
-        after = next(
-            (s for s in body[pos[id(bra)] + 1 :] if not isinstance(s, Directive)),
-            None,
-        )
-        if (
-            guard is None
-            or guard[0] != n
-            or not isinstance(after, Label)
-            or after.name != guard[1]
-            or _statements_between(fn, pos[id(instrs[g])] + 1, li) is None
-        ):
-            why.append(f"loop {name} has no `if (i >= n) skip` entry guard")
-            continue
-        if len(f.defs.get(i, [])) != 2:
-            why.append(f"loop {name}: the index {i} has other definitions (already regrouped?)")
-            continue
-        init = next(d for d in f.defs[i] if d is not add)
-        if _is_global_id(f, init) and init is f.defs[i][0]:
-            ok_grid = _is_grid_size(f, stride)
-            block = False
-        else:
-            ok_grid = False
-            block = (
-                init.opcode == "mov"
-                and init.operands[1].strip() == "%tid.x"
-                and f.special_of(stride) == "%ntid.x"
-            )
-        if not (ok_grid or block):
-            why.append(
-                f"loop {name} does not start at the global (or block) thread index and step "
-                "by the grid (or block) size"
-            )
-            continue
-        regions.append(
-            Region(
-                "loop",
-                name,
-                seg[:-3],
-                i,
-                n,
-                stride,
-                guard[1],
-                body[li],
-                [add, setp, bra],
-                block,
-                instrs[g],
-            )
-        )
+        take(_loop_region(fn, f, name, li, pos, ipos))
     looped = {id(ins) for r in regions for ins in r.body + r.control}
-    for k, ins in enumerate(instrs):
-        if ins.opcode != "mad" or id(ins) in looped or len(ins.dests) != 1:
-            continue
-        i = ins.dests[0]
-        if not _is_global_id(f, f.only_def(i)):
-            continue
-        kb = next((j for j in range(k + 1, len(instrs)) if instrs[j].opcode == "bra"), None)
-        guard = _guard_at(instrs, kb, i) if kb is not None else None
-        if guard is None or guard[1] not in labels:
-            continue
-        n, exit_label = guard
-        bra = instrs[kb]
-        if _statements_between(fn, pos[id(ins)] + 1, pos[id(bra)]) is None:
-            continue
-        if labels[exit_label] < pos[id(bra)]:
-            continue
-        seg = _statements_between(fn, pos[id(bra)] + 1, labels[exit_label])
-        if seg is None:
-            why.append(f"the code guarded by `i < n` (up to {exit_label}) is not straight-line")
-            continue
-        if any(id(s) in looped for s in seg):
-            continue
-        regions.append(Region("guard", exit_label, seg, i, n, None, exit_label, bra, start=bra))
+    for k in range(len(f.instrs)):
+        take(_guard_region(fn, f, k, pos, labels, looped))
     return regions, why
 
 
-def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str) -> Plan:
-    """Check every legality condition; the Plan says how each body instruction is rewritten."""
-    where = f"{'loop' if r.kind == 'loop' else 'guarded element code'} {r.name}"
-
-    def no(msg: str) -> NotApplicable:
-        return NotApplicable(f"{where}: {msg}")
-
-    body = r.body
-    bset = {id(x) for x in body}
-    ctrl = {id(x) for x in r.control}
+def _body_defs(r: Region) -> dict[str, int] | str:
+    """Register -> the body index defining it; why not when the body loads a parameter or
+    defines a register twice (or the index)."""
     bdefs: dict[str, int] = {}
-    for k, ins in enumerate(body):
+    for k, ins in enumerate(r.body):
         if ins.opcode == "ld" and ins.space == ".param":
-            raise no("loads a parameter inside the body")
+            return "loads a parameter inside the body"
         for d in ins.dests:
             if d in bdefs or d == r.i:
-                raise no(f"defines {d} twice")
+                return f"defines {d} twice"
             bdefs[d] = k
-    for k, ins in enumerate(body):
+    return bdefs
+
+
+def _carried(r: Region, bdefs: dict[str, int]) -> str | None:
+    """Why not, when an element reads a register the body defines at or after the read."""
+    for k, ins in enumerate(r.body):
         for reg in ins.registers_read():
             if reg in bdefs and bdefs[reg] >= k:
-                raise no(
+                return (
                     f"carries {reg} from one element to the next (an accumulation or "
                     "recurrence: regrouping elements would change it)"
                 )
+    return None
+
+
+def _live_out(f: _Facts, bdefs: dict[str, int], bset: set[int]) -> str | None:
+    """Why not, when a register the body defines is read outside it."""
     for reg in bdefs:
         for u in f.uses.get(reg, []):
             if id(u) not in bset:
-                raise no(f"{reg}, computed per element, is used after it")
-    # the index: read only by the guard / loop control and `base + i*e` address arithmetic
+                return f"{reg}, computed per element, is used after it"
+    return None
+
+
+def _index_escapes(f: _Facts, r: Region, bset: set[int]) -> str | None:
+    """Why not, when the index is read by more than the guard / loop control and the body."""
+    ctrl = {id(x) for x in r.control}
     for u in f.uses.get(r.i, []):
         if id(u) in ctrl or id(u) in bset:
             continue
@@ -375,124 +425,151 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
             and [o.strip() for o in u.operands[1:]] == [r.i, r.n]
         ):
             continue  # the entry guard
-        raise no(f"the index {r.i} is used outside the element code ({u.mnemonic})")
+        return f"the index {r.i} is used outside the element code ({u.mnemonic})"
+    return None
+
+
+def _offset_role(r: Region, ins: Instruction, offsets: dict[str, int]) -> tuple | str:
+    """`off = i*e` (64-bit) of an instruction reading the index."""
+    ops = [o.strip() for o in ins.operands]
+    if ins.guard:
+        return f"the index {r.i} feeds a predicated {ins.mnemonic}"
+    if ins.mnemonic == "mul.wide.s32" and ops[1] == r.i and ops[2].isdigit():
+        offsets[ops[0]] = int(ops[2])
+    elif ins.mnemonic == "cvt.s64.s32" and ops[1] == r.i:
+        offsets[ops[0]] = 1
+    else:
+        return f"the index {r.i} feeds {ins.mnemonic}, not only element addresses"
+    return ("off", ops[0], offsets[ops[0]])
+
+
+def _addr_role(
+    f: _Facts, ins: Instruction, offs: list[str], offsets: dict[str, int], addrs: dict
+) -> tuple | str:
+    """`addr = base + off` of an instruction reading an element offset, base a pointer
+    parameter."""
+    ops = [o.strip() for o in ins.operands]
+    if ins.mnemonic != "add.s64" or ins.guard or len(offs) != 1:
+        return f"the element offset {offs[0]} feeds {ins.mnemonic}, not a base + offset"
+    base = ops[2] if ops[1] == offs[0] else ops[1]
+    param = _param_of(f, base)
+    if param is None:
+        return (
+            f"the address base {base} is not a kernel pointer parameter (its alignment is unknown)"
+        )
+    addrs[ops[0]] = (param, base, offsets[offs[0]])
+    return ("addr", ops[0], base, offsets[offs[0]])
+
+
+def _access_role(f: _Facts, ins: Instruction, a: str, addrs: dict) -> tuple | str:
+    """`ld/st.global [addr]` of one element, of an instruction reading an element address."""
+    adr = ins.address()
+    if (
+        ins.opcode not in ("ld", "st")
+        or ins.space != ".global"
+        or ins.guard
+        or adr is None
+        or adr.base != a
+        or adr.offset != 0
+        or ins.vector_width != 1
+        or any(m not in _LD_MODS and m != ins.type for m in ins.modifiers)
+    ):
+        return f"the element address {a} feeds {ins.mnemonic} (a plain ld/st.global)"
+    e = addrs[a][2]
+    if ins.type is None or type_bytes(ins.type) != e:
+        return f"{ins.mnemonic} accesses {ins.type} but the index is scaled by {e}"
+    data = ins.operands[0 if ins.opcode == "ld" else 1].strip()
+    if not f.is_register(data):
+        return f"{ins.mnemonic} moves an immediate, not a register"
+    return (ins.opcode, a, e, data)
+
+
+def _copy_role(f: _Facts, ins: Instruction) -> tuple | str:
+    """An instruction copied per element: a shared integer atomic add or arithmetic on
+    registers."""
+    if ins.opcode in ("atom", "red"):
+        ok = (
+            ins.space == ".shared"
+            and ".add" in ins.modifiers
+            and ins.type in (".u32", ".s32", ".u64")
+            and not ins.guard
+            and not (ins.opcode == "atom" and f.uses.get(ins.dests[0]))
+        )
+        if not ok:
+            return f"has {ins.mnemonic} (only shared integer atomic adds commute)"
+        return ("copy",)
+    if ins.opcode not in _PURE:
+        return (
+            f"has {ins.mnemonic} (only arithmetic, element loads/stores and shared "
+            "integer atomic adds may be regrouped)"
+        )
+    for tok in _TOKEN.findall(" ".join(ins.operands)):
+        if not f.is_register(tok):
+            return f"reads {tok}, which differs between the threads elements move between"
+    return ("copy",)
+
+
+def _roles(f: _Facts, r: Region) -> tuple[dict[int, tuple], dict] | str:
+    """(body index -> role, element address -> (param, base, e)), or why not: the index feeds
+    only `base + i*e` addresses of plain global element accesses."""
     roles: dict[int, tuple] = {}
     offsets: dict[str, int] = {}  # reg = i*e (64-bit)
     addrs: dict[str, tuple[str, str, int]] = {}  # reg -> (param, base reg, e)
-    bases: dict[str, str] = {}
-    for k, ins in enumerate(body):
+    for k, ins in enumerate(r.body):
         reads = ins.registers_read()
-        if r.i in reads:
-            ops = [o.strip() for o in ins.operands]
-            if ins.guard:
-                raise no(f"the index {r.i} feeds a predicated {ins.mnemonic}")
-            if ins.mnemonic == "mul.wide.s32" and ops[1] == r.i and ops[2].isdigit():
-                offsets[ops[0]] = int(ops[2])
-            elif ins.mnemonic == "cvt.s64.s32" and ops[1] == r.i:
-                offsets[ops[0]] = 1
-            else:
-                raise no(f"the index {r.i} feeds {ins.mnemonic}, not only element addresses")
-            roles[k] = ("off", ops[0], offsets[ops[0]])
-            continue
         offs = [x for x in reads if x in offsets]
-        if offs:
-            ops = [o.strip() for o in ins.operands]
-            if ins.mnemonic != "add.s64" or ins.guard or len(offs) != 1:
-                raise no(f"the element offset {offs[0]} feeds {ins.mnemonic}, not a base + offset")
-            base = ops[2] if ops[1] == offs[0] else ops[1]
-            param = _param_of(f, base)
-            if param is None:
-                raise no(
-                    f"the address base {base} is not a kernel pointer parameter (its alignment "
-                    "is unknown)"
-                )
-            addrs[ops[0]] = (param, base, offsets[offs[0]])
-            bases[ops[0]] = base
-            roles[k] = ("addr", ops[0], base, offsets[offs[0]])
-            continue
         used_addr = [x for x in reads if x in addrs]
-        if used_addr:
-            a = used_addr[0]
-            adr = ins.address()
-            if (
-                ins.opcode not in ("ld", "st")
-                or ins.space != ".global"
-                or ins.guard
-                or adr is None
-                or adr.base != a
-                or adr.offset != 0
-                or ins.vector_width != 1
-                or any(m not in _LD_MODS and m != ins.type for m in ins.modifiers)
-            ):
-                raise no(f"the element address {a} feeds {ins.mnemonic} (a plain ld/st.global)")
-            e = addrs[a][2]
-            if ins.type is None or type_bytes(ins.type) != e:
-                raise no(f"{ins.mnemonic} accesses {ins.type} but the index is scaled by {e}")
-            data = ins.operands[0 if ins.opcode == "ld" else 1].strip()
-            if not f.is_register(data):
-                raise no(f"{ins.mnemonic} moves an immediate, not a register")
-            roles[k] = (ins.opcode, a, e, data)
-            continue
-        if ins.opcode in ("atom", "red"):
-            ok = (
-                ins.space == ".shared"
-                and ".add" in ins.modifiers
-                and ins.type in (".u32", ".s32", ".u64")
-                and not ins.guard
-                and not (ins.opcode == "atom" and f.uses.get(ins.dests[0]))
-            )
-            if not ok:
-                raise no(f"has {ins.mnemonic} (only shared integer atomic adds commute)")
-            roles[k] = ("copy",)
-            continue
-        if ins.opcode not in _PURE:
-            raise no(
-                f"has {ins.mnemonic} (only arithmetic, element loads/stores and shared "
-                "integer atomic adds may be regrouped)"
-            )
-        for tok in _TOKEN.findall(" ".join(ins.operands)):
-            if not f.is_register(tok):
-                raise no(f"reads {tok}, which differs between the threads elements move between")
-        roles[k] = ("copy",)
-    # registers from outside the body must be the same in every thread
-    uniform = f.uniform(allow_ctaid=r.block_stride)
-    why = _reached_by_all(fn, f, r, uniform)
-    if why:
-        raise no(why)
-    for k, ins in enumerate(body):
+        if r.i in reads:
+            role = _offset_role(r, ins, offsets)
+        elif offs:
+            role = _addr_role(f, ins, offs, offsets, addrs)
+        elif used_addr:
+            role = _access_role(f, ins, used_addr[0], addrs)
+        else:
+            role = _copy_role(f, ins)
+        if isinstance(role, str):
+            return role
+        roles[k] = role
+    return roles, addrs
+
+
+def _thread_dependent(
+    r: Region, roles: dict[int, tuple], bdefs: dict[str, int], uniform: set[str]
+) -> str | None:
+    """Why not, when the body reads a register from outside it that is not the same in every
+    thread, or the stride or bound is not."""
+    for k, ins in enumerate(r.body):
         if roles[k][0] in ("off",):
             continue
         for reg in ins.registers_read():
             if reg in bdefs or reg == r.i or reg in uniform:
                 continue
-            raise no(f"reads {reg}, which differs between threads (elements change threads)")
+            return f"reads {reg}, which differs between threads (elements change threads)"
     if r.kind == "loop" and r.stride not in uniform:
-        raise no(f"the stride {r.stride} is not uniform")
+        return f"the stride {r.stride} is not uniform"
     if r.n not in uniform:
-        raise no(f"the bound {r.n} is not uniform")
-    # memory: the only global accesses of the kernel are these; loads read-only or own element
-    accesses = [roles[k] for k in roles if roles[k][0] in ("ld", "st")]
-    atomics = [body[k] for k in roles if body[k].opcode in ("atom", "red")]
-    if atomics:
-        bad = _shared_sums_unproven(fn, f, r, atomics)
-        if bad:
-            raise no(f"has shared atomic adds, but {bad}")
-    b_stores = any(a[0] == "st" for a in accesses)
+        return f"the bound {r.n} is not uniform"
+    return None
+
+
+def _other_memory(f: _Facts, bset: set[int]) -> str | None:
+    """Why a storing body may not be regrouped: the kernel accesses memory outside it."""
     for ins in f.instrs:
         if id(ins) in bset:
             continue
-        if (
-            b_stores
-            and ins.opcode in _MEMORY
-            and ins.space not in (".param", ".shared", ".local", ".const")
-        ):
-            raise no(
+        if ins.opcode in _MEMORY and ins.space not in (".param", ".shared", ".local", ".const"):
+            return (
                 f"the kernel also has {ins.mnemonic} outside it (elements change threads, so "
                 "ordering against it is not kept)"
             )
-    stored = {addrs[a][0] for (op, a, _, _) in accesses if op == "st"}
-    if len(stored) > 1:
-        raise no(f"stores to {len(stored)} arrays ({', '.join(sorted(stored))}) that may alias")
+    return None
+
+
+def _unsafe_load(
+    r: Region, roles: dict[int, tuple], addrs: dict, stored: set[str], ctx: TransformContext
+) -> str | None:
+    """Why not, when a load reads an array that may be written: neither read-only nor the
+    stored array at the same element."""
     for k in roles:
         op = roles[k][0]
         if op != "ld":
@@ -506,15 +583,16 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
             ]
             if same:
                 continue
-        if param not in ctx.read_only and ".nc" not in body[k].modifiers:
-            raise no(
+        if param not in ctx.read_only and ".nc" not in r.body[k].modifiers:
+            return (
                 f"loads {param}, which is not read-only (spec.read_only or ld.global.nc) and may "
                 "alias the stored array"
             )
-    mine = [a for a in accesses if a[0] == opcode]
-    if not mine:
-        raise no(f"has no element-indexed {opcode}.global to widen")
-    # the width: as wide as 16 bytes allows, within every array's contract alignment
+    return None
+
+
+def _vector_width(accesses: list[tuple], addrs: dict, ctx: TransformContext) -> int | str:
+    """As wide as 16 bytes allows, within every array's contract alignment; or why not."""
     esz = {addrs[a[1]][2] for a in accesses}
     params = {addrs[a[1]][0] for a in accesses}
     width = 16 // max(esz)
@@ -526,10 +604,15 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
         width //= 2
     if width < 2:
         worst = min(params, key=ctx.align_of)
-        raise no(
+        return (
             f"pointer {worst} alignment {ctx.align_of(worst)} (spec.alignment) is below a "
             f"2-element vector of {max(esz)}-byte elements"
         )
+    return width
+
+
+def _narrow_unsupported(f: _Facts, r: Region, roles: dict[int, tuple], opcode: str) -> str | None:
+    """Why not, when a widened access of sub-word elements cannot be packed into words."""
     for k in roles:
         op = roles[k][0]
         if op not in ("ld", "st") or op != opcode:
@@ -539,13 +622,62 @@ def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str)
             continue
         bits = type_bytes(f.reg_type(data) or ".b64")
         if op == "st" and e != 2:
-            raise no("stores bytes (packing them into words is not supported)")
+            return "stores bytes (packing them into words is not supported)"
         if e == 2 and bits != 2:
-            raise no(f"{data} is not a 16-bit register")
+            return f"{data} is not a 16-bit register"
         if e == 1 and bits not in (2, 4):
-            raise no(f"{data} is not a 16- or 32-bit register")
-        if e == 1 and body[k].type not in (".u8", ".s8", ".b8"):
-            raise no(f"{body[k].mnemonic} is not a byte load")
+            return f"{data} is not a 16- or 32-bit register"
+        if e == 1 and r.body[k].type not in (".u8", ".s8", ".b8"):
+            return f"{r.body[k].mnemonic} is not a byte load"
+    return None
+
+
+def plan(fn: Function, f: _Facts, r: Region, ctx: TransformContext, opcode: str) -> Plan:
+    """Check every legality condition; the Plan says how each body instruction is rewritten."""
+    where = f"{'loop' if r.kind == 'loop' else 'guarded element code'} {r.name}"
+
+    def no(msg: str) -> NotApplicable:
+        return NotApplicable(f"{where}: {msg}")
+
+    def check(why: str | None) -> None:
+        if why:
+            raise no(why)
+
+    bset = {id(x) for x in r.body}
+    bdefs = _body_defs(r)
+    if isinstance(bdefs, str):
+        raise no(bdefs)
+    check(_carried(r, bdefs))
+    check(_live_out(f, bdefs, bset))
+    # the index: read only by the guard / loop control and `base + i*e` address arithmetic
+    check(_index_escapes(f, r, bset))
+    found = _roles(f, r)
+    if isinstance(found, str):
+        raise no(found)
+    roles, addrs = found
+    # registers from outside the body must be the same in every thread
+    uniform = f.uniform(allow_ctaid=r.block_stride)
+    check(_reached_by_all(fn, f, r, uniform))
+    check(_thread_dependent(r, roles, bdefs, uniform))
+    # memory: the only global accesses of the kernel are these; loads read-only or own element
+    accesses = [roles[k] for k in roles if roles[k][0] in ("ld", "st")]
+    atomics = [r.body[k] for k in roles if r.body[k].opcode in ("atom", "red")]
+    if atomics:
+        bad = _shared_sums_unproven(fn, f, r, atomics)
+        if bad:
+            raise no(f"has shared atomic adds, but {bad}")
+    if any(a[0] == "st" for a in accesses):
+        check(_other_memory(f, bset))
+    stored = {addrs[a][0] for (op, a, _, _) in accesses if op == "st"}
+    if len(stored) > 1:
+        raise no(f"stores to {len(stored)} arrays ({', '.join(sorted(stored))}) that may alias")
+    check(_unsafe_load(r, roles, addrs, stored, ctx))
+    if not any(a[0] == opcode for a in accesses):
+        raise no(f"has no element-indexed {opcode}.global to widen")
+    width = _vector_width(accesses, addrs, ctx)
+    if isinstance(width, str):
+        raise no(width)
+    check(_narrow_unsupported(f, r, roles, opcode))
     return Plan(r, width, roles)
 
 
@@ -733,6 +865,69 @@ def _with_mods(ins: Instruction, mods: list[str]) -> str:
     return ins.opcode + "".join(mods)
 
 
+def _braced(regs: list[str]) -> str:
+    """One register, or a `{a, b, ...}` vector of them."""
+    return regs[0] if len(regs) == 1 else "{" + ", ".join(regs) + "}"
+
+
+def _vector_mnemonic(ins: Instruction, w: int, e: int) -> str:
+    """`ins` as one access of w e-byte elements: `.v{w}` of its type, or for elements under
+    4 bytes the same bytes as (a vector of) .b32 words."""
+    mods = list(ins.modifiers)
+    ti = mods.index(ins.type)
+    if e >= 4:
+        mods.insert(ti, f".v{w}")
+    else:
+        nw = w * e // 4
+        mods[ti] = ".b32"
+        if nw > 1:
+            mods.insert(ti, f".v{nw}")
+    return _with_mods(ins, mods)
+
+
+def _vector_load(
+    ins: Instruction, a: str, e: int, dl: list[str], dt: str, regs: _Regs, opcode: str
+) -> list[str]:
+    """The w loads of `ins` at address a into dl: one vector load when widening loads (words
+    unpacked for elements under 4 bytes), else w scalar loads."""
+    w = len(dl)
+    if opcode != "ld":
+        return [f"{ins.mnemonic} \t{dl[c]}, [{a}+{c * e}];" for c in range(w)]
+    if e >= 4:
+        return [f"{_vector_mnemonic(ins, w, e)} \t{_braced(dl)}, [{a}];"]
+    wl = [regs.new(".b32") for _ in range(w * e // 4)]
+    out = [f"{_vector_mnemonic(ins, w, e)} \t{_braced(wl)}, [{a}];"]
+    per = 4 // e
+    for j, word in enumerate(wl):
+        parts = dl[j * per : (j + 1) * per]
+        if e == 2:
+            out.append(f"mov.b32 \t{{{', '.join(parts)}}}, {word};")
+            continue
+        bfe = "bfe.s32" if ins.type == ".s8" else "bfe.u32"
+        for b, dst1 in enumerate(parts):
+            t = regs.new(".b32")
+            out.append(f"{bfe} \t{t}, {word}, {8 * b}, 8;")
+            cv = "cvt.u16.u32" if type_bytes(dt) == 2 else "mov.b32"
+            out.append(f"{cv} \t{dst1}, {t};")
+    return out
+
+
+def _vector_store(
+    ins: Instruction, a: str, e: int, vl: list[str], regs: _Regs, opcode: str
+) -> list[str]:
+    """The w stores of vl by `ins` at address a: one vector store when widening stores
+    (16-bit pairs packed into words), else w scalar stores."""
+    w = len(vl)
+    if opcode != "st":
+        return [f"{ins.mnemonic} \t[{a}+{c * e}], {vl[c]};" for c in range(w)]
+    if e >= 4:
+        return [f"{_vector_mnemonic(ins, w, e)} \t[{a}], {_braced(vl)};"]
+    wl = [regs.new(".b32") for _ in range(w * e // 4)]
+    out = [f"mov.b32 \t{word}, {{{vl[2 * j]}, {vl[2 * j + 1]}}};" for j, word in enumerate(wl)]
+    out.append(f"{_vector_mnemonic(ins, w, e)} \t[{a}], {_braced(wl)};")
+    return out
+
+
 def _vector_body(p: Plan, f: _Facts, regs: _Regs, g: str, opcode: str) -> list[str]:
     r, w = p.region, p.width
     ren: list[dict[str, str]] = [{} for _ in range(w)]
@@ -753,58 +948,15 @@ def _vector_body(p: Plan, f: _Facts, regs: _Regs, g: str, opcode: str) -> list[s
             off = next(x for x in ins.registers_read() if x in voff)
             out.append(f"add.s64 \t{vaddr[role[1]]}, {role[2]}, {voff[off]};")
         elif role[0] == "ld":
-            a, e, d = vaddr[role[1]], role[2], role[3]
+            d = role[3]
             dt = f.reg_type(d) or ".b32"
             for c in range(w):
                 ren[c][d] = regs.new(dt)
             dl = [ren[c][d] for c in range(w)]
-            mods = list(ins.modifiers)
-            if opcode != "ld":
-                out += [f"{ins.mnemonic} \t{dl[c]}, [{a}+{c * e}];" for c in range(w)]
-            elif e >= 4:
-                mods.insert(mods.index(ins.type), f".v{w}")
-                out.append(f"{_with_mods(ins, mods)} \t{{{', '.join(dl)}}}, [{a}];")
-            else:
-                nw = w * e // 4
-                wl = [regs.new(".b32") for _ in range(nw)]
-                ti = mods.index(ins.type)
-                mods[ti] = ".b32"
-                if nw > 1:
-                    mods.insert(ti, f".v{nw}")
-                dst = wl[0] if nw == 1 else "{" + ", ".join(wl) + "}"
-                out.append(f"{_with_mods(ins, mods)} \t{dst}, [{a}];")
-                per = 4 // e
-                for j, word in enumerate(wl):
-                    parts = dl[j * per : (j + 1) * per]
-                    if e == 2:
-                        out.append(f"mov.b32 \t{{{', '.join(parts)}}}, {word};")
-                        continue
-                    bfe = "bfe.s32" if ins.type == ".s8" else "bfe.u32"
-                    for b, dst1 in enumerate(parts):
-                        t = regs.new(".b32")
-                        out.append(f"{bfe} \t{t}, {word}, {8 * b}, 8;")
-                        cv = "cvt.u16.u32" if type_bytes(dt) == 2 else "mov.b32"
-                        out.append(f"{cv} \t{dst1}, {t};")
+            out += _vector_load(ins, vaddr[role[1]], role[2], dl, dt, regs, opcode)
         elif role[0] == "st":
-            a, e, v = vaddr[role[1]], role[2], role[3]
-            vl = [ren[c].get(v, v) for c in range(w)]
-            mods = list(ins.modifiers)
-            if opcode != "st":
-                out += [f"{ins.mnemonic} \t[{a}+{c * e}], {vl[c]};" for c in range(w)]
-            elif e >= 4:
-                mods.insert(mods.index(ins.type), f".v{w}")
-                out.append(f"{_with_mods(ins, mods)} \t[{a}], {{{', '.join(vl)}}};")
-            else:
-                nw = w * e // 4
-                wl = [regs.new(".b32") for _ in range(nw)]
-                for j, word in enumerate(wl):
-                    out.append(f"mov.b32 \t{word}, {{{vl[2 * j]}, {vl[2 * j + 1]}}};")
-                ti = mods.index(ins.type)
-                mods[ti] = ".b32"
-                if nw > 1:
-                    mods.insert(ti, f".v{nw}")
-                src = wl[0] if nw == 1 else "{" + ", ".join(wl) + "}"
-                out.append(f"{_with_mods(ins, mods)} \t[{a}], {src};")
+            vl = [ren[c].get(role[3], role[3]) for c in range(w)]
+            out += _vector_store(ins, vaddr[role[1]], role[2], vl, regs, opcode)
         else:
             varying = any(x == r.i or any(x in m for m in ren) for x in ins.registers_read())
             varying = varying or ins.opcode in ("atom", "red")
@@ -835,9 +987,10 @@ def _no_tail(f: _Facts, r: Region, ctx: TransformContext, w: int) -> bool:
     return True
 
 
-def rewrite_loops(module: Module, fn: Function, ctx: TransformContext, opcode: str) -> str:
-    """The PTX with every legal element loop regrouped, or NotApplicable naming why not."""
-    f = _Facts(fn)
+def _plans(
+    fn: Function, f: _Facts, ctx: TransformContext, opcode: str
+) -> tuple[list[Plan], list[str]]:
+    """A Plan for every legal region, and why each other candidate is not legal."""
     regions, why = find_regions(fn, f)
     plans: list[Plan] = []
     for r in regions:
@@ -845,6 +998,86 @@ def rewrite_loops(module: Module, fn: Function, ctx: TransformContext, opcode: s
             plans.append(plan(fn, f, r, ctx, opcode))
         except NotApplicable as exc:
             why.append(str(exc))
+    return plans, why
+
+
+def _fresh_tag(module: Module, fn: Function) -> str:
+    """A prefix no register or label of the module starts with."""
+    tag = "cv"
+    while any(d.name.startswith(f"%{tag}") for d in fn.reg_decls()) or f"$L__{tag}" in module.text:
+        tag += "x"
+    return tag
+
+
+def _guard_bound(r: Region, regs: _Regs) -> tuple[list[str], str]:
+    """Code computing min(n, ntid.x*nctaid.x), the element count of guarded code, and its
+    register."""
+    a, b, t64, n64, m64, bound = (
+        regs.new(".b32"),
+        regs.new(".b32"),
+        regs.new(".b64"),
+        regs.new(".b64"),
+        regs.new(".b64"),
+        regs.new(".b32"),
+    )
+    lines = [
+        f"mov.u32 \t{a}, %ntid.x;",
+        f"mov.u32 \t{b}, %nctaid.x;",
+        f"mul.wide.u32 \t{t64}, {a}, {b};",
+        f"cvt.s64.s32 \t{n64}, {r.n};",
+        f"min.s64 \t{m64}, {n64}, {t64};",
+        f"cvt.u32.u64 \t{bound}, {m64};",
+    ]
+    return lines, bound
+
+
+def _regrouped(
+    p: Plan, f: _Facts, ctx: TransformContext, regs: _Regs, labels: str, opcode: str
+) -> list[str]:
+    """The vector groups then the scalar tail's start, inserted ahead of the region; labels
+    is the prefix of its labels."""
+    r, w = p.region, p.width
+    lg = w.bit_length() - 1
+    g, ng, e, q = regs.new(".b32"), regs.new(".b32"), regs.new(".b32"), regs.new(".pred")
+    vec, tail = f"{labels}_vec", f"{labels}_tail"
+    lines: list[str] = []
+    if r.kind == "loop":
+        bound, stride = r.n, r.stride
+    else:
+        lines, bound = _guard_bound(r, regs)
+        stride = None
+    lines += [
+        f"shr.s32 \t{ng}, {bound}, {lg};",
+        f"setp.ge.s32 \t{q}, {r.i}, {ng};",
+        f"@{q} bra \t{tail};",
+        f"mov.b32 \t{g}, {r.i};",
+    ]
+    if stride is not None:
+        lines.append(f"{vec}:")
+    lines += _vector_body(p, f, regs, g, opcode)
+    if stride is not None:
+        lines += [
+            f"add.s32 \t{g}, {g}, {stride};",
+            f"setp.lt.s32 \t{q}, {g}, {ng};",
+            f"@{q} bra \t{vec};",
+        ]
+    if _no_tail(f, r, ctx, w):
+        lines += [f"{tail}:", f"bra.uni \t{r.exit_label};"]
+    else:
+        lines += [
+            f"{tail}:",
+            f"shl.b32 \t{e}, {ng}, {lg};",
+            f"add.s32 \t{r.i}, {r.i}, {e};",
+            f"setp.ge.s32 \t{q}, {r.i}, {bound};",
+            f"@{q} bra \t{r.exit_label};",
+        ]
+    return lines
+
+
+def rewrite_loops(module: Module, fn: Function, ctx: TransformContext, opcode: str) -> str:
+    """The PTX with every legal element loop regrouped, or NotApplicable naming why not."""
+    f = _Facts(fn)
+    plans, why = _plans(fn, f, ctx, opcode)
     if not plans:
         if not why:
             why.append(
@@ -852,66 +1085,15 @@ def rewrite_loops(module: Module, fn: Function, ctx: TransformContext, opcode: s
                 "thread index"
             )
         raise NotApplicable("; ".join(why))
-    tag = "cv"
-    while any(d.name.startswith(f"%{tag}") for d in fn.reg_decls()) or f"$L__{tag}" in module.text:
-        tag += "x"
+    tag = _fresh_tag(module, fn)
     regs = _Regs(f, tag)
     ed = module.edit()
     for n, p in enumerate(plans):
-        r, w = p.region, p.width
-        lg = w.bit_length() - 1
-        g, ng, e, q = regs.new(".b32"), regs.new(".b32"), regs.new(".b32"), regs.new(".pred")
-        vec, tail = f"$L__{tag}{n}_vec", f"$L__{tag}{n}_tail"
-        lines: list[str] = []
-        if r.kind == "loop":
-            bound, stride = r.n, r.stride
+        lines = _regrouped(p, f, ctx, regs, f"$L__{tag}{n}", opcode)
+        if p.region.kind == "loop":
+            ed.insert_before(p.region.anchor, lines, indent="\t")  # type: ignore[arg-type]
         else:
-            a, b, t64, n64, m64, bound = (
-                regs.new(".b32"),
-                regs.new(".b32"),
-                regs.new(".b64"),
-                regs.new(".b64"),
-                regs.new(".b64"),
-                regs.new(".b32"),
-            )
-            lines += [
-                f"mov.u32 \t{a}, %ntid.x;",
-                f"mov.u32 \t{b}, %nctaid.x;",
-                f"mul.wide.u32 \t{t64}, {a}, {b};",
-                f"cvt.s64.s32 \t{n64}, {r.n};",
-                f"min.s64 \t{m64}, {n64}, {t64};",
-                f"cvt.u32.u64 \t{bound}, {m64};",
-            ]
-            stride = None
-        lines += [
-            f"shr.s32 \t{ng}, {bound}, {lg};",
-            f"setp.ge.s32 \t{q}, {r.i}, {ng};",
-            f"@{q} bra \t{tail};",
-            f"mov.b32 \t{g}, {r.i};",
-        ]
-        if stride is not None:
-            lines.append(f"{vec}:")
-        lines += _vector_body(p, f, regs, g, opcode)
-        if stride is not None:
-            lines += [
-                f"add.s32 \t{g}, {g}, {stride};",
-                f"setp.lt.s32 \t{q}, {g}, {ng};",
-                f"@{q} bra \t{vec};",
-            ]
-        if _no_tail(f, r, ctx, w):
-            lines += [f"{tail}:", f"bra.uni \t{r.exit_label};"]
-        else:
-            lines += [
-                f"{tail}:",
-                f"shl.b32 \t{e}, {ng}, {lg};",
-                f"add.s32 \t{r.i}, {r.i}, {e};",
-                f"setp.ge.s32 \t{q}, {r.i}, {bound};",
-                f"@{q} bra \t{r.exit_label};",
-            ]
-        if r.kind == "loop":
-            ed.insert_before(r.anchor, lines, indent="\t")  # type: ignore[arg-type]
-        else:
-            ed.insert_after(r.anchor, lines, indent="\t")  # type: ignore[arg-type]
+            ed.insert_after(p.region.anchor, lines, indent="\t")  # type: ignore[arg-type]
     last_reg = [s for s in fn.body if isinstance(s, Directive) and s.name == ".reg"]
     if not last_reg:
         raise NotApplicable("the kernel declares no registers")
