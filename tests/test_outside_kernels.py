@@ -16,9 +16,10 @@ import pytest
 
 import kernels
 from chronos.emulate import verify
-from chronos.transforms import CATALOGUE, STOP, action_mask, apply_action
+from chronos.transforms import CATALOGUE
 from chronos.transforms.semantics import check, random_episode, sizes_of
 from tests.helpers import outside_kernels
+from tests.helpers.held_out import check_every_legal_transform
 
 IDS = [s.id for s in outside_kernels.SPECS]
 
@@ -39,20 +40,7 @@ def test_baseline_verifies_on_every_size(kernel_id: str) -> None:
 
 @pytest.mark.parametrize("kernel_id", IDS)
 def test_every_legal_transform_alone_keeps_semantics(kernel_id: str) -> None:
-    spec = kernels.load(kernel_id)
-    mask = action_mask(spec, spec.ptx(), [])
-    changed = 0
-    for i in np.flatnonzero(mask):
-        if i == STOP:
-            continue
-        res = apply_action(spec, spec.ptx(), int(i))
-        if not res.changed:
-            continue
-        changed += 1
-        for size in sizes_of(spec):
-            for seed in (0, 1):
-                err = check(spec, res.ptx, CATALOGUE[i].exact, size=size, seed=seed)
-                assert err is None, f"{kernel_id} [{CATALOGUE[i].name}] {size} seed {seed}: {err}"
+    changed = check_every_legal_transform(kernels.load(kernel_id))
     assert changed >= 8, f"{kernel_id}: only {changed} transforms apply"
 
 

@@ -11,16 +11,16 @@ cp_async does not apply, its reason names the unmet condition on one line.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import kernels
 from chronos.assemble import assemble
 from chronos.emulate import verify
 from chronos.ptx import parse
-from chronos.transforms import CATALOGUE, STOP, action_mask, apply_action
-from chronos.transforms.semantics import check, sizes_of
+from chronos.transforms import apply_action
+from chronos.transforms.semantics import check
 from tests.helpers import outside_kernels, registry, staging_kernels
+from tests.helpers.held_out import check_every_legal_transform
 
 APPLIES = [
     "outside_stage_block_sum",
@@ -323,17 +323,4 @@ def test_the_wait_check_catches_a_read_in_the_next_iteration() -> None:
 @pytest.mark.parametrize("kernel_id", [s.id for s in staging_kernels.STAGING])
 def test_every_legal_transform_keeps_the_staging_kernels(kernel_id: str) -> None:
     """The staging kernels are held-out kernels for every transform, as outside.cu's are."""
-    spec = kernels.load(kernel_id)
-    changed = 0
-    for i in np.flatnonzero(action_mask(spec, spec.ptx(), [])):
-        if i == STOP:
-            continue
-        res = apply_action(spec, spec.ptx(), int(i))
-        if not res.changed:
-            continue
-        changed += 1
-        for size in sizes_of(spec):
-            for seed in (0, 1):
-                err = check(spec, res.ptx, CATALOGUE[i].exact, size=size, seed=seed)
-                assert err is None, f"{kernel_id} [{CATALOGUE[i].name}] {size} {seed}: {err}"
-    assert changed >= 8
+    assert check_every_legal_transform(kernels.load(kernel_id)) >= 8

@@ -19,7 +19,7 @@ from chronos.assemble import assemble, ptxas_available
 from chronos.ptx import parse
 from chronos.transforms import ACTION_IDS, CATALOGUE, apply_action, transform_context
 from chronos.transforms.semantics import check
-from kernels import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels import BufferSpec, KernelSpec, Problem, Tolerance
 from tests.helpers import outside_kernels, registry
 
 # --- exact reductions (tests/data/outside/reduction.cu): split_acc at tolerance 0 ------------
@@ -63,11 +63,7 @@ def _exact_inputs(problem: Problem, rng: np.random.Generator) -> dict:
 
 
 def _exact_spec(entry: str, params, buffers, out_shapes, ref) -> KernelSpec:
-    named = tuple(
-        Param(f"{entry}_param_{i}", t, "scalar" if b is None else "buffer", b)
-        for i, (t, b) in enumerate(params)
-    )
-    n_param = next(q.name for q in named if q.kind == "scalar")
+    n_param = next(f"{entry}_param_{i}" for i, (_t, b) in enumerate(params) if b is None)
     problems = {}
     for name, n, grid, block in SIZES_N:
         threads = grid * block
@@ -76,19 +72,8 @@ def _exact_spec(entry: str, params, buffers, out_shapes, ref) -> KernelSpec:
         problems[name] = Problem(
             {"n": n}, (grid, 1, 1), (block, 1, 1), {n_param: n}, shapes, name=name
         )
-    return KernelSpec(
-        id=f"outside_{entry}",
-        family="outside",
-        entry=entry,
-        ptx_path=REDUCTION_PTX,
-        params=named,
-        buffers=buffers,
-        problems=problems,
-        reference_fn=ref,
-        inputs_fn=_exact_inputs,
-        alignment={q.name: 256 for q in named if q.kind == "buffer"},
-        tolerance=Tolerance(0.0, 0.0),
-        target="sm_80",
+    return outside_kernels.entry_spec(
+        REDUCTION_PTX, entry, params, buffers, problems, ref, _exact_inputs, Tolerance(0.0, 0.0)
     )
 
 

@@ -59,28 +59,25 @@ def _holds_global_load(instrs: list[Instruction]) -> bool:
     return any(i.opcode == "ld" and i.space == ".global" for i in instrs)
 
 
-def _is_gld(e: Effect) -> bool:
+def _is_plain(e: Effect, opcode: str, space: str) -> bool:
+    """A plain two-operand `opcode` access of `space` with a known address."""
     i = e.instr
     return (
-        i.opcode == "ld"
-        and i.space == ".global"
+        i.opcode == opcode
+        and i.space == space
         and e.access is not None
         and is_plain_access(i)
         and len(i.operands) == 2
-        and i.type is not None
-        and i.type[1] in "fbus"
     )
+
+
+def _is_gld(e: Effect) -> bool:
+    i = e.instr
+    return _is_plain(e, "ld", ".global") and i.type is not None and i.type[1] in "fbus"
 
 
 def _is_sst(e: Effect) -> bool:
-    i = e.instr
-    return (
-        i.opcode == "st"
-        and i.space == ".shared"
-        and e.access is not None
-        and is_plain_access(i)
-        and len(i.operands) == 2
-    )
+    return _is_plain(e, "st", ".shared")
 
 
 def _uses(fn: Function) -> dict[str, int]:
@@ -169,6 +166,23 @@ class CpAsync(Transform):
         instruction each wait goes before, len(effs) for after the last) or None; `why`
         collects, in one line each, the condition a candidate copy failed."""
         why = [] if why is None else why
+        copies, converted = self._block_copies(effs, pa, uses, zeros, why)
+        if not copies:
+            return None
+        end = len(effs) - (effs[-1].instr.opcode in _TERMINATORS)
+        waits = _wait_positions(copies, converted, effs, bars, end, why)
+        if waits is None:
+            return None
+        copies = _order_overlapping(copies, effs, bars, end)
+        plan = [
+            ([effs[i].instr for i in sorted(members_idx)], effs[at].instr, text)
+            for members_idx, _pos, text, at in copies
+        ]
+        return plan, sorted(waits)
+
+    def _block_copies(self, effs, pa, uses, zeros, why):
+        """The block's copies, (member indices, last member, text, position) in store order,
+        and the indices of every member."""
         loads = {i: vector_regs(e.instr.operands[0]) for i, e in enumerate(effs) if _is_gld(e)}
         stores = {i: vector_regs(e.instr.operands[1]) for i, e in enumerate(effs) if _is_sst(e)}
         reg_load: dict[str, int] = {}
@@ -193,62 +207,7 @@ class CpAsync(Transform):
             seen_loads |= set(lds)
             converted |= set(lds) | set(sts)
             copies.append(cp)
-        if not copies:
-            return None
-        # Each copy waits before the block's next barrier or, without one, at the block's
-        # end (before its branch): every copy has landed before the thread leaves the block,
-        # so no cross-block reasoning is needed (two cp.async are unordered, PTX ISA, and
-        # another block's copy could write the same bytes). Between a copy and its wait
-        # nothing may touch shared memory or write global memory, and no other fence (call,
-        # atomics, branch) may intervene.
-        end = len(effs) - (effs[-1].instr.opcode in _TERMINATORS)
-        waits = set()
-        for _members, pos, _, _at in copies:
-            _pos = pos
-            bar = next((b for b in bars if b > pos), end)
-            for x in range(pos + 1, bar):
-                if x in converted:
-                    continue
-                e = effs[x]
-                what = None
-                if e.fence:
-                    what = "a fence"
-                elif (e.mem_read or e.mem_write) and (
-                    e.access is None or e.access.space != ".global" or e.mem_write
-                ):
-                    what = "a global store" if e.mem_write else "a non-global memory access"
-                    if e.access is not None and e.access.space == ".shared":
-                        what = "a shared-memory access"
-                if what:
-                    why.append(
-                        f"{what} (`{_show(e.instr)}`) lies between the copy "
-                        f"`{_show(effs[_pos].instr)}` and its wait (the block's next barrier, "
-                        "else its end)"
-                    )
-                    return None
-            waits.add(bar)
-        # Copies in flight together land in no particular order (PTX ISA): where a copy may
-        # write shared bytes an earlier copy still in flight writes (the original's later
-        # store wins), it waits for the earlier ones first.
-        wait_of = [next((b for b in bars if b > pos), end) for _m, pos, *_ in copies]
-        ordered = []
-        for b, (mb, pb, tb, ab) in enumerate(copies):
-            overlaps = any(
-                wait_of[a] == wait_of[b]
-                and copies[a][1] < pb
-                and effs[x].instr.opcode == effs[y].instr.opcode == "st"
-                and may_alias(effs[x].access, effs[y].access)
-                for a in range(len(copies))
-                for x in copies[a][0]
-                for y in mb
-            )
-            ordered.append((mb, pb, f"cp.async.wait_all;\n{tb}" if overlaps else tb, ab))
-        copies = ordered
-        plan = [
-            ([effs[i].instr for i in sorted(members_idx)], effs[at].instr, text)
-            for members_idx, _pos, text, at in copies
-        ]
-        return plan, sorted(waits)
+        return copies, converted
 
     @staticmethod
     def _component(si, loads, stores, reg_load, uses, effs, why):
@@ -286,102 +245,19 @@ class CpAsync(Transform):
     def _copy(lds, sts, loads, stores, effs, pa, zeros=frozenset(), why=None, uses=None):
         why = [] if why is None else why
         st0 = f"`{_show(effs[min(sts)].instr)}`"
-
-        def contiguous(idxs, regs_of):
-            idxs = sorted(idxs, key=lambda i: effs[i].access.offset)
-            a0 = effs[idxs[0]].access
-            off = a0.offset
-            regs: list[str] = []
-            for i in idxs:
-                a = effs[i].access
-                if (a.base, a.version) != (a0.base, a0.version) or a.offset != off:
-                    return None
-                off += access_size(effs[i].instr)
-                regs += regs_of[i]
-            return idxs[0], off - a0.offset, regs
-
-        g = contiguous(lds, loads)
-        s = contiguous(sts, stores)
-        if g is None or s is None:
-            why.append(f"the loads or stores of the copy {st0} are not one contiguous run")
+        shape = _copy_shape(lds, sts, loads, stores, effs, pa, st0, why)
+        if shape is None:
             return None
-        (g0, gsize, gregs), (s0, ssize, sregs) = g, s
-        if gsize != ssize or gregs != sregs:
-            why.append(f"the copy {st0} stores its registers in another order or size")
-            return None
-        if gsize not in (4, 8, 16):
-            why.append(f"the copy {st0} moves {gsize} bytes; cp.async copies 4, 8 or 16")
-            return None
-        for i in (g0, s0):
-            if len(lds) + len(sts) > 2 or access_size(effs[i].instr) != gsize:
-                if pa.alignment(effs[i].instr) < gsize:
-                    why.append(
-                        f"`{_show(effs[i].instr)}` is not provably aligned to the copy's "
-                        f"{gsize} bytes"
-                    )
-                    return None
+        g0, s0, gsize = shape
         members = set(lds) | set(sts)
         pos = max(members)
-        # a bounds-checked copy: every member under one predicate, which nothing redefines;
-        # or the zero-fill form `mov r, 0; @p ld r, [g]; st [s], r` (the store unguarded)
-        ld_guards = {effs[i].instr.guard for i in lds}
-        st_guards = {effs[i].instr.guard for i in sts}
-        zeroed: list[int] | None = None
-        if len(ld_guards) != 1 or len(st_guards) != 1:
-            why.append(f"the members of the copy {st0} are under different predicates")
+        guarded = _copy_guard(lds, sts, loads, effs, zeros, uses, members, st0, why)
+        if guarded is None:
             return None
-        guard = next(iter(ld_guards))
-        if st_guards != ld_guards:
-            if st_guards != {None} or guard is None:
-                why.append(f"the store {st0} is guarded and its load is not")
-                return None
-            zeroed = _zeroing_movs(lds, loads, effs, zeros, uses)
-            if zeroed is None:
-                why.append(
-                    f"the guarded load of {st0} overwrites a register not provably 0, so "
-                    "the src-size zero fill would store something else when the guard fails"
-                )
-                return None
-        if guard is not None:
-            pred = guard.lstrip("@!")
-            if any(pred in effs[x].writes for x in range(min(members), pos + 1)):
-                why.append(f"the guard {pred} of the copy {st0} is redefined inside it")
-                return None
-        # the address registers must still hold their values at `pos`; or, for a single load
-        # and store, the copy goes at the load (`ld [%rd13+384]; add %rd13, %rd13, 512;
-        # st [%r74+384]`, an unrolled staging loop) when the store's address is already there
-        at = pos
-        gbase = effs[g0].access.base
-        if len(lds) == len(sts) == 1 and any(
-            gbase in effs[x].writes for x in range(g0 + 1, pos + 1)
-        ):
-            at = g0
-        for i in (g0, s0):
-            base = effs[i].access.base
-            if at == g0:  # the load's address is read where it was; the store's is unchanged
-                span = range(g0, s0 + 1) if i == s0 else range(0)
-            else:
-                span = range(i + 1, pos + 1)
-            if any(base in effs[x].writes for x in span):
-                why.append(f"the address {base} of `{_show(effs[i].instr)}` changes before {st0}")
-                return None
-            # the stores' data registers were loaded by members only, so they are fine
-        # no member may cross a fence or an aliasing access on its way to `pos`
-        for m in members:
-            for x in range(m + 1, pos + 1):
-                if x in members:
-                    continue
-                e = effs[x]
-                if (
-                    e.fence
-                    or (e.access is not None and e.access.space == ".shared")
-                    or (effs[m].instr.opcode == "ld" and e.mem_write)
-                ):
-                    why.append(
-                        f"`{_show(e.instr)}` (a fence, shared access or store) lies between "
-                        f"`{_show(effs[m].instr)}` and {st0}"
-                    )
-                    return None
+        guard, zeroed = guarded
+        at = _copy_position(lds, sts, effs, g0, s0, pos, st0, why)
+        if at is None or _member_crosses(members, pos, effs, st0, why):
+            return None
         gaddr = effs[g0].instr.operands[1]
         saddr = effs[s0].instr.operands[0]
         if zeroed is not None:
@@ -403,11 +279,178 @@ _TERMINATORS = frozenset({"bra", "ret", "exit", "brx", "trap"})
 _ZERO = frozenset({"0", "0x0", "0f00000000", "0d0000000000000000", "0x00000000"})
 
 
-def zero_registers(fn: Function) -> frozenset[str]:
-    """Registers that hold 0 wherever they are read: their only write in the function is an
-    unguarded `mov r, 0` (nvcc hoists `0.0f` into one register and copies it, e.g.
-    `mov.f32 %f14, 0f00000000; ... mov.f32 %f35, %f14` in a staging loop). A read that the
-    write does not reach sees an undefined value, for which 0 is as good as any other."""
+def _wait_positions(copies, converted, effs, bars, end, why) -> set[int] | None:
+    """Where the block's copies wait: each before the block's next barrier or, without one,
+    at `end` (before its branch); None when something between a copy and its wait could
+    observe it."""
+    # Every copy has landed before the thread leaves the block, so no cross-block reasoning
+    # is needed (two cp.async are unordered, PTX ISA, and another block's copy could write
+    # the same bytes). Between a copy and its wait nothing may touch shared memory or write
+    # global memory, and no other fence (call, atomics, branch) may intervene.
+    waits = set()
+    for _members, pos, _, _at in copies:
+        bar = next((b for b in bars if b > pos), end)
+        for x in range(pos + 1, bar):
+            if x in converted:
+                continue
+            e = effs[x]
+            what = None
+            if e.fence:
+                what = "a fence"
+            elif (e.mem_read or e.mem_write) and (
+                e.access is None or e.access.space != ".global" or e.mem_write
+            ):
+                what = "a global store" if e.mem_write else "a non-global memory access"
+                if e.access is not None and e.access.space == ".shared":
+                    what = "a shared-memory access"
+            if what:
+                why.append(
+                    f"{what} (`{_show(e.instr)}`) lies between the copy "
+                    f"`{_show(effs[pos].instr)}` and its wait (the block's next barrier, "
+                    "else its end)"
+                )
+                return None
+        waits.add(bar)
+    return waits
+
+
+def _order_overlapping(copies, effs, bars, end):
+    """`copies` with a wait ahead of each copy that may write shared bytes an earlier copy
+    still in flight writes: copies in flight together land in no particular order (PTX
+    ISA), and the original's later store wins."""
+    wait_of = [next((b for b in bars if b > pos), end) for _m, pos, *_ in copies]
+    ordered = []
+    for b, (mb, pb, tb, ab) in enumerate(copies):
+        overlaps = any(
+            wait_of[a] == wait_of[b]
+            and copies[a][1] < pb
+            and effs[x].instr.opcode == effs[y].instr.opcode == "st"
+            and may_alias(effs[x].access, effs[y].access)
+            for a in range(len(copies))
+            for x in copies[a][0]
+            for y in mb
+        )
+        ordered.append((mb, pb, f"cp.async.wait_all;\n{tb}" if overlaps else tb, ab))
+    return ordered
+
+
+def _contiguous(effs, idxs, regs_of):
+    """(first index, bytes, registers in address order) when the accesses `idxs` are one
+    contiguous run off one base; else None."""
+    idxs = sorted(idxs, key=lambda i: effs[i].access.offset)
+    a0 = effs[idxs[0]].access
+    off = a0.offset
+    regs: list[str] = []
+    for i in idxs:
+        a = effs[i].access
+        if (a.base, a.version) != (a0.base, a0.version) or a.offset != off:
+            return None
+        off += access_size(effs[i].instr)
+        regs += regs_of[i]
+    return idxs[0], off - a0.offset, regs
+
+
+def _copy_shape(lds, sts, loads, stores, effs, pa, st0, why):
+    """(first load, first store, bytes) when the loads and stores are contiguous runs of the
+    same registers in the same order, 4, 8 or 16 bytes, aligned to that size; else None."""
+    g = _contiguous(effs, lds, loads)
+    s = _contiguous(effs, sts, stores)
+    if g is None or s is None:
+        why.append(f"the loads or stores of the copy {st0} are not one contiguous run")
+        return None
+    (g0, gsize, gregs), (s0, ssize, sregs) = g, s
+    if gsize != ssize or gregs != sregs:
+        why.append(f"the copy {st0} stores its registers in another order or size")
+        return None
+    if gsize not in (4, 8, 16):
+        why.append(f"the copy {st0} moves {gsize} bytes; cp.async copies 4, 8 or 16")
+        return None
+    for i in (g0, s0):
+        if len(lds) + len(sts) > 2 or access_size(effs[i].instr) != gsize:
+            if pa.alignment(effs[i].instr) < gsize:
+                why.append(
+                    f"`{_show(effs[i].instr)}` is not provably aligned to the copy's {gsize} bytes"
+                )
+                return None
+    return g0, s0, gsize
+
+
+def _copy_guard(lds, sts, loads, effs, zeros, uses, members, st0, why):
+    """(guard, zeroing movs): a bounds-checked copy has every member under one predicate,
+    which nothing redefines; the zero-fill form `mov r, 0; @p ld r, [g]; st [s], r` (the
+    store unguarded) also gives the movs of 0 it may delete (else None). None when neither
+    form holds."""
+    ld_guards = {effs[i].instr.guard for i in lds}
+    st_guards = {effs[i].instr.guard for i in sts}
+    zeroed: list[int] | None = None
+    if len(ld_guards) != 1 or len(st_guards) != 1:
+        why.append(f"the members of the copy {st0} are under different predicates")
+        return None
+    guard = next(iter(ld_guards))
+    if st_guards != ld_guards:
+        if st_guards != {None} or guard is None:
+            why.append(f"the store {st0} is guarded and its load is not")
+            return None
+        zeroed = _zeroing_movs(lds, loads, effs, zeros, uses)
+        if zeroed is None:
+            why.append(
+                f"the guarded load of {st0} overwrites a register not provably 0, so "
+                "the src-size zero fill would store something else when the guard fails"
+            )
+            return None
+    if guard is not None:
+        pred = guard.lstrip("@!")
+        if any(pred in effs[x].writes for x in range(min(members), max(members) + 1)):
+            why.append(f"the guard {pred} of the copy {st0} is redefined inside it")
+            return None
+    return guard, zeroed
+
+
+def _copy_position(lds, sts, effs, g0, s0, pos, st0, why) -> int | None:
+    """Where the copy goes: at `pos` when the address registers still hold their values
+    there; or, for a single load and store, at the load (`ld [%rd13+384]; add %rd13, %rd13,
+    512; st [%r74+384]`, an unrolled staging loop) when the store's address is already
+    there. None when an address changes."""
+    at = pos
+    gbase = effs[g0].access.base
+    if len(lds) == len(sts) == 1 and any(gbase in effs[x].writes for x in range(g0 + 1, pos + 1)):
+        at = g0
+    for i in (g0, s0):
+        base = effs[i].access.base
+        if at == g0:  # the load's address is read where it was; the store's is unchanged
+            span = range(g0, s0 + 1) if i == s0 else range(0)
+        else:
+            span = range(i + 1, pos + 1)
+        if any(base in effs[x].writes for x in span):
+            why.append(f"the address {base} of `{_show(effs[i].instr)}` changes before {st0}")
+            return None
+        # the stores' data registers were loaded by members only, so they are fine
+    return at
+
+
+def _member_crosses(members, pos, effs, st0, why) -> bool:
+    """Does a member cross a fence or an aliasing access on its way to `pos`?"""
+    for m in members:
+        for x in range(m + 1, pos + 1):
+            if x in members:
+                continue
+            e = effs[x]
+            if (
+                e.fence
+                or (e.access is not None and e.access.space == ".shared")
+                or (effs[m].instr.opcode == "ld" and e.mem_write)
+            ):
+                why.append(
+                    f"`{_show(e.instr)}` (a fence, shared access or store) lies between "
+                    f"`{_show(effs[m].instr)}` and {st0}"
+                )
+                return True
+    return False
+
+
+def _sole_movs(fn: Function, source) -> frozenset[str]:
+    """Registers whose only write in the function is an unguarded `mov r, x` with
+    `source(x)` true (`x` stripped)."""
     writes: dict[str, list[Instruction]] = defaultdict(list)
     for ins in fn.instructions():
         for r in ins.dests:
@@ -419,8 +462,16 @@ def zero_registers(fn: Function) -> frozenset[str]:
         and ws[0].opcode == "mov"
         and ws[0].guard is None
         and len(ws[0].operands) == 2
-        and ws[0].operands[1].strip().lower() in _ZERO
+        and source(ws[0].operands[1].strip())
     )
+
+
+def zero_registers(fn: Function) -> frozenset[str]:
+    """Registers that hold 0 wherever they are read: their only write in the function is an
+    unguarded `mov r, 0` (nvcc hoists `0.0f` into one register and copies it, e.g.
+    `mov.f32 %f14, 0f00000000; ... mov.f32 %f35, %f14` in a staging loop). A read that the
+    write does not reach sees an undefined value, for which 0 is as good as any other."""
+    return _sole_movs(fn, lambda x: x.lower() in _ZERO)
 
 
 def _loop_keeps_copies_in_flight(block, effs, copies, positive=frozenset()) -> bool:
@@ -541,54 +592,31 @@ def _strided_address(effs, reg: str, positive: frozenset[str]) -> tuple[int, int
 def positive_registers(fn: Function) -> frozenset[str]:
     """Registers that hold a count of at least 1 wherever they are read: their only write in
     the function is an unguarded `mov r, %ntid.{x,y,z}` (the block size)."""
-    writes: dict[str, list[Instruction]] = defaultdict(list)
-    for ins in fn.instructions():
-        for r in ins.dests:
-            writes[r].append(ins)
-    return frozenset(
-        r
-        for r, ws in writes.items()
-        if len(ws) == 1
-        and ws[0].opcode == "mov"
-        and ws[0].guard is None
-        and len(ws[0].operands) == 2
-        and ws[0].operands[1].strip() in ("%ntid.x", "%ntid.y", "%ntid.z")
-    )
+    return _sole_movs(fn, lambda x: x in ("%ntid.x", "%ntid.y", "%ntid.z"))
 
 
 def _constant_step(effs, reg: str) -> tuple[int, int] | None:
     """(K, index of the write) when `reg`'s only write in the block is an unguarded
     `add reg, reg, K` or `mov reg, t` whose `t` is written once, by `add t, reg, K` before
     it; else None."""
-
-    def literal(x: str) -> int | None:
-        try:
-            return int(x.strip(), 0)
-        except ValueError:
-            return None
-
-    def only_write(r: str) -> int | None:
-        ws = [i for i, e in enumerate(effs) if r in e.writes]
-        return ws[0] if len(ws) == 1 and effs[ws[0]].instr.guard is None else None
-
-    w = only_write(reg)
+    w = _only_write(effs, reg)
     if w is None:
         return None
     ins = effs[w].instr
     if ins.opcode == "mov" and len(ins.operands) == 2:
         t = ins.operands[1].strip()
-        v = only_write(t)
+        v = _only_write(effs, t)
         if v is None or v > w:
             return None
         ins2 = effs[v].instr
         ops = [o.strip() for o in ins2.operands]
         if ins2.opcode == "add" and len(ops) == 3 and ops[1] == reg and ".cc" not in ins2.modifiers:
-            k = literal(ops[2])
+            k = _literal(ops[2])
             return None if k is None else (k, w)
         return None
     ops = [o.strip() for o in ins.operands]
     if ins.opcode == "add" and len(ops) == 3 and ops[1] == reg and ".cc" not in ins.modifiers:
-        k = literal(ops[2])
+        k = _literal(ops[2])
         return None if k is None else (k, w)
     return None
 

@@ -53,6 +53,16 @@ def list_schedule(seg: list[Effect], priority: Callable[[Effect], int]) -> list[
     return out
 
 
+def _write_order(seg: list[Effect], order: list[Effect], ed: Editor) -> tuple[list[Effect], int]:
+    """Rewrite the run `seg` in `order`: (the order, how many lines changed)."""
+    changed = 0
+    for old, new in zip(seg, order, strict=True):
+        if old is not new:
+            ed.replace(old.instr, new.instr.text)
+            changed += 1
+    return order, changed
+
+
 class _Scheduler(Transform):
     exact = True
     group = "SCHED"
@@ -65,13 +75,7 @@ class _Scheduler(Transform):
 
     def _reschedule(self, seg: list[Effect], ed: Editor) -> tuple[list[Effect], int]:
         """Rewrite one run in list-schedule order: (the order, how many lines changed)."""
-        order = list_schedule(seg, self.priority)
-        changed = 0
-        for old, new in zip(seg, order, strict=True):
-            if old is not new:
-                ed.replace(old.instr, new.instr.text)
-                changed += 1
-        return order, changed
+        return _write_order(seg, list_schedule(seg, self.priority), ed)
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
         pa = analyze(module, fn, ctx)
@@ -188,12 +192,7 @@ class ReorderCopy(_Scheduler):
         loads, so all loads are in flight before the first use."""
         feeds = _load_slice(seg)
         order = list_schedule(seg, lambda e: 0 if id(e) in feeds else self.priority(e))
-        changed = 0
-        for old, new in zip(seg, order, strict=True):
-            if old is not new:
-                ed.replace(old.instr, new.instr.text)
-                changed += 1
-        return order, changed
+        return _write_order(seg, order, ed)
 
     def priority(self, e: Effect) -> int:
         if is_global_load(e.instr):
@@ -340,7 +339,48 @@ def pipeline_loop(
     Returns (lines replacing the body, register declarations, the body's instructions to
     delete) or the unmet condition.
     """
-    blk = blocks[bi]
+    loop = _pipeline_body(fn, blocks[bi], pa)
+    if isinstance(loop, str):
+        return loop
+    back, body = loop
+    loads = [i for i, x in enumerate(body) if is_global_load(x)]
+    if len(loads) != 1:
+        return "no global load in the body" if not loads else "loads already share the body"
+    li = loads[0]
+    load = body[li]
+    if load.guard is not None or load.vector_width != 1 or len(load.dests) != 1:
+        return "the load is predicated or a vector"
+    types = {n: d.type for d in fn.reg_decls() for n in d.names()}
+    sl = _address_slice(body[:li], load)
+    if isinstance(sl, str):
+        return sl
+    lifted = _hoist_next_load(sl, load, back, types, taken)
+    if isinstance(lifted, str):
+        return lifted
+    hoisted, rename, decls = lifted
+    info = _Hoisted(pa, hoisted[-1], load)
+    run = effects([*body, *hoisted], info)  # type: ignore[arg-type]
+    feeds = _load_slice(run)
+    order = list_schedule(run, lambda e: 0 if id(e) in feeds else priority(e))
+    pos = {id(e.instr): i for i, e in enumerate(order)}
+    dest = load.dests[0]
+    uses = [x for x in body[li + 1 :] if dest in x.registers_read()]
+    if not uses or all(pos[id(x)] < pos[id(hoisted[-1])] for x in uses):
+        return "the next load cannot rise above this iteration's use"
+    g = back.guard
+    neg = "@" + g[2:] if g.startswith("@!") else "@!" + g[1:]
+    label = f"{_PIPE_EXIT}{bi}"
+    lines = [e.instr.text if any(e.instr is x for x in body) else e.instr.render() for e in order]
+    lines.append(back.with_(guard=neg, operands=(label,)).render())
+    mov = f"mov{types[dest]} \t{dest}, {rename[dest]};"
+    lines += [mov if x is load else x.text for x in body]
+    lines.append(back.text)
+    return lines, decls, [*body, back]
+
+
+def _pipeline_body(fn: Function, blk, pa: object) -> tuple[Instruction, list[Instruction]] | str:
+    """(the back branch, the body) of a labelled one-block loop without `.pragma "nounroll"`
+    or a fence in its body; else the unmet condition."""
     if not blk.instructions or blk.label is None:
         return "not a labelled block"
     back = blk.instructions[-1]
@@ -357,24 +397,30 @@ def pipeline_loop(
     fence = next((e.instr for e in effs if e.fence), None)
     if fence is not None:
         return f"the load may not cross {fence.mnemonic} (a fence) in the body"
-    loads = [i for i, x in enumerate(body) if is_global_load(x)]
-    if len(loads) != 1:
-        return "no global load in the body" if not loads else "loads already share the body"
-    li = loads[0]
-    load = body[li]
-    if load.guard is not None or load.vector_width != 1 or len(load.dests) != 1:
-        return "the load is predicated or a vector"
-    types = {n: d.type for d in fn.reg_decls() for n in d.names()}
-    # the load's address arithmetic: pure instructions before it, through registers
+    return back, body
+
+
+def _address_slice(before: list[Instruction], load: Instruction) -> list[Instruction] | str:
+    """The load's address arithmetic: the pure, unguarded instructions of `before` its
+    address needs, through registers, in order; else the unmet condition."""
     need = set(load.registers_read())
     sl: list[Instruction] = []
-    for x in reversed(body[:li]):
+    for x in reversed(before):
         if set(x.dests) & need:
             if x.opcode not in PURE_OPCODES or ".cc" in x.modifiers or x.guard is not None:
                 return f"the address depends on {x.mnemonic}"
             sl.append(x)
             need = (need - set(x.dests)) | set(x.registers_read())
     sl.reverse()
+    return sl
+
+
+def _hoist_next_load(
+    sl: list[Instruction], load: Instruction, back: Instruction, types: dict, taken: set[str]
+) -> tuple[list[Instruction], dict[str, str], list[str]] | str:
+    """The next iteration's address arithmetic and load (guarded by the back branch's guard)
+    in fresh registers: (the instructions, the renaming, their declarations); else the
+    unmet condition."""
     rename: dict[str, str] = {}
     decls: list[str] = []
 
@@ -403,21 +449,4 @@ def pipeline_loop(
         dest_op = dests[0] if len(dests) == 1 else sub(x.operands[0])
         text = x.with_(guard=guard, operands=(dest_op, *ops)).render()
         hoisted.append(parse_instruction(text))
-    info = _Hoisted(pa, hoisted[-1], load)
-    run = effects([*body, *hoisted], info)  # type: ignore[arg-type]
-    feeds = _load_slice(run)
-    order = list_schedule(run, lambda e: 0 if id(e) in feeds else priority(e))
-    pos = {id(e.instr): i for i, e in enumerate(order)}
-    dest = load.dests[0]
-    uses = [x for x in body[li + 1 :] if dest in x.registers_read()]
-    if not uses or all(pos[id(x)] < pos[id(hoisted[-1])] for x in uses):
-        return "the next load cannot rise above this iteration's use"
-    g = back.guard
-    neg = "@" + g[2:] if g.startswith("@!") else "@!" + g[1:]
-    label = f"{_PIPE_EXIT}{bi}"
-    lines = [e.instr.text if any(e.instr is x for x in body) else e.instr.render() for e in order]
-    lines.append(back.with_(guard=neg, operands=(label,)).render())
-    mov = f"mov{types[dest]} \t{dest}, {rename[dest]};"
-    lines += [mov if x is load else x.text for x in body]
-    lines.append(back.text)
-    return lines, decls, [*body, back]
+    return hoisted, rename, decls

@@ -332,8 +332,25 @@ def _everyday(
     inputs_fn: Callable[..., dict] | None,
     tolerance: Tolerance,
 ) -> KernelSpec:
-    """An entry of everyday.ptx in its own parameter order: `params` is (PTX type, buffer name
-    or None for a scalar) per parameter; pointers 256-byte aligned (cudaMalloc's), sm_80."""
+    """An entry of everyday.ptx (see `entry_spec`)."""
+    return entry_spec(
+        EVERYDAY_PTX, entry, params, buffers, problems, reference_fn, inputs_fn, tolerance
+    )
+
+
+def entry_spec(
+    ptx_path: Path,
+    entry: str,
+    params: tuple[tuple[str, str | None], ...],
+    buffers: tuple[BufferSpec, ...],
+    problems: dict[str, Problem],
+    reference_fn: Callable[..., dict],
+    inputs_fn: Callable[..., dict] | None,
+    tolerance: Tolerance,
+) -> KernelSpec:
+    """`outside_<entry>`, an entry of `ptx_path` in its own parameter order: `params` is (PTX
+    type, buffer name or None for a scalar) per parameter; pointers 256-byte aligned
+    (cudaMalloc's), sm_80."""
     named = tuple(
         Param(f"{entry}_param_{i}", t, "scalar" if b is None else "buffer", b)
         for i, (t, b) in enumerate(params)
@@ -342,7 +359,7 @@ def _everyday(
         id=f"outside_{entry}",
         family=FAM,
         entry=entry,
-        ptx_path=EVERYDAY_PTX,
+        ptx_path=ptx_path,
         params=named,
         buffers=buffers,
         problems=problems,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels import BufferSpec, KernelSpec, Param, Problem, Tolerance
+from kernels import BufferSpec, KernelSpec, Problem, Tolerance
 from tests.helpers import registry
+from tests.helpers.outside_kernels import entry_spec
 
 f32 = np.float32
 PTX = Path(__file__).resolve().parents[1] / "data" / "outside" / "staging.ptx"
@@ -26,23 +27,8 @@ def _spec(
     problems: dict[str, Problem],
     reference_fn: Callable[..., dict],
 ) -> KernelSpec:
-    named = tuple(
-        Param(f"{entry}_param_{i}", t, "scalar" if b is None else "buffer", b)
-        for i, (t, b) in enumerate(params)
-    )
-    return KernelSpec(
-        id=f"outside_{entry}",
-        family="outside",
-        entry=entry,
-        ptx_path=PTX,
-        params=named,
-        buffers=buffers,
-        problems=problems,
-        reference_fn=reference_fn,
-        inputs_fn=_quarters,
-        alignment={q.name: 256 for q in named if q.kind == "buffer"},
-        tolerance=Tolerance(0.0, 0.0),
-        target="sm_80",
+    return entry_spec(
+        PTX, entry, params, buffers, problems, reference_fn, _quarters, Tolerance(0.0, 0.0)
     )
 
 
@@ -88,39 +74,36 @@ STAGE_BLOCK_SUM = _spec(
 )
 
 
+def _row_prob(entry: str, out_cols: int | None = None) -> Callable[..., Problem]:
+    """Problems of `entry`, one block of 128 per row: `in` is rows x cols, `out` rows x cols
+    or rows x `out_cols`."""
+
+    def make(name: str, rows: int, cols: int) -> Problem:
+        return Problem(
+            {"rows": rows, "cols": cols},
+            (rows, 1, 1),
+            (128, 1, 1),
+            {f"{entry}_param_2": cols},
+            {"in": (rows, cols), "out": (rows, out_cols or cols)},
+            name=name,
+        )
+
+    return make
+
+
 # stage_row_center: one block of 128 per row (cols <= 1024)
-def _rc_prob(name: str, rows: int, cols: int) -> Problem:
-    return Problem(
-        {"rows": rows, "cols": cols},
-        (rows, 1, 1),
-        (128, 1, 1),
-        {"stage_row_center_param_2": cols},
-        {"in": (rows, cols), "out": (rows, cols)},
-        name=name,
-    )
 
 
 STAGE_ROW_CENTER = _spec(
     "stage_row_center",
     ((".u64", "in"), (".u64", "out"), (".u32", None)),
     (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
-    _probs(_rc_prob, (4096, 1024), (3, 300), (2, 129)),
+    _probs(_row_prob("stage_row_center"), (4096, 1024), (3, 300), (2, 129)),
     lambda problem, inp: {"out": inp["in"] - inp["in"].max(axis=1, keepdims=True)},
 )
 
 
 # stage_row_mirror: one block of 128 per row (cols <= 2048), zero-padded to 2048
-def _rm_prob(name: str, rows: int, cols: int) -> Problem:
-    return Problem(
-        {"rows": rows, "cols": cols},
-        (rows, 1, 1),
-        (128, 1, 1),
-        {"stage_row_mirror_param_2": cols},
-        {"in": (rows, cols), "out": (rows, 2048)},
-        name=name,
-    )
-
-
 def _rm_ref(problem: Problem, inp: dict) -> dict:
     x = inp["in"]
     p = np.zeros((x.shape[0], 2048), f32)
@@ -132,7 +115,7 @@ STAGE_ROW_MIRROR = _spec(
     "stage_row_mirror",
     ((".u64", "in"), (".u64", "out"), (".u32", None)),
     (BufferSpec("in", "float32", "in"), BufferSpec("out", "float32", "out")),
-    _probs(_rm_prob, (4096, 2048), (3, 1500), (2, 129)),
+    _probs(_row_prob("stage_row_mirror", 2048), (4096, 2048), (3, 1500), (2, 129)),
     _rm_ref,
 )
 
