@@ -1,7 +1,7 @@
 """Train sb3-contrib's MaskablePPO on PtxTransformEnv and compare it with a random masked policy.
 
     pip install -e '.[sb3]'    # stable-baselines3 + sb3-contrib (not in the base install)
-    python examples/maskable_ppo.py --steps 6000 --store runs/ppo_measurements.sqlite
+    python examples/maskable_ppo.py --steps 9000 --store runs/ppo_measurements.sqlite
 
 Runs on the emulated backend by default (CPU only: ptxas + the PTX emulator's cycle estimate),
 so the numbers are estimates; pass `--backend cupy` on a GPU machine. A measurement store makes
@@ -45,7 +45,7 @@ def evaluate(env: Any, policy: Any, kernels: list[str], episodes: int, seed: int
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6000, help="PPO training timesteps")
+    parser.add_argument("--steps", type=int, default=9000, help="PPO training timesteps")
     parser.add_argument("--kernels", nargs="+", default=TRAIN_KERNELS)
     parser.add_argument("--backend", default="emulated")
     parser.add_argument("--store", default=None, help="measurement store (default: in memory)")
