@@ -21,6 +21,7 @@ from chronos.ptx.parse import parse
 
 from .alignment import PointerAnalysis, analyze, variables
 from .base import NotApplicable, Transform, TransformContext
+from .blockloop import rewrite_block_loops
 from .deps import Effect, access_size, block_effects, conflict, is_plain_access
 from .loopvec import rewrite_loops
 
@@ -162,6 +163,10 @@ class Vectorize(Transform):
                 loop_text = rewrite_loops(module, fn, ctx, self.opcode)
             except NotApplicable as exc:
                 loop_why = str(exc)
+                try:
+                    loop_text = rewrite_block_loops(module, fn, ctx, self.opcode)
+                except NotApplicable as block_exc:
+                    loop_why += f"; {block_exc}"
         if loop_text is not None:
             module = parse(loop_text)
             fn = module.entry(ctx.entry)
