@@ -42,6 +42,7 @@ from chronos.ptx.parse import parse
 
 from .alignment import PointerAnalysis
 from .base import NotApplicable, TransformContext
+from .divergence import block_uniform
 from .loopvec import (
     _LD_MODS,
     _PURE,
@@ -95,6 +96,7 @@ class Plan:
     loop: Loop
     width: int
     accesses: list[Access]
+    form: dict[str, tuple | None]  # body register -> its affine form in the index
 
 
 def _is_tid(f: _Facts, fn: Function, reg: str, at: int, pos: dict) -> bool:
@@ -399,11 +401,17 @@ def _memory(
 
 
 def plan(
-    module: Module, fn: Function, f: _Facts, lp: Loop, ctx: TransformContext, opcode: str
+    module: Module,
+    fn: Function,
+    f: _Facts,
+    lp: Loop,
+    ctx: TransformContext,
+    opcode: str,
+    uniform: set[str],
 ) -> Plan:
-    """Check every legality condition of the loop; NotApplicable names the first that fails."""
+    """Check every legality condition of the loop; NotApplicable names the first that fails.
+    `uniform`: the block-uniform registers (divergence.block_uniform)."""
     pos = {id(s): k for k, s in enumerate(fn.body)}
-    uniform = f.uniform(allow_ctaid=True)
     why = _body_checks(f, lp, uniform, pos) or _reached(fn, f, lp, uniform, pos)
     if why:
         raise NotApplicable(why)
@@ -429,7 +437,7 @@ def plan(
             raise NotApplicable(f"{lp.body[a.k].mnemonic}: byte data in an unsupported register")
         if a.e == 2 and bits != 2:
             raise NotApplicable(f"{a.data} is not a 16-bit register")
-    return Plan(lp, width, accesses)
+    return Plan(lp, width, accesses, form)
 
 
 def _copy(ins: Instruction, ren: dict[str, str]) -> str:
@@ -503,7 +511,7 @@ def _row_test(p: Plan, f: _Facts, regs: _Regs, q: str) -> list[str]:
     zero = regs.new(f.reg_type(lp.c) or ".b32")
     ren = {lp.c: zero}
     out = [f"mov.b32 \t{zero}, 0;"]
-    form = _affine(f, lp, f.uniform(allow_ctaid=True))
+    form = p.form
     for ins in lp.body:
         if ins.dests and form.get(ins.dests[0]) is not None:
             out.append(_fresh_copy(f, ins, ren, regs))
@@ -587,23 +595,28 @@ def _unproven(text: str, ctx: TransformContext, tag: str, plans: list[Plan]) -> 
     return out
 
 
-def rewrite_block_loops(module: Module, fn: Function, ctx: TransformContext, opcode: str) -> str:
-    """The PTX with every legal block-stride loop regrouped, or NotApplicable naming why not."""
+def rewrite_block_loops(
+    module: Module, fn: Function, ctx: TransformContext, opcode: str
+) -> str | None:
+    """The PTX with every legal block-stride loop regrouped; None when the kernel has no
+    block-stride loop, NotApplicable naming why not when it has only refused ones."""
     f = _Facts(fn)
     pos = {id(s): k for k, s in enumerate(fn.body)}
     plans: list[Plan] = []
     why: list[str] = []
+    uniform: set[str] | None = None
     for name, li in fn.labels().items():
         try:
             lp = _find_loop(fn, f, name, li, pos)
             if lp is not None:
-                plans.append(plan(module, fn, f, lp, ctx, opcode))
+                uniform = block_uniform(fn) if uniform is None else uniform
+                plans.append(plan(module, fn, f, lp, ctx, opcode, uniform))
         except NotApplicable as exc:
             why.append(f"block-stride loop {name}: {exc}")
     if not plans:
-        raise NotApplicable(
-            "; ".join(why) or "no block-stride loop (c = threadIdx.x; c < n; c += blockDim.x)"
-        )
+        if why:
+            raise NotApplicable("; ".join(why))
+        return None
     tag = _fresh_tag(module, fn) + "b"
     text = _emit(module, fn, f, plans, tag, opcode, set())
     tests = _unproven(text, ctx, tag, plans)
