@@ -19,6 +19,7 @@ from chronos.assemble import assemble, ptxas_available
 from chronos.ptx.parse import parse
 from chronos.transforms import apply_action
 from chronos.transforms.base import TransformContext
+from chronos.transforms.divergence import block_uniform
 from chronos.transforms.semantics import check
 from chronos.transforms.vectorize import VEC_LD, VEC_ST
 from tests.helpers import blockloop_kernels as rows
@@ -181,3 +182,52 @@ def test_thread_dependent_value_is_refused(action: str) -> None:
     old = "ld.param.f32 \t%f2, [row_scale_bias_param_4];"
     ptx = spec.ptx().replace(old, "cvt.rn.f32.u32 \t%f2, %r7;")
     assert "reads %f2, which differs between threads" in _refusal(spec, ptx, action)
+
+
+@pytest.mark.parametrize("action", ["vec_ld", "vec_st"])
+def test_stored_array_accessed_outside_the_loop_is_refused(action: str) -> None:
+    """y[0] stored before the loop by every thread: which thread writes each element last must
+    not change, so the loop stays as it is."""
+    spec = rows.ROW_SCALE_BIAS
+    old = "cvta.to.global.u64 \t%rd3, %rd5;"
+    assert old in spec.ptx()
+    ptx = spec.ptx().replace(old, old + "\n\tst.global.f32 \t[%rd3], %f1;")
+    assert "the stored array is also accessed outside the loop" in _refusal(spec, ptx, action)
+
+
+def _softmax_fn(ptx: str):
+    spec = kernels.load("outside_row_softmax")
+    return spec, parse(ptx).entry(spec.entry)
+
+
+def test_block_uniform_values_of_row_softmax() -> None:
+    """m and 1/sum come from shared memory between barriers, the tree loops' counters from
+    blockDim; threadIdx.x and what it guards differ between threads."""
+    spec, fn = _softmax_fn(kernels.load("outside_row_softmax").ptx())
+    u = block_uniform(fn)
+    assert {"%f4", "%f24", "%f8", "%r25", "%r27", "%p3", "%p5", "%rd2"} <= u
+    assert not {"%r28", "%p1", "%p6", "%f31", "%f33", "%r5"} & u
+
+
+def test_shared_load_without_a_barrier_after_it_varies() -> None:
+    """Without the barrier after `m = red[0]`, thread 0's next `red[tid] = sum` may land before
+    another thread reads red[0]: m is no longer the same everywhere, and the store loop that
+    reads it is refused."""
+    spec = kernels.load("outside_row_softmax")
+    old = "ld.shared.f32 \t%f4, [_ZZ11row_softmaxE3red];\n\t.loc\t1 74 5\n\tbar.sync \t0;"
+    assert old in spec.ptx()
+    ptx = spec.ptx().replace(old, "ld.shared.f32 \t%f4, [_ZZ11row_softmaxE3red];")
+    assert "%f4" not in block_uniform(_softmax_fn(ptx)[1])
+    assert "reads %f4, which differs between threads" in _refusal(spec, ptx, "vec_st")
+
+
+def test_shared_write_on_a_divergent_path_makes_the_load_vary() -> None:
+    """Threads past the last column (p6) skip to the end and, here, write red[tid] there: in
+    the same barrier interval as the others' `inv = 1 / red[0]`."""
+    spec = kernels.load("outside_row_softmax")
+    old = "$L__BB4_18:\n\t.loc\t1 85 1\n\tret;"
+    assert old in spec.ptx()
+    ptx = spec.ptx().replace(old, old.replace("ret;", "st.shared.f32 \t[%r5], %f4;\n\tret;"))
+    u = block_uniform(_softmax_fn(ptx)[1])
+    assert "%f4" in u and "%f24" not in u and "%f8" not in u
+    assert "reads %f8, which differs between threads" in _refusal(spec, ptx, "vec_st")
