@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 import kernels
@@ -20,7 +21,7 @@ from chronos.ptx.parse import parse
 from chronos.transforms import apply_action
 from chronos.transforms.base import TransformContext
 from chronos.transforms.divergence import block_uniform
-from chronos.transforms.semantics import check
+from chronos.transforms.semantics import check, random_episode
 from chronos.transforms.vectorize import VEC_LD, VEC_ST
 from tests.helpers import blockloop_kernels as rows
 from tests.helpers import outside_kernels
@@ -231,3 +232,16 @@ def test_shared_write_on_a_divergent_path_makes_the_load_vary() -> None:
     u = block_uniform(_softmax_fn(ptx)[1])
     assert "%f4" in u and "%f24" not in u and "%f8" not in u
     assert "reads %f8, which differs between threads" in _refusal(spec, ptx, "vec_st")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("kernel_id", [*ELEMENTWISE, "outside_row_sum", "outside_row_isum"])
+def test_random_episodes_keep_the_semantics(kernel_id: str, seed: int) -> None:
+    """Mask-respecting episodes (vec_ld/vec_st among cache hints, split_acc, reorder_cp, ...)
+    stay within the spec's tolerance on every size, aligned rows or not."""
+    spec = kernels.load(kernel_id)
+    ptx, actions = random_episode(spec, np.random.default_rng(seed))
+    for size in SIZES:
+        for s in (0, 1):
+            why = check(spec, ptx, False, size, s)
+            assert why is None, f"{kernel_id} {actions} {size} seed {s}: {why}"

@@ -101,7 +101,7 @@ class Plan:
 
 def _is_tid(f: _Facts, fn: Function, reg: str, at: int, pos: dict) -> bool:
     """reg holds %tid.x at body position `at`: it is `mov reg, %tid.x`, or its one definition
-    before `at` is, and its others lie after `at` with no branch from there back to `at`."""
+    before `at` is, and its others lie after `at` with no branch from past `at` back to it."""
     if f.special_of(reg) == "%tid.x":
         return True
     defs = f.defs.get(reg, [])
@@ -110,12 +110,14 @@ def _is_tid(f: _Facts, fn: Function, reg: str, at: int, pos: dict) -> bool:
         return False
     if before[0].operands[1].strip() != "%tid.x" or before[0].guard:
         return False
-    later = min((pos[id(d)] for d in defs if pos[id(d)] > at), default=None)
-    if later is None:
+    if len(defs) == 1:
         return True
+    # a later definition reaches `at` only through a branch from past `at` back to it
     labels = fn.labels()
     return not any(
-        x.opcode == "bra" and pos[id(x)] > later and labels.get(x.operands[0].strip(), 0) <= at
+        x.opcode in ("bra", "brx")
+        and pos[id(x)] > at
+        and labels.get(x.operands[0].strip(), 0) <= at
         for x in f.instrs
     )
 
@@ -127,8 +129,9 @@ def _guard_fact(fn: Function, f: _Facts, li: int, pos: dict) -> tuple[Instructio
     for x in f.instrs:
         if x.opcode == "bra":
             branches.setdefault(x.operands[0].strip(), []).append(x)
-    k = li - 1
-    while k >= 0:
+    k, seen = li - 1, set()
+    while k >= 0 and k not in seen:
+        seen.add(k)
         s = fn.body[k]
         if isinstance(s, Label):
             prev = next(
@@ -237,7 +240,7 @@ def _rule(ins: Instruction, ops: list) -> tuple | None:
         elif _const(b) is not None:
             res = _scale(a, _const(b))
         elif not a[0] and not b[0]:
-            res = (0, {ins.dests[0]: 1})
+            res = (0, {f"{ins.dests[0]}#product": 1})  # an opaque uniform a*b
         if res is not None and op == "mad":
             res = _lin(res, ops[2], 1) if len(ops) == 3 else None
         return res
