@@ -73,6 +73,15 @@ def _fma(a: float, b: float) -> Callable:
     return lambda p, i: {"y": (i["x"].astype(np.float64) * a + b).astype(f32)}
 
 
+def _odd_stride_ref(problem: Problem, inp: dict) -> dict:
+    """Thread t writes columns t, t + B + (t & 1), ...; the others keep y's initial values."""
+    x, y, block = inp["x"], inp["y"].copy(), problem.block[0]
+    for t in range(block):
+        cs = np.arange(t, x.shape[1], block + (t & 1))
+        y[:, cs] = x[:, cs] + f32(1)
+    return {"y": y}
+
+
 XY = (BufferSpec("x", "float32", "in"), BufferSpec("y", "float32", "out"))
 XO = (BufferSpec("x", "float32", "in"), BufferSpec("out", "float32", "out"))
 PTRS = ((".u64", "x"), (".u64", "y"))
@@ -149,10 +158,10 @@ ROW_COPY_ALIAS = _spec(
 ROW_ODD_STRIDE = _spec(
     "row_odd_stride",
     (*PTRS, (".u32", None)),
-    XY,
+    (BufferSpec("x", "float32", "in"), BufferSpec("y", "float32", "inout")),  # not all written
     lambda cols: {2: cols},
     _io,
-    lambda p, i: {"y": i["y"]},
+    lambda p, i: _odd_stride_ref(p, i),
 )
 
 SPECS = (
