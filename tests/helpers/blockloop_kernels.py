@@ -164,6 +164,16 @@ ROW_ODD_STRIDE = _spec(
     lambda p, i: _odd_stride_ref(p, i),
 )
 
+ROW_HSCALE = _spec(
+    "row_hscale",
+    (*PTRS, (".u32", None), (".f32", None)),
+    (BufferSpec("x", "float16", "in"), BufferSpec("y", "float16", "out")),
+    lambda cols: {2: cols, 3: 0.75},
+    _io,
+    lambda p, i: {"y": (i["x"].astype(np.float64) * 0.75).astype(np.float16)},  # one rounding
+    tol=Tolerance(1e-3, 1e-3),
+)
+
 SPECS = (
     ROW_SCALE_BIAS,
     ROW_AXPB_INT,
@@ -174,6 +184,7 @@ SPECS = (
     ROW_DIFF,
     ROW_COPY_ALIAS,
     ROW_ODD_STRIDE,
+    ROW_HSCALE,
 )
 
 

@@ -99,3 +99,15 @@ extern "C" __global__ void row_odd_stride(const float* __restrict__ x, float* __
     int step = blockDim.x + (threadIdx.x & 1);
     for (int c = threadIdx.x; c < cols; c += step) yr[c] = xr[c] + 1.0f;
 }
+
+#include <cuda_fp16.h>
+
+// Half-precision row scale: y[r][c] = x[r][c] * s (8 halves per 16-byte vector).
+extern "C" __global__ void row_hscale(const __half* __restrict__ x, __half* __restrict__ y,
+                                      int cols, float s)
+{
+    const __half* xr = x + (size_t)blockIdx.x * cols;
+    __half* yr = y + (size_t)blockIdx.x * cols;
+    __half hs = __float2half(s);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = __hmul(xr[c], hs);
+}
