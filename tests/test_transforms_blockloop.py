@@ -220,14 +220,15 @@ def test_block_uniform_values_of_row_softmax() -> None:
     assert not {"%r28", "%p1", "%p6", "%f31", "%f33", "%r5"} & u
 
 
-def test_shared_load_without_a_barrier_after_it_varies() -> None:
-    """Without the barrier after `m = red[0]`, thread 0's next `red[tid] = sum` may land before
-    another thread reads red[0]: m is no longer the same everywhere, and the store loop that
-    reads it is refused."""
+@pytest.mark.parametrize("barrier", ["", "bar.warp.sync \t-1;"])
+def test_shared_load_without_a_barrier_after_it_varies(barrier: str) -> None:
+    """Without the block barrier after `m = red[0]` (none, or only a warp's), thread 0's next
+    `red[tid] = sum` may land before another thread reads red[0]: m is no longer the same
+    everywhere, and the store loop that reads it is refused."""
     spec = kernels.load("outside_row_softmax")
     old = "ld.shared.f32 \t%f4, [_ZZ11row_softmaxE3red];\n\t.loc\t1 74 5\n\tbar.sync \t0;"
     assert old in spec.ptx()
-    ptx = spec.ptx().replace(old, "ld.shared.f32 \t%f4, [_ZZ11row_softmaxE3red];")
+    ptx = spec.ptx().replace(old, old.replace("bar.sync \t0;", barrier))
     assert "%f4" not in block_uniform(_softmax_fn(ptx)[1])
     assert "reads %f4, which differs between threads" in _refusal(spec, ptx, "vec_st")
 

@@ -25,7 +25,7 @@ from chronos.ptx import Function, Instruction
 
 _TOKEN = re.compile(r"%[\w$.]+")
 _UNIFORM_SPECIAL = ("%ntid.", "%nctaid.", "%ctaid.")
-_WRITERS = frozenset("st atom red cp sust sured stmatrix call".split())
+_WRITERS = frozenset("st atom red cp sust sured stmatrix wmma mbarrier call".split())
 _VALUE = frozenset(
     "add sub mul mad mul24 mad24 sad div rem abs neg min max popc clz bfind fns brev bfe bfi "
     "prmt and or xor not cnot lop3 shf shl shr mov cvt cvta setp selp slct set fma rcp sqrt "
@@ -38,7 +38,7 @@ def _is_barrier(ins: Instruction) -> bool:
     return (
         ins.opcode in ("bar", "barrier")
         and ins.guard is None
-        and not ({".arrive", ".red"} & set(ins.modifiers))
+        and not ({".arrive", ".red", ".warp"} & set(ins.modifiers))
         and len(ins.operands) == 1
     )
 
