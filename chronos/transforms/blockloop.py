@@ -27,9 +27,10 @@ wrapped between two adjacent elements would put one of them outside its buffer.
 
 Alignment: copy 0's address is `U + gW*e`, aligned to W*e exactly when U is. Where the
 congruence analysis (alignment.py) proves that from spec.alignment and spec.divisibility, the
-vector loop is unconditional; otherwise a block-uniform runtime test of every vector access's
-row base at c = 0 selects the vector loop, else the original loop runs alone (both are correct
-for any thread, and the test is the same in every thread of the block, so no element is lost).
+vector loop is unconditional; otherwise a runtime test of every access's row base (B's
+address arithmetic at c = 0) selects the vector loop, else the original loop runs alone. The
+test reads only block-uniform registers, so every thread of a block takes the same version
+(mixing them would lose elements).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .base import NotApplicable, TransformContext
 from .divergence import block_uniform
 from .loopvec import (
     _LD_MODS,
+    _MEMORY,
     _PURE,
     _TOKEN,
     _back_branch,
@@ -59,7 +61,6 @@ from .loopvec import (
 )
 
 _SPECIAL_OK = ("%ntid.", "%nctaid.", "%ctaid.")
-_MEM = frozenset("ld ldu st atom red cp prefetch prefetchu suld sust sured tex tld4 call".split())
 _PRIVATE = (".param", ".shared", ".local", ".const")
 _INT = frozenset(".s32 .u32 .s64 .u64 .b32 .b64".split())
 
@@ -395,7 +396,7 @@ def _memory(
     pa = PointerAnalysis(module, fn, ctx)
     inside = {id(x) for x in lp.body}
     for ins in fn.instructions():
-        if id(ins) in inside or ins.opcode not in _MEM or ins.space in _PRIVATE:
+        if id(ins) in inside or ins.opcode not in _MEMORY or ins.space in _PRIVATE:
             continue
         roots = pa.address(ins).roots
         if roots is None or roots & stored:
