@@ -146,6 +146,7 @@ REFUSED = [
     ("outside_row_sum", "add.f32, a per-thread partial"),
     ("outside_row_isum", "add.s32, a per-thread partial"),
     ("outside_row_diff", "two elements per iteration (a neighbour"),
+    ("outside_rows_grid_scale", "a branch after it leads back before it (it sits in another loop)"),
     ("outside_row_odd_stride", "loop $L__BB8_3 is not one straight-line block"),
 ]
 

@@ -21,10 +21,10 @@ SIZES = (("full", 4096, 1024), ("small", 5, 300), ("check", 3, 129), ("even", 4,
 """(problem, rows, cols): the semantic checks run small, check and even."""
 
 
-def _problems(entry: str, scalars: Callable[[int], dict], shapes: Callable) -> dict:
+def _problems(entry: str, scalars: Callable[[int, int], dict], shapes: Callable) -> dict:
     out = {}
     for name, rows, cols in SIZES:
-        named = {f"{entry}_param_{i}": v for i, v in scalars(cols).items()}
+        named = {f"{entry}_param_{i}": v for i, v in scalars(rows, cols).items()}
         out[name] = Problem(
             {"rows": rows, "cols": cols},
             (rows, 1, 1),
@@ -40,7 +40,7 @@ def _spec(
     entry: str,
     params: tuple,
     buffers: tuple,
-    scalars: Callable[[int], dict],
+    scalars: Callable[[int, int], dict],
     shapes: Callable,
     ref: Callable,
     inputs: Callable | None = None,
@@ -90,7 +90,7 @@ ROW_SCALE_BIAS = _spec(
     "row_scale_bias",
     (*PTRS, (".u32", None), (".f32", None), (".f32", None)),
     XY,
-    lambda cols: {2: cols, 3: 1.5, 4: -0.25},
+    lambda rows, cols: {2: cols, 3: 1.5, 4: -0.25},
     _io,
     _fma(1.5, -0.25),
     tol=Tolerance(1e-6, 1e-6),
@@ -99,7 +99,7 @@ ROW_AXPB_INT = _spec(
     "row_axpb_int",
     (*PTRS, (".u32", None), (".f32", None)),
     XY,
-    lambda cols: {2: cols, 3: 0.5},
+    lambda rows, cols: {2: cols, 3: 0.5},
     _io,
     _fma(0.5, 1.0),
     tol=Tolerance(1e-6, 1e-6),
@@ -108,7 +108,7 @@ ROW_SCALE_INPLACE = _spec(
     "row_scale_inplace",
     ((".u64", "x"), (".u32", None), (".f32", None)),
     (BufferSpec("x", "float32", "inout"),),
-    lambda cols: {1: cols, 2: 3.0},
+    lambda rows, cols: {1: cols, 2: 3.0},
     lambda rows, cols: {"x": (rows, cols)},
     lambda p, i: {"x": (i["x"] * f32(3.0)).astype(f32)},
 )
@@ -116,7 +116,7 @@ ROW_MAX = _spec(
     "row_max",
     ((".u64", "x"), (".u64", "out"), (".u32", None)),
     XO,
-    lambda cols: {2: cols},
+    lambda rows, cols: {2: cols},
     _reduced,
     lambda p, i: {"out": i["x"].max(axis=1).astype(f32)},
 )
@@ -124,7 +124,7 @@ ROW_SUM = _spec(
     "row_sum",
     ((".u64", "x"), (".u64", "out"), (".u32", None)),
     XO,
-    lambda cols: {2: cols},
+    lambda rows, cols: {2: cols},
     _reduced,
     lambda p, i: {"out": i["x"].astype(np.float64).sum(axis=1).astype(f32)},
     _quarters,
@@ -134,7 +134,7 @@ ROW_ISUM = _spec(
     "row_isum",
     ((".u64", "x"), (".u64", "out"), (".u32", None)),
     (BufferSpec("x", "int32", "in"), BufferSpec("out", "int32", "out")),
-    lambda cols: {2: cols},
+    lambda rows, cols: {2: cols},
     _reduced,
     lambda p, i: {"out": i["x"].sum(axis=1).astype(np.int32)},
     _ints,
@@ -143,7 +143,7 @@ ROW_DIFF = _spec(
     "row_diff",
     (*PTRS, (".u32", None)),
     XY,
-    lambda cols: {2: cols},
+    lambda rows, cols: {2: cols},
     lambda rows, cols: {"x": (rows, cols + 1), "y": (rows, cols)},
     lambda p, i: {"y": (i["x"][:, 1:] - i["x"][:, :-1]).astype(f32)},
 )
@@ -151,7 +151,7 @@ ROW_COPY_ALIAS = _spec(
     "row_copy_alias",
     (*PTRS, (".u32", None)),
     XY,
-    lambda cols: {2: cols},
+    lambda rows, cols: {2: cols},
     _io,
     lambda p, i: {"y": (2 * i["x"]).astype(f32)},
 )
@@ -159,7 +159,7 @@ ROW_ODD_STRIDE = _spec(
     "row_odd_stride",
     (*PTRS, (".u32", None)),
     (BufferSpec("x", "float32", "in"), BufferSpec("y", "float32", "inout")),  # not all written
-    lambda cols: {2: cols},
+    lambda rows, cols: {2: cols},
     _io,
     lambda p, i: _odd_stride_ref(p, i),
 )
@@ -168,10 +168,19 @@ ROW_HSCALE = _spec(
     "row_hscale",
     (*PTRS, (".u32", None), (".f32", None)),
     (BufferSpec("x", "float16", "in"), BufferSpec("y", "float16", "out")),
-    lambda cols: {2: cols, 3: 0.75},
+    lambda rows, cols: {2: cols, 3: 0.75},
     _io,
     lambda p, i: {"y": (i["x"].astype(np.float64) * 0.75).astype(np.float16)},  # one rounding
     tol=Tolerance(1e-3, 1e-3),
+)
+
+ROWS_GRID_SCALE = _spec(
+    "rows_grid_scale",
+    (*PTRS, (".u32", None), (".u32", None), (".f32", None)),
+    XY,
+    lambda rows, cols: {2: rows, 3: cols, 4: 2.5},
+    _io,
+    lambda p, i: {"y": (i["x"] * f32(2.5)).astype(f32)},
 )
 
 SPECS = (
@@ -185,6 +194,7 @@ SPECS = (
     ROW_COPY_ALIAS,
     ROW_ODD_STRIDE,
     ROW_HSCALE,
+    ROWS_GRID_SCALE,
 )
 
 

@@ -111,3 +111,14 @@ extern "C" __global__ void row_hscale(const __half* __restrict__ x, __half* __re
     __half hs = __float2half(s);
     for (int c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = __hmul(xr[c], hs);
 }
+
+// Rows strided over the grid: the column loop sits inside the row loop.
+extern "C" __global__ void rows_grid_scale(const float* __restrict__ x, float* __restrict__ y,
+                                           int rows, int cols, float s)
+{
+    for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* xr = x + (size_t)r * cols;
+        float* yr = y + (size_t)r * cols;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = xr[c] * s;
+    }
+}
