@@ -352,7 +352,7 @@ def share_of_optimum(improvement: float | None, optimum: float | None) -> float 
     missing or the optimum gains nothing (there is nothing to reach)."""
     if improvement is None or optimum is None or not -math.log1p(optimum) > 1e-9:
         return None
-    return -math.log1p(improvement) / -math.log1p(optimum)
+    return -math.log1p(improvement) / -math.log1p(optimum) + 0.0  # + 0.0: no "-0.0%"
 
 
 def optimum_share(per_kernel: dict[str, dict[str, Any]]) -> dict[str, float]:
