@@ -309,3 +309,17 @@ def test_guarded_keeps_the_best_prefix_and_counts_invalid_measurements() -> None
     assert ep.improvement == pytest.approx(1.2 - 1) and ep.steps[-1].invalid
     assert ep.guarded_improvement == pytest.approx(0.8 - 1) and ep.guarded_actions == (NAMES[A],)
     assert ep.measurements == 4  # k:, k:a, k:ab and the invalid k:abd
+
+
+def test_budget_trace_counts_distinct_measurements_and_keeps_the_best(mdp: TransformMDP) -> None:
+    from tests.helpers.scripts import load_script
+
+    budget = load_script("benchmarks/budget.py", "budget_script")
+    t = budget.trace(mdp, SPEC, lambda: greedy(mdp, SPEC, progress=False))
+    # greedy measures k:, then a, b, d (invalid), then ab, ad (invalid), then abd (invalid)
+    assert [n for n, _ in t.points] == list(range(1, 8))  # one point per distinct PTX text
+    assert t.best_within(1) == 1000.0 and t.best_within(10**6) == pytest.approx(630.0)
+    best = [c for _, c in t.points]
+    assert best == sorted(best, reverse=True)  # best so far never gets worse
+    again = budget.trace(mdp, SPEC, lambda: greedy(mdp, SPEC, progress=False))
+    assert again.points == t.points  # store hits still count: cost on an empty store
