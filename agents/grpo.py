@@ -52,36 +52,57 @@ class Interrupted(RuntimeError):
 
 @dataclass
 class EvalResult:
-    """The argmax policy on every eval kernel."""
+    """The argmax policy on every eval kernel: raw (the rollout's final state) and guarded (the
+    best verified state it measured, the untransformed kernel included, so never slower)."""
 
     epoch: int
     episodes: list[Episode]
 
     @property
     def improvements(self) -> dict[str, float]:
+        """Raw: final/base - 1 per kernel."""
         return {e.kernel_id: e.improvement for e in self.episodes}
+
+    @property
+    def guarded_improvements(self) -> dict[str, float]:
+        """Guarded: best measured state/base - 1 per kernel (never above 0)."""
+        return {e.kernel_id: e.guarded_improvement for e in self.episodes}
+
+    @property
+    def measurements(self) -> dict[str, int]:
+        """Distinct states each kernel's rollout had measured (the base included)."""
+        return {e.kernel_id: e.measurements for e in self.episodes}
 
     @property
     def mean_improvement(self) -> float:
         return float(np.mean([e.improvement for e in self.episodes]))
 
     @property
+    def mean_guarded_improvement(self) -> float:
+        return float(np.mean([e.guarded_improvement for e in self.episodes]))
+
+    @property
     def score(self) -> float:
-        """Higher is better: mean log speed-up (what the promotion gate compares)."""
+        """Higher is better: mean raw log speed-up (what the promotion gate compares)."""
         return float(np.mean([e.log_speedup for e in self.episodes]))
 
     def summary(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "mean_improvement": self.mean_improvement,
+            "mean_guarded_improvement": self.mean_guarded_improvement,
             "score": self.score,
             "kernels": {
                 e.kernel_id: {
                     "improvement": e.improvement,
+                    "guarded_improvement": e.guarded_improvement,
                     "actions": list(e.actions),
+                    "guarded_actions": list(e.guarded_actions),
                     "first_action": ACTION_NAMES[e.steps[0].action] if e.steps else "stop",
                     "final_cycles": e.final_cycles,
+                    "guarded_cycles": e.guarded_cycles,
                     "base_cycles": e.base_cycles,
+                    "measurements": e.measurements,
                 }
                 for e in self.episodes
             },

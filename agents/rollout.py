@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from agents.policy import PolicyMLP
+from chronos.ptx import ptx_sha256
 from chronos.transforms import ACTION_NAMES, STOP
 from envs.mdp import forbid_early_stop
 
@@ -46,6 +47,9 @@ class Episode:
     steps: list[Step] = field(default_factory=list)
     final_cycles: float = math.nan
     temperature: float = 0.0  # what it was sampled at (its steps' logp are at this T)
+    # Distinct PTX texts the episode had measured, the base included: its cost on an empty
+    # store, counted as agents.search counts a search's.
+    measured: set[str] = field(default_factory=set, repr=False)
 
     @property
     def ret(self) -> float:
@@ -68,6 +72,40 @@ class Episode:
     @property
     def log_speedup(self) -> float:
         return math.log(self.base_cycles / self.final_cycles)
+
+    @property
+    def measurements(self) -> int:
+        return len(self.measured)
+
+    def _best_step(self) -> int:
+        """Index of the step that reached the fastest verified state (-1: the base)."""
+        best, at = self.base_cycles, -1
+        for i, s in enumerate(self.steps):
+            if s.reason == "applied" and s.cycles_after is not None and s.cycles_after < best:
+                best, at = s.cycles_after, i
+        return at
+
+    @property
+    def guarded_cycles(self) -> float:
+        """The fastest state the rollout measured and verified, the untransformed kernel
+        included: what a deployment that keeps the best seen state hands back."""
+        at = self._best_step()
+        return self.base_cycles if at < 0 else float(self.steps[at].cycles_after or math.nan)
+
+    @property
+    def guarded_actions(self) -> tuple[str, ...]:
+        """The transforms that lead to `guarded_cycles` (a prefix of `actions`)."""
+        at = self._best_step()
+        return tuple(ACTION_NAMES[s.action] for s in self.steps[: at + 1] if s.reason == "applied")
+
+    @property
+    def guarded_improvement(self) -> float:
+        """guarded/base - 1: never positive (never slower than the input), by construction."""
+        return self.guarded_cycles / self.base_cycles - 1.0
+
+    @property
+    def guarded_log_speedup(self) -> float:
+        return math.log(self.base_cycles / self.guarded_cycles)
 
 
 def cycles_of(state: Any) -> float:
@@ -103,9 +141,12 @@ def rollout(
     episodes: list[Episode] = []
     for spec in specs:
         s0 = mdp.initial(spec)
+        base = ptx_sha256(s0.ptx)
         for g in range(group_size):
             states.append(s0)
-            episodes.append(Episode(spec.id, g, cycles_of(s0), temperature=temperature))
+            episodes.append(
+                Episode(spec.id, g, cycles_of(s0), temperature=temperature, measured={base})
+            )
     live = list(range(len(states)))
     t = 0
     while live:
@@ -122,6 +163,9 @@ def rollout(
             after = out.state
             measured = not out.invalid and int(actions[j]) != STOP
             done = bool(out.terminated or out.truncated)
+            if out.measurement is not None:  # a PTX text went to the backend (valid or not)
+                sha = getattr(out.measurement, "ptx_sha256", "") or f"{t}:{int(actions[j])}"
+                episodes[i].measured.add(ptx_sha256(after.ptx) if measured else sha)
             episodes[i].steps.append(
                 Step(
                     obs=obs[j],

@@ -148,10 +148,13 @@ def signal_goal(rows: list[dict[str, float]], warmup: int) -> dict[str, Any]:
 def argmax_goal(
     per_kernel: dict[str, dict[str, Any]], rooms: dict[str, Room], min_gain: float
 ) -> dict[str, Any]:
-    """GRPO's argmax against greedy per kernel (cycles relative to each kernel's base)."""
+    """GRPO's argmax against greedy per kernel (cycles relative to each kernel's base): the
+    rollout's final state (`grpo_raw`; runs before the guarded result called it `grpo`)."""
     classes: dict[str, str] = {}
     for kid, row in per_kernel.items():
-        classes[kid] = classify(1.0 + row["grpo"], 1.0 + row["greedy"], min_gain)
+        classes[kid] = classify(
+            1.0 + row.get("grpo_raw", row["grpo"]), 1.0 + row["greedy"], min_gain
+        )
     with_room = sum(r.room > min_gain for r in rooms.values())
     need = min(BETTER_GOAL, with_room)
     better = sum(c.startswith("better>") for c in classes.values())
@@ -370,7 +373,7 @@ def report(
     goal = argmax_goal(per_kernel, rooms, mg)
     for kid, r in rooms.items():
         pk = per_kernel[kid]
-        argmax = vs_greedy(1.0 + pk["grpo"], 1.0 + pk["greedy"])
+        argmax = vs_greedy(1.0 + pk.get("grpo_raw", pk["grpo"]), 1.0 + pk["greedy"])
         samp = sampled.get(kid)
         samp_vs = None if samp is None else vs_greedy(samp, r.greedy / r.base)
         ex = None if r.exhaustive is None else vs_greedy(r.exhaustive, r.greedy)

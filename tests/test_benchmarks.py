@@ -21,6 +21,7 @@ BENCH = ROOT / "benchmarks"
 
 SMOKE = {
     "assemble": "assemble_many",
+    "budget": "| grpo |",
     "costmodel": "every figure is an ESTIMATE",
     "emulate": "emulated measurements per second",
     "emulate_sweep": "sequences over 2 kernels",

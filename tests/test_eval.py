@@ -36,7 +36,11 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     assert loko["folds"] == 2 and set(loko["per_fold"]) == {"gemm_tile_2_2_2", "gemm_tile_2_4_2"}
     assert loko["group"] == "kernel"
     for kid, row in loko["per_fold"].items():
-        assert set(row) == {"rf", "bc", "grpo", "kernels"} and row["kernels"] == [kid]
+        assert set(row) == {"rf", "bc", "grpo", "kernels", "greedy"} and row["kernels"] == [kid]
+        assert set(row["greedy"]) == {kid} and row["greedy"][kid]["measurements"] > 1
+        for learner in ("bc", "grpo"):  # guarded: never slower than the input, nor than raw
+            k = row[learner]["kernels"][kid]
+            assert k["guarded"] <= 0.0 and k["guarded"] <= k["raw"] and k["measurements"] >= 1
         for learner in ("rf", "bc", "grpo"):
             # one held-out kernel, one first state: the first action is right or wrong
             assert row[learner]["n_first"] == 1
@@ -48,9 +52,16 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
         assert math.isfinite(row["grpo"]["improvement"]) and row["grpo"]["improvement"] > -1.0
     assert set(loko["mean"]) == {"rf", "bc", "grpo"}
     assert (tmp_path / "loko" / "loko.json").exists()
+    table = json.loads((tmp_path / "loko" / "transfer.json").read_text())
+    assert table["pooled"]["kernels"] == 2 and table["headline"] == "guarded"
+    for col in ("greedy", "BC guarded", "BC raw", "GRPO guarded", "GRPO raw"):
+        cell = table["pooled"]["speedup"][col]
+        assert cell["n"] == 2 and cell["lo"] <= cell["geomean"] <= cell["hi"]
+    assert table["pooled"]["speedup"]["GRPO guarded"]["geomean"] >= 1.0
+    assert "| **pooled** | 2 |" in (tmp_path / "loko" / "transfer.md").read_text()
     assert (tmp_path / "plots" / "loko.png").stat().st_size > 1000
     text = (tmp_path / "report.md").read_text()
-    assert "Leave-one-kernel-out" in text
+    assert "Leave-one-kernel-out" in text and "### Transfer: held-out speed-up" in text
     assert text.startswith("# Chronos leave-one-kernel-out report")
     assert "- LOKO: learners rf, bc, grpo; GRPO epochs per fold: 1," in text
     # every LOKO rate has its n and a 95% interval; speed-ups read as ratios
@@ -143,3 +154,47 @@ def test_report_optimum_column_and_headline(tmp_path: Path) -> None:
     text = write_report(tmp_path).read_text()
     assert f"GRPO reaches {share['grpo']:.1%} of the optimum's log-gain, greedy" in text
     assert "| optimum |" in text and "(cycles -30.0%)*" in text and "on 2 of 2 kernels" in text
+
+
+def test_geomean_ci_is_a_bootstrap_over_kernels() -> None:
+    from chronos.pipeline.eval.transfer import geomean_ci
+
+    one = geomean_ci([-0.5])
+    assert one == {"n": 1, "geomean": pytest.approx(2.0), "lo": None, "hi": None}
+    two = geomean_ci([-0.5, 0.0])  # 2x and 1x: geomean sqrt(2)
+    assert two["geomean"] == pytest.approx(math.sqrt(2))
+    assert 1.0 <= two["lo"] < two["geomean"] < two["hi"] <= 2.0
+    assert geomean_ci([-0.5, 0.0]) == two  # fixed seed
+    same = geomean_ci([-0.2] * 5)  # no spread between kernels: a point interval
+    assert same["lo"] == pytest.approx(1.25) and same["hi"] == pytest.approx(1.25)
+
+
+def test_transfer_table_pools_folds_and_counts_measurements() -> None:
+    from chronos.pipeline.eval.transfer import transfer_markdown, transfer_table
+
+    def fold(kid: str, greedy: float, guarded: float, raw: float) -> dict:
+        roll = {kid: {"guarded": guarded, "raw": raw, "measurements": 4}}
+        return {
+            "kernels": [kid],
+            "greedy": {kid: {"improvement": greedy, "measurements": 40}},
+            "rf": {"first_action_accuracy": 1.0, "n_first": 1},
+            "bc": {"first_action_accuracy": 0.0, "n_first": 1, "kernels": roll},
+        }
+
+    loko = {"group": "kernel", "per_fold": {"k1": fold("k1", -0.5, -0.5, -0.5),
+                                            "k2": fold("k2", -0.2, 0.0, 0.25)}}  # fmt: skip
+    table = transfer_table(loko)
+    pooled = table["pooled"]
+    assert pooled["kernels"] == 2
+    assert pooled["speedup"]["greedy"]["geomean"] == pytest.approx(math.sqrt(2 * 1.25))
+    assert pooled["speedup"]["BC guarded"]["geomean"] == pytest.approx(math.sqrt(2))
+    assert pooled["speedup"]["BC raw"]["geomean"] == pytest.approx(math.sqrt(2 / 1.25))
+    assert pooled["speedup"]["greedy"]["measurements"] == 40
+    assert pooled["speedup"]["BC guarded"]["measurements"] == 4
+    assert "GRPO guarded" not in pooled["speedup"]  # not run: no column value
+    assert pooled["first_action_accuracy"]["rf"] == {"value": 1.0, "n": 2}
+    assert pooled["first_action_accuracy"]["bc"] == {"value": 0.0, "n": 2}
+    assert table["per_fold"]["k2"]["speedup"]["BC raw"]["lo"] is None  # one kernel: no CI
+    text = "\n".join(transfer_markdown(table, "emulated estimate"))
+    assert "| k2 | 1 | 1.25x, 40 meas. | 1.00x, 4 meas. | 0.80x, 4 meas. |" in text
+    assert "| **pooled** | 2 |" in text and "bootstrap" in text

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from agents.search import SearchBudgetExceeded, beam, exhaustive, greedy, random_search, search
+from chronos.transforms import ACTION_NAMES as NAMES  # what episodes name actions by
 from envs.mdp import TransformMDP
 
 # A synthetic catalogue where greedy is myopic: `a` gains most at once but excludes `c`,
@@ -225,12 +226,100 @@ def test_the_reports_optimum_column_is_the_bounded_search(mdp: TransformMDP) -> 
     from chronos.pipeline.stages import add_optimum
 
     ctx = SimpleNamespace(specs=[SPEC], mdp=mdp, cfg=SimpleNamespace(progress=False))
-    summary: dict = {"per_kernel": {"fake": {"greedy": 630.0 / 1000.0 - 1}}}
-    add_optimum(ctx, summary, 2)
+    summary: dict = {"per_kernel": {"fake": {"greedy": 630.0 / 1000.0 - 1, "grpo": -0.37}}}
+    add_optimum(ctx, summary, 2, width=0)
     row = summary["per_kernel"]["fake"]
     assert row["optimum_complete"] is False and row["optimum_states"] == 2
-    add_optimum(ctx, summary, 100)
+    assert row["optimum_method"] == "lower bound: budget hit"
+    assert row["optimum"] == pytest.approx(-0.37)  # the budget stops it on greedy's path
+    # Past the budget beam(4) runs too and finds b -> c, the optimum (still labelled beam).
+    add_optimum(ctx, summary, 2, width=4)
+    assert row["optimum_method"] == "beam w=4" and row["optimum"] == pytest.approx(-0.55)
+    add_optimum(ctx, summary, 100, width=4)
     assert row["optimum_complete"] is True and row["optimum"] == pytest.approx(-0.55)
+    assert row["optimum_method"] == "exhaustive"
     assert summary["optimum_share"]["greedy"] == pytest.approx(
         math.log(1 / 0.63) / math.log(1 / 0.45)
     )
+    assert row["grpo_of_optimum"] == pytest.approx(math.log(1 / 0.63) / math.log(1 / 0.45))
+    assert summary["optimum_share_mean"]["grpo"] == row["grpo_of_optimum"]
+    # A second search of the same kernel measures nothing new on the MDP's backend.
+    calls = len(mdp.backend.calls)
+    add_optimum(ctx, summary, 100, width=4)
+    assert len(set(mdp.backend.calls[calls:])) <= len(set(mdp.backend.calls[:calls]))
+
+
+class ScriptedPolicy:
+    """Plays a fixed list of actions by step (stop after it): what an argmax rollout of a
+    policy that made exactly these choices does."""
+
+    training = False
+
+    def __init__(self, actions: list[int]) -> None:
+        self.actions, self.t = actions, 0
+
+    def eval(self) -> None:
+        pass
+
+    def act(self, obs, mask, temperature, generator):  # type: ignore[no-untyped-def]
+        a = self.actions[self.t] if self.t < len(self.actions) else 20
+        self.t += 1
+        return np.full(len(obs), a), np.zeros(len(obs))
+
+
+def _scripted_rollout(factor: dict[str, float], actions: list[int]):  # type: ignore[no-untyped-def]
+    from agents.grpo import evaluate
+
+    class Backend(FakeBackend):
+        def measure(self, spec, ptx):  # type: ignore[no-untyped-def]
+            m = super().measure(spec, ptx)
+            m.cycles_q1 = m.cycles_q3 = None
+            if m.valid:
+                m.cycles = 1000.0 * math.prod(factor[t] for t in ptx.split(":")[1])
+            return m
+
+    mdp = TransformMDP(Backend(), max_steps=3, transforms=FAKE_TX)
+    mdp.observe = lambda s: np.zeros(mdp.layout.obs_size, np.float32)  # type: ignore[method-assign]
+    return evaluate(mdp, [SPEC], ScriptedPolicy(actions), epoch=-1)  # type: ignore[arg-type]
+
+
+def test_guarded_result_is_never_slower_than_the_input() -> None:
+    # Every transform slows the kernel and the policy takes two of them: raw < 1x, guarded 1x.
+    ev = _scripted_rollout({"a": 1.2, "b": 1.1, "c": 1.5}, [A, B])
+    (ep,) = ev.episodes
+    assert ep.actions == (NAMES[A], NAMES[B]) and ep.improvement == pytest.approx(1.32 - 1)
+    assert ep.guarded_improvement == 0.0 and ep.guarded_actions == ()
+    assert ev.mean_guarded_improvement == 0.0 and ev.mean_improvement > 0
+    assert ep.measurements == 3  # k:, k:a, k:ab
+    row = ev.summary()["kernels"]["fake"]
+    assert row["guarded_improvement"] == 0.0 and row["measurements"] == 3
+
+
+def test_guarded_equals_raw_when_every_step_improves() -> None:
+    ev = _scripted_rollout({"a": 0.7, "b": 0.9, "c": 0.5}, [A, B])
+    (ep,) = ev.episodes
+    assert ep.guarded_improvement == ep.improvement == pytest.approx(0.63 - 1)
+    assert ep.guarded_actions == ep.actions == (NAMES[A], NAMES[B])
+
+
+def test_guarded_keeps_the_best_prefix_and_counts_invalid_measurements() -> None:
+    # `a` gains, `b` then loses more than that, `d` breaks the kernel (measured, invalid).
+    ev = _scripted_rollout({"a": 0.8, "b": 1.5, "c": 0.5}, [A, B, D])
+    (ep,) = ev.episodes
+    assert ep.improvement == pytest.approx(1.2 - 1) and ep.steps[-1].invalid
+    assert ep.guarded_improvement == pytest.approx(0.8 - 1) and ep.guarded_actions == (NAMES[A],)
+    assert ep.measurements == 4  # k:, k:a, k:ab and the invalid k:abd
+
+
+def test_budget_trace_counts_distinct_measurements_and_keeps_the_best(mdp: TransformMDP) -> None:
+    from tests.helpers.scripts import load_script
+
+    budget = load_script("benchmarks/budget.py", "budget_script")
+    t = budget.trace(mdp, SPEC, lambda: greedy(mdp, SPEC, progress=False))
+    # greedy measures k:, then a, b, d (invalid), then ab, ad (invalid), then abd (invalid)
+    assert [n for n, _ in t.points] == list(range(1, 8))  # one point per distinct PTX text
+    assert t.best_within(1) == 1000.0 and t.best_within(10**6) == pytest.approx(630.0)
+    best = [c for _, c in t.points]
+    assert best == sorted(best, reverse=True)  # best so far never gets worse
+    again = budget.trace(mdp, SPEC, lambda: greedy(mdp, SPEC, progress=False))
+    assert again.points == t.points  # store hits still count: cost on an empty store

@@ -64,6 +64,14 @@ def test_ci_pipeline_end_to_end(cache: Path, tmp_path: Path) -> None:
     assert ev["backend"] == "emulated" and ev["estimate"]
     assert set(ev["per_kernel"]) == {"gemm_tile_2_2_2", "gemm_tile_2_4_2"}
     assert ev["grpo_mean_improvement"] < 0 and ev["greedy_mean_improvement"] < 0
+    assert ev["grpo_mean_improvement"] <= min(ev["grpo_raw_mean_improvement"], 0.0)  # guarded
+    for row in ev["per_kernel"].values():  # the optimum column has a number on every kernel
+        assert row["optimum"] <= min(row["greedy"], 0.0) and row["optimum_method"] in (
+            "exhaustive",
+            "beam w=1",
+            "lower bound: budget hit",
+        )
+        assert row["grpo_measurements"] >= 1 and row["greedy_measurements"] > 1
     for name in ("bc.pt", "last.pt", "best.pt", "best.json"):
         assert (tmp_path / "checkpoints" / name).exists(), name
     prov = ckpt.load(tmp_path / "checkpoints" / "last.pt")["provenance"]
@@ -100,6 +108,7 @@ def test_ci_pipeline_end_to_end(cache: Path, tmp_path: Path) -> None:
     assert list((tmp_path / "metrics" / "tb").glob("events.*"))
     report = (tmp_path / "report.md").read_text()
     assert "emulated estimate" in report and "Success criteria" in report
+    assert "GRPO reaches " in report and "of the optimum's log-gain" in report
     for png in ("learning_curves.png", "per_kernel.png", "loko.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 1000
     with TrajectoryLog(tmp_path / "trajectories.sqlite") as log:

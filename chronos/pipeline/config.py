@@ -122,8 +122,10 @@ class EvalConfig:
     novel_min_gain: float = 0.01  # docs/design.md §6.3: novel = beats greedy by > 1%
     loko_in_report: bool = True  # LOKO of BC and RF (cheap) inside the train report
     # Exhaustive search per eval kernel for the report's optimum column; 0 = off. Each state
-    # costs up to ~20 measurements; past the budget the column is a lower bound (marked).
-    optimum_max_states: int = 0
+    # costs up to ~20 measurements (most already in the store after GRPO); past the budget
+    # beam search (below) runs too and the column is a lower bound, marked with its method.
+    optimum_max_states: int = 20
+    optimum_beam_width: int = 2  # beam width past the exhaustive budget (0: no beam)
 
 
 @dataclass

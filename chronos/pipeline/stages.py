@@ -228,6 +228,7 @@ def stage_eval(
     novel: dict[tuple[str, tuple[str, ...]], float] = {}
     found = dict(getattr(grpo_state, "best_found", {}) or {})
     candidates = [(e.kernel_id, tuple(e.actions), e.final_cycles) for e in ev.episodes]
+    candidates += [(e.kernel_id, e.guarded_actions, e.guarded_cycles) for e in ev.episodes]
     candidates += [(k, tuple(v["actions"]), v["final_cycles"]) for k, v in found.items()]
     for kid, seq, cyc in candidates:
         g = gk.get(kid)
@@ -240,8 +241,12 @@ def stage_eval(
         "n_kernels": len(ctx.specs),
         "checkpoint": str(src.name) if src.exists() else "bc",
         "greedy_mean_improvement": float(np.mean([k["improvement"] for k in greedy["kernels"]])),
-        "grpo_mean_improvement": ev.mean_improvement,
-        "bc_mean_improvement": ev_bc.mean_improvement,
+        # Headline: guarded (the best verified state the argmax rollout measured, the input
+        # included: never slower than it); raw: the rollout's final state.
+        "grpo_mean_improvement": ev.mean_guarded_improvement,
+        "grpo_raw_mean_improvement": ev.mean_improvement,
+        "bc_mean_improvement": ev_bc.mean_guarded_improvement,
+        "bc_raw_mean_improvement": ev_bc.mean_improvement,
         "first_action_accuracy": {
             "grpo": first_action_accuracy(policy, data, None),
             "bc_all": first_action_accuracy(bc_policy, data, None),
@@ -255,16 +260,7 @@ def stage_eval(
             "rf_heldout": int(bc_metrics.get("rf/heldout/n_first", 0)),
         },
         "bc_metrics": bc_metrics,
-        "per_kernel": {
-            kid: {
-                "greedy": gk[kid]["improvement"] if kid in gk else None,
-                "greedy_actions": gk[kid]["actions"] if kid in gk else None,
-                "grpo": ev.improvements[kid],
-                "grpo_actions": list(next(e.actions for e in ev.episodes if e.kernel_id == kid)),
-                "bc": ev_bc.improvements[kid],
-            }
-            for kid in ev.improvements
-        },
+        "per_kernel": {kid: _kernel_row(gk.get(kid), ev, ev_bc, kid) for kid in ev.improvements},
         "novel_sequences": [
             {"kernel_id": k, "actions": list(s), "vs_greedy": v} for (k, s), v in novel.items()
         ],
@@ -273,7 +269,7 @@ def stage_eval(
         "stage_times_s": dict(ctx.times),
     }
     if ctx.cfg.eval.optimum_max_states > 0:
-        add_optimum(ctx, summary, ctx.cfg.eval.optimum_max_states)
+        add_optimum(ctx, summary, ctx.cfg.eval.optimum_max_states, ctx.cfg.eval.optimum_beam_width)
     if ctx.cfg.eval.loko_in_report and len(set(data.kernel.tolist())) > 1:
         summary["loko"] = evals.loko(ctx, data, ["rf", "bc"])
     out = ctx.run_dir / "eval" / "summary.json"
@@ -282,26 +278,81 @@ def stage_eval(
     return summary
 
 
-def add_optimum(ctx: Context, summary: dict[str, Any], max_states: int) -> None:
-    """Exhaustive search per eval kernel (same MDP and backend): the report's reference.
+def _kernel_row(g: dict[str, Any] | None, ev: Any, ev_bc: Any, kid: str) -> dict[str, Any]:
+    """One kernel's greedy, GRPO and BC results: guarded (headline) and raw, and the distinct
+    states each measured."""
+    grpo_ep = next(e for e in ev.episodes if e.kernel_id == kid)
+    return {
+        "greedy": g["improvement"] if g else None,
+        "greedy_actions": g["actions"] if g else None,
+        "greedy_measurements": g.get("measurements") if g else None,
+        "grpo": ev.guarded_improvements[kid],
+        "grpo_raw": ev.improvements[kid],
+        "grpo_actions": list(grpo_ep.guarded_actions),
+        "grpo_raw_actions": list(grpo_ep.actions),
+        "grpo_measurements": ev.measurements[kid],
+        "bc": ev_bc.guarded_improvements[kid],
+        "bc_raw": ev_bc.improvements[kid],
+        "bc_measurements": ev_bc.measurements[kid],
+    }
 
-    Fills per_kernel[k]["optimum"] (improvement), "optimum_actions", "optimum_complete"
-    (False: the state budget stopped it, so it is a lower bound on the optimum's gain) and
-    summary["optimum_share"]: each learner's summed log-gain over the optimum's.
+
+def optimum_search(
+    mdp: TransformMDP, spec: Any, max_states: int, width: int, progress: bool = False
+) -> dict[str, Any]:
+    """The best sequence known for one kernel and how it was found ("method").
+
+    Exhaustive search (SASS-deduplicated) within `max_states` expanded states: "exhaustive",
+    the optimum. Past the budget, beam search of `width` (0: none) is run too and the better
+    of the two kept: "beam w=N" when beam's is at least as fast, else "lower bound: budget
+    hit". Both of those are lower bounds on the optimum's gain. Every state goes through the
+    MDP's backend, so its measurement store: a rerun measures nothing new.
     """
-    from agents.search import exhaustive
+    from agents.search import beam, exhaustive
 
+    r = exhaustive(mdp, spec, max_states=max_states, partial_ok=True, progress=progress)
+    best, method = r, "exhaustive" if r.complete else "lower bound: budget hit"
+    measured = r.measurements
+    if not r.complete and width > 0:
+        b = beam(mdp, spec, width=width, progress=progress)
+        measured = max(measured, b.measurements)
+        if b.best_cycles <= r.best_cycles:
+            best, method = b, f"beam w={width}"
+    return {
+        "optimum": best.improvement,
+        "optimum_actions": best.sequence,
+        "optimum_complete": r.complete,
+        "optimum_method": method,
+        "optimum_states": r.states,
+        "optimum_measurements": measured,
+    }
+
+
+def add_optimum(ctx: Context, summary: dict[str, Any], max_states: int, width: int = 0) -> None:
+    """The optimum column (`optimum_search` per eval kernel, same MDP and backend).
+
+    Fills per_kernel[k] with `optimum_search`'s fields and "grpo_of_optimum" (GRPO's guarded
+    log-gain over the optimum's, None where the optimum gains nothing), and summary's
+    "optimum_share" (summed log-gains over the optimum's) and "optimum_share_mean" (the mean
+    of the per-kernel shares).
+    """
     pk = summary["per_kernel"]
     for spec in ctx.specs:
-        r = exhaustive(
-            ctx.mdp, spec, max_states=max_states, partial_ok=True, progress=ctx.cfg.progress
-        )
         row = pk.setdefault(spec.id, {})
-        row["optimum"] = r.improvement
-        row["optimum_actions"] = r.sequence
-        row["optimum_complete"] = r.complete
-        row["optimum_states"] = r.states
+        row.update(optimum_search(ctx.mdp, spec, max_states, width, ctx.cfg.progress))
+        row["grpo_of_optimum"] = share_of_optimum(row.get("grpo"), row["optimum"])
     summary["optimum_share"] = optimum_share(pk)
+    shares = [r["grpo_of_optimum"] for r in pk.values() if r.get("grpo_of_optimum") is not None]
+    summary["optimum_share_mean"] = {"grpo": float(np.mean(shares))} if shares else {}
+    summary["optimum_share_n"] = len(shares)
+
+
+def share_of_optimum(improvement: float | None, optimum: float | None) -> float | None:
+    """log-gain of `improvement` over the optimum's (1.0: reaches it); None when either is
+    missing or the optimum gains nothing (there is nothing to reach)."""
+    if improvement is None or optimum is None or not -math.log1p(optimum) > 1e-9:
+        return None
+    return -math.log1p(improvement) / -math.log1p(optimum) + 0.0  # + 0.0: no "-0.0%"
 
 
 def optimum_share(per_kernel: dict[str, dict[str, Any]]) -> dict[str, float]:

@@ -38,14 +38,40 @@ def group_of(spec: Any, group: str) -> str:
     raise ValueError(f"loko.group must be 'kernel' or 'family', not {group!r}")
 
 
-def _improvement(ctx: Any, held: list[Any], policy: PolicyMLP) -> float:
-    """Mean improvement of the policy's argmax rollouts over the held-out kernels."""
+def _rollout(ctx: Any, held: list[Any], policy: PolicyMLP) -> dict[str, Any]:
+    """The policy's argmax rollout on each held-out kernel: guarded (best verified state it
+    measured, the input included; the headline), raw (its final state) and the distinct
+    states it measured; "improvement" is the guarded mean, "raw_improvement" the raw one."""
     from agents.grpo import evaluate
 
-    return float(evaluate(ctx.mdp, held, policy, epoch=-1).mean_improvement)
+    ev = evaluate(ctx.mdp, held, policy, epoch=-1)
+    kernels = {
+        e.kernel_id: {
+            "guarded": e.guarded_improvement,
+            "raw": e.improvement,
+            "measurements": e.measurements,
+            "actions": list(e.guarded_actions),
+            "raw_actions": list(e.actions),
+        }
+        for e in ev.episodes
+    }
+    return {
+        "improvement": ev.mean_guarded_improvement,
+        "raw_improvement": ev.mean_improvement,
+        "kernels": kernels,
+    }
 
 
-def _grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP) -> PolicyMLP:
+def _greedy_rows(ctx: Any, held: list[Any]) -> dict[str, Any]:
+    """Greedy's result and measurements on the held-out kernels (the run's greedy.json)."""
+    path = ctx.run_dir / "greedy" / "greedy.json"
+    kernels = json.loads(path.read_text()).get("kernels", []) if path.exists() else []
+    by_id = {k["kernel_id"]: k for k in kernels}
+    keep = ("improvement", "measurements")
+    return {s.id: {k: by_id[s.id][k] for k in keep} for s in held if s.id in by_id}
+
+
+def grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP) -> PolicyMLP:
     """A short GRPO run on every kernel not held out, in its own resumable fold directory."""
     from agents.grpo import train
     from chronos.stores.trajectories import TrajectoryLog
@@ -100,6 +126,7 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
         name = str(groups[te[0]])
         held_specs = [by_id[k] for k in dict.fromkeys(str(k) for k in held.kernel)]
         row: dict[str, Any] = {"kernels": [s.id for s in held_specs]}
+        row["greedy"] = _greedy_rows(ctx, held_specs)
         if "rf" in learners:
             forest = train_forest(train_d, bc_cfg, seed)
             row["rf"] = accuracy(forest_predict(forest, held.obs, held.mask), held)
@@ -107,11 +134,11 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
             mlp = train_mlp(train_d, bc_cfg, seed)
             if "bc" in learners:
                 row["bc"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
-                row["bc"]["improvement"] = _improvement(ctx, held_specs, mlp)
+                row["bc"].update(_rollout(ctx, held_specs, mlp))
             if "grpo" in learners:
-                pol = _grpo_fold(ctx, name, held_specs, mlp)
+                pol = grpo_fold(ctx, name, held_specs, mlp)
                 row["grpo"] = accuracy(mlp_predict(pol, held.obs, held.mask), held)
-                row["grpo"]["improvement"] = _improvement(ctx, held_specs, pol)
+                row["grpo"].update(_rollout(ctx, held_specs, pol))
         per_fold[name] = row
         imps = [row[k]["improvement"] for k in ("bc", "grpo") if "improvement" in row.get(k, {})]
         bar.update(1, improvement=min(imps, default=None), held_out=name)
@@ -127,9 +154,10 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
             "accuracy": float(sum(r["accuracy"] * r["n"] for r in rows) / max(n, 1)),
             "first_action_accuracy": float(np.nanmean([r["first_action_accuracy"] for r in rows])),
         }
-        imps = [r["improvement"] for r in rows if "improvement" in r]
-        if imps:
-            means[learner]["improvement"] = float(np.mean(imps))
+        for key in ("improvement", "raw_improvement"):
+            imps = [r[key] for r in rows if key in r]
+            if imps:
+                means[learner][key] = float(np.mean(imps))
     return {
         "learners": learners,
         "group": group,
@@ -140,9 +168,15 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
 
 
 def run_loko(ctx: Any, data: BCData) -> dict[str, Any]:
-    """The `loko` stage: every configured learner; writes loko/loko.json in the run dir."""
+    """The `loko` stage: every configured learner; writes loko/loko.json in the run dir and the
+    generalization table (loko/transfer.{json,md}, printed too)."""
+    from chronos.pipeline.eval.transfer import write_transfer
+
     res = loko(ctx, data, list(ctx.cfg.loko.learners), ctx.cfg.loko.group)
     out = ctx.run_dir / "loko" / "loko.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
+    backend = ctx.mdp.backend
+    label = backend_label(str(getattr(backend, "name", "")), str(getattr(backend, "device", "")))
+    write_transfer(res, out.parent, label)
     return res

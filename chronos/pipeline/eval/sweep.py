@@ -54,7 +54,7 @@ METRICS: list[Metric] = [
     ),
     (
         "grpo_mean_improvement",
-        "Mean speed-up, GRPO argmax",
+        "Mean speed-up, GRPO argmax (guarded)",
         _get("grpo_mean_improvement"),
         "speedup",
     ),
