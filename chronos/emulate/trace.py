@@ -165,4 +165,4 @@ class Trace:
 def _same(x: np.ndarray, y: np.ndarray) -> bool:
     """`np.array_equal` of two integer arrays, for the per-access pattern check (an array is
     never modified once recorded, so the same object is equal)."""
-    return x is y or (x.shape == y.shape and bool((x == y).all()))
+    return x is y or (x.shape == y.shape and not np.count_nonzero(x != y))

@@ -369,14 +369,23 @@ def _index_at(group: np.ndarray, pos: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.where(at >= 0, idx[np.minimum(j, len(idx) - 1)], -1)
 
 
+def _ranked(keys: np.ndarray, span: int) -> np.ndarray:
+    """Order-preserving int64 ids of `keys` whose products with `span` fit in int64: the keys
+    themselves where they do (sector codes do, with a block's or an access's count), which
+    saves `np.unique`'s sort of every key; their ranks among the distinct keys otherwise."""
+    if len(keys) and int(keys.min()) >= 0 and int(keys.max()) < (1 << 62) // span:
+        return keys.astype(np.int64, copy=False)
+    return np.unique(keys, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
 def _previous(keys: np.ndarray, pos: np.ndarray, where: np.ndarray) -> np.ndarray:
     """For each element, the largest `pos` < its own of an element with the same key and
     `where` set (-1 when none)."""
     if not where.any():
         return np.full(len(keys), -1, np.int64)
-    _, kid = np.unique(keys, return_inverse=True)
     span = int(pos.max()) + 2
-    code = kid.astype(np.int64) * span + pos
+    kid = _ranked(keys, span)
+    code = kid * span + pos
     pool = np.sort(code[where])
     j = np.searchsorted(pool, code, side="left") - 1
     found = j >= 0
@@ -407,9 +416,9 @@ def _previous_of(
     """For each (key, order), the largest pool order < it with the same key (-1: none)."""
     if not len(pool_keys):
         return np.full(len(keys), -1, np.int64)
-    uk, inv = np.unique(np.concatenate([keys, pool_keys]), return_inverse=True)
-    qid, pid = inv[: len(keys)].astype(np.int64), inv[len(keys) :].astype(np.int64)
     span = int(max(order.max(), pool_order.max())) + 2
+    ids = _ranked(np.concatenate([keys, pool_keys]), span)
+    qid, pid = ids[: len(keys)], ids[len(keys) :]
     pool = np.sort(pid * span + pool_order)
     code = qid * span + order
     j = np.searchsorted(pool, code, side="left") - 1
