@@ -41,6 +41,7 @@ class Scheduler:
         self.m = m
         self.ops = m.program.ops
         self.n_ops = len(self.ops)
+        self.runs = m.program.runs
         self.max_steps = max_steps
         self.deadline = deadline
         self.seconds = seconds
@@ -108,13 +109,20 @@ class Scheduler:
     def _run_uniform(self) -> bool:
         """Run with one PC until a branch splits the threads (True) or the kernel ends."""
         m = self.m
-        n_ops, R = self.n_ops, m.R
+        n_ops, R, runs = self.n_ops, m.R, self.runs
         pc = self.pc
         while pc < n_ops:
             mask = None if self.all_live else self.live
             op = self._issue(pc, mask)
             kind = op.kind
             if kind == OP:
+                run = runs.get(pc)
+                if run is not None:  # unguarded, independent: one call (chronos.emulate.batch)
+                    for q in range(pc + 1, run.stop):
+                        self._issue(q, mask)
+                    run.fn(m, mask)
+                    pc = run.stop
+                    continue
                 eff = mask
                 if op.guard is not None:
                     g = R[op.guard]
