@@ -77,6 +77,24 @@ class Scheduler:
             m.trace.step(pc, mask)
         return op
 
+    def _issue_rest(self, start: int, stop: int, mask: np.ndarray | None) -> None:
+        """`_issue` each pc of `start`..`stop - 1` (the rest of a run), at once where no step
+        among them reaches the step budget or a look at the clock."""
+        n = stop - start
+        steps = self.steps
+        clock = self.deadline is not None and (steps + n) // CLOCK_CHECK_EVERY > (
+            steps // CLOCK_CHECK_EVERY
+        )
+        if n <= 0 or steps + n > self.max_steps or clock:
+            for q in range(start, stop):
+                self._issue(q, mask)
+            return
+        m = self.m
+        self.steps = m.steps = steps + n
+        m.current = stop - 1
+        if m.trace is not None:
+            m.trace.steps(range(start, stop), mask)
+
     def _over_budget(self, steps: int, op: Any) -> None:
         """Raise when `steps` passes the step budget or the clock its deadline."""
         if steps > self.max_steps:
@@ -118,8 +136,7 @@ class Scheduler:
             if kind == OP:
                 run = runs.get(pc)
                 if run is not None:  # unguarded, independent: one call (chronos.emulate.batch)
-                    for q in range(pc + 1, run.stop):
-                        self._issue(q, mask)
+                    self._issue_rest(pc + 1, run.stop, mask)
                     run.fn(m, mask)
                     pc = run.stop
                     continue

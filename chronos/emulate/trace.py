@@ -51,6 +51,11 @@ class Trace:
         self.pcs.append(pc)
         self._masks.append(mask)
 
+    def steps(self, pcs: range, mask: np.ndarray | None) -> None:
+        """`step` for each pc of `pcs`, all run by the threads in `mask`."""
+        self.pcs.extend(pcs)
+        self._masks.extend([mask] * len(pcs))
+
     def memory(self, space: str, addr: np.ndarray, threads: np.ndarray, size: int) -> None:
         """Record the transactions of one access by `threads` (padded thread indices)."""
         if len(addr) == 0:
