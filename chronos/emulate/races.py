@@ -70,10 +70,10 @@ class SharedRaceDetector:
         self._queued: list[tuple[np.ndarray, np.ndarray, int]] = []
         """Reads not yet recorded in `r_tag`, in order."""
         self._one_epoch: int | None = 0
-        self._ramps: dict[tuple[int, int], np.ndarray] = {}
-        """0, 1, .., nbytes-1 repeated per thread: each access's byte offsets, by shape."""
         """The epoch of every block while they all share one (barriers of the whole grid keep
         them together), else None: a read then needs no per-thread epoch gather."""
+        self._ramps: dict[tuple[int, int], np.ndarray] = {}
+        """0, 1, .., nbytes-1 repeated per thread: each access's byte offsets, by shape."""
 
     def barrier(self, blocks: np.ndarray | None = None) -> None:
         """A barrier of `blocks` (all when None) completed: later accesses are ordered."""
