@@ -179,11 +179,16 @@ class Window:
         return v
 
     def check(
-        self, off: np.ndarray, owner: np.ndarray, size: int, threads: np.ndarray
+        self, off: np.ndarray, base: np.ndarray, size: int, threads: np.ndarray
     ) -> np.ndarray:
-        """Byte offsets into `data` for offsets `off` within the window of each `owner`."""
+        """Byte offsets into `data` for offsets `off` within the windows that start at `base`
+        (each owner's index times `stride`, as `bases` gives)."""
         check_alignment(off, size, threads)
-        ok = (off >= 0) & (off + size <= self.size)
-        if np.count_nonzero(ok) != ok.size:
+        if off.size and (int(off.min()) < 0 or int(off.max()) > self.size - size):
+            ok = (off >= 0) & (off + size <= self.size)
             _fail(f"out-of-bounds {self.space} access of {size} bytes", ~ok, threads, off)
-        return owner.astype(np.int64, copy=False) * self.stride + off
+        return base + off
+
+    def bases(self, owner: np.ndarray) -> np.ndarray:
+        """Where each owner's window starts in `data`."""
+        return owner.astype(np.int64) * self.stride
