@@ -168,7 +168,7 @@ def _line_use(sector: np.ndarray) -> float:
     """The share of their 128-byte lines the touched sectors fill: both caches allocate
     lines (four sectors), so a footprint that uses fewer of a line's sectors (a chase, a
     column walk) fills them at 128 bytes per line it touches."""
-    return _footprint(sector) / max(1, _footprint(sector // 4)) / 4.0
+    return distinct_count(sector) / max(1, distinct_count(sector // 4)) / 4.0
 
 
 def _l1_hits(acc: _Accesses, l1_bytes_per_block: float, line_use: float) -> np.ndarray:
@@ -296,9 +296,9 @@ def simulate_caches(
     # writes back every sector it writes within its span: its own, or a dirty line of the
     # harness's flush memset that its allocation displaced from L2.
     kept = float(np.mean(warm[is_st])) if warm is not None and is_st.any() else 0.0
-    out.dram_written = _footprint(sector[is_st]) * (1.0 - kept)
+    out.dram_written = distinct_count(sector[is_st]) * (1.0 - kept)
     out.dram_total = float(np.sum(fetches)) + out.dram_written
-    out.distinct = float(_footprint(sector))
+    out.distinct = float(distinct_count(sector))
     # SM <-> L2 traffic: demand accesses only (a prefetch's line goes DRAM -> L2, no data
     # comes back to the SM).
     out.l2_total = float(np.sum(demand * (1.0 - served_l1)))
@@ -329,11 +329,11 @@ def _warm_shares(
     to evict-last data first, then normal, then evict-first data."""
     if footprint <= 0:
         return np.ones(len(sector))
-    total = max(1, _footprint(sector))
+    total = max(1, distinct_count(sector))
     keep: dict[str, float] = {}
     left = room
     for pri in ("last", "normal", "first"):
-        f = footprint * _footprint(sector[priority == pri]) / total
+        f = footprint * distinct_count(sector[priority == pri]) / total
         keep[pri] = min(1.0, left / f) if f > 0 else 1.0
         left = max(0.0, left - f)
     return np.select(
@@ -406,7 +406,7 @@ def _first_of(keys: np.ndarray, pool_keys: np.ndarray, pool_order: np.ndarray) -
     return np.where(uk[j] == keys, first[j], -1)
 
 
-def _footprint(keys: np.ndarray) -> int:
+def distinct_count(keys: np.ndarray) -> int:
     """How many distinct keys: a mask over their range where it is dense (sector numbers of a
     kernel's buffers are), a quarter of `np.unique`'s cost; `np.unique` otherwise."""
     if not len(keys):
