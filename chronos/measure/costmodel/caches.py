@@ -119,7 +119,7 @@ class _Accesses:
     steps: np.ndarray  # per access: its trace step
     lookup: np.ndarray
     alloc: np.ndarray
-    l1pri: np.ndarray
+    l1pri: np.ndarray  # "normal", "first" or "last", as fixed-width strings (fast compares)
     l2pri: np.ndarray
     chunk: np.ndarray  # sectors an L2::NB miss (or prefetch) fetches
     is_pf: np.ndarray
@@ -142,7 +142,7 @@ def _accesses(program: Program, trace: Trace) -> _Accesses:
     code = np.concatenate(parts_code)
     pc_of = np.concatenate(parts_pc)
 
-    def per_pc(attr: str, dtype: type) -> np.ndarray:
+    def per_pc(attr: str, dtype: type | str) -> np.ndarray:
         table = np.zeros(n_ops, dtype)
         for p, pol in pols.items():
             table[p] = getattr(pol, attr)
@@ -156,8 +156,8 @@ def _accesses(program: Program, trace: Trace) -> _Accesses:
         steps=np.asarray([st for st, _ in trace.sectors], np.int64),
         lookup=per_pc("l1_lookup", bool),
         alloc=per_pc("l1_allocate", bool),
-        l1pri=per_pc("l1_priority", object),
-        l2pri=per_pc("l2_priority", object),
+        l1pri=per_pc("l1_priority", "U6"),
+        l2pri=per_pc("l2_priority", "U6"),
         chunk=np.maximum(1, per_pc("l2_prefetch_bytes", np.int64) // 32),
         is_pf=per_pc("prefetch", bool),
         is_st=per_pc("store", bool),
