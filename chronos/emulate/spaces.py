@@ -238,7 +238,7 @@ class StateSpaces:
                 self._raise_race(self.races.read(off, threads, nbytes))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
-            out = [view[el + j] for j in range(width)]
+            out = [view[el + j] if j else view[el] for j in range(width)]
             if self.trace is not None:
                 self.trace.memory(sp, aa, threads, nbytes)
             return out
