@@ -25,6 +25,7 @@ SMOKE = {
     "costmodel": "every figure is an ESTIMATE",
     "emulate": "emulated measurements per second",
     "emulate_sweep": "sequences over 2 kernels",
+    "emulated_fingerprint": "total 4 states",
     "env_steps": "warm-all",
     "features": "parse + features",
     "fuzz": "no property failed",

@@ -25,6 +25,7 @@ F32_MIN_NORMAL = np.float32(2.0**-126)
 F64_MIN_NORMAL = 2.0**-1022
 _F32_TIE_MASK = np.uint64((1 << 29) - 1)
 _F32_TIE = np.uint64(1 << 28)
+_F32_TINY = 2.0**-125
 ROUNDINGS = ("rn", "rz", "rm", "rp")
 
 
@@ -109,11 +110,16 @@ def f64_to_f32(x: np.ndarray, mode: str = "rn") -> np.ndarray:
     return round_sum_f32(x, np.zeros_like(x), mode)
 
 
-def _tie_hazard(s: np.ndarray) -> np.ndarray:
-    """Where rounding a float64 to float32 could double-round: exact ties and tiny values."""
-    bits = s.view(np.uint64)
+def _tie_hazard(s: np.ndarray) -> bool:
+    """Whether rounding a float64 to float32 could double-round somewhere: an exact tie, or a
+    tiny nonzero value. Counts, not `any()`: fma runs once per step of a gemm's inner loop,
+    and `np.count_nonzero` costs a quarter of `ndarray.any` on a block's lanes."""
+    if np.count_nonzero((s.view(np.uint64) & _F32_TIE_MASK) == _F32_TIE):
+        return True
     mag = np.abs(s)
-    return ((bits & _F32_TIE_MASK) == _F32_TIE) | ((mag < 2.0**-125) & (mag != 0))
+    tiny = mag < _F32_TINY
+    # Most sums have no value below the bound at all; zeros among them need the second test.
+    return bool(np.count_nonzero(tiny)) and bool(np.count_nonzero(tiny & (mag != 0)))
 
 
 def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray, mode: str = "rn") -> np.ndarray:
@@ -125,11 +131,25 @@ def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray, mode: str = "rn") -> np
     if mode == "rn":
         s = np.asarray(s)
         r = s.astype(np.float32)
-        hazard = _tie_hazard(s)
-        if not hazard.any():
+        if not _tie_hazard(s):
             return r
     s, e = two_sum(p, c64)
     return exact_zero_sign(round_sum_f32(s, e, mode), p, c64, mode)
+
+
+def fma_f32_rows(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """fma.rn.f32 of each row of three (n, N) arrays, bit for bit `fma_f32` row by row: one
+    NumPy call for a run of independent fmas; a row with a double-rounding hazard takes
+    `fma_f32`'s exact path, as it would alone."""
+    p = np.multiply(a, b, dtype=np.float64)
+    s = p + c.astype(np.float64)
+    r = s.astype(np.float32)
+    hazard = (s.view(np.uint64) & _F32_TIE_MASK) == _F32_TIE
+    mag = np.abs(s)
+    hazard |= (mag < _F32_TINY) & (mag != 0)
+    for k in np.flatnonzero(np.count_nonzero(hazard, axis=1)):
+        r[k] = fma_f32(a[k], b[k], c[k])
+    return r
 
 
 def add_f32(a: np.ndarray, b: np.ndarray, mode: str = "rn") -> np.ndarray:

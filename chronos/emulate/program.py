@@ -36,6 +36,17 @@ class MemAccess:
         return self.elem_bytes * self.width
 
 
+@dataclass(frozen=True)
+class Run:
+    """Instructions `start`..`stop - 1`, none guarded, none reading a register an earlier one
+    writes: `fn(machine, mask)` executes them all, with the results of one after another
+    (chronos.emulate.batch)."""
+
+    start: int
+    stop: int
+    fn: Callable[[Any, np.ndarray | None], None]
+
+
 @dataclass
 class Op:
     """One decoded instruction. `fn(machine, mask)` runs it for the lanes in `mask` (None: all)."""
@@ -53,6 +64,9 @@ class Op:
     dsts: tuple[int, ...] = ()
     mem: MemAccess | None = None
     barrier_count: int | None = None
+    batch: tuple[str, tuple[int, ...]] | None = None
+    """Set where a run of like instructions may execute this one with its neighbours
+    (chronos.emulate.batch): the run's kind and this instruction's registers."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,8 @@ class Program:
     variables: list[Variable]
     labels: dict[str, int] = field(default_factory=dict)
     static_instructions: int = 0
+    runs: dict[int, Run] = field(default_factory=dict)
+    """Runs of independent instructions that execute in one call, by their first pc."""
 
     @property
     def shared_variables(self) -> list[Variable]:

@@ -69,6 +69,11 @@ class SharedRaceDetector:
         """The epochs of every write tag: a read in another epoch cannot race."""
         self._queued: list[tuple[np.ndarray, np.ndarray, int]] = []
         """Reads not yet recorded in `r_tag`, in order."""
+        self._one_epoch: int | None = 0
+        """The epoch of every block while they all share one (barriers of the whole grid keep
+        them together), else None: a read then needs no per-thread epoch gather."""
+        self._ramps: dict[tuple[int, int], np.ndarray] = {}
+        """0, 1, .., nbytes-1 repeated per thread: each access's byte offsets, by shape."""
 
     def barrier(self, blocks: np.ndarray | None = None) -> None:
         """A barrier of `blocks` (all when None) completed: later accesses are ordered."""
@@ -78,9 +83,13 @@ class SharedRaceDetector:
             else:
                 self._record_queued()
             self.epoch += 1
+            if self._one_epoch is not None:
+                self._one_epoch += 1
         else:
             self._record_queued()
             self.epoch[np.unique(blocks)] += 1
+            lo = int(self.epoch.min())
+            self._one_epoch = lo if lo == int(self.epoch.max()) else None
 
     def _record_queued(self) -> None:
         """Record the queued reads in `r_tag`, in the order they happened."""
@@ -93,9 +102,17 @@ class SharedRaceDetector:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(byte, thread, epoch << 32) per touched byte."""
         threads = np.asarray(threads, np.int64)
-        b = (np.asarray(off, np.int64)[:, None] + np.arange(nbytes)).ravel()
+        n = len(threads) * nbytes
+        ramp = self._ramps.get((n, nbytes))
+        if ramp is None:
+            ramp = np.tile(np.arange(nbytes, dtype=np.int64), len(threads))
+            self._ramps[(n, nbytes)] = ramp
+        b = np.repeat(np.asarray(off, np.int64), nbytes) + ramp
         t = np.repeat(threads, nbytes)
-        e = np.repeat(self.epoch[threads // self.padded] << _THREAD_BITS, nbytes)
+        if self._one_epoch is not None:
+            e = np.full(n, self._one_epoch << _THREAD_BITS, np.int64)
+        else:
+            e = np.repeat(self.epoch[threads // self.padded] << _THREAD_BITS, nbytes)
         return b, t, e
 
     def _race(
@@ -128,24 +145,32 @@ class SharedRaceDetector:
             same = flat == memory[b]
         w = self.w_tag[b]
         ww = ((w & ~_THREAD_MASK) == e) & ((w & _THREAD_MASK) != t) & ~same
-        if ww.any():
+        if np.count_nonzero(ww):
             return self._race("write-write", b, t, w & _THREAD_MASK, ww)
         r = self.r_tag[b]
         rw = ((r & ~_THREAD_MASK) == e) & ((r & _THREAD_MASK) != t) & ~same
-        if rw.any():
+        if np.count_nonzero(rw):
             return self._race("read-write", b, t, r & _THREAD_MASK, rw)
         if (dup := self._shared_by_two(b, t, flat)) is not None:
             return self._race("write-write", b, t, dup[1], dup[0])
         self.w_tag[b] = e | t
-        self._w_epochs.update((np.unique(e) >> _THREAD_BITS).tolist())
+        lo = int(e.min()) if e.size else 0
+        if e.size and lo == int(e.max()):  # the usual store: every thread in one epoch
+            self._w_epochs.add(lo >> _THREAD_BITS)
+        else:
+            self._w_epochs.update((np.unique(e) >> _THREAD_BITS).tolist())
         return None
 
     def read(self, off: np.ndarray, threads: np.ndarray, nbytes: int) -> Race | None:
         """Record a load; reads race only with another thread's write in the same epoch."""
         if len(threads):
-            epochs = self.epoch[np.asarray(threads, np.int64) // self.padded]
-            lo = int(epochs.min())
-            if lo == int(epochs.max()) and lo not in self._w_epochs:
+            lo = self._one_epoch
+            if lo is None:
+                epochs = self.epoch[np.asarray(threads, np.int64) // self.padded]
+                lo = int(epochs.min())
+                if lo != int(epochs.max()):
+                    lo = None
+            if lo is not None and lo not in self._w_epochs:
                 # No write tag of this epoch to race with: queue it (the executor never
                 # modifies these arrays).
                 self._queued.append((off, threads, nbytes))
@@ -154,7 +179,7 @@ class SharedRaceDetector:
         b, t, e = self._entries(off, threads, nbytes)
         w = self.w_tag[b]
         wr = ((w & ~_THREAD_MASK) == e) & ((w & _THREAD_MASK) != t)
-        if wr.any():
+        if np.count_nonzero(wr):
             return self._race("write-read", b, t, w & _THREAD_MASK, wr)
         self._record_read(b, t, e)
         return None
@@ -182,7 +207,7 @@ class SharedRaceDetector:
         self._scratch[b] = t
         other = self._scratch[b]
         clash = other != t
-        if values is not None and clash.any():
+        if values is not None and np.count_nonzero(clash):
             self._scratch[b] = values
             clash &= self._scratch[b] != values
-        return (clash, other) if clash.any() else None
+        return (clash, other) if np.count_nonzero(clash) else None

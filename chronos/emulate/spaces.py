@@ -78,6 +78,7 @@ class StateSpaces:
     const_mem: Arena
     shared: Window
     local: Window
+    shared_base: np.ndarray
     params: ParamSpace
     param_bytes: int
     symbols: dict[str, int]
@@ -123,6 +124,8 @@ class StateSpaces:
         self.const_mem.finalize()
         self.shared = Window(self.n_blocks, shared_cursor, "shared")
         self.local = Window(self.N, local_cursor, "local")
+        self.shared_base = self.shared.bases(self.block_of)
+        """Per thread, where its block's shared window starts (a shared access adds it)."""
 
     def _bind_params(self, param_values: dict[str, bytes]) -> None:
         """Lay the arguments' bytes out in the .param space, each at its slot's offset."""
@@ -167,10 +170,11 @@ class StateSpaces:
                 (space, self.global_mem, self.global_mem.check(a, size, write, threads), None, a)
             ]
         if space == ".shared":
-            owner = self.block_of[threads]
-            return [(space, self.shared, self.shared.check(a, owner, size, threads), None, a)]
+            base = self.shared_base if threads is self.thread_ids else self.shared_base[threads]
+            return [(space, self.shared, self.shared.check(a, base, size, threads), None, a)]
         if space == ".local":
-            return [(space, self.local, self.local.check(a, threads, size, threads), None, a)]
+            base = self.local.bases(threads)
+            return [(space, self.local, self.local.check(a, base, size, threads), None, a)]
         if space == ".const":
             return [(space, self.const_mem, self.const_mem.check(a, size, write, threads), None, a)]
         if space == ".param":
@@ -234,7 +238,7 @@ class StateSpaces:
                 self._raise_race(self.races.read(off, threads, nbytes))
             view = store.view(dt)  # type: ignore[attr-defined]
             el = off // isz
-            out = [view[el + j] for j in range(width)]
+            out = [view[el + j] if j else view[el] for j in range(width)]
             if self.trace is not None:
                 self.trace.memory(sp, aa, threads, nbytes)
             return out
@@ -333,7 +337,7 @@ class StateSpaces:
                 n = int(min(n, size))
                 (_, _, off, _, _) = self._locate(".global", src[sel], threads[sel], n, False)[0]
                 data[sel, :n] = self.global_mem.data[off[:, None] + np.arange(n)]
-        flat = self.shared.check(dst, self.block_of[threads], size, threads)
+        flat = self.shared.check(dst, self.shared_base[threads], size, threads)
         self.cp_pending.append(
             _Copy(
                 threads.copy(),

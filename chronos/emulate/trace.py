@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SHARED_BANKS = 32
+_LOW40 = (1 << 40) - 1
 
 
 @dataclass
@@ -51,16 +52,23 @@ class Trace:
         self.pcs.append(pc)
         self._masks.append(mask)
 
+    def steps(self, pcs: range, mask: np.ndarray | None) -> None:
+        """`step` for each pc of `pcs`, all run by the threads in `mask`."""
+        self.pcs.extend(pcs)
+        self._masks.extend([mask] * len(pcs))
+
     def memory(self, space: str, addr: np.ndarray, threads: np.ndarray, size: int) -> None:
         """Record the transactions of one access by `threads` (padded thread indices)."""
         if len(addr) == 0:
             return
         a = addr.astype(np.int64)
         self.last[self.pcs[-1]] = (space, a, threads, size)
+        uniq = None
         if space == ".global":
             # Accesses are naturally aligned and at most 16 bytes: one sector per lane.
             codes = (threads.astype(np.int64) >> 5 << 40) | (a >> 5)
-            self.sectors.append((len(self.pcs) - 1, np.unique(codes)))
+            uniq = np.unique(codes)
+            self.sectors.append((len(self.pcs) - 1, uniq))
         # Loops repeat an access pattern shifted by a multiple of 128 bytes: same transactions.
         # Shared memory's depend only on the words' banks, which a shift by whole words rotates.
         key = (self.pcs[-1], space, size)
@@ -70,7 +78,7 @@ class Trace:
         if hit is not None and hit[0] == phase and _same(hit[1], rel) and _same(hit[2], threads):
             stats = hit[3]
         else:
-            stats = self._transactions(space, a, threads, size)
+            stats = self._transactions(space, a, threads, size, uniq)
             if stats is None:
                 return
             self._pattern[key] = (phase, rel, threads, stats)
@@ -107,8 +115,15 @@ class Trace:
         return self._ratios[key]
 
     def _transactions(
-        self, space: str, a: np.ndarray, threads: np.ndarray, size: int
+        self,
+        space: str,
+        a: np.ndarray,
+        threads: np.ndarray,
+        size: int,
+        codes: np.ndarray | None = None,
     ) -> MemStats | None:
+        """Per-warp transactions of one access; `codes`, when given, are its distinct
+        `warp << 40 | sector` codes (sorted, as `memory` records them)."""
         nw = self.n_warps
         warp = threads.astype(np.int64) >> 5
         zeros = np.zeros(nw, np.int64)
@@ -133,8 +148,15 @@ class Trace:
             lines = -(-lanes * size // 128)
             sectors = -(-lanes * size // 32)
         elif space == ".global":
-            sectors = np.bincount(np.unique((warp << 40) | (a >> 5)) >> 40, minlength=nw)
-            lines = np.bincount(np.unique((warp << 40) | (a >> 7)) >> 40, minlength=nw)
+            if codes is None:
+                codes = np.unique((warp << 40) | (a >> 5))
+            # A line is four sectors: sorted sector codes give sorted line codes, whose
+            # distinct values start where the code changes.
+            line = (codes >> 40 << 40) | ((codes & _LOW40) >> 2)
+            first = np.ones(len(line), bool)
+            first[1:] = line[1:] != line[:-1]
+            lines = np.bincount(line[first] >> 40, minlength=nw)
+            sectors = np.bincount(codes >> 40, minlength=nw)
         else:
             return None
         return MemStats(lines, sectors, waves, nbytes)
@@ -165,4 +187,4 @@ class Trace:
 def _same(x: np.ndarray, y: np.ndarray) -> bool:
     """`np.array_equal` of two integer arrays, for the per-access pattern check (an array is
     never modified once recorded, so the same object is equal)."""
-    return x is y or (x.shape == y.shape and bool((x == y).all()))
+    return x is y or (x.shape == y.shape and not np.count_nonzero(x != y))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chronos.emulate import numerics as nx
+from chronos.emulate.batch import FMA_F32
 from chronos.emulate.decode.base import (
     BOOL,
     F32,
@@ -192,7 +193,12 @@ def _fma(d: Decoder, ins: Instruction) -> Decoded:
         f = float_wrap(ins, dt, lambda a, b, c: nx.fma_f64(a, b, c, mode))
     else:
         raise unsupported(f"{ins.mnemonic}", ins)
-    return d.ternary(ins, f, dt, cls=float_cls(dt))
+    decoded = d.ternary(ins, f, dt, cls=float_cls(dt))
+    if dt == F32 and mode == "rn" and not ins.has(".ftz") and not ins.has(".sat"):
+        regs = [d.reg(t.strip()) for t in ins.operands[:4]]
+        if all(i is not None and d.reg_dtypes[i] == U32 for i in regs):
+            decoded.batch = (FMA_F32, tuple(regs))  # type: ignore[arg-type]
+    return decoded
 
 
 def _sad(d: Decoder, ins: Instruction) -> Decoded:

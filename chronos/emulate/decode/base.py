@@ -40,6 +40,9 @@ class Decoded:
     mem: MemAccess | None = None
     target: str | None = None
     barrier_count: int | None = None
+    batch: tuple[str, tuple[int, ...]] | None = None
+    """(kind, registers) of an instruction that a run of its kind may execute in one call
+    (chronos.emulate.batch); None for all others."""
 
 
 Handler = Callable[["Decoder", Instruction], Decoded]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from chronos.emulate.batch import find_runs
 from chronos.emulate.decode.base import BOOL, I64, Decoded
 from chronos.emulate.decode.table import DISPATCH
 from chronos.emulate.errors import UnsupportedInstruction
@@ -281,6 +282,7 @@ class Decoder:
             variables=list(self.variables.values()),
             labels=labels,
             static_instructions=len(ops),
+            runs=find_runs(ops),
         )
 
     def _directive(self, s: Directive) -> None:
@@ -330,4 +332,5 @@ class Decoder:
             dsts=dsts,
             mem=d.mem,
             barrier_count=d.barrier_count,
+            batch=d.batch,
         )

@@ -119,7 +119,7 @@ class _Accesses:
     steps: np.ndarray  # per access: its trace step
     lookup: np.ndarray
     alloc: np.ndarray
-    l1pri: np.ndarray
+    l1pri: np.ndarray  # "normal", "first" or "last", as fixed-width strings (fast compares)
     l2pri: np.ndarray
     chunk: np.ndarray  # sectors an L2::NB miss (or prefetch) fetches
     is_pf: np.ndarray
@@ -142,7 +142,7 @@ def _accesses(program: Program, trace: Trace) -> _Accesses:
     code = np.concatenate(parts_code)
     pc_of = np.concatenate(parts_pc)
 
-    def per_pc(attr: str, dtype: type) -> np.ndarray:
+    def per_pc(attr: str, dtype: type | str) -> np.ndarray:
         table = np.zeros(n_ops, dtype)
         for p, pol in pols.items():
             table[p] = getattr(pol, attr)
@@ -156,8 +156,8 @@ def _accesses(program: Program, trace: Trace) -> _Accesses:
         steps=np.asarray([st for st, _ in trace.sectors], np.int64),
         lookup=per_pc("l1_lookup", bool),
         alloc=per_pc("l1_allocate", bool),
-        l1pri=per_pc("l1_priority", object),
-        l2pri=per_pc("l2_priority", object),
+        l1pri=per_pc("l1_priority", "U6"),
+        l2pri=per_pc("l2_priority", "U6"),
         chunk=np.maximum(1, per_pc("l2_prefetch_bytes", np.int64) // 32),
         is_pf=per_pc("prefetch", bool),
         is_st=per_pc("store", bool),
@@ -168,7 +168,7 @@ def _line_use(sector: np.ndarray) -> float:
     """The share of their 128-byte lines the touched sectors fill: both caches allocate
     lines (four sectors), so a footprint that uses fewer of a line's sectors (a chase, a
     column walk) fills them at 128 bytes per line it touches."""
-    return _footprint(sector) / max(1, _footprint(sector // 4)) / 4.0
+    return distinct_count(sector) / max(1, distinct_count(sector // 4)) / 4.0
 
 
 def _l1_hits(acc: _Accesses, l1_bytes_per_block: float, line_use: float) -> np.ndarray:
@@ -296,9 +296,9 @@ def simulate_caches(
     # writes back every sector it writes within its span: its own, or a dirty line of the
     # harness's flush memset that its allocation displaced from L2.
     kept = float(np.mean(warm[is_st])) if warm is not None and is_st.any() else 0.0
-    out.dram_written = _footprint(sector[is_st]) * (1.0 - kept)
+    out.dram_written = distinct_count(sector[is_st]) * (1.0 - kept)
     out.dram_total = float(np.sum(fetches)) + out.dram_written
-    out.distinct = float(_footprint(sector))
+    out.distinct = float(distinct_count(sector))
     # SM <-> L2 traffic: demand accesses only (a prefetch's line goes DRAM -> L2, no data
     # comes back to the SM).
     out.l2_total = float(np.sum(demand * (1.0 - served_l1)))
@@ -329,11 +329,11 @@ def _warm_shares(
     to evict-last data first, then normal, then evict-first data."""
     if footprint <= 0:
         return np.ones(len(sector))
-    total = max(1, _footprint(sector))
+    total = max(1, distinct_count(sector))
     keep: dict[str, float] = {}
     left = room
     for pri in ("last", "normal", "first"):
-        f = footprint * _footprint(sector[priority == pri]) / total
+        f = footprint * distinct_count(sector[priority == pri]) / total
         keep[pri] = min(1.0, left / f) if f > 0 else 1.0
         left = max(0.0, left - f)
     return np.select(
@@ -369,14 +369,23 @@ def _index_at(group: np.ndarray, pos: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.where(at >= 0, idx[np.minimum(j, len(idx) - 1)], -1)
 
 
+def _ranked(keys: np.ndarray, span: int) -> np.ndarray:
+    """Order-preserving int64 ids of `keys` whose products with `span` fit in int64: the keys
+    themselves where they do (sector codes do, with a block's or an access's count), which
+    saves `np.unique`'s sort of every key; their ranks among the distinct keys otherwise."""
+    if len(keys) and int(keys.min()) >= 0 and int(keys.max()) < (1 << 62) // span:
+        return keys.astype(np.int64, copy=False)
+    return np.unique(keys, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
 def _previous(keys: np.ndarray, pos: np.ndarray, where: np.ndarray) -> np.ndarray:
     """For each element, the largest `pos` < its own of an element with the same key and
     `where` set (-1 when none)."""
     if not where.any():
         return np.full(len(keys), -1, np.int64)
-    _, kid = np.unique(keys, return_inverse=True)
     span = int(pos.max()) + 2
-    code = kid.astype(np.int64) * span + pos
+    kid = _ranked(keys, span)
+    code = kid * span + pos
     pool = np.sort(code[where])
     j = np.searchsorted(pool, code, side="left") - 1
     found = j >= 0
@@ -397,8 +406,17 @@ def _first_of(keys: np.ndarray, pool_keys: np.ndarray, pool_order: np.ndarray) -
     return np.where(uk[j] == keys, first[j], -1)
 
 
-def _footprint(keys: np.ndarray) -> int:
-    return int(len(np.unique(keys))) if len(keys) else 0
+def distinct_count(keys: np.ndarray) -> int:
+    """How many distinct keys: a mask over their range where it is dense (sector numbers of a
+    kernel's buffers are), a quarter of `np.unique`'s cost; `np.unique` otherwise."""
+    if not len(keys):
+        return 0
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo < 8 * len(keys) + 4096:
+        seen = np.zeros(hi - lo + 1, bool)
+        seen[keys - lo] = True
+        return int(np.count_nonzero(seen))
+    return int(len(np.unique(keys)))
 
 
 def _previous_of(
@@ -407,9 +425,9 @@ def _previous_of(
     """For each (key, order), the largest pool order < it with the same key (-1: none)."""
     if not len(pool_keys):
         return np.full(len(keys), -1, np.int64)
-    uk, inv = np.unique(np.concatenate([keys, pool_keys]), return_inverse=True)
-    qid, pid = inv[: len(keys)].astype(np.int64), inv[len(keys) :].astype(np.int64)
     span = int(max(order.max(), pool_order.max())) + 2
+    ids = _ranked(np.concatenate([keys, pool_keys]), span)
+    qid, pid = ids[: len(keys)], ids[len(keys) :]
     pool = np.sort(pid * span + pool_order)
     code = qid * span + order
     j = np.searchsorted(pool, code, side="left") - 1

@@ -15,6 +15,7 @@ import numpy as np
 
 from chronos.arch import ArchProfile, occupancy
 from chronos.emulate.trace import Trace
+from chronos.measure.costmodel.caches import distinct_count
 
 SMOOTH_MAX_P_MAX = 8.0
 """The wave combines its latency and throughput bounds in a p-norm with p = 1 + 2 x resident
@@ -206,9 +207,13 @@ def work_scale(
         inside = (addr >= base) & (addr < base + small_bytes)
         if not inside.any():
             continue
-        pairs = np.unique(codes[inside])
-        sectors = len(np.unique(addr[inside]))
-        if len(pairs) / sectors > PARTITIONED_SHARING:
+        # Distinct (warp, sector) pairs as warp * span + sector offset: a dense range.
+        sector = codes[inside] & ((1 << 40) - 1)
+        lo = int(sector.min())
+        span = int(sector.max()) - lo + 1
+        pairs = distinct_count((codes[inside] >> 40) * span + (sector - lo))
+        sectors = distinct_count(addr[inside])
+        if pairs / sectors > PARTITIONED_SHARING:
             continue
         scale = max(scale, (full_bytes / max(1, full_warps)) / (small_bytes / small_warps))
     return scale
