@@ -155,7 +155,6 @@ def test_thread_dependent_value_is_refused() -> None:
 
 REFUSED = [
     ("outside_block_sum", "accumulation"),
-    ("outside_row_softmax", "loop"),
     ("outside_stencil5", "no grid-stride loop"),
     ("outside_transpose_padded", "no grid-stride loop"),
 ]

@@ -21,6 +21,7 @@ from chronos.ptx.parse import parse
 
 from .alignment import PointerAnalysis, analyze, variables
 from .base import NotApplicable, Transform, TransformContext
+from .blockloop import rewrite_block_loops
 from .deps import Effect, access_size, block_effects, conflict, is_plain_access
 from .loopvec import rewrite_loops
 
@@ -162,6 +163,10 @@ class Vectorize(Transform):
                 loop_text = rewrite_loops(module, fn, ctx, self.opcode)
             except NotApplicable as exc:
                 loop_why = str(exc)
+                try:
+                    loop_text = rewrite_block_loops(module, fn, ctx, self.opcode)
+                except NotApplicable as block_exc:
+                    loop_why = _loop_reasons(loop_why, str(block_exc))
         if loop_text is not None:
             module = parse(loop_text)
             fn = module.entry(ctx.entry)
@@ -205,6 +210,18 @@ class Vectorize(Transform):
                     ed.delete(m)
         raise_shared_alignment(ed, module, fn, roots & set(raise_align))
         return ed.text()
+
+
+def _loop_reasons(element: str, block: str) -> str:
+    """loopvec's reasons without those on loops blockloop recognized as block-stride loops (its
+    reason is the one that applies to them), then blockloop's."""
+    named = set(re.findall(r"block-stride loop (\S+):", block))
+    kept = [
+        r
+        for r in element.split("; ")
+        if not any(r.startswith((f"loop {n} ", f"loop {n}:")) for n in named)
+    ]
+    return "; ".join([*kept, block])
 
 
 def _why_not(fn: Function, pa: PointerAnalysis, opcode: str, spaces: tuple[str, ...]) -> str:
