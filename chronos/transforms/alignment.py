@@ -10,7 +10,10 @@ variables from their `.align`, and a forward fixpoint over the CFG joins loop-ca
 
 Alongside, each register carries its provenance: the set of roots (pointer parameters and
 memory symbols) it may be derived from. Two addresses with disjoint, known roots point into
-different allocations, so a load may move across a store to the other buffer.
+different allocations, so a load may move across a store to the other buffer. Addresses are
+64-bit (`.address_size 64`, every nvcc and Triton module), so a 32-bit scalar parameter and a
+value loaded narrower than 64 bits (an index read from memory, as in `bins[in[i]]` or
+`x[col[j]]`) root nothing: `bins + 4 * in[i]` points into `bins`.
 """
 
 from __future__ import annotations
@@ -262,6 +265,8 @@ class PointerAnalysis:
         if op == "ld":
             if instr.space == ".param":
                 return self._param_value(instr)
+            if width and width < 64:
+                return Value(TOP, _PLAIN)  # loaded data narrower than an address roots nothing
             return UNKNOWN
         if op == "mov" and len(srcs) == 1 and not srcs[0].startswith("{"):
             v = val(0)

@@ -3,6 +3,13 @@
 These change only where data is cached, never values, so they are bit-exact. `.nc` (the
 read-only path) is only legal on buffers nobody writes during the launch, which the spec's
 `read_only` contract and the provenance analysis establish; the others are always legal.
+
+nvcc emits `ld.global.nc` for every `const T* __restrict__` read, so the other load hints
+also apply to `.nc` loads, in the PTX ISA's `ld.global{.cop}.nc{.level::eviction_priority}`
+form: `.cs.nc`, `.nc.L1::no_allocate` and `.nc.L1::evict_last` keep the read-only path and
+change its policy (ptxas 13.0: LDG.E.EF/.NA/.EL.CONSTANT). `.cg.nc` assembles to the same
+LDG.E.CONSTANT as `.nc`, so `ld_cg` instead leaves the read-only path for an L2-only load
+(LDG.E.STRONG.GPU), which is what it asks for and always legal.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ class _Qualify(Transform):
     opcode = "ld"
     mod = ""
     where = "after_space"
+    on_nc = False
+    """Whether the qualifier also applies to a read-only-path (`.nc`) load."""
 
     def eligible(
         self, instr: Instruction, module: Module, fn: Function, ctx: TransformContext
@@ -31,15 +40,24 @@ class _Qualify(Transform):
         return (
             _plain_global(instr, self.opcode)
             and cache_op(instr) is None
-            and ".nc" not in instr.modifiers
+            and (self.on_nc or ".nc" not in instr.modifiers)
         )
+
+    def qualified(self, instr: Instruction) -> Instruction:
+        """The access with the qualifier in its grammatical place (an eviction priority goes
+        after `.nc`, as in `ld.global.nc.L1::evict_last`)."""
+        mods = instr.modifiers
+        if ".nc" in mods and self.mod.startswith(".L1::"):
+            at = mods.index(".nc") + 1
+            return instr.with_(modifiers=(*mods[:at], self.mod, *mods[at:]))
+        return with_modifier(instr, self.mod, self.where)
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
         ed = module.edit()
         n = 0
         for instr in fn.instructions():
             if self.eligible(instr, module, fn, ctx):
-                ed.replace(instr, with_modifier(instr, self.mod, self.where).render())
+                ed.replace(instr, self.qualified(instr).render())
                 n += 1
         if not n:
             raise NotApplicable(f"{self.name}: {self.why_not(module, fn, ctx)}")
@@ -118,7 +136,13 @@ class LdCg(_Qualify):
     group = "LDCACHE"
     exclusive = True
     mod = ".cg"
+    on_nc = True
     summary = "cache global loads in L2 only (.cg), bypassing L1"
+
+    def qualified(self, instr: Instruction) -> Instruction:
+        """`.cg` in place of `.nc` too: ptxas ignores `.cg` on the read-only path."""
+        plain = instr.with_(modifiers=tuple(m for m in instr.modifiers if m != ".nc"))
+        return with_modifier(plain, self.mod, self.where)
 
 
 class LdCs(_Qualify):
@@ -126,6 +150,7 @@ class LdCs(_Qualify):
     group = "LDCACHE"
     exclusive = True
     mod = ".cs"
+    on_nc = True
     summary = "streaming global loads (.cs, evict first)"
 
 
@@ -134,6 +159,7 @@ class LdEvictLast(_Qualify):
     group = "LDCACHE"
     exclusive = True
     mod = ".L1::evict_last"
+    on_nc = True
     min_sm = 70
     summary = "keep loads of read-only buffers in L1 longer (.L1::evict_last)"
     safety = "an eviction-priority hint; the .cop form excludes it, hence LDCACHE"
@@ -159,6 +185,7 @@ class LdNoAllocate(_Qualify):
     group = "LDCACHE"
     exclusive = True
     mod = ".L1::no_allocate"
+    on_nc = True
     min_sm = 70
     summary = "global loads that do not allocate in L1 (.L1::no_allocate)"
     safety = "an allocation hint, no value change; the .cop form excludes it, hence LDCACHE"

@@ -2,8 +2,11 @@
 
 Scheduling and vectorizing move instructions, which is only legal when nothing observes the
 new order. An instruction is classified once (registers read and written, memory read or
-written and where, or a *fence* that nothing may cross: barriers, atomics, branches, volatile
-and ordered accesses, carry chains, anything not known to be plain). Two memory accesses
+written and where, or a *fence* that nothing may cross: barriers, ordered atomics, branches,
+volatile and ordered accesses, carry chains, anything not known to be plain). A relaxed atomic
+(`atom`/`red` without `.acquire`/`.release`/... : PTX's default semantics) orders nothing but
+its own location (PTX ISA, "Memory Consistency Model"), so it is a read and a write of its
+address like any other access, not a fence. Two memory accesses
 conflict unless they are provably disjoint: different state spaces, the same base register
 (same definition) with non-overlapping byte ranges, or bases rooted in different allocations.
 """
@@ -73,6 +76,15 @@ def is_plain_access(instr: Instruction) -> bool:
     return instr.opcode in ("ld", "st") and not (set(instr.modifiers) & _ORDERED)
 
 
+def _relaxed_atomic(instr: Instruction) -> bool:
+    """An atomic with PTX's default (relaxed) semantics: no ordering beyond its address."""
+    return (
+        instr.opcode in ("atom", "red")
+        and not (set(instr.modifiers) & _ORDERED)
+        and access_size(instr) > 0  # a size we know, so disjointness can be proved
+    )
+
+
 def classify(
     instr: Instruction, index: int, versions: dict[str, int], info: PointerAnalysis | None
 ) -> Effect:
@@ -90,9 +102,9 @@ def classify(
         pass
     elif op == "prefetch" or op == "prefetchu":
         pass  # a hint: no observable effect, orders with nothing
-    elif op in ("ld", "ldu", "st") and is_plain_access(instr):
+    elif (op in ("ld", "ldu", "st") and is_plain_access(instr)) or _relaxed_atomic(instr):
         space = instr.space
-        if op != "st" and space in _READ_ONLY_SPACES:
+        if op in ("ld", "ldu") and space in _READ_ONLY_SPACES:
             pass
         elif space in (".global", ".shared", ".local", None):
             addr = instr.address()
@@ -109,7 +121,7 @@ def classify(
                     roots,
                 )
                 mem_read = op != "st"
-                mem_write = op == "st"
+                mem_write = op not in ("ld", "ldu")
         else:
             fence = True
     else:

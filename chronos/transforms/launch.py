@@ -1,7 +1,10 @@
 """LAUNCH: launch-bound directives from the kernel's exact block shape (one exclusive group).
 
-Telling ptxas the block shape lets it size register allocation for it, and `.reqntid`
-additionally lets it fold `%ntid` and specialise. `occupancy_75` asks for enough resident CTAs
+Telling ptxas the block shape lets it size register allocation for it. `.reqntid` also makes
+a launch of any other shape fail, so inside the kernel `%ntid` is that shape: `reqntid` folds
+each `mov %r, %ntid.d` into the constant (ptxas 13.0 does not do it from the directive alone;
+its SASS was unchanged on the kernels we tried), and ptxas can then specialise, e.g. unroll a
+`for (s = blockDim.x / 2; s > 0; s >>= 1)` tree. `occupancy_75` asks for enough resident CTAs
 to fill 75% of the SM's warp slots (`.maxntid` + `.minnctapersm N`), which ptxas turns into a
 register budget. Both need the block the kernel is always launched with (from the spec).
 
@@ -80,14 +83,25 @@ class ReqNTid(Transform):
     name = "reqntid"
     group = "LAUNCH"
     exclusive = True
-    summary = "declare the exact block shape (.reqntid)"
-    safety = "directive only; refused unless every problem of the spec launches this block"
+    summary = "declare the exact block shape (.reqntid) and fold %ntid into it"
+    safety = (
+        "refused unless every problem of the spec launches this block; .reqntid makes any "
+        "other launch fail, so %ntid equals the declared shape"
+    )
 
     def rewrite(self, module: Module, fn: Function, ctx: TransformContext) -> str:
         present = [d for d in (".maxntid", ".reqntid", ".minnctapersm") if d in fn.directives]
         if present:
             raise NotApplicable(f"{self.name}: entry already has {', '.join(present)}")
-        return entry_directive_lines(module, fn, [f".reqntid {_block(ctx)}"])
+        shape = _block(ctx)
+        assert ctx.block is not None
+        size = dict(zip(("%ntid.x", "%ntid.y", "%ntid.z"), (*ctx.block, 1, 1), strict=False))
+        ed = module.edit()
+        for instr in fn.instructions():
+            if instr.opcode == "mov" and len(instr.operands) == 2 and instr.operands[1] in size:
+                folded = (instr.operands[0], str(size[instr.operands[1]]))
+                ed.replace(instr, instr.with_(operands=folded).render())
+        return ed.insert_before(fn.open_brace, [f".reqntid {shape}"], indent="").text()
 
 
 TRANSFORMS = [Occupancy(0.75), ReqNTid()]

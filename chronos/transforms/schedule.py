@@ -182,7 +182,7 @@ class ReorderCopy(_Scheduler):
     def wants(self, seg: list[Effect]) -> bool:
         loads = sum(1 for e in seg if is_global_load(e.instr))
         return loads >= 2 or (
-            loads == 1 and any(e.mem_write and e.instr.space == ".shared" for e in seg)
+            loads == 1 and any(e.instr.opcode == "st" and e.instr.space == ".shared" for e in seg)
         )
 
     def _reschedule(self, seg: list[Effect], ed: Editor) -> tuple[list[Effect], int]:
