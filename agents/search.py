@@ -119,7 +119,7 @@ class SearchResult:
 
 
 class _Meter:
-    """Counts the distinct PTX texts a search measures, wrapping `mdp.measure_many` (which
+    """Counts the distinct PTX texts a search measures (watching `mdp.measure_many`, which
     `mdp.measure` and every step go through), and drives the search's progress bar."""
 
     def __init__(self, mdp: TransformMDP, progress: bool = True) -> None:
@@ -130,8 +130,7 @@ class _Meter:
         self.bar: Progress | None = None
         self._unit = "measurement"
         self._base: float | None = None
-        self._inner: Callable[[Any, Sequence[str]], list[Any]] = mdp.measure_many
-        self._prev = mdp.__dict__.get("measure_many")  # an enclosing meter's wrapper, if any
+        self._watch = mdp.watching(self._on_batch)
         self._t0 = time.perf_counter()
         self._misses0 = self._misses()
 
@@ -140,16 +139,14 @@ class _Meter:
         return int(stats["misses"]) if isinstance(stats, dict) and "misses" in stats else None
 
     def __enter__(self) -> _Meter:
-        def measure_many(spec: Any, ptxs: Sequence[str]) -> list[Any]:
-            self.calls += len(ptxs)
-            before = len(self.seen)
-            self.seen.update(ptx_sha256(p) for p in ptxs)
-            ms = self._inner(spec, ptxs)
-            self._note(ms, len(self.seen) - before)
-            return ms
-
-        self.mdp.measure_many = measure_many  # type: ignore[method-assign]
+        self._watch.__enter__()
         return self
+
+    def _on_batch(self, spec: Any, ptxs: Sequence[str], ms: list[Any]) -> None:
+        self.calls += len(ptxs)
+        before = len(self.seen)
+        self.seen.update(ptx_sha256(p) for p in ptxs)
+        self._note(ms, len(self.seen) - before)
 
     def begin(
         self, method: str, s0: State, unit: str = "measurement", total: int | None = None
@@ -182,10 +179,7 @@ class _Meter:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None and self.bar.summary_line is None:
             self.bar.close("interrupted" if exc[0] is not None else "")
-        if self._prev is None:
-            del self.mdp.measure_many  # back to the class method
-        else:
-            self.mdp.measure_many = self._prev  # type: ignore[method-assign]
+        self._watch.__exit__(*exc)
 
     def result(
         self, method: str, s0: State, best: State, outcome: str = "", **kw: Any

@@ -50,38 +50,31 @@ OUT = Path("outputs/budget")
 
 
 class Trace:
-    """Best cycles found against distinct PTX texts measured, while active (wraps the MDP's
-    `measure_many`, nesting with the searches' own meter)."""
+    """Best cycles found against distinct PTX texts measured, while active (watches the MDP's
+    `measure_many`, alongside the searches' own meter)."""
 
     def __init__(self, mdp: Any, base_ptx: str, base_cycles: float) -> None:
-        self.mdp, self.seen = mdp, {ptx_sha256(base_ptx)}
+        self.seen = {ptx_sha256(base_ptx)}
         self.points = [(1, base_cycles)]  # (measurements, best cycles so far)
+        self._watch = mdp.watching(self._on_batch)
 
     def __enter__(self) -> Trace:
-        inner = self.mdp.measure_many
-        self._prev = self.mdp.__dict__.get("measure_many")
-
-        def measure_many(spec: Any, ptxs: Sequence[str]) -> list[Any]:
-            ms = inner(spec, ptxs)
-            for p, m in zip(ptxs, ms, strict=True):
-                sha = ptx_sha256(p)
-                if sha in self.seen:
-                    continue
-                self.seen.add(sha)
-                best = self.points[-1][1]
-                if getattr(m, "valid", False) and m.cycles and m.cycles < best:
-                    best = float(m.cycles)
-                self.points.append((len(self.seen), best))
-            return ms
-
-        self.mdp.measure_many = measure_many
+        self._watch.__enter__()
         return self
 
+    def _on_batch(self, spec: Any, ptxs: Sequence[str], ms: list[Any]) -> None:
+        for p, m in zip(ptxs, ms, strict=True):
+            sha = ptx_sha256(p)
+            if sha in self.seen:
+                continue
+            self.seen.add(sha)
+            best = self.points[-1][1]
+            if getattr(m, "valid", False) and m.cycles and m.cycles < best:
+                best = float(m.cycles)
+            self.points.append((len(self.seen), best))
+
     def __exit__(self, *exc: Any) -> None:
-        if self._prev is None:
-            del self.mdp.measure_many
-        else:
-            self.mdp.measure_many = self._prev
+        self._watch.__exit__(*exc)
 
     def best_within(self, budget: int) -> float:
         return min(c for n, c in self.points if n <= budget)

@@ -10,7 +10,8 @@ old one.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
@@ -138,6 +139,7 @@ class TransformMDP:
         self.max_steps = int(max_steps)
         self.measure_s = 0.0
         self.measurements = 0
+        self._watchers: list[Callable[[Any, Sequence[str], list[Any]], None]] = []
         self._initial: dict[str, State] = {}
 
     @property
@@ -163,7 +165,20 @@ class TransformMDP:
             ms = [self.backend.measure(spec, p) for p in ptxs]
         self.measure_s += time.perf_counter() - t0
         self.measurements += len(ptxs)
+        for watcher in tuple(self._watchers):
+            watcher(spec, ptxs, ms)
         return ms
+
+    @contextmanager
+    def watching(self, watcher: Callable[[Any, Sequence[str], list[Any]], None]) -> Iterator[None]:
+        """Call `watcher(spec, ptxs, measurements)` after every batch measured inside, however
+        it is reached (`measure`, `step`, `step_many`); watchers nest (a search inside another
+        search's meter reports to both)."""
+        self._watchers.append(watcher)
+        try:
+            yield
+        finally:
+            self._watchers.remove(watcher)
 
     def apply(self, state: State, action: int) -> tuple[str, bool, str]:
         """(new PTX, changed, reason) of one transform on the state's PTX."""
