@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from chronos.ptx import Function, Instruction, Module
+from chronos.ptx import Editor, Function, Instruction, Module
 
 
 class NotApplicable(Exception):
@@ -185,9 +185,13 @@ def with_modifier(instr: Instruction, mod: str, where: str) -> Instruction:
     return instr.with_(modifiers=tuple(mods))
 
 
-def entry_directive_lines(module: Module, fn: Function, lines: list[str]) -> str:
-    """Insert performance directives (`.maxnreg`, `.reqntid`, ...) between `)` and `{`."""
-    return module.edit().insert_before(fn.open_brace, lines, indent="").text()
+def entry_directive_lines(
+    module: Module, fn: Function, lines: list[str], ed: Editor | None = None
+) -> str:
+    """Insert performance directives (`.maxnreg`, `.reqntid`, ...) between `)` and `{`, with
+    the other edits already made in `ed`, if given."""
+    ed = ed if ed is not None else module.edit()
+    return ed.insert_before(fn.open_brace, lines, indent="").text()
 
 
 def instructions_of(fn: Function) -> list[Instruction]:

@@ -101,7 +101,7 @@ class ReqNTid(Transform):
             if instr.opcode == "mov" and len(instr.operands) == 2 and instr.operands[1] in size:
                 folded = (instr.operands[0], str(size[instr.operands[1]]))
                 ed.replace(instr, instr.with_(operands=folded).render())
-        return ed.insert_before(fn.open_brace, [f".reqntid {shape}"], indent="").text()
+        return entry_directive_lines(module, fn, [f".reqntid {shape}"], ed)
 
 
 TRANSFORMS = [Occupancy(0.75), ReqNTid()]

@@ -1,4 +1,5 @@
-"""The real transform catalogue plus one made-up transform, inserted before stop."""
+"""The real transform catalogue plus one made-up transform, inserted before stop; and the
+shared assertion that a masked transform says why in one line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 import chronos.transforms as tx
+import kernels
 
 
 def catalogue_with(name: str, rewrite: Callable[[str], tuple[str, bool]]) -> types.SimpleNamespace:
@@ -31,3 +33,12 @@ def catalogue_with(name: str, rewrite: Callable[[str], tuple[str, bool]]) -> typ
         ACTION_NAMES=names, N_ACTIONS=len(names), STOP=len(names) - 1,
         apply_action=apply_action, action_mask=action_mask,
     )  # fmt: skip
+
+
+def assert_refused(kernel_id: str, action: str, words: str) -> None:
+    """`action` stays masked on the registered kernel, its reason one line containing `words`."""
+    spec = kernels.load(kernel_id)
+    r = tx.apply_action(spec, spec.ptx(), action)
+    assert not r.changed, f"{action} now applies to {kernel_id}"
+    assert words in r.reason, r.reason
+    assert "\n" not in r.reason

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -323,21 +324,6 @@ TRANSPOSE = _spec(
 EVERYDAY_PTX = PTX.parent / "everyday.ptx"
 
 
-def _everyday(
-    entry: str,
-    params: tuple[tuple[str, str | None], ...],
-    buffers: tuple[BufferSpec, ...],
-    problems: dict[str, Problem],
-    reference_fn: Callable[..., dict],
-    inputs_fn: Callable[..., dict] | None,
-    tolerance: Tolerance,
-) -> KernelSpec:
-    """An entry of everyday.ptx (see `entry_spec`)."""
-    return entry_spec(
-        EVERYDAY_PTX, entry, params, buffers, problems, reference_fn, inputs_fn, tolerance
-    )
-
-
 def entry_spec(
     ptx_path: Path,
     entry: str,
@@ -369,6 +355,10 @@ def entry_spec(
         tolerance=tolerance,
         target="sm_80",
     )
+
+
+_everyday = partial(entry_spec, EVERYDAY_PTX)
+"""An entry of everyday.ptx (see `entry_spec`)."""
 
 
 def _quarters(rng: np.random.Generator, n: int) -> np.ndarray:
