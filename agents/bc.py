@@ -14,8 +14,11 @@ import numpy as np
 import torch
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupShuffleSplit
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from agents.policy import PolicyMLP
+from chronos.features import group_mask
 
 
 @dataclass
@@ -32,6 +35,9 @@ class BCConfig:
     # Softens the clone so that GRPO's samples still explore: a BC policy trained to zero
     # loss puts ~all mass on greedy's action and every GRPO group has zero reward spread.
     label_smoothing: float = 0.1
+    # The feature groups the learners see (chronos.features.FEATURE_GROUPS; None: all). The
+    # others enter as 0: the switch of the feature ablation (docs/training.md).
+    feature_groups: list[str] | None = None
 
 
 @dataclass
@@ -96,6 +102,7 @@ def train_mlp(data: BCData, cfg: BCConfig, seed: int) -> PolicyMLP:
         n_actions,
         cfg.dropout,
         n_features=data.obs.shape[1] - 2 * n_actions,
+        feature_groups=cfg.feature_groups,
     )
     policy.fit_normalizer(data.obs)
     obs = torch.as_tensor(data.obs)
@@ -124,15 +131,29 @@ def mlp_predict(policy: PolicyMLP, obs: np.ndarray, mask: np.ndarray) -> np.ndar
     return policy(torch.as_tensor(obs), torch.as_tensor(mask)).argmax(-1).numpy()
 
 
-def train_forest(data: BCData, cfg: BCConfig, seed: int) -> RandomForestClassifier:
-    forest = RandomForestClassifier(
-        n_estimators=cfg.forest_trees, max_depth=cfg.forest_max_depth, random_state=seed, n_jobs=1
+def _keep_columns(obs: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    return obs * keep
+
+
+def train_forest(data: BCData, cfg: BCConfig, seed: int) -> Pipeline:
+    """The random-forest baseline; switched-off feature groups are zeroed, as for the MLP."""
+    keep = np.ones(data.obs.shape[1], dtype=np.float32)
+    if cfg.feature_groups is not None:
+        keep[: data.obs.shape[1] - 2 * data.mask.shape[1]] = group_mask(cfg.feature_groups)
+    forest = make_pipeline(
+        FunctionTransformer(_keep_columns, kw_args={"keep": keep}),
+        RandomForestClassifier(
+            n_estimators=cfg.forest_trees,
+            max_depth=cfg.forest_max_depth,
+            random_state=seed,
+            n_jobs=1,
+        ),
     )
     forest.fit(data.obs, data.action)
     return forest
 
 
-def forest_predict(forest: RandomForestClassifier, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def forest_predict(forest: Pipeline, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The forest's most probable *legal* action (class probabilities masked like the MLP's)."""
     proba = np.zeros(mask.shape, dtype=np.float64)
     proba[:, forest.classes_] = forest.predict_proba(obs)

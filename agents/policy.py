@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from chronos.features import FEATURE_GROUPS, N_FEATURES, group_mask
 from envs.spaces import LAYOUT, Layout
 
 
@@ -64,9 +65,10 @@ def sample(
 class PolicyMLP(nn.Module):
     """Linear(obs,128) → ReLU → Dropout → Linear(128,128) → ReLU → Dropout → Linear(128,actions).
 
-    Sizes come from an envs.spaces.Layout (the default catalogue: 67 → 21). The observation is
+    Sizes come from an envs.spaces.Layout (the default catalogue: 101 → 21). The observation is
     standardized by buffers (`obs_mean`, `obs_std`) fitted on the BC data, so a checkpoint
-    carries its own input scaling.
+    carries its own input scaling. `feature_groups` (None: all) names the feature groups the
+    net sees (chronos.features.FEATURE_GROUPS); the others enter as 0, the ablation's switch.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class PolicyMLP(nn.Module):
         n_actions: int = LAYOUT.n_actions,
         dropout: float = 0.1,
         n_features: int = LAYOUT.n_features,
+        feature_groups: Sequence[str] | None = None,
     ):
         super().__init__()
         if obs_dim != n_features + 2 * n_actions:
@@ -96,6 +99,13 @@ class PolicyMLP(nn.Module):
         self.net = nn.Sequential(*layers)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.feature_groups = None if feature_groups is None else tuple(feature_groups)
+        keep = torch.ones(obs_dim)
+        if self.feature_groups is not None and set(self.feature_groups) != set(FEATURE_GROUPS):
+            if n_features != N_FEATURES:
+                raise ValueError("feature_groups needs the built-in features")
+            keep[:n_features] = torch.as_tensor(group_mask(self.feature_groups))
+        self.register_buffer("feature_keep", keep)
 
     def fit_normalizer(self, obs: np.ndarray | torch.Tensor) -> None:
         """Standardize the feature part of the observation with these statistics.
@@ -114,7 +124,7 @@ class PolicyMLP(nn.Module):
 
     def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked logits (illegal actions -inf) for a batch of observations."""
-        x = (obs - self.obs_mean) / self.obs_std
+        x = (obs - self.obs_mean) / self.obs_std * self.feature_keep
         return masked_logits(self.net(x), mask)
 
     @torch.no_grad()
@@ -140,11 +150,18 @@ class PolicyMLP(nn.Module):
             "n_actions": self.n_actions,
             "dropout": self.dropout,
             "n_features": self.n_features,
+            "feature_groups": None if self.feature_groups is None else list(self.feature_groups),
         }
 
     @classmethod
     def for_layout(
-        cls, layout: Layout, hidden: Sequence[int] = (128, 128), dropout: float = 0.1
+        cls,
+        layout: Layout,
+        hidden: Sequence[int] = (128, 128),
+        dropout: float = 0.1,
+        feature_groups: Sequence[str] | None = None,
     ) -> PolicyMLP:
         """A policy sized for an observation/action layout."""
-        return cls(layout.obs_size, hidden, layout.n_actions, dropout, layout.n_features)
+        return cls(
+            layout.obs_size, hidden, layout.n_actions, dropout, layout.n_features, feature_groups
+        )

@@ -208,15 +208,26 @@ class TransformMDP:
         return MASK_CACHE.get(key, compute).copy()
 
     def features(self, state: State) -> np.ndarray:
-        """The features of the state's PTX, with ptxas figures from its last measurement."""
-        regs = getattr(state.measurement, "regs", None)
-        spills = getattr(state.measurement, "spills", None)
+        """The features of the state's PTX, with ptxas's figures and the trace's profile from
+        its last measurement."""
+        m = state.measurement
+        regs = getattr(m, "regs", None)
+        spills = getattr(m, "spills", None)
+        profile = getattr(m, "extra", None) if getattr(m, "valid", False) else None
 
         def compute() -> np.ndarray:
-            f = extract(state.ptx, entry=state.spec.entry, registers=regs, spill_bytes=spills)
+            f = extract(
+                state.ptx,
+                entry=state.spec.entry,
+                registers=regs,
+                spill_bytes=spills,
+                profile=profile,
+            )
             return np.clip(f, FEATURE_LOW, FEATURE_HIGH).astype(np.float32)
 
-        key = (state.spec_key, ptx_sha256(state.ptx), regs, spills)
+        # The profile is a function of the PTX, the spec and the backend that measured it.
+        source = (getattr(m, "backend", None), getattr(m, "harness_version", None))
+        key = (state.spec_key, ptx_sha256(state.ptx), regs, spills, source, profile is None)
         return FEATURE_CACHE.get(key, compute)
 
     def observe(self, state: State) -> np.ndarray:

@@ -361,7 +361,7 @@ def test_estimate_is_deterministic_and_labelled(backend: EmulatedBackend) -> Non
     a = backend.measure(spec, spec.ptx())
     b = EmulatedBackend(arch="sm_89").measure(spec, spec.ptx() + "\n")
     assert a.valid and a.estimate and "estimate" in a.device
-    assert a.harness_version == MODEL_VERSION == "emulated-cost-5"
+    assert a.harness_version == MODEL_VERSION == "emulated-cost-6"
     assert a.cycles == b.cycles and a.extra["model"] == MODEL_VERSION
 
 

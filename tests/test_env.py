@@ -124,7 +124,8 @@ def test_reward_maths_exact() -> None:
         assert info["cycles_before"] == prev and info["cycles_after"] == now
         assert info["applied_ids"] == seq[: i + 1]
         assert info["applied"] == [f"t{b}" for b in seq[: i + 1]]
-        assert obs[46 + a] == 1.0 and obs[25 + a] == 0.0  # history set, mask cleared
+        # history set, mask cleared
+        assert obs[LAYOUT.history.start + a] == 1.0 and obs[LAYOUT.mask.start + a] == 0.0
         total += r
         prev = now
     _, r, term, trunc, info = env.step(STOP)
@@ -154,7 +155,7 @@ def test_invalid_step_penalty_and_rollback() -> None:
     assert r == -2.5 and term and not trunc
     assert info["valid"] is False and "ptxas" in info["invalid"]
     assert env.ptx == ptx and env.cycles == cycles == info["cycles_after"]
-    assert obs[46 + BAD] == 0.0 and info["applied_ids"] == [0]
+    assert obs[LAYOUT.history.start + BAD] == 0.0 and info["applied_ids"] == [0]
 
 
 def test_masked_action_is_invalid() -> None:
@@ -227,7 +228,7 @@ def test_registered_make() -> None:
     assert spec.nondeterministic is True
     env = gym.make(envs.ENV_ID, kernels="gemm_tile_2_2_2", backend=FakeBackend())
     obs, info = env.reset(seed=0)
-    assert obs.shape == (67,) and info["kernel_id"] == "gemm_tile_2_2_2"
+    assert obs.shape == (LAYOUT.obs_size,) and info["kernel_id"] == "gemm_tile_2_2_2"
     assert env.unwrapped.action_masks().shape == (N_ACTIONS,)
     env.close()
 
@@ -257,7 +258,8 @@ def test_fuzz_400_steps_fake() -> None:
         obs, r, term, trunc, info = env.step(a)
         assert env.observation_space.contains(obs)
         assert info["cycles_after"] == pytest.approx(fake_cycles(env.ptx))
-        assert np.array_equal(obs[46:66] == 1.0, np.isin(np.arange(20), info["applied_ids"]))
+        applied = np.isin(np.arange(STOP), info["applied_ids"])
+        assert np.array_equal(obs[LAYOUT.history][:STOP] == 1.0, applied)
         if term or trunc:
             obs, _ = env.reset()
 
@@ -280,11 +282,12 @@ def test_forbid_early_stop_wrapper() -> None:
 
     env = ForbidEarlyStop(make(), min_steps=2)
     obs, info = env.reset(seed=0)
-    assert not env.action_masks()[STOP] and info["action_mask"][STOP] == 0 and obs[25 + STOP] == 0
+    stop_bit = LAYOUT.mask.start + STOP
+    assert not env.action_masks()[STOP] and info["action_mask"][STOP] == 0 and obs[stop_bit] == 0
     obs, *_, info = env.step(0)
     assert not env.action_masks()[STOP]
     obs, *_, info = env.step(1)
-    assert env.action_masks()[STOP] and info["action_mask"][STOP] == 1 and obs[25 + STOP] == 1
+    assert env.action_masks()[STOP] and info["action_mask"][STOP] == 1 and obs[stop_bit] == 1
 
 
 class _Scripted:

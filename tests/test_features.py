@@ -22,12 +22,12 @@ def feature(vec: np.ndarray, name: str) -> float:
 
 
 def test_shape_names_and_docs() -> None:
-    assert N_FEATURES == 25 == len(set(FEATURE_NAMES))
+    assert N_FEATURES == 59 == len(set(FEATURE_NAMES))
     assert all(f.doc for f in FEATURES)
     table = feature_table()
     assert all(f"`{name}`" in table for name in FEATURE_NAMES)
     vec = extract(TRITON)
-    assert vec.dtype == np.float32 and vec.shape == (25,)
+    assert vec.dtype == np.float32 and vec.shape == (N_FEATURES,)
     assert np.all(np.isfinite(vec))
 
 

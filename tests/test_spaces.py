@@ -50,13 +50,13 @@ class DummyAwareBackend:
 
 def test_default_layout_is_the_design() -> None:
     assert LAYOUT.n_actions == len(tx.ACTION_NAMES) == 21 and LAYOUT.stop == tx.STOP == 20
-    assert LAYOUT.n_features == len(FEATURE_NAMES) == 25 and LAYOUT.obs_size == 67
+    assert LAYOUT.n_features == len(FEATURE_NAMES) == 59 and LAYOUT.obs_size == 101
     assert (LAYOUT.features, LAYOUT.mask, LAYOUT.history) == (
-        slice(0, 25),
-        slice(25, 46),
-        slice(46, 67),
+        slice(0, 59),
+        slice(59, 80),
+        slice(80, 101),
     )
-    assert [r[0] for r in LAYOUT.rows()] == ["0-24", "25-45", "46-66"]
+    assert [r[0] for r in LAYOUT.rows()] == ["0-58", "59-79", "80-100"]
 
 
 def test_layout_rejects_inconsistent_catalogues() -> None:
@@ -72,14 +72,14 @@ def test_layout_rejects_inconsistent_catalogues() -> None:
 def test_env_policy_and_greedy_follow_an_added_transform() -> None:
     cat = _catalogue_with_dummy()
     lay = layout_of(cat)
-    assert lay.n_actions == 22 and lay.stop == 21 and lay.obs_size == 25 + 44
+    assert lay.n_actions == 22 and lay.stop == 21 and lay.obs_size == 59 + 44
 
     env = ForbidEarlyStop(
         PtxTransformEnv(kernels=KERNEL, backend=DummyAwareBackend(), transforms=cat), min_steps=1
     )
-    assert env.action_space.n == 22 and env.observation_space.shape == (69,)
+    assert env.action_space.n == 22 and env.observation_space.shape == (103,)
     obs, info = env.reset(seed=0)
-    assert obs.shape == (69,) and info["action_mask"].shape == (22,)
+    assert obs.shape == (103,) and info["action_mask"].shape == (22,)
     assert not info["action_mask"][lay.stop], "the wrapper masks stop at step 0"
     obs, reward, terminated, truncated, info = env.step(lay.stop - 1)
     assert info["applied"] == ["dummy"] and obs[lay.history][lay.stop - 1] == 1.0
@@ -90,10 +90,10 @@ def test_env_policy_and_greedy_follow_an_added_transform() -> None:
     res = greedy_kernel(mdp, env.unwrapped.kernel_spec)
     assert res.actions == ["dummy"] and res.labels == [20, 21] and res.final_cycles == 900.0
     data = to_bcdata([res], lay)
-    assert data.obs.shape == (2, 69) and data.mask.shape == (2, 22)
+    assert data.obs.shape == (2, 103) and data.mask.shape == (2, 22)
 
     policy = train_mlp(data, BCConfig(epochs=5), seed=0)
-    assert (policy.obs_dim, policy.n_actions, policy.n_features) == (69, 22, 25)
+    assert (policy.obs_dim, policy.n_actions, policy.n_features) == (103, 22, 59)
     logits = policy(torch.as_tensor(data.obs), torch.as_tensor(data.mask))
     assert logits.shape == (2, 22)
     again = PolicyMLP(**policy.arch())

@@ -1,5 +1,25 @@
-"""Kernel features: 25 named floats describing a kernel's PTX (see `feature_table()`)."""
+"""Kernel features: named floats in four groups describing a kernel (see `feature_table()`)."""
 
-from chronos.features.extract import FEATURE_NAMES, FEATURES, N_FEATURES, extract, feature_table
+from chronos.features.extract import (
+    FEATURE_GROUPS,
+    FEATURE_NAMES,
+    FEATURES,
+    N_FEATURES,
+    UNKNOWN,
+    extract,
+    feature_table,
+    group_mask,
+    profile_features,
+)
 
-__all__ = ["FEATURES", "FEATURE_NAMES", "N_FEATURES", "extract", "feature_table"]
+__all__ = [
+    "FEATURES",
+    "FEATURE_GROUPS",
+    "FEATURE_NAMES",
+    "N_FEATURES",
+    "UNKNOWN",
+    "extract",
+    "feature_table",
+    "group_mask",
+    "profile_features",
+]

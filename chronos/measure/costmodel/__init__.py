@@ -66,7 +66,7 @@ from chronos.measure.costmodel.wave import (
 )
 from chronos.measure.launch import L2_MODES
 
-MODEL_VERSION = "emulated-cost-5"
+MODEL_VERSION = "emulated-cost-6"
 
 __all__ = [
     "BARRIER_CYCLES",
@@ -118,6 +118,12 @@ class CostEstimate:
     dram_efficiency: float = 1.0
     """The share of the DRAM peak this read/write mix reaches (wave.dram_efficiency)."""
     counts: dict[str, float] = field(default_factory=dict)
+    sectors_per_request: float = 0.0
+    """32-byte sectors per warp-level global access: 4 for a coalesced 4-byte access, 32 when
+    every lane of a 4-byte access lands in its own sector (coalescing, for the features)."""
+    accesses_per_sector: float = 0.0
+    """Sector accesses per distinct sector the small problem touched: 1 is a pure stream, more
+    is reuse a cache can catch (for the features)."""
     arch: str = ""
     version: str = MODEL_VERSION
 
@@ -144,6 +150,8 @@ class CostEstimate:
             "work_scale": self.work_scale,
             "dram_efficiency": self.dram_efficiency,
             "counts_per_warp": dict(self.counts),
+            "sectors_per_request": self.sectors_per_request,
+            "accesses_per_sector": self.accesses_per_sector,
             "arch": self.arch,
             "model": self.version,
         }
@@ -372,7 +380,11 @@ def estimate(
     # Stage 1, then stages 3b and 4: the waves and their combine.
     work, warp = _warp_work(program, trace, sass, execs, mem, dram, footprint_bytes, prof)
     total, full_wave, parts = span(prof, work, res, wpb)
-    return _result(prof, res, wpb, mem, dram, warp, total, full_wave, parts)
+    out = _result(prof, res, wpb, mem, dram, warp, total, full_wave, parts)
+    requests = float(execs[mem.sectors > 0].sum())
+    out.sectors_per_request = round(float(mem.sectors.sum()) / requests, 3) if requests else 0.0
+    out.accesses_per_sector = round(mem.l1_total / mem.distinct, 3) if mem.distinct else 0.0
+    return out
 
 
 def _result(
