@@ -1,4 +1,4 @@
-"""Feature extraction speed over the corpus: parse + 25 features, per kernel (CPU only).
+"""Feature extraction speed over the corpus: parse + the static features, per kernel (CPU only).
 
     python benchmarks/features.py [--repeats 5]
 

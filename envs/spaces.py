@@ -1,8 +1,8 @@
 """The action and observation layout, defined once and derived from the catalogue and features.
 
 Everything that sizes a tensor or slices an observation (the MDP, the env's spaces, the policy
-network, greedy's data set, the wrappers, the tests) reads a `Layout`; nothing writes 21, 25 or
-67 itself. `LAYOUT` is the layout of the built-in catalogue; `layout_of(catalogue)` gives the
+network, greedy's data set, the wrappers, the tests) reads a `Layout`; nothing writes 21, 59 or
+101 itself. `LAYOUT` is the layout of the built-in catalogue; `layout_of(catalogue)` gives the
 layout of any other (a test adds a transform to a copy of the catalogue and everything follows).
 
     | slice             | what                                                        |

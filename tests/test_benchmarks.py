@@ -27,6 +27,7 @@ SMOKE = {
     "emulate_sweep": "sequences over 2 kernels",
     "emulated_fingerprint": "total 4 states",
     "env_steps": "warm-all",
+    "feature_ablation": "| ptx + hints (static) |",
     "features": "parse + features",
     "fuzz": "no property failed",
     "isa_lowering": '"assemble_failures": []',

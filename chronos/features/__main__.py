@@ -1,9 +1,10 @@
 """`python -m chronos.features`: features and ptxas figures for every corpus kernel.
 
 One row per kernel: whether its PTX round-trips through the parser, ptxas's registers, spill
-bytes, shared memory and SASS instruction count for each requested arch, then the 25 features
-(with the ptxas figures of the first arch filled in). `--table` prints the feature
-documentation instead; `--csv` writes machine-readable rows.
+bytes, shared memory and SASS instruction count for each requested arch, then the features
+(with the ptxas figures of the first arch filled in; the trace groups are -1, since nothing is
+emulated here). `--table` prints the feature documentation instead; `--csv` writes
+machine-readable rows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from chronos.ptx import parse
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m chronos.features",
-        description="Print the 25 features and ptxas figures of corpus kernels.",
+        description="Print the kernel features and ptxas figures of corpus kernels.",
     )
     parser.add_argument("kernels", nargs="*", help="kernel ids (default: the whole corpus)")
     parser.add_argument(

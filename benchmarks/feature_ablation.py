@@ -1,0 +1,188 @@
+"""Which feature groups make a learned policy transfer: the feature ablation of issue 27 item 3.
+
+    python benchmarks/feature_ablation.py                          # LOFO, the default 20 kernels
+    python benchmarks/feature_ablation.py --kernels all --out ablation/
+    python benchmarks/feature_ablation.py --group kernel           # leave one kernel out
+    python benchmarks/feature_ablation.py --smoke                  # 2 CI kernels (CI)
+
+The observation's features come in four groups (`chronos.features.FEATURE_GROUPS`): `ptx`
+(the static PTX), `hints` (what the kernel already carries), `sass` (ptxas's registers and
+spills, the SASS mix per warp) and `memory` (occupancy, DRAM bytes per FLOP, coalescing,
+reuse, hit rates, bound shares, from the cost model's report of the trace). For each feature
+set the learners (`--learners`, default RF and BC) are trained with the other groups' columns
+zeroed (`bc.feature_groups`) leave-one-family-out (`--group family`) or leave-one-kernel-out,
+exactly as `python -m chronos.eval +exp=lofo` trains them, and scored on the held-out
+kernels: first-action accuracy and accuracy over every greedy decision (pooled, with n), and
+each policy's single argmax rollout (guarded and raw geometric-mean speed-up, the worst raw
+kernel). Greedy's data set is computed once; every rollout goes through the measurement store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+
+from chronos.features import FEATURE_GROUPS
+from chronos.fmt import backend_label, rate
+from chronos.measure.costmodel import MODEL_VERSION
+from chronos.pipeline.config import CONF_DIR, to_config
+from chronos.pipeline.eval.loko import loko
+from chronos.pipeline.eval.transfer import geomean_ci
+from chronos.pipeline.stages import Context, open_context, stage_greedy
+
+OUT = Path("outputs/feature_ablation")
+
+
+def feature_sets() -> dict[str, list[str]]:
+    """Every group, every group but one, the static groups alone, the trace groups alone."""
+    sets = {"all": list(FEATURE_GROUPS)}
+    sets |= {f"all - {g}": [h for h in FEATURE_GROUPS if h != g] for g in FEATURE_GROUPS}
+    sets["ptx + hints (static)"] = ["ptx", "hints"]
+    sets["sass + memory (trace)"] = ["sass", "memory"]
+    return sets
+
+
+def score(res: dict[str, Any], learner: str) -> dict[str, Any]:
+    """Pooled accuracies and held-out speed-ups of one learner over every fold."""
+    rows = [r[learner] for r in res["per_fold"].values() if learner in r]
+    n_first = sum(int(r["n_first"]) for r in rows)
+    n = sum(int(r["n"]) for r in rows)
+    out: dict[str, Any] = {
+        "first_action": {
+            "value": sum(r["first_action_accuracy"] * r["n_first"] for r in rows) / n_first
+            if n_first
+            else None,
+            "n": n_first,
+        },
+        "accuracy": {
+            "value": sum(r["accuracy"] * r["n"] for r in rows) / n if n else None,
+            "n": n,
+        },
+    }
+    kernels = {k: v for r in rows for k, v in r.get("kernels", {}).items()}
+    if kernels:
+        out["guarded"] = geomean_ci([v["guarded"] for v in kernels.values()])
+        out["raw"] = geomean_ci([v["raw"] for v in kernels.values()])
+        worst = max(kernels, key=lambda k: kernels[k]["raw"])
+        out["worst_raw"] = {"kernel": worst, "speedup": 1.0 / (1.0 + kernels[worst]["raw"])}
+        out["measurements"] = sum(v["measurements"] for v in kernels.values()) / len(kernels)
+    return out
+
+
+def _x(cell: dict[str, Any] | None) -> str:
+    if not cell or cell.get("geomean") is None:
+        return "n/a"
+    ci = f" [{cell['lo']:.2f}-{cell['hi']:.2f}]" if cell.get("lo") is not None else ""
+    return f"{cell['geomean']:.3f}x{ci}"
+
+
+def markdown(results: dict[str, dict[str, Any]], learners: list[str], unit: str) -> list[str]:
+    rolled = [lr for lr in learners if lr != "rf"]
+    head = ["feature groups"]
+    head += [f"{lr.upper()} first action" for lr in learners]
+    head += [f"{lr.upper()} all decisions" for lr in learners]
+    for lr in rolled:
+        head += [f"{lr.upper()} guarded", f"{lr.upper()} raw", f"{lr.upper()} worst raw"]
+    lines = [
+        f"Held-out per {unit} fold, pooled over every fold. Accuracy: share of held-out "
+        "greedy decisions the learner's masked argmax matches (n states); speed-ups: geometric "
+        "mean over held-out kernels of one argmax rollout, guarded (best verified state it "
+        "measured) and raw (its final state), 95% bootstrap CI.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for name, by in results.items():
+        cells = [name]
+        cells += [
+            rate(by[lr]["first_action"]["value"], by[lr]["first_action"]["n"]) for lr in learners
+        ]
+        cells += [rate(by[lr]["accuracy"]["value"], by[lr]["accuracy"]["n"]) for lr in learners]
+        for lr in rolled:
+            w = by[lr].get("worst_raw")
+            worst = f"{w['speedup']:.3f}x {w['kernel']}" if w else "n/a"
+            cells += [_x(by[lr].get("guarded")), _x(by[lr].get("raw")), worst]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def setup(args: argparse.Namespace) -> Context:
+    exp = "+exp=lofo" if args.group == "family" else "+exp=loko"
+    overrides = [exp, f"backend={args.backend}", "progress=false"]
+    overrides += ["kernels=ci"] if args.smoke else [f"kernels={args.kernels}"]
+    if args.store:
+        overrides.append(f"backend.store={args.store}")
+    if args.smoke:  # nothing outside its own run dir
+        overrides.append(f"greedy.dataset_dir={args.out.resolve() / 'greedy_cache'}")
+    overrides += args.override
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        cfg = to_config(compose("config", overrides=overrides))
+    return open_context(cfg, args.out.resolve())
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--group", choices=("family", "kernel"), default="family")
+    p.add_argument("--kernels", default="small", help="kernel set (conf/kernels): small, all")
+    p.add_argument("--learners", default="rf,bc", help="comma-separated loko learners")
+    p.add_argument("--sets", default=None, help="comma-separated names of feature_sets()")
+    p.add_argument("--backend", default="emulated")
+    p.add_argument("--store", default=None, help="measurement store (default: the default)")
+    p.add_argument("--out", type=Path, default=OUT, help="run dir (json, md)")
+    p.add_argument("--override", action="append", default=[], help="a Hydra override")
+    p.add_argument("--smoke", action="store_true", help="2 CI kernels, two feature sets (CI)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.group, args.store = "kernel", args.store or "null"
+        args.sets = args.sets or "all,ptx + hints (static)"
+        if args.out == OUT:
+            args.out = Path(tempfile.mkdtemp(prefix="ablation_smoke_"))
+    learners = [s for s in args.learners.split(",") if s]
+    sets = feature_sets()
+    if args.sets:
+        names = [s.strip() for s in args.sets.split(",")]
+        unknown = [s for s in names if s not in sets]
+        if unknown:
+            p.error(f"unknown feature set(s) {unknown}; known: {list(sets)}")
+        sets = {s: sets[s] for s in names}
+    ctx = setup(args)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        data, _ = stage_greedy(ctx)
+        for name, groups in sets.items():
+            bc = replace(ctx.cfg.bc, feature_groups=groups)
+            run = replace(ctx, cfg=replace(ctx.cfg, bc=bc))
+            res = loko(run, data, learners, args.group)
+            results[name] = {lr: score(res, lr) for lr in learners}
+            print(f"{name}: " + ", ".join(
+                f"{lr} first action {results[name][lr]['first_action']['value']:.3f}"
+                for lr in learners
+                if results[name][lr]["first_action"]["value"] is not None
+            ), flush=True)  # fmt: skip
+    finally:
+        ctx.mdp.backend.close()
+    label = backend_label(ctx.backend, ctx.device)
+    lines = [f"# Feature ablation ({label}, cost model {MODEL_VERSION})", ""]
+    lines += markdown(results, learners, args.group)
+    lines += ["", f"git {ctx.provenance.get('git_revision')}, {len(ctx.specs)} kernels"]
+    print("\n".join(lines))
+    out = args.out.resolve()
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    payload = {"backend": label, "group": args.group, "sets": sets, "results": results}
+    (out / "ablation.json").write_text(json.dumps(payload, indent=2, default=_finite))
+    print(f"wrote {out / 'ablation.md'} and ablation.json")
+
+
+def _finite(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else str(x)
+
+
+if __name__ == "__main__":
+    main()
