@@ -234,6 +234,7 @@ def stage_eval(
         g = gk.get(kid)
         if g and list(seq) != g["actions"] and cyc < g["final_cycles"] * (1 - min_gain):
             novel[(kid, seq)] = cyc / g["final_cycles"] - 1
+    confirmed, rejected = confirm_fresh(ctx, novel, gk, min_gain)
     summary: dict[str, Any] = {
         "backend": ctx.backend,
         "device": ctx.device,
@@ -261,9 +262,9 @@ def stage_eval(
         },
         "bc_metrics": bc_metrics,
         "per_kernel": {kid: _kernel_row(gk.get(kid), ev, ev_bc, kid) for kid in ev.improvements},
-        "novel_sequences": [
-            {"kernel_id": k, "actions": list(s), "vs_greedy": v} for (k, s), v in novel.items()
-        ],
+        # Counted only when a fresh process measures them better than greedy again.
+        "novel_sequences": confirmed,
+        "novel_rejected": rejected,
         "evals": list(getattr(grpo_state, "evals", []) or []),
         "grpo_train_s": float(getattr(grpo_state, "train_s", 0.0) or 0.0),
         "stage_times_s": dict(ctx.times),
@@ -276,6 +277,26 @@ def stage_eval(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def confirm_fresh(
+    ctx: Context,
+    novel: dict[tuple[str, tuple[str, ...]], float],
+    greedy: dict[str, Any],
+    min_gain: float,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The novel candidates a fresh process confirms (chronos.pipeline.eval.remeasure)."""
+    from chronos.pipeline.eval.remeasure import confirm_novel, remeasure
+
+    if not novel:
+        return [], []
+    theirs = {k: tuple(greedy[k]["actions"]) for k, _ in novel}
+    jobs = list(dict.fromkeys([*novel, *theirs.items()]))
+    b = ctx.cfg.backend
+    log.info("re-measuring %d novel candidates in a fresh process", len(novel))
+    store = ctx.provenance["config"]["backend"]["store"]  # resolved: what replay serves from
+    fresh = remeasure(b.name, dict(b.options), list(ctx.cfg.kernels.modules), jobs, store)
+    return confirm_novel(novel, theirs, fresh, min_gain)
 
 
 def _kernel_row(g: dict[str, Any] | None, ev: Any, ev_bc: Any, kid: str) -> dict[str, Any]:
