@@ -98,8 +98,11 @@ def grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP) -> PolicyMLP:
     return policy
 
 
-def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> dict[str, Any]:
-    """Per held-out group (kernel or family) scores for each learner, and their means."""
+def loko(
+    ctx: Any, data: BCData, learners: list[str], group: str = "kernel", rollouts: bool = True
+) -> dict[str, Any]:
+    """Per held-out group (kernel or family) scores for each learner, and their means;
+    `rollouts=False` scores accuracies only (no policy is rolled out, nothing is measured)."""
     by_id = {s.id: s for s in ctx.specs}
     groups = np.asarray([group_of(by_id[str(k)], group) for k in data.kernel], dtype=str)
     folds = list(LeaveOneGroupOut().split(data.obs, data.action, groups=groups))
@@ -134,7 +137,8 @@ def loko(ctx: Any, data: BCData, learners: list[str], group: str = "kernel") -> 
             mlp = train_mlp(train_d, bc_cfg, seed)
             if "bc" in learners:
                 row["bc"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
-                row["bc"].update(_rollout(ctx, held_specs, mlp))
+                if rollouts:
+                    row["bc"].update(_rollout(ctx, held_specs, mlp))
             if "grpo" in learners:
                 pol = grpo_fold(ctx, name, held_specs, mlp)
                 row["grpo"] = accuracy(mlp_predict(pol, held.obs, held.mask), held)
