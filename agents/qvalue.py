@@ -14,7 +14,12 @@ knows how *bad* the other actions were, not just that they were not the best.
   `QConfig.invalid_gain`, by default the MDP's own invalid penalty (envs.constants
   INVALID_PENALTY, -1.0): that is what taking one costs an episode (it ends there with that
   reward), and a NaN would leave the learner blind to the commonest way a rollout goes wrong.
-  Illegal, no-op and stop columns have no row.
+  No-op children (legal, measured, but the transform left the code unchanged: NaN gain and
+  not invalid in the trace, since greedy measures every legal transform of a state it
+  records) are rows with target 0, which is what they measure: without them the regressor
+  never sees those (state, action) pairs and may rank a no-op above a real gain (the fake
+  catalogue of tests/test_agents_qvalue.py did exactly that). Illegal and stop columns have
+  no row.
 - Acting: the legal action with the highest predicted gain, or stop when none exceeds
   `QConfig.stop_threshold` (default the MDP's step cost, so a step whose predicted gain does
   not pay for itself is not taken).
@@ -50,14 +55,17 @@ class QConfig:
 
 
 def q_targets(data: BCData, invalid_gain: float) -> np.ndarray:
-    """(N, n_actions) targets: measured gains, `invalid_gain` where the child was invalid,
-    NaN where nothing was learnt (illegal, no-op, stop)."""
+    """(N, n_actions) targets: measured gains, `invalid_gain` where the child was invalid, 0
+    for a legal transform that was a no-op, NaN where nothing was learnt (illegal, stop)."""
     if data.gains is None or data.invalid is None:
         raise ValueError(
             "this greedy data set has no per-child gains (it predates them): recompute it "
             "(greedy.recompute=true) to train the action-value learner"
         )
-    return np.where(data.invalid, np.float32(invalid_gain), data.gains).astype(np.float32)
+    target = np.where(data.invalid, np.float32(invalid_gain), data.gains).astype(np.float32)
+    noop = np.asarray(data.mask, dtype=bool) & np.isnan(target)
+    noop[:, -1] = False  # stop (the last action) is never measured
+    return np.where(noop, np.float32(0.0), target)
 
 
 class QModel:
