@@ -3,7 +3,7 @@
 Greedy measures every legal transform of each state it visits but BC learns only the one it
 took. This learner regresses, from the state's observation and the action, the log speed-up
 log(parent / child cycles) of every child greedy measured (agents.search.GreedyTrace `gains`),
-so a training kernel contributes ~15 rows per state instead of one label, and the learner
+so a training kernel contributes ~12 rows per state instead of one label, and the learner
 knows how *bad* the other actions were, not just that they were not the best.
 
 - Rows: [observation (switched-off feature groups zeroed, like `agents.bc.train_forest`),
