@@ -42,20 +42,32 @@ class BCConfig:
 
 @dataclass
 class BCData:
-    """Arrays of (state, greedy action) pairs; `kernel` groups rows, `step` is the position."""
+    """Arrays of (state, greedy action) pairs; `kernel` groups rows, `step` is the position.
+
+    `gains` and `invalid` (agents.search.GreedyTrace) are what greedy measured of every child
+    of the row's state: the action-value learner's targets (None: a data set without them).
+    """
 
     obs: np.ndarray  # (N, layout.obs_size) float32
     mask: np.ndarray  # (N, layout.n_actions) bool
     action: np.ndarray  # (N,) int64
     kernel: np.ndarray  # (N,) str
     step: np.ndarray  # (N,) int64
+    gains: np.ndarray | None = None  # (N, layout.n_actions) float32, NaN: not measured valid
+    invalid: np.ndarray | None = None  # (N, layout.n_actions) bool: the child was invalid
 
     def __len__(self) -> int:
         return len(self.action)
 
     def subset(self, idx: np.ndarray) -> BCData:
         return BCData(
-            self.obs[idx], self.mask[idx], self.action[idx], self.kernel[idx], self.step[idx]
+            self.obs[idx],
+            self.mask[idx],
+            self.action[idx],
+            self.kernel[idx],
+            self.step[idx],
+            None if self.gains is None else self.gains[idx],
+            None if self.invalid is None else self.invalid[idx],
         )
 
     def kernels(self) -> list[str]:

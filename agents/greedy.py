@@ -48,6 +48,8 @@ class GreedyResult:
     obs: list[np.ndarray] = field(default_factory=list, repr=False)
     masks: list[np.ndarray] = field(default_factory=list, repr=False)
     labels: list[int] = field(default_factory=list, repr=False)
+    gains: list[np.ndarray] = field(default_factory=list, repr=False)  # see GreedyTrace
+    invalid: list[np.ndarray] = field(default_factory=list, repr=False)
 
     @property
     def improvement(self) -> float:
@@ -81,6 +83,8 @@ def greedy_kernel(
         trace.obs,
         trace.masks,
         trace.labels,
+        trace.gains,
+        trace.invalid,
     )
 
 
@@ -98,8 +102,10 @@ def run_greedy(
 
 
 def to_bcdata(results: Sequence[GreedyResult], layout: Layout = LAYOUT) -> BCData:
-    """Every greedy decision (including its final stop) as a BC training row."""
+    """Every greedy decision (including its final stop) as a BC training row, with the gains
+    of every child greedy measured there (the action-value learner's rows)."""
     rows = [(r, i) for r in results for i in range(len(r.labels))]
+    n = layout.n_actions
     return BCData(
         obs=np.stack([r.obs[i] for r, i in rows]).astype(np.float32)
         if rows
@@ -110,11 +116,23 @@ def to_bcdata(results: Sequence[GreedyResult], layout: Layout = LAYOUT) -> BCDat
         action=np.asarray([r.labels[i] for r, i in rows], dtype=np.int64),
         kernel=np.asarray([r.kernel_id for r, _ in rows], dtype=str),
         step=np.asarray([i for _, i in rows], dtype=np.int64),
+        gains=np.stack([r.gains[i] for r, i in rows]).astype(np.float32)
+        if rows
+        else np.zeros((0, n), np.float32),
+        invalid=np.stack([r.invalid[i] for r, i in rows]).astype(bool)
+        if rows
+        else np.zeros((0, n), bool),
     )
 
 
-_DATASET_SOURCES = ("chronos/transforms", "chronos/features", "agents/search.py")
-"""Packages (and files) whose code decides the data set's labels (action ids) and states."""
+_DATASET_SOURCES = (
+    "chronos/transforms",
+    "chronos/features",
+    "agents/search.py",
+    "agents/greedy.py",
+)
+"""Packages (and files) whose code decides the data set's labels (action ids), states and row
+format (a cache from before the children's gains were kept has another key)."""
 
 
 def code_fingerprint(packages: Sequence[str] = _DATASET_SOURCES) -> str:
@@ -148,16 +166,28 @@ def save_dataset(path: Path, results: Sequence[GreedyResult], meta: dict[str, An
     path.parent.mkdir(parents=True, exist_ok=True)
     d = to_bcdata(results)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, obs=d.obs, mask=d.mask, action=d.action, kernel=d.kernel, step=d.step)
+    np.savez_compressed(tmp, **dataset_arrays(d))
     tmp.replace(path.with_suffix(".npz"))
     summary = {"meta": meta, "kernels": [r.summary() for r in results]}
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return path
 
 
+def dataset_arrays(d: BCData) -> dict[str, np.ndarray]:
+    """The arrays a data set file holds (gains and invalid only when the data carries them)."""
+    arrays = {"obs": d.obs, "mask": d.mask, "action": d.action, "kernel": d.kernel, "step": d.step}
+    if d.gains is not None and d.invalid is not None:
+        arrays.update(gains=d.gains, invalid=d.invalid)
+    return arrays
+
+
 def load_dataset(path: Path) -> tuple[BCData, dict[str, Any]]:
+    """The data set at `path`; a file from before the children's gains were kept loads with
+    `gains=None` (BC needs none; the action-value learner refuses it, agents/qvalue.py)."""
     with np.load(path.with_suffix(".npz")) as z:
-        data = BCData(z["obs"], z["mask"], z["action"], z["kernel"], z["step"])
+        gains = z["gains"] if "gains" in z.files else None
+        invalid = z["invalid"] if "invalid" in z.files else None
+        data = BCData(z["obs"], z["mask"], z["action"], z["kernel"], z["step"], gains, invalid)
     return data, json.loads(path.with_suffix(".json").read_text())
 
 

@@ -214,26 +214,55 @@ class _Meter:
         )
 
 
+def _expand(mdp: TransformMDP, state: State) -> tuple[list[int], list[Any]]:
+    """Every legal transform of `state` (stop excluded) and its step, measured in one batch."""
+    if state.done or state.steps >= mdp.max_steps:
+        return [], []
+    actions = [int(a) for a in np.flatnonzero(mdp.mask(state)) if a != mdp.layout.stop]
+    # One batch per state: a pool backend (cluster=ray) measures the candidates in parallel.
+    return actions, list(mdp.step_many(state, actions))
+
+
+def _applied(step: Any) -> bool:
+    return not step.invalid and step.info.get("reason") == "applied"
+
+
 def children(mdp: TransformMDP, state: State) -> list[tuple[int, State]]:
     """(action, next state) for every legal transform that applied and measured valid."""
-    if state.done or state.steps >= mdp.max_steps:
-        return []
-    actions = [int(a) for a in np.flatnonzero(mdp.mask(state)) if a != mdp.layout.stop]
-    out = []
-    # One batch per state: a pool backend (cluster=ray) measures the candidates in parallel.
-    for a, step in zip(actions, mdp.step_many(state, actions), strict=True):
-        if not step.invalid and step.info.get("reason") == "applied":
-            out.append((a, step.state))
-    return out
+    actions, steps = _expand(mdp, state)
+    return [(a, st.state) for a, st in zip(actions, steps, strict=True) if _applied(st)]
 
 
 @dataclass
 class GreedyTrace:
-    """Greedy's decisions as BC rows: what it saw (obs, mask) and chose (label, stop last)."""
+    """Greedy's decisions as BC rows: what it saw (obs, mask) and chose (label, stop last).
+
+    Per row also what it measured and would otherwise throw away, for the action-value
+    learner (agents/qvalue.py): `gains[a]` = log(parent / child cycles) of every child that
+    applied and measured valid (NaN for illegal, no-op, invalid and stop), and `invalid[a]`
+    for the children whose step was invalid (the transform broke the kernel).
+    """
 
     obs: list[np.ndarray] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    gains: list[np.ndarray] = field(default_factory=list)
+    invalid: list[np.ndarray] = field(default_factory=list)
+
+    def record(self, mdp: TransformMDP, state: State, actions: list[int], steps: list[Any]) -> None:
+        """One decision row: the state's observation and mask, its children's gains."""
+        n = mdp.layout.n_actions
+        gains = np.full(n, np.nan, dtype=np.float32)
+        invalid = np.zeros(n, dtype=bool)
+        for a, st in zip(actions, steps, strict=True):
+            if st.invalid:
+                invalid[a] = True
+            elif _applied(st):
+                gains[a] = math.log(state.cycles / st.state.cycles)
+        self.obs.append(mdp.observe(state))
+        self.masks.append(mdp.mask(state))
+        self.gains.append(gains)
+        self.invalid.append(invalid)
 
 
 def greedy(
@@ -249,10 +278,10 @@ def greedy(
         s0 = state = mdp.initial(spec)
         meter.begin("greedy", s0, "step", mdp.max_steps)
         while True:
-            kids = children(mdp, state)
+            actions, steps = _expand(mdp, state)
+            kids = [(a, st.state) for a, st in zip(actions, steps, strict=True) if _applied(st)]
             if trace is not None:
-                trace.obs.append(mdp.observe(state))
-                trace.masks.append(mdp.mask(state))
+                trace.record(mdp, state, actions, steps)
             best = min(kids, key=lambda c: (c[1].cycles, c[0]), default=None)
             if best is None or not best[1].cycles < state.cycles * (1.0 - min_gain):
                 if trace is not None:

@@ -36,12 +36,13 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     assert loko["folds"] == 2 and set(loko["per_fold"]) == {"gemm_tile_2_2_2", "gemm_tile_2_4_2"}
     assert loko["group"] == "kernel"
     for kid, row in loko["per_fold"].items():
-        assert set(row) == {"rf", "bc", "grpo", "kernels", "greedy"} and row["kernels"] == [kid]
+        assert set(row) == {"rf", "bc", "q", "grpo", "kernels", "greedy"}
+        assert row["kernels"] == [kid]
         assert set(row["greedy"]) == {kid} and row["greedy"][kid]["measurements"] > 1
-        for learner in ("bc", "grpo"):  # guarded: never slower than the input, nor than raw
+        for learner in ("bc", "q", "grpo"):  # guarded: never slower than the input, nor raw
             k = row[learner]["kernels"][kid]
             assert k["guarded"] <= 0.0 and k["guarded"] <= k["raw"] and k["measurements"] >= 1
-        for learner in ("rf", "bc", "grpo"):
+        for learner in ("rf", "bc", "q", "grpo"):
             # one held-out kernel, one first state: the first action is right or wrong
             assert row[learner]["n_first"] == 1
             assert row[learner]["first_action_accuracy"] in (0.0, 1.0)
@@ -50,11 +51,11 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
         # One kernel and one GRPO epoch per fold: whether the held-out kernel gains is
         # luck of the cost model, not a property of LOKO; that it is measured is.
         assert math.isfinite(row["grpo"]["improvement"]) and row["grpo"]["improvement"] > -1.0
-    assert set(loko["mean"]) == {"rf", "bc", "grpo"}
+    assert set(loko["mean"]) == {"rf", "bc", "q", "grpo"}
     assert (tmp_path / "loko" / "loko.json").exists()
     table = json.loads((tmp_path / "loko" / "transfer.json").read_text())
     assert table["pooled"]["kernels"] == 2 and table["headline"] == "guarded"
-    for col in ("greedy", "BC guarded", "BC raw", "GRPO guarded", "GRPO raw"):
+    for col in ("greedy", "BC guarded", "BC raw", "Q guarded", "Q raw", "GRPO guarded", "GRPO raw"):
         cell = table["pooled"]["speedup"][col]
         assert cell["n"] == 2 and cell["lo"] <= cell["geomean"] <= cell["hi"]
     assert table["pooled"]["speedup"]["GRPO guarded"]["geomean"] >= 1.0
@@ -63,7 +64,7 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     text = (tmp_path / "report.md").read_text()
     assert "Leave-one-kernel-out" in text and "### Transfer: held-out speed-up" in text
     assert text.startswith("# Chronos leave-one-kernel-out report")
-    assert "- LOKO: learners rf, bc, grpo; GRPO epochs per fold: 1," in text
+    assert "- LOKO: learners rf, bc, q, grpo; GRPO epochs per fold: 1," in text
     # every LOKO rate has its n and a 95% interval; speed-ups read as ratios
     n_states = sum(r["rf"]["n"] for r in loko["per_fold"].values())
     assert f"(n={n_states}, 95% CI " in text and "x (cycles -" in text
@@ -194,6 +195,8 @@ def test_transfer_table_pools_folds_and_counts_measurements() -> None:
     assert "GRPO guarded" not in pooled["speedup"]  # not run: no column value
     assert pooled["first_action_accuracy"]["rf"] == {"value": 1.0, "n": 2}
     assert pooled["first_action_accuracy"]["bc"] == {"value": 0.0, "n": 2}
+    assert pooled["first_action_accuracy"]["q"] == {"value": None, "n": 0}  # not run
+    assert "Q guarded" not in pooled["speedup"]
     assert table["per_fold"]["k2"]["speedup"]["BC raw"]["lo"] is None  # one kernel: no CI
     text = "\n".join(transfer_markdown(table, "emulated estimate"))
     assert "| k2 | 1 | 1.25x, 40 meas. | 1.00x, 4 meas. | 0.80x, 4 meas. |" in text

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from agents.bc import BCConfig
 from agents.config import GRPOConfig
 from agents.grpo_math import ADV_SCALES
+from agents.qvalue import QConfig
 from envs.constants import INVALID_PENALTY, MAX_STEPS, STEP_COST
 from envs.reward import Reward, make_reward
 
@@ -132,7 +133,7 @@ class EvalConfig:
 class LokoConfig:
     """Leave-one-kernel-out (or -family-out): learners, GRPO epochs per fold, the grouping."""
 
-    learners: list[str] = field(default_factory=lambda: ["rf", "bc", "grpo"])
+    learners: list[str] = field(default_factory=lambda: ["rf", "bc", "q", "grpo"])
     grpo_epochs: int = 2
     max_folds: int | None = None
     group: str = "kernel"  # "kernel": leave one kernel out; "family": leave one family out
@@ -160,6 +161,7 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     greedy: GreedyConfig = field(default_factory=GreedyConfig)
     bc: BCConfig = field(default_factory=BCConfig)
+    q: QConfig = field(default_factory=QConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     loko: LokoConfig = field(default_factory=LokoConfig)

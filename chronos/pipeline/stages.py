@@ -20,6 +20,7 @@ import numpy as np
 from agents import checkpoint as ckpt
 from agents.bc import BCData, BCResult, mlp_predict, run_bc
 from agents.greedy import (
+    dataset_arrays,
     dataset_key,
     improvement_table,
     load_dataset,
@@ -137,14 +138,7 @@ def stage_greedy(ctx: Context) -> tuple[BCData, dict[str, Any]]:
 
 def save_dataset_copy(data: BCData, summary: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path.with_suffix(".npz"),
-        obs=data.obs,
-        mask=data.mask,
-        action=data.action,
-        kernel=data.kernel,
-        step=data.step,
-    )
+    np.savez_compressed(path.with_suffix(".npz"), **dataset_arrays(data))
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
 
 

@@ -4,9 +4,11 @@ Does a policy generalize to a new kernel (LOKO), or to a kind of kernel it never
 scikit-learn's LeaveOneGroupOut with kernels (`loko.group=kernel`) or kernel families
 (`loko.group=family`, `+exp=lofo`) as groups: each fold trains on every group but one and
 scores the held-out group. RF and BC are scored on greedy's decisions (accuracy over
-all states, first-action accuracy on the initial state); BC and GRPO (a short GRPO run
-warm-started from the fold's BC policy, on the fold's training kernels only) are also rolled
-out on the held-out kernel to measure its improvement against greedy's.
+all states, first-action accuracy on the initial state), and so is Q, the action-value learner
+(agents/qvalue.py, fitted on every child greedy measured on the fold's training kernels); BC,
+Q and GRPO (a short GRPO run warm-started from the fold's BC policy, on the fold's training
+kernels only) are also rolled out on the held-out kernel to measure its improvement against
+greedy's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sklearn.model_selection import LeaveOneGroupOut
 from agents import checkpoint as ckpt
 from agents.bc import BCData, accuracy, forest_predict, mlp_predict, train_forest, train_mlp
 from agents.policy import PolicyMLP
+from agents.qvalue import QPolicy, q_predict, train_q
 from chronos.fmt import backend_label
 from chronos.progress import Progress
 
@@ -38,7 +41,7 @@ def group_of(spec: Any, group: str) -> str:
     raise ValueError(f"loko.group must be 'kernel' or 'family', not {group!r}")
 
 
-def _rollout(ctx: Any, held: list[Any], policy: PolicyMLP) -> dict[str, Any]:
+def _rollout(ctx: Any, held: list[Any], policy: PolicyMLP | QPolicy) -> dict[str, Any]:
     """The policy's argmax rollout on each held-out kernel: guarded (best verified state it
     measured, the input included; the headline), raw (its final state) and the distinct
     states it measured; "improvement" is the guarded mean, "raw_improvement" the raw one."""
@@ -133,6 +136,12 @@ def loko(
         if "rf" in learners:
             forest = train_forest(train_d, bc_cfg, seed)
             row["rf"] = accuracy(forest_predict(forest, held.obs, held.mask), held)
+        if "q" in learners:
+            q_cfg = ctx.cfg.q
+            model = train_q(train_d, q_cfg, seed, bc_cfg.feature_groups)
+            pred = q_predict(model, held.obs, held.mask, q_cfg.stop_threshold)
+            row["q"] = accuracy(pred, held)
+            row["q"].update(_rollout(ctx, held_specs, QPolicy(model, q_cfg.stop_threshold)))
         if "bc" in learners or "grpo" in learners:
             mlp = train_mlp(train_d, bc_cfg, seed)
             if "bc" in learners:
@@ -144,7 +153,9 @@ def loko(
                 row["grpo"] = accuracy(mlp_predict(pol, held.obs, held.mask), held)
                 row["grpo"].update(_rollout(ctx, held_specs, pol))
         per_fold[name] = row
-        imps = [row[k]["improvement"] for k in ("bc", "grpo") if "improvement" in row.get(k, {})]
+        imps = [
+            row[k]["improvement"] for k in ("bc", "q", "grpo") if "improvement" in row.get(k, {})
+        ]
         bar.update(1, improvement=min(imps, default=None), held_out=name)
     bar.close()
     means: dict[str, dict[str, float]] = {}

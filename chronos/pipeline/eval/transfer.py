@@ -1,13 +1,14 @@
 """The generalization table of a LOKO/LOFO study (issue 27): does a learned policy beat running
 search on a kernel it never saw?
 
-Per held-out fold and pooled over every held-out kernel: the geometric-mean speed-up of BC's
-and GRPO's single argmax rollout, guarded (the best verified state the rollout measured, the
-input included, so never below 1x) and raw (its final state), against greedy's on the same
-kernels; the distinct states each measured (what it costs on an empty store); and RF's and
-BC's first-action accuracy. Intervals are 95% percentile bootstraps over the held-out kernels
-(log speed-ups resampled with replacement, `BOOT_RESAMPLES` draws, seed `BOOT_SEED`), so they
-say how much the figure depends on which kernels were held out; a fold of one kernel has none.
+Per held-out fold and pooled over every held-out kernel: the geometric-mean speed-up of BC's,
+Q's (the action-value learner, agents/qvalue.py) and GRPO's single argmax rollout, guarded
+(the best verified state the rollout measured, the input included, so never below 1x) and raw
+(its final state), against greedy's on the same kernels; the distinct states each measured
+(what it costs on an empty store); and RF's, BC's and Q's first-action accuracy. Intervals are
+95% percentile bootstraps over the held-out kernels (log speed-ups resampled with replacement,
+`BOOT_RESAMPLES` draws, seed `BOOT_SEED`), so they say how much the figure depends on which
+kernels were held out; a fold of one kernel has none.
 Accuracies carry a 95% Wilson interval (chronos.fmt.rate).
 """
 
@@ -28,11 +29,15 @@ CI_METHOD = (
     f"95% percentile bootstrap over held-out kernels ({BOOT_RESAMPLES} resamples, seed "
     f"{BOOT_SEED}) of the mean log speed-up"
 )
+# learners whose first-action accuracy the table shows
+ACCURACY = ("rf", "bc", "q")
 # (column, learner, key in the per-kernel rollout row)
 SERIES = (
     ("greedy", "greedy", "improvement"),
     ("BC guarded", "bc", "guarded"),
     ("BC raw", "bc", "raw"),
+    ("Q guarded", "q", "guarded"),
+    ("Q raw", "q", "raw"),
     ("GRPO guarded", "grpo", "guarded"),
     ("GRPO raw", "grpo", "raw"),
 )
@@ -80,7 +85,7 @@ def _accuracy(rows: list[dict[str, Any]], learner: str) -> dict[str, Any]:
 
 
 def _block(rows: list[dict[str, Any]], kernels: list[str]) -> dict[str, Any]:
-    """One table row: every series over `kernels` of `rows`, and RF/BC first-action accuracy."""
+    """One table row: every series over `kernels` of `rows`, and RF/BC/Q first-action accuracy."""
     merged: dict[str, dict[str, tuple[float, int]]] = {}
     for col, learner, key in SERIES:
         merged[col] = {}
@@ -88,7 +93,7 @@ def _block(rows: list[dict[str, Any]], kernels: list[str]) -> dict[str, Any]:
             merged[col].update(_series(r, learner, key))
     out: dict[str, Any] = {"kernels": len(kernels)}
     out["speedup"] = {col: _cell(merged[col], kernels) for col, _, _ in SERIES if merged[col]}
-    out["first_action_accuracy"] = {lr: _accuracy(rows, lr) for lr in ("rf", "bc")}
+    out["first_action_accuracy"] = {lr: _accuracy(rows, lr) for lr in ACCURACY}
     return out
 
 
@@ -117,7 +122,7 @@ def _fmt(cell: dict[str, Any] | None) -> str:
 def _md_row(name: str, block: dict[str, Any]) -> str:
     cols = [_fmt(block["speedup"].get(col)) for col, _, _ in SERIES]
     acc = block["first_action_accuracy"]
-    accs = [rate(acc[lr]["value"], acc[lr]["n"]) for lr in ("rf", "bc")]
+    accs = [rate(acc[lr]["value"], acc[lr]["n"]) for lr in ACCURACY]
     return f"| {name} | {block['kernels']} | " + " | ".join(cols + accs) + " |"
 
 
@@ -135,8 +140,8 @@ def transfer_markdown(table: dict[str, Any], label: str) -> list[str]:
         "",
         f"| held-out {unit} | n kernels | "
         + " | ".join(c for c, _, _ in SERIES)
-        + " | RF first action | BC first action |",
-        "|---|---:|" + "---:|" * (len(SERIES) + 2),
+        + " | RF first action | BC first action | Q first action |",
+        "|---|---:|" + "---:|" * (len(SERIES) + len(ACCURACY)),
     ]
     lines += [_md_row(name, b) for name, b in sorted(table["per_fold"].items())]
     lines.append(_md_row("**pooled**", table["pooled"]))
