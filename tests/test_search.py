@@ -323,3 +323,35 @@ def test_budget_trace_counts_distinct_measurements_and_keeps_the_best(mdp: Trans
     assert best == sorted(best, reverse=True)  # best so far never gets worse
     again = budget.trace(mdp, SPEC, lambda: greedy(mdp, SPEC, progress=False))
     assert again.points == t.points  # store hits still count: cost on an empty store
+
+
+def test_guided_search_measures_only_the_ranked_top_k() -> None:
+    """Greedy over a ranking's top-k: k=all legal is greedy itself; k=1 follows the ranking's
+    first choice while it improves, and costs at most 1 + k per step taken (plus the last)."""
+    from agents.search import guided
+    from chronos.measure import make_backend
+    from kernels import load
+
+    mdp = TransformMDP(make_backend("emulated", store=None), 6)
+    spec = load("gemm_tile_2_2_2")
+    full = greedy(mdp, spec, progress=False)
+    n = mdp.layout.n_actions
+
+    def uniform(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.zeros(n)
+
+    same = guided(mdp, spec, uniform, k=n, progress=False)
+    assert same.sequence == full.sequence and same.best_cycles == full.best_cycles
+
+    first = mdp.layout.action_names.index(full.sequence[0])
+
+    def prefers_greedys_first(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        scores = -np.arange(n, dtype=float)
+        scores[first] = 100.0
+        return scores
+
+    one = guided(mdp, spec, prefers_greedys_first, k=1, progress=False)
+    assert one.sequence[0] == full.sequence[0] and one.best_cycles < one.base_cycles
+    assert one.measurements <= 1 + (len(one.sequence) + 1)
+    with pytest.raises(ValueError, match="k >= 1"):
+        guided(mdp, spec, uniform, k=0)

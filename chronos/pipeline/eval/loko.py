@@ -65,6 +65,32 @@ def _rollout(ctx: Any, held: list[Any], policy: PolicyMLP | QPolicy) -> dict[str
     }
 
 
+def _guided(ctx: Any, held: list[Any], policy: PolicyMLP, k: int) -> dict[str, Any]:
+    """Greedy over the policy's top-k on each held-out kernel (agents.search.guided): it
+    only ever moves to a measured improvement, so guarded and raw are its final state."""
+    import torch
+
+    from agents.search import guided
+
+    @torch.no_grad()
+    def rank(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        policy.eval()
+        return policy(torch.as_tensor(obs[None]), torch.as_tensor(mask[None]))[0].numpy()
+
+    kernels = {}
+    for spec in held:
+        r = guided(ctx.mdp, spec, rank, k, progress=False)
+        imp = r.best_cycles / r.base_cycles - 1.0
+        kernels[spec.id] = {
+            "guarded": imp,
+            "raw": imp,
+            "measurements": r.measurements,
+            "actions": list(r.sequence),
+        }
+    mean = float(np.mean([v["guarded"] for v in kernels.values()])) if kernels else float("nan")
+    return {"k": k, "improvement": mean, "raw_improvement": mean, "kernels": kernels}
+
+
 def _greedy_rows(ctx: Any, held: list[Any]) -> dict[str, Any]:
     """Greedy's result and measurements on the held-out kernels (the run's greedy.json)."""
     path = ctx.run_dir / "greedy" / "greedy.json"
@@ -142,8 +168,11 @@ def loko(
             pred = q_predict(model, held.obs, held.mask, q_cfg.stop_threshold)
             row["q"] = accuracy(pred, held)
             row["q"].update(_rollout(ctx, held_specs, QPolicy(model, q_cfg.stop_threshold)))
-        if "bc" in learners or "grpo" in learners:
+        if {"bc", "bc_guided", "grpo"} & set(learners):
             mlp = train_mlp(train_d, bc_cfg, seed)
+            if "bc_guided" in learners:
+                row["bc_guided"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
+                row["bc_guided"].update(_guided(ctx, held_specs, mlp, ctx.cfg.loko.guided_k))
             if "bc" in learners:
                 row["bc"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
                 if rollouts:
