@@ -59,15 +59,16 @@ class PtxTransformEnv(gym.Env[np.ndarray, np.int64]):
     which actions are legal now. Stop is always legal.
 
     ## Observation space
-    `Box((67,), float32)`: features bounded to [-1, 32], mask and history to [0, 1].
+    `Box((101,), float32)`: features bounded to [-1, 32], mask and history to [0, 1].
 
     | index  | content |
     |--------|---------|
-    | 0-24   | `chronos.features.extract` of the current PTX (fractions, log1p counts, /255
-    |        | scales; 23 = ptxas registers/255 and 24 = log1p spill bytes from the last valid
-    |        | measurement, -1 when the backend reports none) |
-    | 25-45  | action mask (1 = legal; stop alone once the episode has ended) |
-    | 46-66  | action history: 1 for every transform applied so far (stop never appears) |
+    | 0-58   | `chronos.features.extract` of the current PTX in four groups: ptx, hints, sass
+    |        | (23-24: ptxas registers/255 and log1p spill bytes; the SASS mix) and memory
+    |        | (occupancy, bytes/FLOP, coalescing, reuse, bound shares). The sass and memory
+    |        | figures come from the last valid measurement, -1 when it has none (cupy) |
+    | 59-79  | action mask (1 = legal; stop alone once the episode has ended) |
+    | 80-100 | action history: 1 for every transform applied so far (stop never appears) |
 
     ## Rewards
     An `envs.reward.Reward` object (`reward="log_speedup"`, the design's, by default; see
