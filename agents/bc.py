@@ -147,11 +147,18 @@ def _keep_columns(obs: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return obs * keep
 
 
+def feature_keep(data: BCData, groups: list[str] | None) -> np.ndarray:
+    """float32 (obs_size,): 1 for the observation columns a learner sees, 0 for the features
+    of switched-off groups (`BCConfig.feature_groups`; None: all); mask and history stay."""
+    keep = np.ones(data.obs.shape[1], dtype=np.float32)
+    if groups is not None:
+        keep[: data.obs.shape[1] - 2 * data.mask.shape[1]] = group_mask(groups)
+    return keep
+
+
 def train_forest(data: BCData, cfg: BCConfig, seed: int) -> Pipeline:
     """The random-forest baseline; switched-off feature groups are zeroed, as for the MLP."""
-    keep = np.ones(data.obs.shape[1], dtype=np.float32)
-    if cfg.feature_groups is not None:
-        keep[: data.obs.shape[1] - 2 * data.mask.shape[1]] = group_mask(cfg.feature_groups)
+    keep = feature_keep(data, cfg.feature_groups)
     forest = make_pipeline(
         FunctionTransformer(_keep_columns, kw_args={"keep": keep}),
         RandomForestClassifier(

@@ -36,8 +36,7 @@ import numpy as np
 import torch
 from sklearn.ensemble import ExtraTreesRegressor
 
-from agents.bc import BCData
-from chronos.features import group_mask
+from agents.bc import BCData, feature_keep
 from envs.constants import INVALID_PENALTY, STEP_COST
 
 
@@ -96,9 +95,7 @@ def train_q(data: BCData, cfg: QConfig, seed: int, feature_groups: list[str] | N
     `BCConfig.feature_groups` (None: all; the others enter as 0)."""
     target = q_targets(data, cfg.invalid_gain)
     n_actions = data.mask.shape[1]
-    keep = np.ones(data.obs.shape[1], dtype=np.float32)
-    if feature_groups is not None:
-        keep[: data.obs.shape[1] - 2 * n_actions] = group_mask(feature_groups)
+    keep = feature_keep(data, feature_groups)
     stop = n_actions - 1
     reg = ExtraTreesRegressor(
         n_estimators=cfg.trees,
