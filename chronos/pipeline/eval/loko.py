@@ -65,17 +65,27 @@ def _rollout(ctx: Any, held: list[Any], policy: PolicyMLP | QPolicy) -> dict[str
     }
 
 
-def _guided(ctx: Any, held: list[Any], policy: PolicyMLP, k: int) -> dict[str, Any]:
-    """Greedy over the policy's top-k on each held-out kernel (agents.search.guided): it
-    only ever moves to a measured improvement, so guarded and raw are its final state."""
+def _mlp_rank(policy: PolicyMLP) -> Any:
+    """The policy's logits as a ranking for agents.search.guided."""
     import torch
-
-    from agents.search import guided
 
     @torch.no_grad()
     def rank(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         policy.eval()
         return policy(torch.as_tensor(obs[None]), torch.as_tensor(mask[None]))[0].numpy()
+
+    return rank
+
+
+def _q_rank(model: Any) -> Any:
+    """Q's predicted gains as a ranking for agents.search.guided."""
+    return lambda obs, mask: model.predict_gains(obs[None], mask[None])[0]
+
+
+def _guided(ctx: Any, held: list[Any], rank: Any, k: int) -> dict[str, Any]:
+    """Greedy over a learner's top-k on each held-out kernel (agents.search.guided): it
+    only ever moves to a measured improvement, so guarded and raw are its final state."""
+    from agents.search import guided
 
     kernels = {}
     for spec in held:
@@ -162,17 +172,23 @@ def loko(
         if "rf" in learners:
             forest = train_forest(train_d, bc_cfg, seed)
             row["rf"] = accuracy(forest_predict(forest, held.obs, held.mask), held)
-        if "q" in learners:
+        if {"q", "q_guided"} & set(learners):
             q_cfg = ctx.cfg.q
             model = train_q(train_d, q_cfg, seed, bc_cfg.feature_groups)
-            pred = q_predict(model, held.obs, held.mask, q_cfg.stop_threshold)
-            row["q"] = accuracy(pred, held)
-            row["q"].update(_rollout(ctx, held_specs, QPolicy(model, q_cfg.stop_threshold)))
+            scores = accuracy(q_predict(model, held.obs, held.mask, q_cfg.stop_threshold), held)
+            if "q" in learners:
+                row["q"] = dict(scores)
+                row["q"].update(_rollout(ctx, held_specs, QPolicy(model, q_cfg.stop_threshold)))
+            if "q_guided" in learners:
+                row["q_guided"] = dict(scores)
+                k = ctx.cfg.loko.guided_k
+                row["q_guided"].update(_guided(ctx, held_specs, _q_rank(model), k))
         if {"bc", "bc_guided", "grpo"} & set(learners):
             mlp = train_mlp(train_d, bc_cfg, seed)
             if "bc_guided" in learners:
                 row["bc_guided"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
-                row["bc_guided"].update(_guided(ctx, held_specs, mlp, ctx.cfg.loko.guided_k))
+                k = ctx.cfg.loko.guided_k
+                row["bc_guided"].update(_guided(ctx, held_specs, _mlp_rank(mlp), k))
             if "bc" in learners:
                 row["bc"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
                 if rollouts:

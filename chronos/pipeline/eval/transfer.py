@@ -4,9 +4,9 @@ search on a kernel it never saw?
 Per held-out fold and pooled over every held-out kernel: the geometric-mean speed-up of BC's,
 Q's (the action-value learner, agents/qvalue.py) and GRPO's single argmax rollout, guarded
 (the best verified state the rollout measured, the input included, so never below 1x) and raw
-(its final state), and of greedy search over BC's top-k transforms per step (bc_guided: a
-learned prior spending a search's budget), against greedy's on the same kernels; the distinct
-states each measured
+(its final state), and of greedy search over BC's or Q's top-k transforms per step
+(bc_guided, q_guided: a learned prior spending a search's budget), against greedy's on the
+same kernels; the distinct states each measured
 (what it costs on an empty store); and RF's, BC's and Q's first-action accuracy. Intervals are
 95% percentile bootstraps over the held-out kernels (log speed-ups resampled with replacement,
 `BOOT_RESAMPLES` draws, seed `BOOT_SEED`), so they say how much the figure depends on which
@@ -43,6 +43,7 @@ SERIES = (
     ("GRPO guarded", "grpo", "guarded"),
     ("GRPO raw", "grpo", "raw"),
     ("BC-guided top-k", "bc_guided", "guarded"),
+    ("Q-guided top-k", "q_guided", "guarded"),
 )
 
 
@@ -138,8 +139,8 @@ def transfer_markdown(table: dict[str, Any], label: str) -> list[str]:
         "mean distinct states measured per kernel (greedy's search included). **Guarded** "
         "(the headline) is the best verified state a policy's single argmax rollout measured, "
         "the untransformed kernel included, so never below 1.00x; **raw** is the rollout's "
-        "final state. **BC-guided top-k** is greedy search that measures only the BC policy's "
-        "k best-ranked transforms at each step (`loko.guided_k`). "
+        "final state. **BC-guided** and **Q-guided top-k** are greedy search that measures only "
+        "the k transforms the BC policy (or Q) ranks highest at each step (`loko.guided_k`). "
         "First-action accuracy: share of held-out kernels whose argmax first "
         "action is greedy's (95% Wilson interval).",
         "",
