@@ -52,3 +52,14 @@ def test_only_reproduced_gains_count() -> None:
         ("vec_st",): "vec_st: invalid",
     }
     assert confirm_novel(candidates, greedy, [], 0.01)[0] == []  # nothing measured: none
+
+
+def test_a_kernel_the_fresh_process_cannot_load_is_not_confirmed() -> None:
+    """A kernel registered only in this process (no module to import) cannot be replayed:
+    the candidate is rejected with the reason, and the run goes on."""
+    fresh = remeasure("emulated", {}, [], [("no_such_kernel_xyz", ("vec_ld",))])
+    assert fresh[0].final_cycles is None and "no_such_kernel_xyz" in fresh[0].error
+    confirmed, rejected = confirm_novel(
+        {("no_such_kernel_xyz", ("vec_ld",)): -0.5}, {"no_such_kernel_xyz": ()}, fresh, 0.01
+    )
+    assert confirmed == [] and "no_such_kernel_xyz" in rejected[0]["why"]

@@ -46,7 +46,11 @@ def _replay(
         mdp = TransformMDP(be, max_steps=steps)
         names = list(mdp.layout.action_names)
         for kid, seq in jobs:
-            state = base = mdp.initial(load(kid))
+            try:
+                state = base = mdp.initial(load(kid))
+            except Exception as exc:  # a kernel this process cannot load: not re-measured
+                out.append(Remeasured(kid, tuple(seq), None, None, f"{type(exc).__name__}: {exc}"))
+                continue
             error = ""
             for name in seq:
                 step = mdp.step(state, names.index(name))
@@ -72,8 +76,12 @@ def remeasure(
         return []
     store = replay_store if backend == "replay" else None
     args = (backend, dict(options), list(modules), list(jobs), store)
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_replay, *args).result()
+    try:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            return pool.submit(_replay, *args).result()
+    except Exception as exc:  # the fresh process failed: nothing is confirmed, the run goes on
+        why = f"fresh process failed: {type(exc).__name__}: {exc}"
+        return [Remeasured(kid, tuple(seq), None, None, why) for kid, seq in jobs]
 
 
 def confirm_novel(
