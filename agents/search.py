@@ -303,7 +303,7 @@ Ranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def guided(
     mdp: TransformMDP,
     spec: Any,
-    rank: Ranker,
+    rank: Ranker | Sequence[Ranker],
     k: int = 2,
     min_gain: float = 0.0,
     progress: bool = True,
@@ -311,17 +311,29 @@ def guided(
     """Greedy over a learned ranking's top `k`: at each state measure only the `k` legal
     transforms `rank` scores highest (ties to the lower id), take the fastest if it improves by
     more than `min_gain`, else stop. At most 1 + k x max_steps measurements, against greedy's
-    one per legal transform per step: a policy's prior spends the budget search would spread."""
+    one per legal transform per step: a policy's prior spends the budget search would spread.
+
+    Several rankers measure the union of their top `k` (at most 1 + k x rankers x max_steps):
+    learners with different inductive biases (BC imitates a family's habits, Q values moves
+    that paid anywhere) cover each other's blind spots for the price of the extra children."""
     if k < 1:
         raise ValueError(f"guided search needs k >= 1, got {k}")
+    ranks = [rank] if callable(rank) else list(rank)
+    if not ranks:
+        raise ValueError("guided search needs at least one ranker")
+    name = f"guided top-{k}" + (f" x {len(ranks)} rankers" if len(ranks) > 1 else "")
     with _Meter(mdp, progress) as meter:
         s0 = state = mdp.initial(spec)
-        meter.begin(f"guided top-{k}", s0, "step", mdp.max_steps)
+        meter.begin(name, s0, "step", mdp.max_steps)
         while not (state.done or state.steps >= mdp.max_steps):
             mask = mdp.mask(state)
             legal = [int(a) for a in np.flatnonzero(mask) if a != mdp.layout.stop]
-            scores = np.asarray(rank(mdp.observe(state), mask), dtype=float)
-            top = sorted(legal, key=lambda a: (-scores[a], a))[:k]
+            obs = mdp.observe(state)
+            top: list[int] = []
+            for r in ranks:
+                scores = np.asarray(r(obs, mask), dtype=float)
+                top += sorted(legal, key=lambda a, s=scores: (-s[a], a))[:k]
+            top = list(dict.fromkeys(top))
             steps = mdp.step_many(state, top)
             kids = [(a, st.state) for a, st in zip(top, steps, strict=True) if _applied(st)]
             best = min(kids, key=lambda c: (c[1].cycles, c[0]), default=None)
@@ -329,7 +341,8 @@ def guided(
                 break
             state = best[1]
             meter.tick()
-        return meter.result(f"guided_top{k}", s0, state)
+        suffix = "" if len(ranks) == 1 else f"x{len(ranks)}"
+        return meter.result(f"guided_top{k}{suffix}", s0, state)
 
 
 def _key(state: State) -> tuple[str, frozenset[int]]:

@@ -36,16 +36,18 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     assert loko["folds"] == 2 and set(loko["per_fold"]) == {"gemm_tile_2_2_2", "gemm_tile_2_4_2"}
     assert loko["group"] == "kernel"
     for kid, row in loko["per_fold"].items():
-        assert set(row) == {"rf", "bc", "q", "bc_guided", "q_guided", "grpo", "kernels", "greedy"}
+        learners = {"rf", "bc", "q", "bc_guided", "q_guided", "bcq_guided", "grpo"}
+        assert set(row) == learners | {"kernels", "greedy"}
         assert row["kernels"] == [kid]
         assert set(row["greedy"]) == {kid} and row["greedy"][kid]["measurements"] > 1
-        for learner in ("bc", "q", "bc_guided", "q_guided", "grpo"):  # guarded: never slower
+        for learner in ("bc", "q", "bc_guided", "q_guided", "bcq_guided", "grpo"):  # never slower
             k = row[learner]["kernels"][kid]
             assert k["guarded"] <= 0.0 and k["guarded"] <= k["raw"] and k["measurements"] >= 1
-        for learner in ("bc_guided", "q_guided"):  # it only ever moves to a measured gain
-            guided = row[learner]["kernels"][kid]
-            assert guided["guarded"] == guided["raw"] and guided["measurements"] <= 1 + 2 * 6
-        for learner in ("rf", "bc", "q", "bc_guided", "q_guided", "grpo"):
+        for learner, rankers in (("bc_guided", 1), ("q_guided", 1), ("bcq_guided", 2)):
+            guided = row[learner]["kernels"][kid]  # it only ever moves to a measured gain
+            assert guided["guarded"] == guided["raw"]
+            assert guided["measurements"] <= 1 + 2 * rankers * 6
+        for learner in sorted(learners):
             # one held-out kernel, one first state: the first action is right or wrong
             assert row[learner]["n_first"] == 1
             assert row[learner]["first_action_accuracy"] in (0.0, 1.0)
@@ -54,12 +56,12 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
         # One kernel and one GRPO epoch per fold: whether the held-out kernel gains is
         # luck of the cost model, not a property of LOKO; that it is measured is.
         assert math.isfinite(row["grpo"]["improvement"]) and row["grpo"]["improvement"] > -1.0
-    assert set(loko["mean"]) == {"rf", "bc", "q", "bc_guided", "q_guided", "grpo"}
+    assert set(loko["mean"]) == learners
     assert (tmp_path / "loko" / "loko.json").exists()
     table = json.loads((tmp_path / "loko" / "transfer.json").read_text())
     assert table["pooled"]["kernels"] == 2 and table["headline"] == "guarded"
     cols = ("greedy", "BC guarded", "BC raw", "Q guarded", "Q raw", "GRPO guarded", "GRPO raw")
-    for col in (*cols, "BC-guided top-k", "Q-guided top-k"):
+    for col in (*cols, "BC-guided top-k", "Q-guided top-k", "BC+Q-guided top-k"):
         cell = table["pooled"]["speedup"][col]
         assert cell["n"] == 2 and cell["lo"] <= cell["geomean"] <= cell["hi"]
     assert table["pooled"]["speedup"]["GRPO guarded"]["geomean"] >= 1.0
@@ -68,7 +70,7 @@ def test_loko_ci(cache: Path, tmp_path: Path) -> None:
     text = (tmp_path / "report.md").read_text()
     assert "Leave-one-kernel-out" in text and "### Transfer: held-out speed-up" in text
     assert text.startswith("# Chronos leave-one-kernel-out report")
-    assert "- LOKO: learners rf, bc, q, bc_guided, q_guided, grpo; GRPO epochs per fold: 1," in text
+    assert "- LOKO: learners rf, bc, q, bc_guided, q_guided, bcq_guided, grpo; GRPO" in text
     # every LOKO rate has its n and a 95% interval; speed-ups read as ratios
     n_states = sum(r["rf"]["n"] for r in loko["per_fold"].values())
     assert f"(n={n_states}, 95% CI " in text and "x (cycles -" in text

@@ -355,3 +355,36 @@ def test_guided_search_measures_only_the_ranked_top_k() -> None:
     assert one.measurements <= 1 + (len(one.sequence) + 1)
     with pytest.raises(ValueError, match="k >= 1"):
         guided(mdp, spec, uniform, k=0)
+
+
+def test_guided_search_over_several_rankers_measures_the_union_of_their_top_k() -> None:
+    """One ranker that never proposes greedy's first move and one that does: the union finds
+    it whichever comes first, and pays at most k per ranker per step."""
+    from agents.search import guided
+    from chronos.measure import make_backend
+    from kernels import load
+
+    mdp = TransformMDP(make_backend("emulated", store=None), 6)
+    spec = load("gemm_tile_2_2_2")
+    full = greedy(mdp, spec, progress=False)
+    n = mdp.layout.n_actions
+    first = mdp.layout.action_names.index(full.sequence[0])
+
+    def never_first(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        scores = np.arange(n, dtype=float)
+        scores[first] = -100.0
+        return scores
+
+    def prefers_first(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        scores = -np.arange(n, dtype=float)
+        scores[first] = 100.0
+        return scores
+
+    alone = guided(mdp, spec, never_first, k=1, progress=False)
+    assert not alone.sequence or alone.sequence[0] != full.sequence[0]
+    for ranks in ([never_first, prefers_first], [prefers_first, never_first]):
+        both = guided(mdp, spec, ranks, k=1, progress=False)
+        assert both.sequence[0] == full.sequence[0]
+        assert both.measurements <= 1 + 2 * (len(both.sequence) + 1)
+    with pytest.raises(ValueError, match="at least one ranker"):
+        guided(mdp, spec, [], k=1)

@@ -134,10 +134,10 @@ class LokoConfig:
     """Leave-one-kernel-out (or -family-out): learners, GRPO epochs per fold, the grouping."""
 
     learners: list[str] = field(
-        default_factory=lambda: ["rf", "bc", "q", "bc_guided", "q_guided", "grpo"]
+        default_factory=lambda: ["rf", "bc", "q", "bc_guided", "q_guided", "bcq_guided", "grpo"]
     )
     grpo_epochs: int = 2
-    guided_k: int = 2  # bc_guided/q_guided: top-k measured per step (agents.search.guided)
+    guided_k: int = 2  # bc_guided/q_guided/bcq_guided: top-k per learner per step (search.guided)
     max_folds: int | None = None
     group: str = "kernel"  # "kernel": leave one kernel out; "family": leave one family out
     fold: int | None = None  # run only this fold (0-based): one fold per sweep job

@@ -83,8 +83,9 @@ def _q_rank(model: Any) -> Any:
 
 
 def _guided(ctx: Any, held: list[Any], rank: Any, k: int) -> dict[str, Any]:
-    """Greedy over a learner's top-k on each held-out kernel (agents.search.guided): it
-    only ever moves to a measured improvement, so guarded and raw are its final state."""
+    """Greedy over a learner's top-k (or the union of several learners' top-k) on each
+    held-out kernel (agents.search.guided): it only ever moves to a measured improvement, so
+    guarded and raw are its final state."""
     from agents.search import guided
 
     kernels = {}
@@ -172,7 +173,8 @@ def loko(
         if "rf" in learners:
             forest = train_forest(train_d, bc_cfg, seed)
             row["rf"] = accuracy(forest_predict(forest, held.obs, held.mask), held)
-        if {"q", "q_guided"} & set(learners):
+        model = mlp = None
+        if {"q", "q_guided", "bcq_guided"} & set(learners):
             q_cfg = ctx.cfg.q
             model = train_q(train_d, q_cfg, seed, bc_cfg.feature_groups)
             scores = accuracy(q_predict(model, held.obs, held.mask, q_cfg.stop_threshold), held)
@@ -183,7 +185,7 @@ def loko(
                 row["q_guided"] = dict(scores)
                 k = ctx.cfg.loko.guided_k
                 row["q_guided"].update(_guided(ctx, held_specs, _q_rank(model), k))
-        if {"bc", "bc_guided", "grpo"} & set(learners):
+        if {"bc", "bc_guided", "bcq_guided", "grpo"} & set(learners):
             mlp = train_mlp(train_d, bc_cfg, seed)
             if "bc_guided" in learners:
                 row["bc_guided"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
@@ -197,6 +199,11 @@ def loko(
                 pol = grpo_fold(ctx, name, held_specs, mlp)
                 row["grpo"] = accuracy(mlp_predict(pol, held.obs, held.mask), held)
                 row["grpo"].update(_rollout(ctx, held_specs, pol))
+        if "bcq_guided" in learners and model is not None and mlp is not None:
+            # scored on BC's decisions: BC's ranking is the union's first member
+            row["bcq_guided"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
+            ranks = [_mlp_rank(mlp), _q_rank(model)]
+            row["bcq_guided"].update(_guided(ctx, held_specs, ranks, ctx.cfg.loko.guided_k))
         per_fold[name] = row
         imps = [
             row[k]["improvement"] for k in ("bc", "q", "grpo") if "improvement" in row.get(k, {})

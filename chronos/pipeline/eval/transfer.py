@@ -5,7 +5,8 @@ Per held-out fold and pooled over every held-out kernel: the geometric-mean spee
 Q's (the action-value learner, agents/qvalue.py) and GRPO's single argmax rollout, guarded
 (the best verified state the rollout measured, the input included, so never below 1x) and raw
 (its final state), and of greedy search over BC's or Q's top-k transforms per step
-(bc_guided, q_guided: a learned prior spending a search's budget), against greedy's on the
+(bc_guided, q_guided: a learned prior spending a search's budget; bcq_guided: over the union
+of both learners' top-k), against greedy's on the
 same kernels; the distinct states each measured
 (what it costs on an empty store); and RF's, BC's and Q's first-action accuracy. Intervals are
 95% percentile bootstraps over the held-out kernels (log speed-ups resampled with replacement,
@@ -44,6 +45,7 @@ SERIES = (
     ("GRPO raw", "grpo", "raw"),
     ("BC-guided top-k", "bc_guided", "guarded"),
     ("Q-guided top-k", "q_guided", "guarded"),
+    ("BC+Q-guided top-k", "bcq_guided", "guarded"),
 )
 
 
@@ -140,7 +142,8 @@ def transfer_markdown(table: dict[str, Any], label: str) -> list[str]:
         "(the headline) is the best verified state a policy's single argmax rollout measured, "
         "the untransformed kernel included, so never below 1.00x; **raw** is the rollout's "
         "final state. **BC-guided** and **Q-guided top-k** are greedy search that measures only "
-        "the k transforms the BC policy (or Q) ranks highest at each step (`loko.guided_k`). "
+        "the k transforms the BC policy (or Q) ranks highest at each step (`loko.guided_k`); "
+        "**BC+Q-guided** measures the union of both learners' top k. "
         "First-action accuracy: share of held-out kernels whose argmax first "
         "action is greedy's (95% Wilson interval).",
         "",
