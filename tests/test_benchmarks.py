@@ -36,6 +36,7 @@ SMOKE = {
     "sass_opcodes": "wrote",
     "scale": "same sequences and cycles in every configuration: yes",
     "search": "| gemm_tile_2_2_2 | exhaustive |",
+    "stop_safety": "| BC, Q > 0 | 2 |",
     "structural": "gain >= 1% with a structural action",
     "transforms_coverage": "apply_action",
     "transforms_semantics": "0 failed",
