@@ -37,7 +37,7 @@ from agents.grpo_math import (
 from agents.metrics import MetricsLogger
 from agents.monitors import check
 from agents.policy import PolicyMLP, entropy, kl_divergence, log_probs
-from agents.rollout import Episode, rollout
+from agents.rollout import Episode, RolloutPolicy, rollout
 from agents.schedules import ForcedSteps, TemperatureSchedule
 from chronos.fmt import speedup
 from chronos.stores.trajectories import StepRecord, TrajectoryLog
@@ -119,7 +119,7 @@ class GRPOState:
     train_s: float = 0.0
 
 
-def evaluate(mdp: Any, specs: Sequence[Any], policy: PolicyMLP, epoch: int) -> EvalResult:
+def evaluate(mdp: Any, specs: Sequence[Any], policy: RolloutPolicy, epoch: int) -> EvalResult:
     """Argmax rollouts: deterministic, so one episode per kernel says what the policy does."""
     return EvalResult(epoch, rollout(mdp, specs, policy, group_size=1, temperature=0.0))
 

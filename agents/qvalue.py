@@ -24,7 +24,7 @@ knows how *bad* the other actions were, not just that they were not the best.
   `QConfig.stop_threshold` (default the MDP's step cost, so a step whose predicted gain does
   not pay for itself is not taken).
 
-`QPolicy` wraps a fitted model in the interface the rollout code uses on `PolicyMLP`
+`QPolicy` wraps a fitted model in the interface rollouts need (agents.rollout.RolloutPolicy)
 (`act`, `training`, `eval`, `train`), so `agents.grpo.evaluate` rolls it out unchanged.
 """
 

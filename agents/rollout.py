@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from agents.policy import PolicyMLP
 from chronos.ptx import ptx_sha256
 from chronos.transforms import ACTION_NAMES, STOP
 from envs.mdp import forbid_early_stop
@@ -108,6 +107,26 @@ class Episode:
         return math.log(self.base_cycles / self.guarded_cycles)
 
 
+class RolloutPolicy(Protocol):
+    """What a rollout needs of a policy: agents.policy.PolicyMLP, agents.qvalue.QPolicy."""
+
+    training: bool
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def act(
+        self,
+        obs: np.ndarray,
+        mask: np.ndarray,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(actions, their log-probabilities) for a batch of observations."""
+        ...
+
+
 def cycles_of(state: Any) -> float:
     return float(state.cycles)
 
@@ -122,7 +141,7 @@ def iqr_of(state: Any) -> float:
 def rollout(
     mdp: Any,
     specs: Sequence[Any],
-    policy: PolicyMLP,
+    policy: RolloutPolicy,
     *,
     group_size: int = 1,
     temperature: float = 0.0,

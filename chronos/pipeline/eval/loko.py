@@ -24,6 +24,7 @@ from agents import checkpoint as ckpt
 from agents.bc import BCData, accuracy, forest_predict, mlp_predict, train_forest, train_mlp
 from agents.policy import PolicyMLP
 from agents.qvalue import QPolicy, q_predict, train_q
+from agents.rollout import RolloutPolicy
 from chronos.fmt import backend_label
 from chronos.progress import Progress
 
@@ -41,7 +42,7 @@ def group_of(spec: Any, group: str) -> str:
     raise ValueError(f"loko.group must be 'kernel' or 'family', not {group!r}")
 
 
-def _rollout(ctx: Any, held: list[Any], policy: PolicyMLP | QPolicy) -> dict[str, Any]:
+def _rollout(ctx: Any, held: list[Any], policy: RolloutPolicy) -> dict[str, Any]:
     """The policy's argmax rollout on each held-out kernel: guarded (best verified state it
     measured, the input included; the headline), raw (its final state) and the distinct
     states it measured; "improvement" is the guarded mean, "raw_improvement" the raw one."""
