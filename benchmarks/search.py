@@ -3,6 +3,7 @@
     python benchmarks/search.py                                  # conf/kernels/small.yaml, emulated
     python benchmarks/search.py --kernels gemm_tile_2_2_2 --max-steps 3 --max-states 20000
     python benchmarks/search.py --methods greedy,beam --store /tmp/search.sqlite
+    python benchmarks/search.py --kernels all --methods greedy,beam --width 4   # all 194 kernels
 
 Every method runs over the one MDP (max_steps deep) and one measurement store, in the order
 given, so a later method's `new` column counts only the PTX texts no earlier method measured,
@@ -26,7 +27,7 @@ from chronos.pipeline.config import KernelsConfig, kernel_ids
 from envs.mdp import TransformMDP
 from kernels import load
 
-SMALL = Path(__file__).resolve().parents[1] / "conf" / "kernels" / "small.yaml"
+KERNEL_SETS = Path(__file__).resolve().parents[1] / "conf" / "kernels"
 
 
 def run(mdp: TransformMDP, spec: object, method: str, args: argparse.Namespace) -> SearchResult:
@@ -43,7 +44,9 @@ def run(mdp: TransformMDP, spec: object, method: str, args: argparse.Namespace) 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--kernels", help="comma-separated ids (default: conf/kernels/small.yaml)")
+    p.add_argument(
+        "--kernels", help="a set of conf/kernels (small, all, ...) or comma-separated ids (small)"
+    )
     p.add_argument("--methods", default="greedy,beam,exhaustive")
     p.add_argument("--backend", default="emulated")
     p.add_argument("--store", default=None, help="measurement store path (default: in memory)")
@@ -57,10 +60,11 @@ def main() -> None:
     if args.smoke:
         args.kernels, args.methods = "gemm_tile_2_2_2", "greedy,beam,random,exhaustive"
         args.max_steps, args.width, args.episodes, args.max_states = 2, 2, 2, 10
-    if args.kernels:
+    kernel_set = KERNEL_SETS / f"{args.kernels or 'small'}.yaml"
+    if kernel_set.exists():  # a set of conf/kernels (small: 2 kernels per family)
+        ids = kernel_ids(KernelsConfig(**yaml.safe_load(kernel_set.read_text())))
+    else:
         ids = args.kernels.split(",")
-    else:  # the mixed default set: 2 kernels per family (ids is empty there)
-        ids = kernel_ids(KernelsConfig(**yaml.safe_load(SMALL.read_text())))
     methods = args.methods.split(",")
     totals: dict[str, list[float]] = {m: [0.0, 0, 0, 0.0] for m in methods}
     with make_backend(args.backend, store=args.store) as backend:
