@@ -8,7 +8,8 @@ all states, first-action accuracy on the initial state), and so is Q, the action
 (agents/qvalue.py, fitted on every child greedy measured on the fold's training kernels); BC,
 Q and GRPO (a short GRPO run warm-started from the fold's BC policy, on the fold's training
 kernels only) are also rolled out on the held-out kernel to measure its improvement against
-greedy's.
+greedy's. bc_guided, q_guided and bcq_guided run greedy over BC's, Q's or both learners' top-k
+transforms on the held-out kernels (agents.search.guided).
 """
 
 from __future__ import annotations
