@@ -28,15 +28,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
+from _common import add_study_args, study_context
 
 from chronos.features import FEATURE_GROUPS
 from chronos.fmt import backend_label, rate
 from chronos.measure.costmodel import MODEL_VERSION
-from chronos.pipeline.config import CONF_DIR, to_config
 from chronos.pipeline.eval.loko import loko
 from chronos.pipeline.eval.transfer import geomean_ci
-from chronos.pipeline.stages import Context, open_context, stage_greedy
+from chronos.pipeline.stages import stage_greedy
 
 OUT = Path("outputs/feature_ablation")
 
@@ -114,30 +113,11 @@ def markdown(results: dict[str, dict[str, Any]], learners: list[str], unit: str)
     return lines
 
 
-def setup(args: argparse.Namespace) -> Context:
-    exp = "+exp=lofo" if args.group == "family" else "+exp=loko"
-    overrides = [exp, f"backend={args.backend}", "progress=false"]
-    overrides += ["kernels=ci"] if args.smoke else [f"kernels={args.kernels}"]
-    if args.store:
-        overrides.append(f"backend.store={args.store}")
-    if args.smoke:  # nothing outside its own run dir
-        overrides.append(f"greedy.dataset_dir={args.out.resolve() / 'greedy_cache'}")
-    overrides += args.override
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        cfg = to_config(compose("config", overrides=overrides))
-    return open_context(cfg, args.out.resolve())
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--group", choices=("family", "kernel"), default="family")
-    p.add_argument("--kernels", default="small", help="kernel set (conf/kernels): small, all")
+    add_study_args(p, OUT)
     p.add_argument("--learners", default="rf,bc", help="comma-separated loko learners")
     p.add_argument("--sets", default=None, help="comma-separated names of feature_sets()")
-    p.add_argument("--backend", default="emulated")
-    p.add_argument("--store", default=None, help="measurement store (default: the default)")
-    p.add_argument("--out", type=Path, default=OUT, help="run dir (json, md)")
-    p.add_argument("--override", action="append", default=[], help="a Hydra override")
     p.add_argument("--rollouts", action="store_true", help="also roll the policies out")
     p.add_argument("--smoke", action="store_true", help="2 CI kernels, two feature sets (CI)")
     args = p.parse_args(argv)
@@ -154,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             p.error(f"unknown feature set(s) {unknown}; known: {list(sets)}")
         sets = {s: sets[s] for s in names}
-    ctx = setup(args)
+    ctx = study_context(args)
     results: dict[str, dict[str, Any]] = {}
     try:
         data, _ = stage_greedy(ctx)

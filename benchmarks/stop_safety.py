@@ -28,16 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
+from _common import add_study_args, study_context
 from sklearn.model_selection import LeaveOneGroupOut
 
 from agents.bc import BCData, mlp_predict, train_mlp
 from agents.qvalue import q_predict, q_targets, train_q
 from chronos.fmt import backend_label
 from chronos.measure.costmodel import MODEL_VERSION
-from chronos.pipeline.config import CONF_DIR, to_config
 from chronos.pipeline.eval.loko import group_of
-from chronos.pipeline.stages import Context, open_context, stage_greedy
+from chronos.pipeline.stages import Context, stage_greedy
 
 OUT = Path("outputs/stop_safety")
 HARM = -0.02
@@ -135,35 +134,16 @@ def markdown(table: list[dict[str, Any]], label: str, unit: str) -> list[str]:
     return lines
 
 
-def setup(args: argparse.Namespace) -> Context:
-    exp = "+exp=lofo" if args.group == "family" else "+exp=loko"
-    overrides = [exp, f"backend={args.backend}", "progress=false"]
-    overrides += ["kernels=ci"] if args.smoke else [f"kernels={args.kernels}"]
-    if args.store:
-        overrides.append(f"backend.store={args.store}")
-    if args.smoke:  # nothing outside its own run dir
-        overrides.append(f"greedy.dataset_dir={args.out.resolve() / 'greedy_cache'}")
-    overrides += args.override
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        cfg = to_config(compose("config", overrides=overrides))
-    return open_context(cfg, args.out.resolve())
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--group", choices=("family", "kernel"), default="family")
-    p.add_argument("--kernels", default="small", help="kernel set (conf/kernels): small, all")
-    p.add_argument("--backend", default="emulated")
-    p.add_argument("--store", default=None, help="measurement store (default: the default)")
-    p.add_argument("--out", type=Path, default=OUT, help="run dir (json, md)")
-    p.add_argument("--override", action="append", default=[], help="a Hydra override")
+    add_study_args(p, OUT)
     p.add_argument("--smoke", action="store_true", help="2 CI kernels, leave one kernel out (CI)")
     args = p.parse_args(argv)
     if args.smoke:
         args.group, args.store = "kernel", args.store or "null"
         if args.out == OUT:
             args.out = Path(tempfile.mkdtemp(prefix="stop_safety_smoke_"))
-    ctx = setup(args)
+    ctx = study_context(args)
     try:
         data, _ = stage_greedy(ctx)
         rows = first_moves(ctx, data, args.group)
