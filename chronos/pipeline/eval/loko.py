@@ -176,6 +176,7 @@ def loko(
             forest = train_forest(train_d, bc_cfg, seed)
             row["rf"] = accuracy(forest_predict(forest, held.obs, held.mask), held)
         model = mlp = None
+        bc_scores: dict[str, float] = {}
         if {"q", "q_guided", "bcq_guided"} & set(learners):
             q_cfg = ctx.cfg.q
             model = train_q(train_d, q_cfg, seed, bc_cfg.feature_groups)
@@ -189,12 +190,13 @@ def loko(
                 row["q_guided"].update(_guided(ctx, held_specs, _q_rank(model), k))
         if {"bc", "bc_guided", "bcq_guided", "grpo"} & set(learners):
             mlp = train_mlp(train_d, bc_cfg, seed)
+            bc_scores = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
             if "bc_guided" in learners:
-                row["bc_guided"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
+                row["bc_guided"] = dict(bc_scores)
                 k = ctx.cfg.loko.guided_k
                 row["bc_guided"].update(_guided(ctx, held_specs, _mlp_rank(mlp), k))
             if "bc" in learners:
-                row["bc"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
+                row["bc"] = dict(bc_scores)
                 if rollouts:
                     row["bc"].update(_rollout(ctx, held_specs, mlp))
             if "grpo" in learners:
@@ -203,7 +205,7 @@ def loko(
                 row["grpo"].update(_rollout(ctx, held_specs, pol))
         if "bcq_guided" in learners and model is not None and mlp is not None:
             # scored on BC's decisions: BC's ranking is the union's first member
-            row["bcq_guided"] = accuracy(mlp_predict(mlp, held.obs, held.mask), held)
+            row["bcq_guided"] = dict(bc_scores)
             ranks = [_mlp_rank(mlp), _q_rank(model)]
             row["bcq_guided"].update(_guided(ctx, held_specs, ranks, ctx.cfg.loko.guided_k))
         per_fold[name] = row
