@@ -36,6 +36,16 @@ class DynamicSamplingConfig:
 
 
 @dataclass
+class SelfImitationConfig:
+    """Self-imitation (agents/self_imitation.py): keep the argmax on the best known sequence."""
+
+    coef: float = 1.0  # weight of the cross-entropy on off-path buffered steps (0: design GRPO)
+    margin: float = 0.7  # logits the best known action must lead the runner-up by (about ln 2)
+    min_gain: float = 0.0  # return a rollout must beat a kernel's best by to replace it
+    seed_greedy: bool = True  # start the buffer with greedy's sequences
+
+
+@dataclass
 class GRPOConfig:
     """docs/design.md §5: every number of the GRPO loop (values: conf/config.yaml, the small
     CPU run; `+exp=grpo_full` has the design's)."""
@@ -62,3 +72,4 @@ class GRPOConfig:
     forced_steps: ForcedStepsConfig = field(default_factory=ForcedStepsConfig)
     dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
     monitors: MonitorConfig = field(default_factory=MonitorConfig)
+    self_imitation: SelfImitationConfig = field(default_factory=SelfImitationConfig)

@@ -39,6 +39,7 @@ from agents.monitors import check
 from agents.policy import PolicyMLP, entropy, kl_divergence, log_probs
 from agents.rollout import Episode, RolloutPolicy, rollout
 from agents.schedules import ForcedSteps, TemperatureSchedule
+from agents.self_imitation import SelfImitationBuffer, imitation_loss
 from chronos.fmt import speedup
 from chronos.stores.trajectories import StepRecord, TrajectoryLog
 from chronos.transforms import ACTION_NAMES, STOP
@@ -117,6 +118,7 @@ class GRPOState:
     best_found: dict[str, dict[str, Any]] = field(default_factory=dict)  # kernel → best episode
     evals: list[dict[str, Any]] = field(default_factory=list)
     train_s: float = 0.0
+    imitation: dict[str, dict[str, Any]] = field(default_factory=dict)  # the buffer's state()
 
 
 def evaluate(mdp: Any, specs: Sequence[Any], policy: RolloutPolicy, epoch: int) -> EvalResult:
@@ -229,9 +231,12 @@ def update(
     temperature: float,
     cfg: GRPOConfig,
     generator: torch.Generator,
+    buffer: SelfImitationBuffer | None = None,
 ) -> dict[str, float]:
     """Clipped surrogate (clip-higher) + β·KL(π‖π_BC) + the entropy-floor hinge over every
     step; each step carries its episode's A and is scored at the temperature it was sampled at.
+    With a self-imitation buffer, every gradient step also adds `self_imitation.coef` times
+    the cross-entropy on the buffered steps where the argmax leaves the best known path.
 
     Dropout is off during updates (eval mode): with it on, the ratio of an unchanged policy is
     not 1 and clipping would fire on noise.
@@ -241,8 +246,12 @@ def update(
         for i, e in enumerate(episodes)
         for s in e.steps
     ]
+    sil_obs, sil_mask, sil_act = (
+        buffer.arrays() if buffer is not None and cfg.self_imitation.coef > 0 else (None,) * 3
+    )
     if not steps:
-        return {}
+        return imitation_only(policy, opt, sil_obs, sil_mask, sil_act, cfg)
+    sil_margin = cfg.self_imitation.margin
     obs = torch.as_tensor(np.stack([s.obs for s, _, _ in steps]))
     mask = torch.as_tensor(np.stack([s.mask for s, _, _ in steps]))
     act = torch.as_tensor([s.action for s, _, _ in steps])
@@ -268,6 +277,10 @@ def update(
             ent = entropy(logits, temps[idx]).mean()
             ent_loss = torch.relu(cfg.entropy_floor - ent)
             loss = pg_loss + cfg.kl_beta * kl_ref + cfg.entropy_coef * ent_loss
+            if sil_act is not None:
+                sil_loss, _ = imitation_loss(policy(sil_obs, sil_mask), sil_act, sil_margin)
+                loss = loss + cfg.self_imitation.coef * sil_loss
+                sums["losses/imitation"] += float(sil_loss.detach())
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
@@ -283,6 +296,44 @@ def update(
                 sums["losses/entropy"] += float(ent)
             count += 1
     return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def imitation_only(
+    policy: PolicyMLP,
+    opt: torch.optim.Optimizer,
+    obs: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    action: torch.Tensor | None,
+    cfg: GRPOConfig,
+) -> dict[str, float]:
+    """An epoch whose groups were all dropped: only the self-imitation term, `update_epochs`
+    gradient steps (none without a buffer)."""
+    if obs is None or mask is None or action is None or len(action) == 0:
+        return {}
+    policy.eval()
+    total = 0.0
+    for _ in range(cfg.update_epochs):
+        sil_loss, _ = imitation_loss(policy(obs, mask), action, cfg.self_imitation.margin)
+        loss = cfg.self_imitation.coef * sil_loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+        opt.step()
+        total += float(sil_loss.detach())
+    return {"losses/imitation": total / cfg.update_epochs}
+
+
+def imitation_metrics(policy: PolicyMLP, buffer: SelfImitationBuffer) -> dict[str, float]:
+    """After the update: the share of buffered steps where the argmax leaves the best known
+    path (margin 0), and how many kernels' best episode GRPO found (the rest are greedy's)."""
+    obs, mask, action = buffer.arrays()
+    policy.eval()
+    with torch.no_grad():
+        _, off = imitation_loss(policy(obs, mask), action)
+    return {
+        "charts/imitation_off_path": float(off),
+        "charts/imitation_grpo_kernels": float(buffer.sources().get("grpo", 0)),
+    }
 
 
 def epoch_metrics(
@@ -499,12 +550,22 @@ def train(
     progress: bool = True,
     tensorboard: bool = True,
     stop_after_epoch: int | None = None,
+    buffer: SelfImitationBuffer | None = None,
 ) -> tuple[PolicyMLP, GRPOState]:
-    """The GRPO loop; resumes from `run_dir/checkpoints/last.pt` when `resume` and it exists."""
+    """The GRPO loop; resumes from `run_dir/checkpoints/last.pt` when `resume` and it exists.
+
+    `buffer` (agents.self_imitation) starts the self-imitation buffer, typically with greedy's
+    sequences; a resumed run continues from the buffer its checkpoint holds. Without one, or
+    with `self_imitation.coef` 0, the loop is the design's GRPO.
+    """
     ckdir = run_dir / "checkpoints"
     last = ckdir / "last.pt"
     gate = ckpt.PromotionGate(ckdir, cfg.promotion_min_delta)
     opt, state = start(cfg, policy, ref, last, resume)
+    if cfg.self_imitation.coef <= 0:
+        buffer = None
+    elif buffer is not None and state.imitation:
+        buffer.load_state(state.imitation)
     backend, device = str(provenance.get("backend", "")), str(provenance.get("device", ""))
     logger = open_logs(run_dir, state, provenance, traj, tensorboard)
     temp = TemperatureSchedule(**vars(cfg.temperature))
@@ -522,8 +583,10 @@ def train(
             temperature, n_forced = temp(epoch), forced(epoch)
             clean = False
             b = collect(cfg, mdp, specs, policy, seed, epoch, temperature, n_forced, gen)
+            if buffer is not None:
+                buffer.offer_episodes(b.sampled.episodes)
             t1 = time.perf_counter()
-            losses = update(policy, ref, opt, b.episodes, b.adv, temperature, cfg, gen)
+            losses = update(policy, ref, opt, b.episodes, b.adv, temperature, cfg, gen, buffer)
             update_s = time.perf_counter() - t1
             _best_found(state, b.sampled.episodes)
             advs = {i: float(a) for i, a in enumerate(b.adv)}
@@ -534,6 +597,11 @@ def train(
             log_actions(logger, b.sampled.episodes, epoch)
             is_eval = (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1
             ev = evaluate(mdp, specs, policy, epoch) if is_eval else None
+            if buffer is not None:
+                metrics.update(imitation_metrics(policy, buffer))
+                if ev is not None:
+                    buffer.offer_episodes(ev.episodes)
+                state.imitation = buffer.state()
             state.epoch = epoch
             metrics["perf/epoch_s"] = epoch_s = time.perf_counter() - t_epoch
             state.train_s += epoch_s

@@ -75,8 +75,8 @@ def run(
             bc_policy, bc_metrics = timed("bc", stage_bc, ctx, data)
             out["bc"] = bc_metrics
         if "grpo" in cfg.stages:
-            assert bc_policy is not None
-            _, grpo_state = timed("grpo", stage_grpo, ctx, bc_policy)
+            assert bc_policy is not None and data is not None
+            _, grpo_state = timed("grpo", stage_grpo, ctx, bc_policy, data, greedy)
         if "eval" in cfg.stages:
             assert data is not None and bc_policy is not None
             out["eval"] = timed(

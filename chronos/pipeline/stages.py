@@ -164,10 +164,22 @@ def stage_bc(ctx: Context, data: BCData) -> tuple[PolicyMLP, dict[str, float]]:
     return res.policy, res.metrics
 
 
-def stage_grpo(ctx: Context, bc_policy: PolicyMLP) -> tuple[PolicyMLP, Any]:
+def stage_grpo(
+    ctx: Context, bc_policy: PolicyMLP, data: BCData, greedy: dict[str, Any]
+) -> tuple[PolicyMLP, Any]:
+    """GRPO from the BC policy; its self-imitation buffer starts from greedy's sequences."""
     from agents.grpo import train
+    from agents.self_imitation import greedy_buffer
     from chronos.stores.trajectories import TrajectoryLog
 
+    buffer = greedy_buffer(
+        ctx.cfg.grpo.self_imitation,
+        ctx.mdp.layout,
+        ctx.mdp.reward,
+        data,
+        greedy["kernels"],
+        [s.id for s in ctx.specs],
+    )
     policy = ckpt.load_policy(ckpt.policy_payload(bc_policy))
     ref = ckpt.load_policy(ckpt.policy_payload(bc_policy))
     with TrajectoryLog(ctx.run_dir / "trajectories.sqlite") as traj:
@@ -185,6 +197,7 @@ def stage_grpo(ctx: Context, bc_policy: PolicyMLP) -> tuple[PolicyMLP, Any]:
             progress=ctx.cfg.progress,
             tensorboard=ctx.cfg.tensorboard,
             stop_after_epoch=ctx.cfg.stop_after_epoch,
+            buffer=buffer,
         )
 
 

@@ -104,24 +104,38 @@ def _guided(ctx: Any, held: list[Any], rank: Any, k: int) -> dict[str, Any]:
     return {"k": k, "improvement": mean, "raw_improvement": mean, "kernels": kernels}
 
 
-def _greedy_rows(ctx: Any, held: list[Any]) -> dict[str, Any]:
-    """Greedy's result and measurements on the held-out kernels (the run's greedy.json)."""
+def _greedy_kernels(ctx: Any) -> list[dict[str, Any]]:
+    """Greedy's per-kernel rows (the run's greedy.json)."""
     path = ctx.run_dir / "greedy" / "greedy.json"
-    kernels = json.loads(path.read_text()).get("kernels", []) if path.exists() else []
-    by_id = {k["kernel_id"]: k for k in kernels}
+    return list(json.loads(path.read_text()).get("kernels", [])) if path.exists() else []
+
+
+def _greedy_rows(ctx: Any, held: list[Any]) -> dict[str, Any]:
+    """Greedy's result and measurements on the held-out kernels."""
+    by_id = {k["kernel_id"]: k for k in _greedy_kernels(ctx)}
     keep = ("improvement", "measurements")
     return {s.id: {k: by_id[s.id][k] for k in keep} for s in held if s.id in by_id}
 
 
-def grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP) -> PolicyMLP:
-    """A short GRPO run on every kernel not held out, in its own resumable fold directory."""
+def grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP, train_d: BCData) -> PolicyMLP:
+    """A short GRPO run on every kernel not held out, in its own resumable fold directory; its
+    self-imitation buffer starts from greedy's sequences on those kernels (`train_d`)."""
     from agents.grpo import train
+    from agents.self_imitation import greedy_buffer
     from chronos.stores.trajectories import TrajectoryLog
 
     cfg = replace(ctx.cfg.grpo, epochs=ctx.cfg.loko.grpo_epochs, eval_every=10**9)
     fold_dir = ctx.run_dir / "loko" / f"fold_{name}"
     held_ids = {s.id for s in held}
     specs = [s for s in ctx.specs if s.id not in held_ids]
+    buffer = greedy_buffer(
+        cfg.self_imitation,
+        ctx.mdp.layout,
+        ctx.mdp.reward,
+        train_d,
+        _greedy_kernels(ctx),
+        [s.id for s in specs],
+    )
     with TrajectoryLog(fold_dir / "trajectories.sqlite") as traj:
         policy, _ = train(
             cfg,
@@ -136,6 +150,7 @@ def grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP) -> PolicyMLP:
             resume=True,
             progress=False,
             tensorboard=False,
+            buffer=buffer,
         )
     return policy
 
@@ -200,7 +215,7 @@ def loko(
                 if rollouts:
                     row["bc"].update(_rollout(ctx, held_specs, mlp))
             if "grpo" in learners:
-                pol = grpo_fold(ctx, name, held_specs, mlp)
+                pol = grpo_fold(ctx, name, held_specs, mlp, train_d)
                 row["grpo"] = accuracy(mlp_predict(pol, held.obs, held.mask), held)
                 row["grpo"].update(_rollout(ctx, held_specs, pol))
         if "bcq_guided" in learners and model is not None and mlp is not None:
