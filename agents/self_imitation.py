@@ -34,6 +34,11 @@ import torch.nn.functional as F
 from agents.rollout import Episode
 from envs.spaces import Layout
 
+TIE = 1e-9
+"""Returns closer than this are a tie (the same kernel reached in another order sums its step
+rewards in another order); a tie keeps the incumbent, so greedy's sequence stays the one
+imitated until a rollout really beats it."""
+
 
 @dataclass
 class Best:
@@ -67,11 +72,12 @@ class SelfImitationBuffer:
         return len(self.best)
 
     def offer(self, kernel_id: str, candidate: Best) -> bool:
-        """Keep `candidate` if its return beats the kernel's best by more than `min_gain`."""
+        """Keep `candidate` if its return beats the kernel's best by more than `min_gain` (and
+        more than a float tie, `TIE`)."""
         cur = self.best.get(kernel_id)
         if not math.isfinite(candidate.ret) or len(candidate.action) == 0:
             return False
-        if cur is not None and candidate.ret <= cur.ret + self.min_gain:
+        if cur is not None and candidate.ret <= cur.ret + max(self.min_gain, TIE):
             return False
         self.best[kernel_id] = candidate
         return True

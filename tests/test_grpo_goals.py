@@ -62,6 +62,16 @@ def test_argmax_goal_needs_min_of_five_and_the_room() -> None:
     assert g["classes"] == {"a": "better>1%", "b": "tie", "c": "worse"}
     assert g["kernels_with_room"] == 2 and g["better_needed"] == 2
     assert g["better_gt_min_gain"] == 1 and not g["better_met"] and not g["never_worse_met"]
+    assert g["lower_return"] is None and abs(g["max_worse"] - (0.95 / 0.90 - 1)) < 1e-12
+    # by return: "d" drops a step that gains 0.2% (under the 0.5% step cost), "e" a 2% one
+    per_kernel |= {
+        "d": {"greedy": -0.102, "grpo": -0.10, "greedy_actions": ["x", "y"], "grpo_actions": ["x"]},
+        "e": {"greedy": -0.12, "grpo": -0.10, "greedy_actions": ["x", "y"], "grpo_actions": ["x"]},
+    }
+    rooms |= {"d": _room("d", 90, 90), "e": _room("e", 90, 90)}
+    g = G.argmax_goal(per_kernel, rooms, 0.01, step_cost=0.005)
+    assert g["classes"]["d"] == "worse" and g["classes"]["e"] == "worse"
+    assert g["lower_return_kernels"] == ["c", "e"] and not g["never_lower_return_met"]
     # no room anywhere: zero better kernels are needed
     flat = {k: _room(k, 90, 90) for k in per_kernel}
     assert G.argmax_goal(per_kernel, flat, 0.01)["better_needed"] == 0

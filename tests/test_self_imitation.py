@@ -49,6 +49,11 @@ def test_buffer_keeps_the_highest_return_per_kernel() -> None:
     assert buf.offer_episodes([_episode("k", [2, STOP], [0.5, -1.0], invalid=True)]) == 0
     assert buf.offer_episodes([_episode("k", [3, 4, STOP], [0.2, 0.1, -0.005])]) == 1
     assert buf.offer_episodes([_episode("j", [STOP], [-0.005])]) == 1
+    # the same return in another order (float sums differ in the last bit) is a tie
+    tie = SelfImitationBuffer(LAYOUT)
+    tie.offer_episodes([_episode("t", [0, 1, 2, STOP], [0.1, 0.2, 0.3, -0.005])])
+    assert tie.offer_episodes([_episode("t", [2, 1, 0, STOP], [0.3, 0.2, 0.1, -0.005])]) == 0
+    assert list(tie.best["t"].action) == [0, 1, 2, STOP]
     assert list(buf.best["k"].action) == [3, 4, STOP]
     assert buf.best["k"].ret == pytest.approx(0.295)
     assert buf.sources() == {"grpo": 2}
