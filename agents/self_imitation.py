@@ -182,8 +182,10 @@ def imitation_loss(
     `logits` are the policy's masked logits (illegal actions at -inf). A step counts as off
     the path unless the best known action's logit beats every other by more than `margin`
     (0: unless it is the argmax); with a margin the next policy-gradient step cannot flip
-    the argmax back by a hair. Returns the loss (summed over off-path steps, divided by all
-    steps, so it fades as the argmax comes back) and the share of steps off the path.
+    the argmax back by a hair. Returns the loss, the mean over the off-path steps only (the
+    paper's prioritized replay samples by `(R - V)+`, i.e. the steps that still need it, so
+    the push on one stray step does not fade as the others come back), and the share of
+    steps off the path.
     """
     if len(action) == 0:
         zero = logits.sum() * 0.0
@@ -192,7 +194,7 @@ def imitation_loss(
     others = logits.scatter(-1, action[:, None], -math.inf).max(dim=-1).values
     off = (chosen - others <= margin).detach()
     ce = F.cross_entropy(logits, action, reduction="none")
-    return (ce * off).sum() / len(action), off.double().mean()
+    return (ce * off).sum() / off.sum().clamp(min=1), off.double().mean()
 
 
 def greedy_buffer(
