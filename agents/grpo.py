@@ -84,8 +84,11 @@ class EvalResult:
 
     @property
     def score(self) -> float:
-        """Higher is better: mean raw log speed-up (what the promotion gate compares)."""
-        return float(np.mean([e.log_speedup for e in self.episodes]))
+        """Higher is better: the mean return of the argmax rollouts, the objective GRPO
+        maximizes (for the log_speedup reward: log speed-up less the step costs), and what the
+        promotion gate compares. The log speed-up alone would prefer a sequence that takes a
+        step worth less than its cost."""
+        return float(np.mean([e.ret for e in self.episodes]))
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -164,3 +164,23 @@ def test_update_brings_the_argmax_back_onto_the_best_path(with_episodes: bool) -
     assert float(weak) < 0.1  # most steps also lead by the margin
     off_cfg = GRPOConfig(self_imitation=SelfImitationConfig(coef=0.0))
     assert "losses/imitation" not in update(policy, ref, opt, episodes, adv, 1.0, off_cfg, gen, buf)
+
+
+def test_promotion_score_is_the_return_not_the_speedup() -> None:
+    """A step that gains less than its cost raises the log speed-up but lowers the return;
+    the gate compares returns, so a policy that learns to drop it is promoted."""
+    from agents.grpo import EvalResult
+
+    def ep(final: float, n: int) -> Episode:
+        e = _episode("k", [0] * n + [STOP], [0.0] * n + [-0.005])
+        e.final_cycles = final
+        gain = math.log(100.0 / final) if n else 0.0
+        for s in e.steps[:n]:
+            s.reward = gain / n - 0.005
+        return e
+
+    tiny_step = EvalResult(0, [ep(99.8, 1)])  # 0.2% faster for one 0.5% step
+    stop = EvalResult(0, [ep(100.0, 0)])
+    assert tiny_step.episodes[0].log_speedup > stop.episodes[0].log_speedup
+    assert stop.score > tiny_step.score
+    assert stop.score == pytest.approx(-0.005)
