@@ -92,7 +92,7 @@ def fold_traces(ctx: Any, data: Any, held: list[Any], args: argparse.Namespace) 
     mdp = ctx.mdp
     train = data.subset(np.flatnonzero(~np.isin(data.kernel, [s.id for s in held])))
     bc = train_mlp(train, ctx.cfg.bc, ctx.cfg.seed)
-    grpo = grpo_fold(ctx, "_".join(s.id for s in held)[:80], held, bc)
+    grpo = grpo_fold(ctx, "_".join(s.id for s in held)[:80], held, bc, train)
     runs: dict[str, Callable[[Any], Any]] = {
         "random": lambda s: random_search(mdp, s, args.episodes, ctx.cfg.seed, progress=False),
         "greedy": lambda s: greedy(mdp, s, progress=False),
