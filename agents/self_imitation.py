@@ -62,6 +62,27 @@ class Best:
         }
 
 
+def sequence_return(reward: Any, base: float, final: float, decisions: int) -> float:
+    """What the MDP pays for a valid sequence that took a kernel from `base` to `final` cycles
+    in `decisions` steps (stop included): the reward's gain, less a step cost per decision.
+    Both rewards telescope, so this is the sum of the rewards its steps earn."""
+    return float(reward.gain(base, final, base) - reward.step_cost * decisions)
+
+
+def greedy_returns(
+    data: Any, kernels: Sequence[Mapping[str, Any]], reward: Any
+) -> dict[str, float]:
+    """`sequence_return` of greedy's sequence on each kernel that has rows in `data`
+    (agents.bc.BCData: one row per decision, its stop included)."""
+    out: dict[str, float] = {}
+    for k in kernels:
+        kid = str(k["kernel_id"])
+        n = int(np.count_nonzero(data.kernel == kid))
+        if n:
+            out[kid] = sequence_return(reward, float(k["base_cycles"]), float(k["final_cycles"]), n)
+    return out
+
+
 class SelfImitationBuffer:
     """The highest-return episode known per kernel; a checkpoint stores `state()`."""
 
@@ -126,10 +147,11 @@ class SelfImitationBuffer:
                 continue
             idx = idx[np.argsort(data.step[idx], kind="stable")]
             k = rows[kid]
-            base, final = float(k["base_cycles"]), float(k["final_cycles"])
-            ret = reward.gain(base, final, base) - reward.step_cost * len(idx)
+            ret = sequence_return(
+                reward, float(k["base_cycles"]), float(k["final_cycles"]), len(idx)
+            )
             best = Best(
-                float(ret),
+                ret,
                 data.obs[idx].astype(np.float32),
                 data.mask[idx].astype(bool),
                 data.action[idx].astype(np.int64),

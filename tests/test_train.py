@@ -72,6 +72,18 @@ def test_ci_pipeline_end_to_end(cache: Path, tmp_path: Path) -> None:
             "lower bound: budget hit",
         )
         assert row["grpo_measurements"] >= 1 and row["greedy_measurements"] > 1
+    # the return greedy's sequence is credited with is what the MDP paid GRPO's argmax for the
+    # same sequence (the self-imitation buffer and the report's return row rest on it)
+    same = [k for k, r in ev["per_kernel"].items() if r["grpo_raw_actions"] == r["greedy_actions"]]
+    assert same, "BC's argmax follows greedy on a CI kernel"
+    for k in same:
+        row = ev["per_kernel"][k]
+        assert abs(row["grpo_return"] - row["greedy_return"]) < 1e-9, k
+    rets = [r["grpo_return"] for r in ev["per_kernel"].values()]
+    assert abs(ev["grpo_mean_return"] - sum(rets) / len(rets)) < 1e-12
+    lower = [k for k, r in ev["per_kernel"].items() if r["grpo_return"] < r["greedy_return"] - 1e-9]
+    assert ev["grpo_lower_return"] == sorted(lower)
+    assert "| Mean return (GRPO argmax, raw" in (tmp_path / "report.md").read_text()
     for name in ("bc.pt", "last.pt", "best.pt", "best.json"):
         assert (tmp_path / "checkpoints" / name).exists(), name
     prov = ckpt.load(tmp_path / "checkpoints" / "last.pt")["provenance"]

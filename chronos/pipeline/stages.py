@@ -223,6 +223,8 @@ def stage_eval(
 ) -> dict[str, Any]:
     """Final numbers for the success-criteria table, written to eval/summary.json."""
     from agents.grpo import evaluate
+    from agents.self_imitation import TIE as RETURN_TIE
+    from agents.self_imitation import greedy_returns
 
     best = ctx.run_dir / "checkpoints" / "best.pt"
     last = ctx.run_dir / "checkpoints" / "last.pt"
@@ -242,6 +244,7 @@ def stage_eval(
         if g and list(seq) != g["actions"] and cyc < g["final_cycles"] * (1 - min_gain):
             novel[(kid, seq)] = cyc / g["final_cycles"] - 1
     confirmed, rejected = confirm_fresh(ctx, novel, gk, min_gain)
+    g_ret = greedy_returns(data, greedy["kernels"], ctx.mdp.reward)
     summary: dict[str, Any] = {
         "backend": ctx.backend,
         "device": ctx.device,
@@ -249,6 +252,15 @@ def stage_eval(
         "n_kernels": len(ctx.specs),
         "checkpoint": str(src.name) if src.exists() else "bc",
         "greedy_mean_improvement": float(np.mean([k["improvement"] for k in greedy["kernels"]])),
+        # The objective GRPO maximizes and the promotion gate compares: log speed-up (for the
+        # default reward) less the step costs; a skipped sub-cost step is slower but better.
+        "greedy_mean_return": float(np.mean(list(g_ret.values()))) if g_ret else None,
+        "grpo_mean_return": ev.score,
+        "grpo_lower_return": sorted(
+            e.kernel_id
+            for e in ev.episodes
+            if e.kernel_id in g_ret and e.ret < g_ret[e.kernel_id] - RETURN_TIE
+        ),
         # Headline: guarded (the best verified state the argmax rollout measured, the input
         # included: never slower than it); raw: the rollout's final state.
         "grpo_mean_improvement": ev.mean_guarded_improvement,
@@ -268,7 +280,9 @@ def stage_eval(
             "rf_heldout": int(bc_metrics.get("rf/heldout/n_first", 0)),
         },
         "bc_metrics": bc_metrics,
-        "per_kernel": {kid: _kernel_row(gk.get(kid), ev, ev_bc, kid) for kid in ev.improvements},
+        "per_kernel": {
+            kid: _kernel_row(gk.get(kid), ev, ev_bc, kid, g_ret.get(kid)) for kid in ev.improvements
+        },
         # Counted only when a fresh process measures them better than greedy again.
         "novel_sequences": confirmed,
         "novel_rejected": rejected,
@@ -306,12 +320,16 @@ def confirm_fresh(
     return confirm_novel(novel, theirs, fresh, min_gain)
 
 
-def _kernel_row(g: dict[str, Any] | None, ev: Any, ev_bc: Any, kid: str) -> dict[str, Any]:
-    """One kernel's greedy, GRPO and BC results: guarded (headline) and raw, and the distinct
-    states each measured."""
+def _kernel_row(
+    g: dict[str, Any] | None, ev: Any, ev_bc: Any, kid: str, g_ret: float | None
+) -> dict[str, Any]:
+    """One kernel's greedy, GRPO and BC results: guarded (headline) and raw, the distinct
+    states each measured, and the return of greedy's sequence and of GRPO's argmax rollout."""
     grpo_ep = next(e for e in ev.episodes if e.kernel_id == kid)
     return {
         "greedy": g["improvement"] if g else None,
+        "greedy_return": g_ret,
+        "grpo_return": grpo_ep.ret,
         "greedy_actions": g["actions"] if g else None,
         "greedy_measurements": g.get("measurements") if g else None,
         "grpo": ev.guarded_improvements[kid],
