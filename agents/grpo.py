@@ -239,7 +239,8 @@ def update(
     """Clipped surrogate (clip-higher) + β·KL(π‖π_BC) + the entropy-floor hinge over every
     step; each step carries its episode's A and is scored at the temperature it was sampled at.
     With a self-imitation buffer, every gradient step also adds `self_imitation.coef` times
-    the cross-entropy on the buffered steps where the argmax leaves the best known path.
+    the cross-entropy on the buffered steps where the best known action does not lead the
+    others by `self_imitation.margin` logits.
 
     Dropout is off during updates (eval mode): with it on, the ratio of an unchanged policy is
     not 1 and clipping would fire on noise.
@@ -558,8 +559,9 @@ def train(
     """The GRPO loop; resumes from `run_dir/checkpoints/last.pt` when `resume` and it exists.
 
     `buffer` (agents.self_imitation) starts the self-imitation buffer, typically with greedy's
-    sequences; a resumed run continues from the buffer its checkpoint holds. Without one, or
-    with `self_imitation.coef` 0, the loop is the design's GRPO.
+    sequences; without one it starts empty and fills from the rollouts, and a resumed run
+    continues from the buffer its checkpoint holds. With `self_imitation.coef` 0 the loop is
+    the design's GRPO.
     """
     ckdir = run_dir / "checkpoints"
     last = ckdir / "last.pt"
@@ -567,8 +569,11 @@ def train(
     opt, state = start(cfg, policy, ref, last, resume)
     if cfg.self_imitation.coef <= 0:
         buffer = None
-    elif buffer is not None and state.imitation:
-        buffer.load_state(state.imitation)
+    else:
+        if buffer is None:
+            buffer = SelfImitationBuffer(mdp.layout, cfg.self_imitation.min_gain)
+        if state.imitation:
+            buffer.load_state(state.imitation)
     backend, device = str(provenance.get("backend", "")), str(provenance.get("device", ""))
     logger = open_logs(run_dir, state, provenance, traj, tensorboard)
     temp = TemperatureSchedule(**vars(cfg.temperature))

@@ -222,16 +222,12 @@ def imitation_loss(
 
 
 def greedy_buffer(
-    cfg: Any,
-    layout: Layout,
-    reward: Any,
-    data: Any,
-    kernels: Sequence[Mapping[str, Any]],
-    ids: Iterable[str],
+    cfg: Any, mdp: Any, data: Any, kernels: Sequence[Mapping[str, Any]], ids: Iterable[str]
 ) -> SelfImitationBuffer:
-    """The buffer a GRPO run on the kernels `ids` starts from (agents.config.
-    SelfImitationConfig `cfg`): greedy's sequences when `cfg.seed_greedy`, else empty."""
-    buffer = SelfImitationBuffer(layout, cfg.min_gain)
+    """The buffer a GRPO run on the kernels `ids` starts from (`cfg`: agents.config.
+    SelfImitationConfig; `mdp` gives the layout and the reward): greedy's sequences when
+    `cfg.seed_greedy`, else empty."""
+    buffer = SelfImitationBuffer(mdp.layout, cfg.min_gain)
     if cfg.seed_greedy:
-        buffer.seed_greedy(data, kernels, reward, ids)
+        buffer.seed_greedy(data, kernels, mdp.reward, ids)
     return buffer

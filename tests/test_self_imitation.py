@@ -4,6 +4,7 @@ and the GRPO update brings the argmax back onto it."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -89,16 +90,16 @@ def test_seed_greedy_return_is_what_the_mdp_pays() -> None:
     )
     rows = [{"kernel_id": "a", "base_cycles": 200.0, "final_cycles": 150.0},
             {"kernel_id": "b", "base_cycles": 10.0, "final_cycles": 10.0}]  # fmt: skip
-    reward = make_reward("log_speedup", step_cost=0.005)
-    buf = greedy_buffer(SelfImitationConfig(), LAYOUT, reward, data, rows, ["a", "b"])
+    mdp = SimpleNamespace(layout=LAYOUT, reward=make_reward("log_speedup", step_cost=0.005))
+    buf = greedy_buffer(SelfImitationConfig(), mdp, data, rows, ["a", "b"])
     assert set(buf.best) == {"a"}  # "b" has no rows in the data set
     assert list(buf.best["a"].action) == [2, 5, STOP]
     assert buf.best["a"].ret == pytest.approx(math.log(200 / 150) - 3 * 0.005)
     assert buf.best["a"].source == "greedy"
-    linear = make_reward("linear_speedup", step_cost=0.005)
-    buf = greedy_buffer(SelfImitationConfig(), LAYOUT, linear, data, rows, ["a"])
+    linear = SimpleNamespace(layout=LAYOUT, reward=make_reward("linear_speedup", step_cost=0.005))
+    buf = greedy_buffer(SelfImitationConfig(), linear, data, rows, ["a"])
     assert buf.best["a"].ret == pytest.approx(0.25 - 3 * 0.005)
-    off = greedy_buffer(SelfImitationConfig(seed_greedy=False), LAYOUT, reward, data, rows, ["a"])
+    off = greedy_buffer(SelfImitationConfig(seed_greedy=False), mdp, data, rows, ["a"])
     assert len(off) == 0
 
 

@@ -172,14 +172,8 @@ def stage_grpo(
     from agents.self_imitation import greedy_buffer
     from chronos.stores.trajectories import TrajectoryLog
 
-    buffer = greedy_buffer(
-        ctx.cfg.grpo.self_imitation,
-        ctx.mdp.layout,
-        ctx.mdp.reward,
-        data,
-        greedy["kernels"],
-        [s.id for s in ctx.specs],
-    )
+    ids = [s.id for s in ctx.specs]
+    buffer = greedy_buffer(ctx.cfg.grpo.self_imitation, ctx.mdp, data, greedy["kernels"], ids)
     policy = ckpt.load_policy(ckpt.policy_payload(bc_policy))
     ref = ckpt.load_policy(ckpt.policy_payload(bc_policy))
     with TrajectoryLog(ctx.run_dir / "trajectories.sqlite") as traj:

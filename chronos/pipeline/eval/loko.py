@@ -128,14 +128,8 @@ def grpo_fold(ctx: Any, name: str, held: list[Any], bc: PolicyMLP, train_d: BCDa
     fold_dir = ctx.run_dir / "loko" / f"fold_{name}"
     held_ids = {s.id for s in held}
     specs = [s for s in ctx.specs if s.id not in held_ids]
-    buffer = greedy_buffer(
-        cfg.self_imitation,
-        ctx.mdp.layout,
-        ctx.mdp.reward,
-        train_d,
-        _greedy_kernels(ctx),
-        [s.id for s in specs],
-    )
+    ids = [s.id for s in specs]
+    buffer = greedy_buffer(cfg.self_imitation, ctx.mdp, train_d, _greedy_kernels(ctx), ids)
     with TrajectoryLog(fold_dir / "trajectories.sqlite") as traj:
         policy, _ = train(
             cfg,
