@@ -25,8 +25,9 @@ it is replayed, but a lucky state stays lucky. `min_gain` keeps noise-level wins
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -51,15 +52,6 @@ class Best:
     mask: np.ndarray  # (T, n_actions) bool
     action: np.ndarray  # (T,) int64
     source: str  # "greedy" or "grpo"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ret": self.ret,
-            "obs": self.obs,
-            "mask": self.mask,
-            "action": self.action,
-            "source": self.source,
-        }
 
 
 def sequence_return(reward: Any, base: float, final: float, decisions: int) -> float:
@@ -175,15 +167,12 @@ class SelfImitationBuffer:
             torch.as_tensor(np.concatenate([b.action for b in entries])),
         )
 
-    def sources(self) -> dict[str, int]:
+    def sources(self) -> Counter[str]:
         """How many kernels' best episode came from each source."""
-        out: dict[str, int] = {}
-        for b in self.best.values():
-            out[b.source] = out.get(b.source, 0) + 1
-        return out
+        return Counter(b.source for b in self.best.values())
 
     def state(self) -> dict[str, dict[str, Any]]:
-        return {k: b.as_dict() for k, b in sorted(self.best.items())}
+        return {k: asdict(b) for k, b in sorted(self.best.items())}
 
     def load_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         self.best = {
