@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
 SMOKE = {
+    "action_effects": "| **mean over folds** (first) |",
     "assemble": "assemble_many",
     "budget": "| grpo |",
     "costmodel": "every figure is an ESTIMATE",
