@@ -4,8 +4,10 @@ beside itself)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,31 @@ def machine() -> str:
 
 
 def add_study_args(p: argparse.ArgumentParser, out: Path) -> None:
-    """The options of a LOKO/LOFO study script (feature_ablation, stop_safety)."""
+    """The options of a LOKO/LOFO study script (feature_ablation, stop_safety, action_effects)."""
     p.add_argument("--group", choices=("family", "kernel"), default="family")
     p.add_argument("--kernels", default="small", help="kernel set (conf/kernels): small, all")
     p.add_argument("--backend", default="emulated")
     p.add_argument("--store", default=None, help="measurement store (default: the default)")
     p.add_argument("--out", type=Path, default=out, help="run dir (json, md)")
     p.add_argument("--override", action="append", default=[], help="a Hydra override")
+
+
+def smoke_defaults(args: argparse.Namespace, default_out: Path, name: str) -> None:
+    """What a study's `--smoke` (CI) means: leave one kernel out (`study_context` picks the 2
+    CI kernels), no measurement store unless one is given, a fresh run dir unless --out is."""
+    args.group, args.store = "kernel", args.store or "null"
+    if args.out == default_out:
+        args.out = Path(tempfile.mkdtemp(prefix=f"{name}_smoke_"))
+
+
+def write_study(out: Path, stem: str, lines: list[str], payload: dict[str, Any]) -> None:
+    """Print a study's markdown and save it and its JSON as `<out>/<stem>.md` and `.json`
+    (an object JSON has no type for is written as its `str`)."""
+    print("\n".join(lines))
+    out = out.resolve()
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str))
+    print(f"wrote {out / stem}.md and {stem}.json")
 
 
 def study_context(args: argparse.Namespace) -> Any:

@@ -27,13 +27,11 @@ states and on all of greedy's states. Folds, learner settings and seed are those
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import add_study_args, study_context
+from _common import add_study_args, smoke_defaults, study_context, write_study
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.model_selection import LeaveOneGroupOut
 
@@ -204,9 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--smoke", action="store_true", help="2 CI kernels, leave one kernel out (CI)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.group, args.store = "kernel", args.store or "null"
-        if args.out == OUT:
-            args.out = Path(tempfile.mkdtemp(prefix="action_effects_smoke_"))
+        smoke_defaults(args, OUT, "action_effects")
     ctx = study_context(args)
     try:
         data, _ = stage_greedy(ctx)
@@ -218,12 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"# Action effects for Q ({label}, cost model {MODEL_VERSION})", ""]
     lines += markdown(res, k, label, args.group)
     lines += ["", f"git {ctx.provenance.get('git_revision')}, {len(ctx.specs)} kernels"]
-    print("\n".join(lines))
-    out = args.out.resolve()
-    (out / "effects.md").write_text("\n".join(lines) + "\n")
-    payload = {"backend": label, "group": args.group, "k": k, "folds": res}
-    (out / "effects.json").write_text(json.dumps(payload, indent=2))
-    print(f"wrote {out / 'effects.md'} and effects.json")
+    write_study(
+        args.out, "effects", lines, {"backend": label, "group": args.group, "k": k, "folds": res}
+    )
 
 
 if __name__ == "__main__":

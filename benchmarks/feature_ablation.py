@@ -21,14 +21,11 @@ data set is computed once; every rollout goes through the measurement store.
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from _common import add_study_args, study_context
+from _common import add_study_args, smoke_defaults, study_context, write_study
 
 from chronos.features import FEATURE_GROUPS
 from chronos.fmt import backend_label, rate
@@ -122,10 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--smoke", action="store_true", help="2 CI kernels, two feature sets (CI)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.group, args.store, args.rollouts = "kernel", args.store or "null", True
-        args.sets = args.sets or "all,ptx + hints (static)"
-        if args.out == OUT:
-            args.out = Path(tempfile.mkdtemp(prefix="ablation_smoke_"))
+        smoke_defaults(args, OUT, "ablation")
+        args.rollouts, args.sets = True, args.sets or "all,ptx + hints (static)"
     learners = [s for s in args.learners.split(",") if s]
     sets = feature_sets()
     if args.sets:
@@ -154,16 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"# Feature ablation ({label}, cost model {MODEL_VERSION})", ""]
     lines += markdown(results, learners, args.group)
     lines += ["", f"git {ctx.provenance.get('git_revision')}, {len(ctx.specs)} kernels"]
-    print("\n".join(lines))
-    out = args.out.resolve()
-    (out / "ablation.md").write_text("\n".join(lines) + "\n")
     payload = {"backend": label, "group": args.group, "sets": sets, "results": results}
-    (out / "ablation.json").write_text(json.dumps(payload, indent=2, default=_finite))
-    print(f"wrote {out / 'ablation.md'} and ablation.json")
-
-
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else str(x)
+    write_study(args.out, "ablation", lines, payload)
 
 
 if __name__ == "__main__":

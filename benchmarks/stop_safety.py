@@ -22,13 +22,11 @@ little of the gain shows the trade-off the policies' own stops face out of distr
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import add_study_args, study_context
+from _common import add_study_args, smoke_defaults, study_context, write_study
 from sklearn.model_selection import LeaveOneGroupOut
 
 from agents.bc import BCData, mlp_predict, train_mlp
@@ -140,9 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--smoke", action="store_true", help="2 CI kernels, leave one kernel out (CI)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.group, args.store = "kernel", args.store or "null"
-        if args.out == OUT:
-            args.out = Path(tempfile.mkdtemp(prefix="stop_safety_smoke_"))
+        smoke_defaults(args, OUT, "stop_safety")
     ctx = study_context(args)
     try:
         data, _ = stage_greedy(ctx)
@@ -154,12 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"# Stop safety of the first move ({label}, cost model {MODEL_VERSION})", ""]
     lines += markdown(table, label, args.group)
     lines += ["", f"git {ctx.provenance.get('git_revision')}, {len(ctx.specs)} kernels"]
-    print("\n".join(lines))
-    out = args.out.resolve()
-    (out / "safety.md").write_text("\n".join(lines) + "\n")
     payload = {"backend": label, "group": args.group, "table": table, "kernels": rows}
-    (out / "safety.json").write_text(json.dumps(payload, indent=2))
-    print(f"wrote {out / 'safety.md'} and safety.json")
+    write_study(args.out, "safety", lines, payload)
 
 
 if __name__ == "__main__":
