@@ -90,21 +90,25 @@ class QModel:
         return out
 
 
-def train_q(data: BCData, cfg: QConfig, seed: int, feature_groups: list[str] | None) -> QModel:
-    """Fit on every measured (state, action) pair of `data`; `feature_groups` as
-    `BCConfig.feature_groups` (None: all; the others enter as 0)."""
-    target = q_targets(data, cfg.invalid_gain)
-    n_actions = data.mask.shape[1]
-    keep = feature_keep(data, feature_groups)
-    stop = n_actions - 1
-    reg = ExtraTreesRegressor(
+def q_regressor(cfg: QConfig, seed: int) -> ExtraTreesRegressor:
+    """The unfitted regressor Q is, with `cfg`'s trees, depth and leaf size."""
+    return ExtraTreesRegressor(
         n_estimators=cfg.trees,
         max_depth=cfg.max_depth,
         min_samples_leaf=cfg.min_samples_leaf,
         random_state=seed,
         n_jobs=1,
     )
-    model = QModel(reg, keep, n_actions, stop)
+
+
+def train_q(data: BCData, cfg: QConfig, seed: int, feature_groups: list[str] | None) -> QModel:
+    """Fit on every measured (state, action) pair of `data`; `feature_groups` as
+    `BCConfig.feature_groups` (None: all; the others enter as 0)."""
+    target = q_targets(data, cfg.invalid_gain)
+    n_actions = data.mask.shape[1]
+    keep = feature_keep(data, feature_groups)
+    reg = q_regressor(cfg, seed)
+    model = QModel(reg, keep, n_actions, n_actions - 1)
     r, a = np.nonzero(~np.isnan(target))
     if len(r) == 0:
         raise ValueError("no measured children to learn from")

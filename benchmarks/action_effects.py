@@ -32,11 +32,10 @@ from typing import Any
 
 import numpy as np
 from _common import add_study_args, smoke_defaults, study_context, write_study
-from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.model_selection import LeaveOneGroupOut
 
 from agents.bc import BCData, feature_keep
-from agents.qvalue import QConfig, q_targets
+from agents.qvalue import QConfig, QModel, q_regressor, q_targets
 from chronos.features import FEATURE_NAMES, extract, group_mask
 from chronos.fmt import backend_label
 from chronos.measure.costmodel import MODEL_VERSION
@@ -97,13 +96,12 @@ def relief(obs: np.ndarray, static: np.ndarray, effect: np.ndarray) -> np.ndarra
 
 
 def rows(
-    variant: str, data: BCData, keep: np.ndarray, S: np.ndarray, D: np.ndarray, r: np.ndarray,
+    variant: str, base: QModel, data: BCData, S: np.ndarray, D: np.ndarray, r: np.ndarray,
     a: np.ndarray,
 ) -> np.ndarray:  # fmt: skip
-    """Regressor inputs of (row r, action a) pairs under `variant`."""
-    onehot = np.zeros((len(a), data.mask.shape[1]), np.float32)
-    onehot[np.arange(len(a)), a] = 1.0
-    parts = [data.obs[r] * keep, onehot]
+    """Regressor inputs of (row r, action a) pairs under `variant`: Q's own (`base.rows`),
+    then the variant's columns."""
+    parts = [base.rows(data.obs[r], a)]
     if variant != "Q":
         parts.append(D[r, a])
     if variant == "Q + effects + relief":
@@ -134,6 +132,7 @@ def study(ctx: Context, data: BCData, group: str) -> dict[str, dict[str, Any]]:
     q: QConfig = ctx.cfg.q
     target = q_targets(data, q.invalid_gain)
     keep = feature_keep(data, ctx.cfg.bc.feature_groups)
+    n_actions = data.mask.shape[1]
     k, step_cost = ctx.cfg.loko.guided_k, ctx.mdp.step_cost
     out: dict[str, dict[str, Any]] = {}
     for tr, te in LeaveOneGroupOut().split(data.obs, groups=groups):
@@ -141,19 +140,13 @@ def study(ctx: Context, data: BCData, group: str) -> dict[str, dict[str, Any]]:
         r, a = np.nonzero(~np.isnan(target[tr]))
         r = tr[r]
         hr, ha = np.nonzero(data.mask[te][:, :-1])
+        first = data.step[te] == 0
         out[name] = {}
         for variant in VARIANTS:
-            reg = ExtraTreesRegressor(
-                n_estimators=q.trees,
-                max_depth=q.max_depth,
-                min_samples_leaf=q.min_samples_leaf,
-                random_state=ctx.cfg.seed,
-                n_jobs=1,
-            )
-            reg.fit(rows(variant, data, keep, S, D, r, a), target[r, a])
-            pred = np.full((len(te), data.mask.shape[1] - 1), -np.inf)
-            pred[hr, ha] = reg.predict(rows(variant, data, keep, S, D, te[hr], ha))
-            first = data.step[te] == 0
+            model = QModel(q_regressor(q, ctx.cfg.seed), keep, n_actions, n_actions - 1)
+            model.reg.fit(rows(variant, model, data, S, D, r, a), target[r, a])
+            pred = np.full((len(te), n_actions - 1), -np.inf)
+            pred[hr, ha] = model.reg.predict(rows(variant, model, data, S, D, te[hr], ha))
             cells = {}
             for scope, sel in (("first", first), ("all", np.ones_like(first))):
                 got, best, n = captured(
