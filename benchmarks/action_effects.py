@@ -37,6 +37,7 @@ from sklearn.model_selection import LeaveOneGroupOut
 from agents.bc import BCData, feature_keep
 from agents.qvalue import QConfig, QModel, q_regressor, q_targets
 from chronos.features import FEATURE_NAMES, extract, group_mask
+from chronos.features.extract import BOUNDS
 from chronos.fmt import backend_label
 from chronos.measure.costmodel import MODEL_VERSION
 from chronos.pipeline.eval.loko import group_of
@@ -48,7 +49,6 @@ STATIC = group_mask(["ptx", "hints"])
 STATIC_NAMES = [n for n, keep in zip(FEATURE_NAMES, STATIC, strict=True) if keep]
 VARIANTS = ("Q", "Q + effects", "Q + effects + relief")
 MEMORY_FRACS = ("global_load_frac", "global_store_frac", "shared_load_frac", "shared_store_frac")
-BOUNDS = ("latency", "issue", "lsu", "l1", "l2", "dram")
 
 
 def static_effects(ctx: Context, data: BCData) -> tuple[np.ndarray, np.ndarray]:
